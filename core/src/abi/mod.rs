@@ -1,0 +1,81 @@
+//! The stable plugin ABI, generation 1: every type that crosses the host / plugin boundary.
+//!
+//! Only `abi_stable` and `#[repr(C)]` types appear here: no tokio, no std collections, no HTTP.
+//! A plugin exports a [`PluginModRef`] root module (see [`export_plugin!`](crate::export_plugin));
+//! the host loads it with `abi_stable`'s header path, checks [`ABI_VERSION`], reads
+//! [`PluginInfo`] and calls `open(mode, config_json)` to get an [`EngineBox`].
+//!
+//! Compatibility rule: this generation is frozen once released. Fields and methods are never
+//! added to [`PluginMod`] or [`Engine`]; small features travel through [`Engine::extension`]
+//! (old plugins answer [`ErrorCode::UNSUPPORTED`]); larger ones become a new generation that the
+//! host loads beside this one through an adapter.
+
+mod engine;
+mod error;
+mod guard;
+mod types;
+
+pub use engine::{ByteView, ByteViewBox, ChangeListener, ChangeListenerBox, Engine, EngineBox, Engine_TO, ByteView_TO, ChangeListener_TO};
+pub use error::{EngineError, ErrorCode, ErrorDetail};
+pub use guard::{guard, GuardedEngine};
+pub use types::*;
+
+use abi_stable::library::RootModule;
+use abi_stable::sabi_types::VersionStrings;
+use abi_stable::std_types::{RResult, RStr};
+use abi_stable::{declare_root_module_statics, StableAbi};
+
+/// The ABI generation this crate defines. Hosts load plugins with the same major and a minor
+/// no newer than their own.
+pub const ABI_VERSION: &str = "1.0.0";
+
+/// The root module every plugin exports.
+#[repr(C)]
+#[derive(StableAbi)]
+#[sabi(kind(Prefix(prefix_ref = PluginModRef)))]
+#[sabi(missing_field(panic))]
+pub struct PluginMod {
+    /// Name, version and the storage modes this plugin provides.
+    pub info: extern "C" fn() -> PluginInfo,
+    /// Opens the engine for `mode` with `config` (a JSON object of the `[storage]` settings).
+    #[sabi(last_prefix_field)]
+    pub open: extern "C" fn(mode: RStr<'_>, config: RStr<'_>) -> RResult<EngineBox, EngineError>,
+}
+
+impl RootModule for PluginModRef {
+    declare_root_module_statics! {PluginModRef}
+    const BASE_NAME: &'static str = "durable_streams_plugin";
+    const NAME: &'static str = "durable_streams_plugin";
+    const VERSION_STRINGS: VersionStrings = VersionStrings::new(ABI_VERSION);
+}
+
+/// Exports a plugin's root module. `$info` is a `fn() -> PluginInfo`, `$open` a
+/// `fn(&str, &str) -> Result<EngineBox, EngineError>`; both run under a panic guard.
+///
+/// ```ignore
+/// durable_streams_core::export_plugin!(info = my_info, open = my_open);
+/// ```
+#[macro_export]
+macro_rules! export_plugin {
+    (info = $info:path, open = $open:path) => {
+        #[::abi_stable::export_root_module]
+        pub fn durable_streams_root_module() -> $crate::abi::PluginModRef {
+            extern "C" fn __ds_info() -> $crate::abi::PluginInfo {
+                match ::std::panic::catch_unwind(|| $info()) {
+                    Ok(info) => info,
+                    Err(_) => $crate::abi::PluginInfo::panicked(),
+                }
+            }
+            extern "C" fn __ds_open(
+                mode: ::abi_stable::std_types::RStr<'_>,
+                config: ::abi_stable::std_types::RStr<'_>,
+            ) -> ::abi_stable::std_types::RResult<$crate::abi::EngineBox, $crate::abi::EngineError> {
+                $crate::abi::guard(|| $open(mode.as_str(), config.as_str()).into())
+            }
+            ::abi_stable::prefix_type::PrefixTypeTrait::leak_into_prefix($crate::abi::PluginMod {
+                info: __ds_info,
+                open: __ds_open,
+            })
+        }
+    };
+}

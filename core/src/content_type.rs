@@ -1,0 +1,67 @@
+//! Content types: comparison, JSON-mode detection and the SSE base64 rule.
+
+/// The media type without parameters, trimmed and lower-cased.
+pub fn essence(ct: &str) -> String {
+    ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+}
+
+/// Whether two content types name the same media type (parameters such as charset are ignored).
+pub fn matches(a: &str, b: &str) -> bool {
+    essence(a) == essence(b)
+}
+
+/// Whether the stream is in JSON mode (`application/json`, any parameters).
+pub fn is_json(ct: &str) -> bool {
+    essence(ct) == "application/json"
+}
+
+/// Whether SSE data events must be base64-encoded: anything but `text/*` and `application/json`.
+pub fn sse_needs_base64(ct: &str) -> bool {
+    let e = essence(ct);
+    !(e.starts_with("text/") || e == "application/json")
+}
+
+/// Whether the value is a syntactically plausible media type (`type/subtype`).
+pub fn is_valid(ct: &str) -> bool {
+    let e = essence(ct);
+    let mut parts = e.splitn(2, '/');
+    let (Some(t), Some(s)) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    let token = |x: &str| !x.is_empty() && x.bytes().all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b));
+    token(t) && token(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_with_charset_is_json() {
+        assert!(is_json("application/json; charset=utf-8"));
+        assert!(is_json("Application/JSON"));
+        assert!(!is_json("application/jsonx"));
+    }
+
+    #[test]
+    fn matching_ignores_params_and_case() {
+        assert!(matches("text/plain", "TEXT/plain; charset=utf-8"));
+        assert!(!matches("text/plain", "text/html"));
+    }
+
+    #[test]
+    fn base64_rule() {
+        assert!(!sse_needs_base64("text/plain"));
+        assert!(!sse_needs_base64("application/json"));
+        assert!(sse_needs_base64("application/octet-stream"));
+        assert!(sse_needs_base64("application/ndjson"));
+    }
+
+    #[test]
+    fn validity() {
+        assert!(is_valid("text/plain"));
+        assert!(is_valid("application/vnd.x+json; a=b"));
+        assert!(!is_valid("nonsense"));
+        assert!(!is_valid("/x"));
+    }
+}

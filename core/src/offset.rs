@@ -1,0 +1,117 @@
+//! Offsets: the opaque, lexicographically sortable position tokens the protocol hands to clients.
+//!
+//! Inside the server an offset is a byte position in the stream's logical data (for JSON streams,
+//! the position in its framed message bytes). On the wire it is 16 lowercase hex digits, so that
+//! string order equals numeric order and no reserved character (`, & = ? /`) can appear. The
+//! sentinels `-1` (start) and `now` (tail) are parsed but never generated.
+
+use std::fmt;
+
+/// A position in a stream, as minted by this server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Offset(pub u64);
+
+/// Width of the wire form, in hex digits.
+pub const OFFSET_WIRE_LEN: usize = 16;
+
+impl Offset {
+    pub const ZERO: Offset = Offset(0);
+
+    /// Parses the wire form. Only offsets this server could have produced are accepted.
+    pub fn parse(s: &str) -> Result<Offset, OffsetError> {
+        if s.len() != OFFSET_WIRE_LEN {
+            return Err(OffsetError::Malformed);
+        }
+        if !s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+            return Err(OffsetError::Malformed);
+        }
+        u64::from_str_radix(s, 16).map(Offset).map_err(|_| OffsetError::Malformed)
+    }
+}
+
+impl fmt::Display for Offset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+/// Where a read starts, as named by the `offset` query parameter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadFrom {
+    /// `-1` or no offset: the beginning of the stream.
+    Start,
+    /// `now`: the current tail.
+    Now,
+    /// A concrete offset.
+    At(Offset),
+}
+
+/// Why an offset was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OffsetError {
+    Empty,
+    Malformed,
+}
+
+impl fmt::Display for OffsetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OffsetError::Empty => f.write_str("offset must not be empty"),
+            OffsetError::Malformed => f.write_str("offset is not one this server issued"),
+        }
+    }
+}
+
+impl std::error::Error for OffsetError {}
+
+impl ReadFrom {
+    /// Parses a query-parameter value (`-1`, `now`, or a minted offset).
+    pub fn parse(s: &str) -> Result<ReadFrom, OffsetError> {
+        match s {
+            "" => Err(OffsetError::Empty),
+            "-1" => Ok(ReadFrom::Start),
+            "now" => Ok(ReadFrom::Now),
+            other => Offset::parse(other).map(ReadFrom::At),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_form_sorts_like_numbers() {
+        let a = Offset(9).to_string();
+        let b = Offset(10).to_string();
+        let c = Offset(u64::MAX).to_string();
+        assert!(a < b && b < c);
+        assert_eq!(a.len(), OFFSET_WIRE_LEN);
+    }
+
+    #[test]
+    fn round_trip() {
+        for v in [0, 1, 255, 1 << 40, u64::MAX] {
+            assert_eq!(Offset::parse(&Offset(v).to_string()), Ok(Offset(v)));
+        }
+    }
+
+    #[test]
+    fn sentinels_and_garbage() {
+        assert_eq!(ReadFrom::parse("-1"), Ok(ReadFrom::Start));
+        assert_eq!(ReadFrom::parse("now"), Ok(ReadFrom::Now));
+        assert_eq!(ReadFrom::parse(""), Err(OffsetError::Empty));
+        for bad in ["abc", "-2", "000000000000000G", "0000000000000000 ", "00000000000000000", "NOW", "000000000000000A"] {
+            assert!(ReadFrom::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn never_generates_sentinels_or_reserved_chars() {
+        for v in [0u64, 1, u64::MAX] {
+            let s = Offset(v).to_string();
+            assert!(s != "-1" && s != "now");
+            assert!(!s.contains([',', '&', '=', '?', '/']));
+        }
+    }
+}

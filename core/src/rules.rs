@@ -1,0 +1,223 @@
+//! The append decision: closure, content type, idempotent producers and `Stream-Seq`, in the
+//! order the protocol fixes. Every engine calls [`check_append`] under its own per-stream lock
+//! and commits the resulting [`WriterState`] change atomically with the data.
+
+use std::collections::HashMap;
+
+use crate::content_type;
+use crate::producer::{ProducerStamp, ProducerState};
+
+/// Per-stream writer state an engine keeps (and, if durable, persists with the data).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WriterState {
+    pub closed: bool,
+    /// The producer request that closed the stream, if a producer closed it.
+    pub closed_by: Option<ProducerStamp>,
+    /// Highest `Stream-Seq` accepted (byte-wise lexicographic).
+    pub last_stream_seq: Option<String>,
+    pub producers: HashMap<String, ProducerState>,
+}
+
+/// The parts of an append request the rules look at.
+#[derive(Clone, Copy, Debug)]
+pub struct AppendCheck<'a> {
+    /// The stream's content type.
+    pub stream_content_type: &'a str,
+    /// The request's content type, if it sent one.
+    pub content_type: Option<&'a str>,
+    pub body_is_empty: bool,
+    pub close: bool,
+    pub producer: Option<&'a ProducerStamp>,
+    pub stream_seq: Option<&'a str>,
+}
+
+/// What the engine should do with an append that passed the rules.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AppendDecision {
+    /// Write the body (possibly empty, for close-only) and apply `update`.
+    Accept(StateUpdate),
+    /// Nothing to write: a retried producer batch, or a repeated close. Answer success.
+    Duplicate { producer: Option<ProducerState> },
+}
+
+/// The writer-state change that must commit atomically with the appended bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateUpdate {
+    pub producer: Option<(String, ProducerState)>,
+    pub stream_seq: Option<String>,
+    pub close: bool,
+    pub closed_by: Option<ProducerStamp>,
+}
+
+/// Why an append was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AppendRejection {
+    Closed,
+    ContentTypeMismatch,
+    StreamSeqRegression,
+    StaleEpoch { current: u64 },
+    NewEpochSeqNotZero,
+    SequenceGap { expected: u64, received: u64 },
+}
+
+/// Decides an append against the stream's writer state. Pure: the caller applies the result.
+pub fn check_append(state: &WriterState, req: &AppendCheck<'_>) -> Result<AppendDecision, AppendRejection> {
+    let known = req.producer.and_then(|p| state.producers.get(&p.id).copied());
+    if let (Some(p), Some(s)) = (req.producer, known) {
+        if p.epoch < s.epoch {
+            return Err(AppendRejection::StaleEpoch { current: s.epoch });
+        }
+    }
+    if state.closed {
+        if let Some(p) = req.producer {
+            if state.closed_by.as_ref() == Some(p) {
+                return Ok(AppendDecision::Duplicate { producer: known });
+            }
+            if let Some(s) = known {
+                if p.epoch == s.epoch && p.seq <= s.last_seq && !(req.close && req.body_is_empty) {
+                    // A retried batch from before the close: it is already in the stream.
+                    return Ok(AppendDecision::Duplicate { producer: Some(s) });
+                }
+            }
+        }
+        if req.close && req.body_is_empty {
+            return Ok(AppendDecision::Duplicate { producer: known });
+        }
+        return Err(AppendRejection::Closed);
+    }
+    if !req.body_is_empty {
+        if let Some(ct) = req.content_type {
+            if !content_type::matches(ct, req.stream_content_type) {
+                return Err(AppendRejection::ContentTypeMismatch);
+            }
+        }
+    }
+    let mut producer_update = None;
+    if let Some(p) = req.producer {
+        match known {
+            Some(s) if p.epoch == s.epoch => {
+                if p.seq <= s.last_seq {
+                    return Ok(AppendDecision::Duplicate { producer: Some(s) });
+                }
+                if p.seq != s.last_seq + 1 {
+                    return Err(AppendRejection::SequenceGap { expected: s.last_seq + 1, received: p.seq });
+                }
+            }
+            Some(_) => {
+                if p.seq != 0 {
+                    return Err(AppendRejection::NewEpochSeqNotZero);
+                }
+            }
+            None => {
+                if p.seq != 0 {
+                    return Err(AppendRejection::SequenceGap { expected: 0, received: p.seq });
+                }
+            }
+        }
+        producer_update = Some((p.id.clone(), ProducerState { epoch: p.epoch, last_seq: p.seq }));
+    }
+    if let Some(seq) = req.stream_seq {
+        if let Some(last) = &state.last_stream_seq {
+            if seq.as_bytes() <= last.as_bytes() {
+                return Err(AppendRejection::StreamSeqRegression);
+            }
+        }
+    }
+    Ok(AppendDecision::Accept(StateUpdate {
+        producer: producer_update,
+        stream_seq: req.stream_seq.map(str::to_string),
+        close: req.close,
+        closed_by: if req.close { req.producer.cloned() } else { None },
+    }))
+}
+
+impl WriterState {
+    /// Applies an accepted update.
+    pub fn apply(&mut self, update: &StateUpdate) {
+        if let Some((id, st)) = &update.producer {
+            self.producers.insert(id.clone(), *st);
+        }
+        if let Some(seq) = &update.stream_seq {
+            self.last_stream_seq = Some(seq.clone());
+        }
+        if update.close {
+            self.closed = true;
+            self.closed_by = update.closed_by.clone();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stamp(epoch: u64, seq: u64) -> ProducerStamp {
+        ProducerStamp { id: "p".into(), epoch, seq }
+    }
+
+    fn check<'a>(state: &WriterState, p: Option<&'a ProducerStamp>, close: bool, empty: bool) -> Result<AppendDecision, AppendRejection> {
+        check_append(
+            state,
+            &AppendCheck { stream_content_type: "text/plain", content_type: Some("text/plain"), body_is_empty: empty, close, producer: p, stream_seq: None },
+        )
+    }
+
+    fn accept(state: &mut WriterState, p: &ProducerStamp) {
+        match check(state, Some(p), false, false).unwrap() {
+            AppendDecision::Accept(u) => state.apply(&u),
+            d => panic!("expected accept, got {d:?}"),
+        }
+    }
+
+    #[test]
+    fn producer_sequence_rules() {
+        let mut st = WriterState::default();
+        assert_eq!(check(&st, Some(&stamp(0, 1)), false, false), Err(AppendRejection::SequenceGap { expected: 0, received: 1 }));
+        accept(&mut st, &stamp(0, 0));
+        accept(&mut st, &stamp(0, 1));
+        assert!(matches!(check(&st, Some(&stamp(0, 1)), false, false), Ok(AppendDecision::Duplicate { .. })));
+        assert!(matches!(check(&st, Some(&stamp(0, 0)), false, false), Ok(AppendDecision::Duplicate { .. })));
+        assert_eq!(check(&st, Some(&stamp(0, 5)), false, false), Err(AppendRejection::SequenceGap { expected: 2, received: 5 }));
+        assert_eq!(check(&st, Some(&stamp(1, 3)), false, false), Err(AppendRejection::NewEpochSeqNotZero));
+        accept(&mut st, &stamp(1, 0));
+        assert_eq!(check(&st, Some(&stamp(0, 2)), false, false), Err(AppendRejection::StaleEpoch { current: 1 }));
+    }
+
+    #[test]
+    fn closed_stream_rules() {
+        let mut st = WriterState::default();
+        let closer = stamp(0, 0);
+        match check(&st, Some(&closer), true, false).unwrap() {
+            AppendDecision::Accept(u) => st.apply(&u),
+            d => panic!("{d:?}"),
+        }
+        assert!(st.closed);
+        assert!(matches!(check(&st, Some(&closer), true, false), Ok(AppendDecision::Duplicate { .. })));
+        assert_eq!(check(&st, None, false, false), Err(AppendRejection::Closed));
+        assert_eq!(check(&st, None, true, false), Err(AppendRejection::Closed));
+        assert!(matches!(check(&st, None, true, true), Ok(AppendDecision::Duplicate { .. })));
+        assert_eq!(check(&st, Some(&stamp(0, 1)), false, false), Err(AppendRejection::Closed));
+        // A stale epoch is fenced with 403 even on a closed stream.
+        st.producers.insert("p".into(), ProducerState { epoch: 2, last_seq: 0 });
+        assert_eq!(check(&st, Some(&stamp(1, 0)), false, false), Err(AppendRejection::StaleEpoch { current: 2 }));
+    }
+
+    #[test]
+    fn closed_is_checked_before_content_type() {
+        let st = WriterState { closed: true, ..Default::default() };
+        let r = check_append(
+            &st,
+            &AppendCheck { stream_content_type: "text/plain", content_type: Some("application/json"), body_is_empty: false, close: false, producer: None, stream_seq: None },
+        );
+        assert_eq!(r, Err(AppendRejection::Closed));
+    }
+
+    #[test]
+    fn stream_seq_is_bytewise() {
+        let st = WriterState { last_stream_seq: Some("2".into()), ..Default::default() };
+        let req = |seq| AppendCheck { stream_content_type: "text/plain", content_type: None, body_is_empty: false, close: false, producer: None, stream_seq: Some(seq) };
+        assert_eq!(check_append(&st, &req("10")), Err(AppendRejection::StreamSeqRegression));
+        assert_eq!(check_append(&st, &req("2")), Err(AppendRejection::StreamSeqRegression));
+        assert!(check_append(&st, &req("3")).is_ok());
+    }
+}

@@ -4,6 +4,10 @@
 //! the position in its framed message bytes). On the wire it is 16 lowercase hex digits, so that
 //! string order equals numeric order and no reserved character (`, & = ? /`) can appear. The
 //! sentinels `-1` (start) and `now` (tail) are parsed but never generated.
+//!
+//! Wire form: `RRRRRRRRRRRRRRRR_PPPPPPPPPPPPPPPP`, two 16-digit zero-padded decimals. The first
+//! part is reserved (always zero today); the second is the position. Clients (and the official
+//! conformance suite) treat `0000000000000000_0000000000000000` as the start of a stream.
 
 use std::fmt;
 
@@ -11,27 +15,32 @@ use std::fmt;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Offset(pub u64);
 
-/// Width of the wire form, in hex digits.
-pub const OFFSET_WIRE_LEN: usize = 16;
+/// Length of the wire form.
+pub const OFFSET_WIRE_LEN: usize = 33;
+
+/// Largest position the wire form can carry.
+pub const MAX_POSITION: u64 = 9_999_999_999_999_999;
 
 impl Offset {
     pub const ZERO: Offset = Offset(0);
 
     /// Parses the wire form. Only offsets this server could have produced are accepted.
     pub fn parse(s: &str) -> Result<Offset, OffsetError> {
-        if s.len() != OFFSET_WIRE_LEN {
+        let b = s.as_bytes();
+        if b.len() != OFFSET_WIRE_LEN || b[16] != b'_' {
             return Err(OffsetError::Malformed);
         }
-        if !s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        let (reserved, pos) = (&s[..16], &s[17..]);
+        if !reserved.bytes().all(|c| c == b'0') || !pos.bytes().all(|c| c.is_ascii_digit()) {
             return Err(OffsetError::Malformed);
         }
-        u64::from_str_radix(s, 16).map(Offset).map_err(|_| OffsetError::Malformed)
+        pos.parse().map(Offset).map_err(|_| OffsetError::Malformed)
     }
 }
 
 impl fmt::Display for Offset {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016x}", self.0)
+        write!(f, "0000000000000000_{:016}", self.0.min(MAX_POSITION))
     }
 }
 
@@ -84,14 +93,14 @@ mod tests {
     fn wire_form_sorts_like_numbers() {
         let a = Offset(9).to_string();
         let b = Offset(10).to_string();
-        let c = Offset(u64::MAX).to_string();
+        let c = Offset(MAX_POSITION).to_string();
         assert!(a < b && b < c);
         assert_eq!(a.len(), OFFSET_WIRE_LEN);
     }
 
     #[test]
     fn round_trip() {
-        for v in [0, 1, 255, 1 << 40, u64::MAX] {
+        for v in [0, 1, 255, 1 << 40, MAX_POSITION] {
             assert_eq!(Offset::parse(&Offset(v).to_string()), Ok(Offset(v)));
         }
     }
@@ -101,14 +110,15 @@ mod tests {
         assert_eq!(ReadFrom::parse("-1"), Ok(ReadFrom::Start));
         assert_eq!(ReadFrom::parse("now"), Ok(ReadFrom::Now));
         assert_eq!(ReadFrom::parse(""), Err(OffsetError::Empty));
-        for bad in ["abc", "-2", "000000000000000G", "0000000000000000 ", "00000000000000000", "NOW", "000000000000000A"] {
+        assert_eq!(ReadFrom::parse("0000000000000000_0000000000000000"), Ok(ReadFrom::At(Offset(0))));
+        for bad in ["abc", "-2", "0000000000000000_000000000000000x", "0000000000000000-0000000000000000", "9999999999999999_9999999999999999", "NOW", "0,1", "0 1", "0000000000000000_000000000000000"] {
             assert!(ReadFrom::parse(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn never_generates_sentinels_or_reserved_chars() {
-        for v in [0u64, 1, u64::MAX] {
+        for v in [0u64, 1, MAX_POSITION] {
             let s = Offset(v).to_string();
             assert!(s != "-1" && s != "now");
             assert!(!s.contains([',', '&', '=', '?', '/']));

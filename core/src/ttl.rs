@@ -71,3 +71,57 @@ mod tests {
         assert_eq!(format_unix_ms(1000), "1970-01-01T00:00:01Z");
     }
 }
+
+use crate::abi::Lifetime;
+use abi_stable::std_types::ROption;
+
+/// A fork's lifetime from its source's and its request's (the protocol's inheritance table):
+/// anything requested wins; otherwise the source's TTL or Expires-At is inherited.
+pub fn fork_lifetime(source: Lifetime, requested: Lifetime) -> Lifetime {
+    if requested.ttl_secs.is_some() || requested.expires_at_ms.is_some() {
+        requested
+    } else {
+        source
+    }
+}
+
+/// Whether a stream with `lifetime`, last read or written at `last_access_ms`, has ended at `now_ms`.
+pub fn is_expired(lifetime: Lifetime, last_access_ms: u64, now_ms: u64) -> bool {
+    if let ROption::RSome(at) = lifetime.expires_at_ms {
+        if now_ms >= at {
+            return true;
+        }
+    }
+    if let ROption::RSome(ttl) = lifetime.ttl_secs {
+        if now_ms >= last_access_ms.saturating_add(ttl.saturating_mul(1000)) {
+            return true;
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod lifetime_tests {
+    use super::*;
+
+    fn lt(ttl: Option<u64>, at: Option<u64>) -> Lifetime {
+        Lifetime { ttl_secs: ttl.into(), expires_at_ms: at.into() }
+    }
+
+    #[test]
+    fn inheritance_table() {
+        assert_eq!(fork_lifetime(lt(None, None), lt(None, None)), lt(None, None));
+        assert_eq!(fork_lifetime(lt(Some(5), None), lt(None, None)), lt(Some(5), None));
+        assert_eq!(fork_lifetime(lt(None, Some(9)), lt(None, None)), lt(None, Some(9)));
+        assert_eq!(fork_lifetime(lt(None, Some(9)), lt(Some(1), None)), lt(Some(1), None));
+        assert_eq!(fork_lifetime(lt(Some(5), None), lt(None, Some(7))), lt(None, Some(7)));
+    }
+
+    #[test]
+    fn expiry() {
+        assert!(!is_expired(lt(None, None), 0, u64::MAX));
+        assert!(is_expired(lt(Some(1), None), 1000, 2000));
+        assert!(!is_expired(lt(Some(1), None), 1000, 1999));
+        assert!(is_expired(lt(None, Some(50)), 0, 50));
+    }
+}

@@ -1,0 +1,206 @@
+//! Configuration: typed settings layered by the `config` crate; owns no I/O beyond reading its files.
+//!
+//! Order, later overriding earlier: built-in defaults, `config/default.toml`,
+//! `config/<profile>.toml`, `config/local.toml`, `--config <path>`, `DS_*` environment variables
+//! (`DS_SECTION__KEY`). Unknown keys are refused so a misspelling cannot pass silently.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The whole server configuration.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub http: HttpConfig,
+    pub limits: LimitsConfig,
+    pub storage: StorageConfig,
+    pub tls: TlsConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub bind_address: String,
+    pub port: u16,
+    pub long_poll_timeout_secs: u64,
+    /// Overrides `long_poll_timeout_secs` when set (for tests that need sub-second timeouts).
+    pub long_poll_timeout_ms: Option<u64>,
+    pub sse_reconnect_interval_secs: u64,
+    pub header_read_timeout_secs: u64,
+    pub sweep_interval_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            bind_address: "0.0.0.0".into(),
+            port: 4437,
+            long_poll_timeout_secs: 30,
+            long_poll_timeout_ms: None,
+            sse_reconnect_interval_secs: 60,
+            header_read_timeout_secs: 10,
+            sweep_interval_secs: 5,
+        }
+    }
+}
+
+impl ServerConfig {
+    pub fn long_poll_timeout(&self) -> Duration {
+        match self.long_poll_timeout_ms {
+            Some(ms) => Duration::from_millis(ms),
+            None => Duration::from_secs(self.long_poll_timeout_secs),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    pub stream_base_path: String,
+    /// `*` or a comma-separated list of allowed origins.
+    pub cors_origins: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig { stream_base_path: "/v1/stream".into(), cors_origins: "*".into() }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    pub max_body_bytes: u64,
+    pub max_read_chunk_bytes: u64,
+    /// 0 means unlimited.
+    pub max_memory_bytes: u64,
+    /// 0 means unlimited.
+    pub max_stream_bytes: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig { max_body_bytes: 64 << 20, max_read_chunk_bytes: 1 << 20, max_memory_bytes: 0, max_stream_bytes: 0 }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    pub mode: String,
+    pub data_dir: PathBuf,
+    /// Extra directory scanned for plugin `.so` files (beside the bundled ones).
+    pub plugin_dir: Option<PathBuf>,
+    /// Plugin name to use when several plugins provide `mode`.
+    pub plugin: Option<String>,
+    pub acid_shard_count: u32,
+    pub acid_backend: String,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            mode: "memory".into(),
+            data_dir: PathBuf::from("./data"),
+            plugin_dir: None,
+            plugin: None,
+            acid_shard_count: 16,
+            acid_backend: "file".into(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    pub cert_path: Option<PathBuf>,
+    pub key_path: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub rust_log: String,
+    /// `text` or `json`.
+    pub format: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { rust_log: "info".into(), format: "text".into() }
+    }
+}
+
+/// Where to find configuration files.
+#[derive(Clone, Debug, Default)]
+pub struct ConfigLoadOptions {
+    /// Directory holding `default.toml`, profiles and `local.toml` (default `./config`).
+    pub config_dir: Option<PathBuf>,
+    pub profile: Option<String>,
+    pub config_file: Option<PathBuf>,
+    /// Skip `DS_*` environment variables (for tests).
+    pub ignore_env: bool,
+}
+
+/// A configuration that could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration error: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration error: {key}: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+impl Config {
+    /// Loads configuration from all sources in order.
+    pub fn load(opts: &ConfigLoadOptions) -> Result<Config, ConfigError> {
+        let dir = opts.config_dir.clone().unwrap_or_else(|| PathBuf::from("config"));
+        let mut b = config::Config::builder()
+            .add_source(config::Config::try_from(&Config::default())?)
+            .add_source(config::File::from(dir.join("default.toml")).required(false));
+        if let Some(p) = &opts.profile {
+            b = b.add_source(config::File::from(dir.join(format!("{p}.toml"))).required(true));
+        }
+        b = b.add_source(config::File::from(dir.join("local.toml")).required(false));
+        if let Some(f) = &opts.config_file {
+            b = b.add_source(config::File::from(f.clone()).required(true));
+        }
+        if !opts.ignore_env {
+            b = b.add_source(config::Environment::with_prefix("DS").prefix_separator("_").separator("__").try_parsing(true));
+        }
+        let cfg: Config = b.build()?.try_deserialize()?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks values that parse but cannot work.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, reason: &str| Err(ConfigError::Invalid { key, reason: reason.to_string() });
+        let base = &self.http.stream_base_path;
+        if !base.starts_with('/') {
+            return invalid("http.stream_base_path", "must start with '/'");
+        }
+        if self.storage.mode.trim().is_empty() {
+            return invalid("storage.mode", "must not be empty");
+        }
+        if self.limits.max_body_bytes == 0 {
+            return invalid("limits.max_body_bytes", "must be greater than 0");
+        }
+        if self.limits.max_read_chunk_bytes < 4096 {
+            return invalid("limits.max_read_chunk_bytes", "must be at least 4096");
+        }
+        if self.server.sse_reconnect_interval_secs == 0 {
+            return invalid("server.sse_reconnect_interval_secs", "must be greater than 0");
+        }
+        Ok(())
+    }
+
+    /// The stream base path without a trailing slash (`""` for `/`).
+    pub fn base_path(&self) -> &str {
+        self.http.stream_base_path.trim_end_matches('/')
+    }
+}

@@ -1,0 +1,39 @@
+//! `Stream-Cursor`: 20-second intervals since 2024-10-09T00:00:00Z, never going backwards.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rand::Rng;
+
+const EPOCH_SECS: u64 = 1_728_432_000;
+const INTERVAL_SECS: u64 = 20;
+
+/// The cursor to return, given the client's `cursor` parameter.
+pub fn next_cursor(client: Option<&str>) -> String {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let current = now.saturating_sub(EPOCH_SECS) / INTERVAL_SECS;
+    let client = client.and_then(|c| c.parse::<u64>().ok());
+    let value = match client {
+        Some(c) if c >= current => {
+            let jitter_secs = rand::thread_rng().gen_range(1..=3600u64);
+            c + (jitter_secs / INTERVAL_SECS).max(1)
+        }
+        _ => current,
+    };
+    value.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strictly_greater_than_a_current_or_future_client_cursor() {
+        let now: u64 = next_cursor(None).parse().unwrap();
+        for c in [now, now + 5, now + 10_000] {
+            let next: u64 = next_cursor(Some(&c.to_string())).parse().unwrap();
+            assert!(next > c);
+        }
+        let old: u64 = next_cursor(Some("1")).parse().unwrap();
+        assert_eq!(old, now);
+    }
+}

@@ -1,0 +1,53 @@
+//! GET `live=long-poll`: answer at once when data is there, else wait for a write, a close or the timeout.
+
+use std::pin::pin;
+
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use durable_streams_core::{Offset, ReadFrom};
+
+use super::cursor::next_cursor;
+use super::error::ApiError;
+use super::headers as h;
+use super::query::ReadQuery;
+use super::read::{data_response, read_step, Chunk};
+use crate::state::AppState;
+
+fn no_content(chunk: &Chunk, cursor: Option<String>) -> Response {
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    let out = resp.headers_mut();
+    out.insert(h::STREAM_NEXT_OFFSET, super::offset_value(chunk.next));
+    out.insert(h::STREAM_UP_TO_DATE, HeaderValue::from_static("true"));
+    out.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if chunk.at_eof() {
+        out.insert(h::STREAM_CLOSED, HeaderValue::from_static("true"));
+    } else if let Some(Ok(v)) = cursor.map(|c| HeaderValue::from_str(&c)) {
+        out.insert(h::STREAM_CURSOR, v);
+    }
+    resp
+}
+
+pub async fn handle(state: &AppState, name: String, parts: &Parts, q: &ReadQuery) -> Result<Response, ApiError> {
+    let deadline = tokio::time::Instant::now() + state.config.server.long_poll_timeout();
+    let cursor = || Some(next_cursor(q.cursor.as_deref()));
+    let waiter = state.live.watch(&name);
+    let mut from = q.from;
+    loop {
+        let notified = waiter.notify.notified();
+        let mut notified = pin!(notified);
+        notified.as_mut().enable();
+        let chunk = read_step(state, &name, from).await?;
+        if !chunk.data.is_empty() {
+            return Ok(data_response(parts, &chunk, cursor(), true));
+        }
+        if chunk.at_eof() || state.readiness.is_draining() {
+            return Ok(no_content(&chunk, cursor()));
+        }
+        from = ReadFrom::At(Offset(chunk.next));
+        tokio::select! {
+            _ = notified => continue,
+            _ = tokio::time::sleep_until(deadline) => return Ok(no_content(&chunk, cursor())),
+        }
+    }
+}

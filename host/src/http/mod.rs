@@ -1,0 +1,113 @@
+//! The HTTP surface: routes, one module per protocol operation, and the layers every response gets.
+
+mod append;
+mod body;
+mod create;
+mod cursor;
+mod delete;
+pub mod error;
+mod head;
+pub mod headers;
+mod longpoll;
+mod path;
+pub mod query;
+mod read;
+mod sse;
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderName, HeaderValue, Method, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::Router;
+use durable_streams_core::Offset;
+use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::state::AppState;
+use error::ApiError;
+use query::{LiveMode, ReadQuery};
+
+/// A position as a `Stream-Next-Offset` header value.
+pub(crate) fn offset_value(pos: u64) -> HeaderValue {
+    HeaderValue::from_str(&Offset(pos).to_string()).expect("offsets are ASCII")
+}
+
+async fn stream_route(State(state): State<Arc<AppState>>, req: Request<Body>) -> Response {
+    let (parts, body) = req.into_parts();
+    let name = match path::stream_name(state.config.base_path(), parts.uri.path()) {
+        Ok(n) => n,
+        Err(e) => return e.into_response(),
+    };
+    let result = match parts.method {
+        Method::PUT => create::handle(&state, name, &parts, body).await,
+        Method::POST => append::handle(&state, name, &parts, body).await,
+        Method::HEAD => head::handle(&state, name).await,
+        Method::DELETE => delete::handle(&state, name).await,
+        Method::GET => match ReadQuery::parse(parts.uri.query()) {
+            Err(e) => Err(e),
+            Ok(q) => match q.live {
+                LiveMode::CatchUp => read::catch_up(&state, name, &parts, &q).await,
+                LiveMode::LongPoll => longpoll::handle(&state, name, &parts, &q).await,
+                LiveMode::Sse => sse::handle(state.clone(), name, &q).await,
+            },
+        },
+        Method::OPTIONS => Ok(StatusCode::NO_CONTENT.into_response()),
+        _ => Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed", "use GET, HEAD, PUT, POST or DELETE")),
+    };
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn healthz() -> impl IntoResponse {
+    (StatusCode::OK, [(axum::http::header::CONTENT_TYPE, "application/json")], r#"{"status":"ok"}"#)
+}
+
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    if state.storage.is_poisoned() {
+        return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", "storage engine is poisoned").into_response();
+    }
+    if !state.readiness.is_ready() {
+        return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", "not ready").into_response();
+    }
+    (StatusCode::OK, [(axum::http::header::CONTENT_TYPE, "application/json")], r#"{"status":"ready"}"#).into_response()
+}
+
+async fn not_found() -> Response {
+    ApiError::new(StatusCode::NOT_FOUND, "Not Found", "no such route").into_response()
+}
+
+fn cors(origins: &str) -> CorsLayer {
+    let allow_origin = if origins.trim() == "*" {
+        AllowOrigin::any()
+    } else {
+        let list: Vec<HeaderValue> = origins.split(',').filter_map(|o| HeaderValue::from_str(o.trim()).ok()).collect();
+        AllowOrigin::list(list)
+    };
+    let expose: Vec<HeaderName> = headers::EXPOSED.iter().map(|h| HeaderName::from_static(h)).collect();
+    CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods([Method::GET, Method::HEAD, Method::PUT, Method::POST, Method::DELETE, Method::OPTIONS])
+        .allow_headers(AllowHeaders::mirror_request())
+        .expose_headers(expose)
+        .max_age(std::time::Duration::from_secs(86400))
+}
+
+/// The router for a prepared state: health endpoints plus the protocol under the base path.
+pub fn router(state: Arc<AppState>) -> Router {
+    let base = state.config.base_path().to_string();
+    let mut app = Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz));
+    if base.is_empty() {
+        app = app.route("/{*name}", any(stream_route));
+    } else {
+        app = app.route(&format!("{base}/{{*name}}"), any(stream_route));
+    }
+    let origins = state.config.http.cors_origins.clone();
+    app.fallback(not_found)
+        .with_state(state)
+        .layer(DefaultBodyLimit::disable())
+        .layer(cors(&origins))
+        .layer(SetResponseHeaderLayer::overriding(HeaderName::from_static("x-content-type-options"), HeaderValue::from_static("nosniff")))
+        .layer(SetResponseHeaderLayer::overriding(HeaderName::from_static("cross-origin-resource-policy"), HeaderValue::from_static("cross-origin")))
+}

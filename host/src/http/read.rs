@@ -1,0 +1,132 @@
+//! GET catch-up reads, and the read step, ETag and headers shared with the live modes.
+
+use abi_stable::std_types::RStr;
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use durable_streams_core::abi::{ByteViewBox, ReadRequest, ReadStart, StreamMeta};
+use durable_streams_core::{content_type, ReadFrom};
+
+use super::body::ChunkBody;
+use super::error::ApiError;
+use super::headers as h;
+use super::query::ReadQuery;
+use crate::state::{now_ms, AppState};
+
+/// Plugin-owned bytes exposed to `Bytes` without a copy.
+struct View(ByteViewBox);
+
+impl AsRef<[u8]> for View {
+    fn as_ref(&self) -> &[u8] {
+        self.0.bytes().as_slice()
+    }
+}
+
+/// One read step's result.
+pub struct Chunk {
+    /// Raw stored bytes (framed JSON for JSON streams).
+    pub data: Bytes,
+    pub start: u64,
+    pub next: u64,
+    pub meta: StreamMeta,
+}
+
+impl Chunk {
+    pub fn up_to_date(&self) -> bool {
+        self.next >= self.meta.tail
+    }
+    /// Closed and this response reaches the final offset.
+    pub fn at_eof(&self) -> bool {
+        self.meta.closed && self.up_to_date()
+    }
+    pub fn is_json(&self) -> bool {
+        content_type::is_json(&self.meta.content_type)
+    }
+    /// The response body chunks: JSON streams as one array, others as stored.
+    pub fn body_parts(&self) -> Vec<Bytes> {
+        if self.is_json() {
+            if self.data.is_empty() {
+                return vec![Bytes::from_static(b"[]")];
+            }
+            vec![Bytes::from_static(b"["), self.data.slice(..self.data.len() - 1), Bytes::from_static(b"]")]
+        } else {
+            vec![self.data.clone()]
+        }
+    }
+    pub fn etag(&self) -> String {
+        format!("\"{}:{}:{}{}\"", self.meta.incarnation, self.start, self.next, if self.at_eof() { ":c" } else { "" })
+    }
+}
+
+/// Reads from `from` (a position, or the tail).
+pub async fn read_step(state: &AppState, name: &str, from: ReadFrom) -> Result<Chunk, ApiError> {
+    let (start, position) = match from {
+        ReadFrom::Start => (ReadStart::At, 0),
+        ReadFrom::At(o) => (ReadStart::At, o.0),
+        ReadFrom::Now => (ReadStart::Tail, 0),
+    };
+    let max = state.config.limits.max_read_chunk_bytes;
+    let n = name.to_string();
+    let chunk = state
+        .storage
+        .call(move |e| e.read(&ReadRequest { name: RStr::from(n.as_str()), start, position, max_bytes: max, now_ms: now_ms() }))
+        .await?;
+    let begin = if start == ReadStart::Tail { chunk.next } else { position };
+    let next = chunk.next;
+    let meta = chunk.meta.clone();
+    let data = Bytes::from_owner(View(chunk.data));
+    Ok(Chunk { data, start: begin, next, meta })
+}
+
+/// Headers common to catch-up and long-poll data responses.
+pub fn data_headers(out: &mut HeaderMap, chunk: &Chunk) {
+    if let Ok(v) = HeaderValue::from_str(&chunk.meta.content_type) {
+        out.insert(header::CONTENT_TYPE, v);
+    }
+    out.insert(h::STREAM_NEXT_OFFSET, super::offset_value(chunk.next));
+    if chunk.up_to_date() {
+        out.insert(h::STREAM_UP_TO_DATE, HeaderValue::from_static("true"));
+    }
+    if chunk.at_eof() {
+        out.insert(h::STREAM_CLOSED, HeaderValue::from_static("true"));
+    }
+}
+
+/// A 200 response carrying the chunk, with ETag / 304 handling.
+pub fn data_response(parts: &Parts, chunk: &Chunk, cursor: Option<String>, cacheable: bool) -> Response {
+    let etag = chunk.etag();
+    let matches = parts.headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+    let mut resp = if matches {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        (StatusCode::OK, ChunkBody::new(chunk.body_parts()).into_body()).into_response()
+    };
+    let out = resp.headers_mut();
+    data_headers(out, chunk);
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        out.insert(header::ETAG, v);
+    }
+    let cc = if cacheable { "public, max-age=60, stale-while-revalidate=300" } else { "no-store" };
+    out.insert(header::CACHE_CONTROL, HeaderValue::from_static(cc));
+    if let Some(c) = cursor.filter(|_| !chunk.at_eof()) {
+        if let Ok(v) = HeaderValue::from_str(&c) {
+            out.insert(h::STREAM_CURSOR, v);
+        }
+    }
+    resp
+}
+
+/// Catch-up GET (including `offset=now`).
+pub async fn catch_up(state: &AppState, name: String, parts: &Parts, q: &ReadQuery) -> Result<Response, ApiError> {
+    let chunk = read_step(state, &name, q.from).await?;
+    if q.from == ReadFrom::Now {
+        let mut resp = (StatusCode::OK, ChunkBody::new(if chunk.is_json() { vec![Bytes::from_static(b"[]")] } else { vec![] }).into_body()).into_response();
+        let out = resp.headers_mut();
+        data_headers(out, &chunk);
+        out.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        return Ok(resp);
+    }
+    let cacheable = !chunk.data.is_empty();
+    Ok(data_response(parts, &chunk, None, cacheable))
+}

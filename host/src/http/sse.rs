@@ -1,0 +1,165 @@
+//! GET `live=sse`: catch-up then live data as Server-Sent Events, each data event paired with a
+//! control event in the same write; base64 for binary streams; rotated at the configured interval.
+
+use std::pin::pin;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use bytes::{BufMut, Bytes, BytesMut};
+use durable_streams_core::{content_type, Offset, ReadFrom};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::cursor::next_cursor;
+use super::error::ApiError;
+use super::headers as h;
+use super::query::ReadQuery;
+use super::read::{read_step, Chunk};
+use crate::state::AppState;
+
+/// Writes one `data:` line per payload line (split on CR, LF and CRLF).
+fn push_data_lines(buf: &mut BytesMut, payload: &[u8]) {
+    let mut rest = payload;
+    loop {
+        let cut = rest.iter().position(|&b| b == b'\n' || b == b'\r');
+        let (line, next) = match cut {
+            Some(i) => {
+                let skip = if rest[i] == b'\r' && rest.get(i + 1) == Some(&b'\n') { 2 } else { 1 };
+                (&rest[..i], Some(&rest[i + skip..]))
+            }
+            None => (rest, None),
+        };
+        buf.put_slice(b"data:");
+        if line.first() == Some(&b' ') {
+            buf.put_u8(b' ');
+        }
+        buf.put_slice(line);
+        buf.put_u8(b'\n');
+        match next {
+            Some(n) => rest = n,
+            None => break,
+        }
+    }
+}
+
+fn push_data_event(buf: &mut BytesMut, chunk: &Chunk, base64: bool) {
+    buf.put_slice(b"event: data\n");
+    if base64 {
+        let text = base64::engine::general_purpose::STANDARD.encode(&chunk.data);
+        buf.put_slice(b"data:");
+        buf.put_slice(text.as_bytes());
+        buf.put_u8(b'\n');
+    } else {
+        let parts = chunk.body_parts();
+        let joined: Vec<u8> = parts.iter().flat_map(|p| p.iter().copied()).collect();
+        push_data_lines(buf, &joined);
+    }
+    buf.put_u8(b'\n');
+}
+
+fn push_control(buf: &mut BytesMut, chunk: &Chunk, cursor: Option<&str>) {
+    let mut obj = serde_json::Map::new();
+    obj.insert("streamNextOffset".into(), Offset(chunk.next).to_string().into());
+    if chunk.at_eof() {
+        obj.insert("streamClosed".into(), true.into());
+        obj.insert("upToDate".into(), true.into());
+    } else {
+        if let Some(c) = cursor {
+            obj.insert("streamCursor".into(), c.into());
+        }
+        if chunk.up_to_date() {
+            obj.insert("upToDate".into(), true.into());
+        }
+    }
+    buf.put_slice(b"event: control\ndata:");
+    buf.put_slice(serde_json::Value::Object(obj).to_string().as_bytes());
+    buf.put_slice(b"\n\n");
+}
+
+/// Largest batch of catch-up events gathered into one write.
+const BATCH_BYTES: usize = 1 << 20;
+
+async fn run(state: Arc<AppState>, name: String, first: Chunk, client_cursor: Option<String>, base64: bool, tx: mpsc::Sender<Result<Bytes, std::io::Error>>) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(state.config.server.sse_reconnect_interval_secs);
+    let waiter = state.live.watch(&name);
+    let mut chunk = first;
+    let mut first_round = true;
+    loop {
+        let notified = waiter.notify.notified();
+        let mut notified = pin!(notified);
+        notified.as_mut().enable();
+        let mut buf = BytesMut::new();
+        loop {
+            let cursor = next_cursor(client_cursor.as_deref());
+            if !chunk.data.is_empty() {
+                push_data_event(&mut buf, &chunk, base64);
+                push_control(&mut buf, &chunk, Some(&cursor));
+            } else if first_round || chunk.at_eof() {
+                push_control(&mut buf, &chunk, Some(&cursor));
+            }
+            first_round = false;
+            if chunk.up_to_date() || buf.len() >= BATCH_BYTES || chunk.data.is_empty() {
+                break;
+            }
+            match read_step(&state, &name, ReadFrom::At(Offset(chunk.next))).await {
+                Ok(c) => chunk = c,
+                Err(_) => return,
+            }
+        }
+        if !buf.is_empty() && tx.send(Ok(buf.freeze())).await.is_err() {
+            return;
+        }
+        if chunk.at_eof() {
+            return;
+        }
+        if !chunk.up_to_date() {
+            match read_step(&state, &name, ReadFrom::At(Offset(chunk.next))).await {
+                Ok(c) => chunk = c,
+                Err(_) => return,
+            }
+            continue;
+        }
+        tokio::select! {
+            _ = notified => {}
+            _ = tokio::time::sleep_until(deadline) => return,
+            _ = tx.closed() => return,
+        }
+        if state.readiness.is_draining() {
+            return;
+        }
+        match read_step(&state, &name, ReadFrom::At(Offset(chunk.next))).await {
+            Ok(c) => chunk = c,
+            Err(_) => return,
+        }
+    }
+}
+
+pub async fn handle(state: Arc<AppState>, name: String, q: &ReadQuery) -> Result<Response, ApiError> {
+    let first = read_step(&state, &name, q.from).await?;
+    let base64 = content_type::sse_needs_base64(&first.meta.content_type);
+    let (tx, rx) = mpsc::channel(4);
+    tokio::spawn(run(state, name, first, q.cursor.clone(), base64, tx));
+    let mut resp = (StatusCode::OK, Body::from_stream(ReceiverStream::new(rx))).into_response();
+    let out = resp.headers_mut();
+    out.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    out.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if base64 {
+        out.insert(h::STREAM_SSE_DATA_ENCODING, HeaderValue::from_static("base64"));
+    }
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_on_every_line_ending() {
+        let mut b = BytesMut::new();
+        push_data_lines(&mut b, b"a\nb\r\nc\rd\n event: control");
+        assert_eq!(&b[..], b"data:a\ndata:b\ndata:c\ndata:d\ndata:  event: control\n");
+    }
+}

@@ -1,0 +1,96 @@
+//! durable-streams-server: the Durable Streams protocol over HTTP, with storage engines loaded as
+//! stable-ABI plugins. The only crate that knows HTTP.
+//!
+//! Embedding: load a [`Config`] with [`ConfigLoadOptions`], open a [`Storage`] (from a plugin with
+//! [`open_storage`], or from an engine linked in-process with [`Storage::from_engine`]), then mount
+//! [`build_router`] or [`build_router_with_ready`] in an axum application.
+
+pub mod config;
+pub mod http;
+pub mod live;
+pub mod plugin;
+pub mod server;
+pub mod state;
+pub mod sweeper;
+
+use std::sync::Arc;
+
+pub use config::{Config, ConfigError, ConfigLoadOptions};
+pub use plugin::{LoadedPlugin, Storage};
+pub use state::{AppState, Readiness};
+
+use axum::Router;
+use live::LiveTail;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Plugin(#[from] plugin::PluginError),
+    #[error(transparent)]
+    Storage(#[from] plugin::StorageError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: String, source: std::io::Error },
+    #[error("server error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Finds the plugins (bundled beside the binary, plus `storage.plugin_dir`), logs each, and
+/// opens the engine for `storage.mode`.
+pub fn open_storage(config: &Config) -> Result<Storage, StartupError> {
+    let bundled = plugin::loader_bundled_dir();
+    let (plugins, rejected) = plugin::discover(bundled.as_deref(), config.storage.plugin_dir.as_deref());
+    for r in &rejected {
+        tracing::warn!(path = %r.path.display(), reason = %r.reason, "plugin rejected");
+    }
+    let chosen = plugin::select(&plugins, &config.storage.mode, config.storage.plugin.as_deref())?;
+    let mode_caps = chosen.info.modes.iter().find(|m| m.mode.as_str() == config.storage.mode).map(|m| m.capabilities).unwrap_or_default();
+    tracing::info!(
+        plugin.name = %chosen.info.name,
+        plugin.version = %chosen.info.version,
+        plugin.abi_version = %chosen.info.abi_version,
+        plugin.rustc = %chosen.info.rustc,
+        plugin.path = %chosen.path.display(),
+        storage.mode = %config.storage.mode,
+        capabilities = ?mode_caps.names(),
+        "storage plugin loaded"
+    );
+    let json = serde_json::to_string(&config.storage).unwrap_or_else(|_| "{}".into());
+    Ok(Storage::open(chosen, &config.storage.mode, &json)?)
+}
+
+fn make_state(config: Config, storage: Storage, readiness: Readiness) -> Arc<AppState> {
+    Arc::new(AppState { config: Arc::new(config), storage, live: LiveTail::default(), readiness })
+}
+
+/// The protocol router, ready at once.
+pub fn build_router(config: Config, storage: Storage) -> Router {
+    build_router_with_ready(config, storage, Readiness::new(true))
+}
+
+/// The protocol router with readiness controlled by the caller (`/readyz` answers 503 until
+/// `readiness.set_ready(true)`, and while draining).
+pub fn build_router_with_ready(config: Config, storage: Storage, readiness: Readiness) -> Router {
+    http::router(make_state(config, storage, readiness))
+}
+
+/// Runs the server until SIGINT / SIGTERM.
+pub async fn run(config: Config) -> Result<(), StartupError> {
+    let storage = open_storage(&config)?;
+    let readiness = Readiness::new(false);
+    let state = make_state(config.clone(), storage.clone(), readiness.clone());
+    let addr = format!("{}:{}", config.server.bind_address, config.server.port);
+    let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|source| StartupError::Bind { addr: addr.clone(), source })?;
+    let local = listener.local_addr()?;
+    tokio::spawn(sweeper::run(state.clone(), std::time::Duration::from_secs(config.server.sweep_interval_secs.max(1))));
+    readiness.set_ready(true);
+    tracing::info!(address = %local, base_path = %config.http.stream_base_path, "listening");
+    server::serve(listener, state, server::shutdown_signal()).await?;
+    if let Err(e) = storage.call_sync(|e| e.shutdown()) {
+        tracing::error!(error = %e, "engine shutdown failed");
+    }
+    tracing::info!("stopped");
+    Ok(())
+}

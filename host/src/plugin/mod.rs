@@ -1,0 +1,7 @@
+//! Plugin discovery, loading and selection by storage mode; the only place that touches `.so` files.
+
+mod loader;
+mod storage;
+
+pub use loader::{bundled_dir as loader_bundled_dir, discover, select, LoadedPlugin, PluginError, Rejected};
+pub use storage::{Storage, StorageError};

@@ -1,0 +1,91 @@
+//! The host's handle on an opened engine: calls it inline or off the async workers, per its
+//! capabilities, and tracks poisoning. Knows nothing of HTTP.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use abi_stable::std_types::{RResult, RStr};
+use durable_streams_core::abi::{Capabilities, EngineBox, EngineError, ErrorCode, PluginInfo};
+
+use super::LoadedPlugin;
+
+/// Failure to open an engine.
+#[derive(Debug, thiserror::Error)]
+#[error("plugin '{plugin}' could not open mode '{mode}': {source}")]
+pub struct StorageError {
+    pub plugin: String,
+    pub mode: String,
+    #[source]
+    pub source: EngineError,
+}
+
+/// An opened storage engine.
+#[derive(Clone)]
+pub struct Storage {
+    engine: Arc<EngineBox>,
+    capabilities: Capabilities,
+    poisoned: Arc<AtomicBool>,
+    pub plugin: Arc<PluginInfo>,
+    pub mode: String,
+}
+
+impl Storage {
+    /// Opens `mode` from a loaded plugin with the `[storage]` settings as JSON.
+    pub fn open(plugin: &LoadedPlugin, mode: &str, config_json: &str) -> Result<Storage, StorageError> {
+        let caps = plugin.info.modes.iter().find(|m| m.mode.as_str() == mode).map(|m| m.capabilities).unwrap_or_default();
+        match (plugin.module.open())(RStr::from(mode), RStr::from(config_json)) {
+            RResult::ROk(engine) => Ok(Self::from_engine(engine, caps, plugin.info.clone(), mode)),
+            RResult::RErr(source) => Err(StorageError { plugin: plugin.info.name.to_string(), mode: mode.into(), source }),
+        }
+    }
+
+    /// Wraps an engine built in-process (embedding, tests).
+    pub fn from_engine(engine: EngineBox, capabilities: Capabilities, plugin: PluginInfo, mode: &str) -> Storage {
+        Storage { engine: Arc::new(engine), capabilities, poisoned: Arc::new(AtomicBool::new(false)), plugin: Arc::new(plugin), mode: mode.into() }
+    }
+
+    pub fn capabilities(&self) -> Capabilities {
+        self.capabilities
+    }
+
+    /// Whether the engine panicked (readiness fails while it is).
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.load(Ordering::Acquire)
+    }
+
+    fn observe<T>(&self, r: RResult<T, EngineError>) -> Result<T, EngineError> {
+        match r {
+            RResult::ROk(v) => Ok(v),
+            RResult::RErr(e) => {
+                if e.code == ErrorCode::PANICKED || e.code == ErrorCode::POISONED {
+                    if !self.poisoned.swap(true, Ordering::AcqRel) {
+                        tracing::error!(error = %e, plugin = %self.plugin.name, "storage engine panicked; marking it poisoned");
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Runs one engine call: inline for non-blocking engines, on the blocking pool otherwise.
+    pub async fn call<T, F>(&self, f: F) -> Result<T, EngineError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&EngineBox) -> RResult<T, EngineError> + Send + 'static,
+    {
+        if self.capabilities.contains(Capabilities::BLOCKING_IO) {
+            let engine = self.engine.clone();
+            match tokio::task::spawn_blocking(move || f(&engine)).await {
+                Ok(r) => self.observe(r),
+                Err(e) => Err(EngineError::new(ErrorCode::INTERNAL, format!("engine task failed: {e}"))),
+            }
+        } else {
+            self.observe(f(&self.engine))
+        }
+    }
+
+    /// Runs a call synchronously (for startup, shutdown and the command line).
+    pub fn call_sync<T>(&self, f: impl FnOnce(&EngineBox) -> RResult<T, EngineError>) -> Result<T, EngineError> {
+        self.observe(f(&self.engine))
+    }
+}

@@ -1,0 +1,41 @@
+//! The `memory` storage engine: streams held in process memory, lost on restart; exported as a plugin.
+//!
+//! Built both as a `cdylib` (loaded by the server through the stable ABI) and as an `rlib`
+//! (linked by embedders and tests as [`InMemoryStorage`]). Knows nothing of HTTP or tokio.
+
+mod store;
+mod stream;
+
+use abi_stable::sabi_trait::TD_Opaque;
+use abi_stable::std_types::RVec;
+use durable_streams_core::abi::{
+    Capabilities, EngineBox, EngineError, ErrorCode, GuardedEngine, ModeInfo, PluginInfo, ABI_VERSION,
+};
+
+pub use store::InMemoryStorage;
+
+/// The storage mode this plugin provides.
+pub const MODE: &str = "memory";
+
+fn info() -> PluginInfo {
+    PluginInfo {
+        name: env!("CARGO_PKG_NAME").into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        abi_version: ABI_VERSION.into(),
+        rustc: option_env!("RUSTC_VERSION").unwrap_or("unknown").into(),
+        modes: RVec::from(vec![ModeInfo {
+            mode: MODE.into(),
+            capabilities: Capabilities::default(),
+            description: "in-process memory; fast, lost on restart".into(),
+        }]),
+    }
+}
+
+fn open(mode: &str, _config: &str) -> Result<EngineBox, EngineError> {
+    if mode != MODE {
+        return Err(EngineError::new(ErrorCode::UNKNOWN_MODE, format!("the memory plugin does not provide mode '{mode}'")));
+    }
+    Ok(EngineBox::from_value(GuardedEngine::new(InMemoryStorage::new()), TD_Opaque))
+}
+
+durable_streams_core::export_plugin!(info = info, open = open);

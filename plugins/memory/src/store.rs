@@ -1,0 +1,340 @@
+//! `InMemoryStorage`: the engine contract over a name-ordered map of in-memory streams.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString, RVec};
+use durable_streams_core::abi::*;
+use durable_streams_core::content_type;
+use durable_streams_core::producer::ProducerStamp;
+use durable_streams_core::rules::{self, AppendCheck, AppendDecision, AppendRejection};
+use durable_streams_core::ttl;
+use parking_lot::RwLock;
+
+use crate::stream::{Stream, StreamData};
+
+/// The memory engine. Cheap to share: all state is behind locks.
+pub struct InMemoryStorage {
+    streams: RwLock<BTreeMap<String, Arc<Stream>>>,
+    next_incarnation: AtomicU64,
+}
+
+impl Default for InMemoryStorage {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn err<T>(e: EngineError) -> RResult<T, EngineError> {
+    RResult::RErr(e)
+}
+
+impl InMemoryStorage {
+    pub fn new() -> Self {
+        InMemoryStorage { streams: RwLock::new(BTreeMap::new()), next_incarnation: AtomicU64::new(1) }
+    }
+
+    fn expired(s: &Stream, now_ms: u64) -> bool {
+        ttl::is_expired(s.lifetime, s.last_access_ms.load(Ordering::Relaxed), now_ms)
+    }
+
+    /// Removes `name` from the map if it still maps to `stream`, then releases its fork source.
+    fn remove_entry(map: &mut BTreeMap<String, Arc<Stream>>, name: &str, stream: &Arc<Stream>) {
+        if map.get(name).is_some_and(|s| Arc::ptr_eq(s, stream)) {
+            map.remove(name);
+        }
+        stream.data.lock().removed = true;
+        let mut current = stream.clone();
+        while let Some((src_name, src)) = current.fork.clone() {
+            let left = src.refcount.fetch_sub(1, Ordering::AcqRel) - 1;
+            if left == 0 && src.soft_deleted.load(Ordering::Acquire) {
+                if map.get(&src_name).is_some_and(|s| Arc::ptr_eq(s, &src)) {
+                    map.remove(&src_name);
+                }
+                src.data.lock().removed = true;
+                current = src;
+            } else {
+                break;
+            }
+        }
+    }
+
+    /// Looks up a live stream; expired ones are dropped and reported absent.
+    fn live(&self, name: &str, now_ms: u64) -> Result<Arc<Stream>, EngineError> {
+        let found = self.streams.read().get(name).cloned();
+        match found {
+            None => Err(EngineError::not_found(name)),
+            Some(s) if s.soft_deleted.load(Ordering::Acquire) => Err(EngineError::gone(name)),
+            Some(s) if Self::expired(&s, now_ms) => {
+                let mut map = self.streams.write();
+                if s.refcount.load(Ordering::Acquire) > 0 {
+                    s.soft_deleted.store(true, Ordering::Release);
+                    map.remove(name);
+                } else {
+                    Self::remove_entry(&mut map, name, &s);
+                }
+                Err(EngineError::not_found(name))
+            }
+            Some(s) => Ok(s),
+        }
+    }
+
+    fn same_config(existing: &Stream, data: &StreamData, req: &CreateRequest<'_>, lifetime: Lifetime) -> bool {
+        let ct_ok = match req.content_type {
+            ROption::RSome(ct) => content_type::matches(ct.as_str(), &existing.content_type),
+            ROption::RNone => true,
+        };
+        let fork_ok = match (&req.fork, &existing.fork) {
+            (ROption::RNone, None) => true,
+            (ROption::RSome(f), Some((n, _))) => f.source.as_str() == n && f.position == existing.base,
+            _ => false,
+        };
+        ct_ok && fork_ok && existing.lifetime == lifetime && data.writer.closed == req.closed
+    }
+
+    fn do_create(&self, req: &CreateRequest<'_>) -> Result<CreateOutcome, EngineError> {
+        let name = req.name.as_str();
+        let mut map = self.streams.write();
+        if let Some(existing) = map.get(name).cloned() {
+            if existing.soft_deleted.load(Ordering::Acquire) {
+                return Err(EngineError::new(ErrorCode::CONFIG_CONFLICT, format!("stream '{name}' was deleted and is still referenced by forks")));
+            }
+            if Self::expired(&existing, req.now_ms) {
+                if existing.refcount.load(Ordering::Acquire) > 0 {
+                    existing.soft_deleted.store(true, Ordering::Release);
+                    map.remove(name);
+                } else {
+                    Self::remove_entry(&mut map, name, &existing);
+                }
+            } else {
+                let data = existing.data.lock();
+                let lifetime = match (&req.fork, &existing.fork) {
+                    (ROption::RSome(_), Some((_, src))) => ttl::fork_lifetime(src.lifetime, req.lifetime),
+                    _ => req.lifetime,
+                };
+                if Self::same_config(&existing, &data, req, lifetime) {
+                    return Ok(CreateOutcome { created: false, meta: existing.meta(&data) });
+                }
+                return Err(EngineError::new(ErrorCode::CONFIG_CONFLICT, format!("stream '{name}' exists with a different configuration")));
+            }
+        }
+        let (content_type, lifetime, fork, base) = match req.fork {
+            ROption::RNone => {
+                let ct = req.content_type.map(|c| c.as_str().to_string()).unwrap_or_else(|| "application/octet-stream".into());
+                (ct, req.lifetime, None, 0)
+            }
+            ROption::RSome(f) => {
+                let src_name = f.source.as_str();
+                let src = match map.get(src_name) {
+                    Some(s) if s.soft_deleted.load(Ordering::Acquire) => {
+                        return Err(EngineError::new(ErrorCode::FORK_SOURCE_GONE, format!("fork source '{src_name}' was deleted")))
+                    }
+                    Some(s) if !Self::expired(s, req.now_ms) => s.clone(),
+                    _ => return Err(EngineError::new(ErrorCode::FORK_SOURCE_NOT_FOUND, format!("fork source '{src_name}' does not exist"))),
+                };
+                let src_tail = src.tail(&src.data.lock());
+                if f.position > src_tail {
+                    return Err(EngineError::new(ErrorCode::OFFSET_BEYOND_TAIL, "fork offset is beyond the source's tail"));
+                }
+                if let ROption::RSome(ct) = req.content_type {
+                    if !content_type::matches(ct.as_str(), &src.content_type) {
+                        return Err(EngineError::new(ErrorCode::CONTENT_TYPE_MISMATCH, "fork content type differs from the source's"));
+                    }
+                }
+                (src.content_type.clone(), ttl::fork_lifetime(src.lifetime, req.lifetime), Some((src_name.to_string(), src)), f.position)
+            }
+        };
+        let mut data = StreamData::default();
+        data.push_record(base, req.initial.as_slice());
+        data.writer.closed = req.closed;
+        let stream = Arc::new(Stream {
+            incarnation: self.next_incarnation.fetch_add(1, Ordering::Relaxed),
+            content_type,
+            lifetime,
+            fork,
+            base,
+            refcount: AtomicU32::new(0),
+            soft_deleted: AtomicBool::new(false),
+            last_access_ms: AtomicU64::new(req.now_ms),
+            data: parking_lot::Mutex::new(data),
+        });
+        if let Some((_, src)) = &stream.fork {
+            src.refcount.fetch_add(1, Ordering::AcqRel);
+        }
+        let meta = stream.meta(&stream.data.lock());
+        map.insert(name.to_string(), stream);
+        Ok(CreateOutcome { created: true, meta })
+    }
+
+    fn do_append(&self, req: &AppendRequest<'_>) -> Result<AppendOutcome, EngineError> {
+        let name = req.name.as_str();
+        let stream = self.live(name, req.now_ms)?;
+        let mut data = stream.data.lock();
+        if data.removed {
+            return Err(EngineError::not_found(name));
+        }
+        let stamp = req.producer.map(|p| ProducerStamp { id: p.id.as_str().to_string(), epoch: p.epoch, seq: p.seq });
+        let check = AppendCheck {
+            stream_content_type: &stream.content_type,
+            content_type: req.content_type.map(|c| c.as_str()).into_option(),
+            body_is_empty: req.body.is_empty(),
+            close: req.close,
+            producer: stamp.as_ref().into(),
+            stream_seq: req.stream_seq.map(|s| s.as_str()).into_option(),
+        };
+        stream.touch(req.now_ms);
+        match rules::check_append(&data.writer, &check) {
+            Ok(AppendDecision::Accept(update)) => {
+                let base = stream.base;
+                data.push_record(base, req.body.as_slice());
+                data.writer.apply(&update);
+                let producer = update.producer.map(|(_, st)| ProducerAck { epoch: st.epoch, seq: st.last_seq });
+                Ok(AppendOutcome { duplicate: false, tail: stream.tail(&data), closed: data.writer.closed, producer: producer.into() })
+            }
+            Ok(AppendDecision::Duplicate { producer }) => Ok(AppendOutcome {
+                duplicate: true,
+                tail: stream.tail(&data),
+                closed: data.writer.closed,
+                producer: producer.map(|st| ProducerAck { epoch: st.epoch, seq: st.last_seq }).into(),
+            }),
+            Err(rejection) => Err(rejection_error(rejection, stream.tail(&data), data.writer.closed)),
+        }
+    }
+
+    fn do_read(&self, req: &ReadRequest<'_>) -> Result<ReadChunk, EngineError> {
+        let name = req.name.as_str();
+        let stream = self.live(name, req.now_ms)?;
+        stream.touch(req.now_ms);
+        let tail = stream.tail(&stream.data.lock());
+        let start = match req.start {
+            ReadStart::Tail => tail,
+            ReadStart::At => req.position,
+        };
+        if start > tail {
+            return Err(EngineError::new(ErrorCode::OFFSET_BEYOND_TAIL, "offset is beyond the stream's tail"));
+        }
+        let mut out = Vec::new();
+        let next = if start == tail { start } else { stream.read_into(start, u64::MAX, req.max_bytes as usize, &mut out) };
+        let meta = stream.meta(&stream.data.lock());
+        Ok(ReadChunk { data: ByteViewBox::from_value(RVec::from(out), abi_stable::sabi_trait::TD_Opaque), next, meta })
+    }
+
+    fn do_delete(&self, req: &DeleteRequest<'_>) -> Result<(), EngineError> {
+        let name = req.name.as_str();
+        let mut map = self.streams.write();
+        let Some(stream) = map.get(name).cloned() else {
+            return Err(EngineError::not_found(name));
+        };
+        if stream.soft_deleted.load(Ordering::Acquire) {
+            return Err(EngineError::gone(name));
+        }
+        let expired = Self::expired(&stream, req.now_ms);
+        if req.only_if_expired && !expired {
+            return Ok(());
+        }
+        if stream.refcount.load(Ordering::Acquire) > 0 {
+            stream.soft_deleted.store(true, Ordering::Release);
+            if expired {
+                map.remove(name);
+            }
+        } else {
+            Self::remove_entry(&mut map, name, &stream);
+        }
+        if expired && !req.only_if_expired {
+            return Err(EngineError::not_found(name));
+        }
+        Ok(())
+    }
+}
+
+/// Maps a rule rejection to the boundary error with its detail.
+pub fn rejection_error(r: AppendRejection, tail: u64, closed: bool) -> EngineError {
+    let mut detail = ErrorDetail { tail, closed, ..Default::default() };
+    let (code, msg) = match r {
+        AppendRejection::Closed => (ErrorCode::CLOSED, "stream is closed".to_string()),
+        AppendRejection::ContentTypeMismatch => (ErrorCode::CONTENT_TYPE_MISMATCH, "content type does not match the stream's".to_string()),
+        AppendRejection::StreamSeqRegression => (ErrorCode::STREAM_SEQ_REGRESSION, "Stream-Seq must be greater than the last one".to_string()),
+        AppendRejection::StaleEpoch { current } => {
+            detail.producer_epoch = current;
+            (ErrorCode::STALE_EPOCH, format!("producer epoch is stale; current epoch is {current}"))
+        }
+        AppendRejection::NewEpochSeqNotZero => (ErrorCode::NEW_EPOCH_SEQ_NOT_ZERO, "a new producer epoch must start at Producer-Seq 0".to_string()),
+        AppendRejection::SequenceGap { expected, received } => {
+            detail.expected_seq = expected;
+            detail.received_seq = received;
+            (ErrorCode::SEQUENCE_GAP, format!("producer sequence gap: expected {expected}, received {received}"))
+        }
+    };
+    EngineError::new(code, msg).with_detail(detail)
+}
+
+fn wrap<T>(r: Result<T, EngineError>) -> RResult<T, EngineError> {
+    r.into()
+}
+
+impl Engine for InMemoryStorage {
+    fn create(&self, req: &CreateRequest<'_>) -> RResult<CreateOutcome, EngineError> {
+        wrap(self.do_create(req))
+    }
+
+    fn append(&self, req: &AppendRequest<'_>) -> RResult<AppendOutcome, EngineError> {
+        wrap(self.do_append(req))
+    }
+
+    fn append_many(&self, reqs: RSlice<'_, AppendRequest<'_>>) -> RVec<RResult<AppendOutcome, EngineError>> {
+        reqs.iter().map(|r| wrap(self.do_append(r))).collect()
+    }
+
+    fn read(&self, req: &ReadRequest<'_>) -> RResult<ReadChunk, EngineError> {
+        wrap(self.do_read(req))
+    }
+
+    fn head(&self, req: &HeadRequest<'_>) -> RResult<StreamMeta, EngineError> {
+        wrap(self.live(req.name.as_str(), req.now_ms).map(|s| s.meta(&s.data.lock())))
+    }
+
+    fn delete(&self, req: &DeleteRequest<'_>) -> RResult<(), EngineError> {
+        wrap(self.do_delete(req))
+    }
+
+    fn list(&self, req: &ListRequest<'_>) -> RResult<RVec<StreamListing>, EngineError> {
+        let map = self.streams.read();
+        let prefix = req.prefix.as_str();
+        let start = req.start_after.map(|s| s.as_str().to_string()).into_option();
+        let range = match &start {
+            Some(s) => map.range::<String, _>((std::ops::Bound::Excluded(s), std::ops::Bound::Unbounded)),
+            None => map.range::<String, _>(..),
+        };
+        let out: RVec<StreamListing> = range
+            .filter(|(n, _)| n.starts_with(prefix))
+            .filter(|(_, s)| !s.soft_deleted.load(Ordering::Acquire) && !Self::expired(s, req.now_ms))
+            .take(req.limit as usize)
+            .map(|(n, s)| StreamListing { name: n.as_str().into(), meta: s.meta(&s.data.lock()) })
+            .collect();
+        RResult::ROk(out)
+    }
+
+    fn list_expired(&self, req: &ExpiredRequest) -> RResult<RVec<RString>, EngineError> {
+        let map = self.streams.read();
+        let out = map
+            .iter()
+            .filter(|(_, s)| !s.soft_deleted.load(Ordering::Acquire) && Self::expired(s, req.now_ms))
+            .take(req.limit as usize)
+            .map(|(n, _)| RString::from(n.as_str()))
+            .collect();
+        RResult::ROk(out)
+    }
+
+    fn set_change_listener(&self, _listener: ChangeListenerBox) -> RResult<(), EngineError> {
+        RResult::ROk(())
+    }
+
+    fn shutdown(&self) -> RResult<(), EngineError> {
+        RResult::ROk(())
+    }
+
+    fn extension(&self, op: RStr<'_>, _input: RSlice<'_, u8>) -> RResult<RVec<u8>, EngineError> {
+        err(EngineError::new(ErrorCode::UNSUPPORTED, format!("extension '{op}' is not supported by the memory engine")))
+    }
+}

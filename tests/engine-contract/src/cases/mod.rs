@@ -1,0 +1,52 @@
+//! The case list, one module per part of the engine contract.
+
+mod append;
+mod fork;
+mod lifecycle;
+mod lifetime;
+mod listing;
+mod read;
+
+use crate::support::Case;
+
+macro_rules! cases {
+    ($($m:ident :: $f:ident),* $(,)?) => {
+        vec![$(Case { name: concat!(stringify!($m), "::", stringify!($f)), run: $m::$f }),*]
+    };
+}
+
+pub fn all() -> Vec<Case> {
+    cases![
+        lifecycle::create_then_head,
+        lifecycle::create_is_idempotent_on_same_config,
+        lifecycle::create_conflicts_on_other_config,
+        lifecycle::create_closed_with_body,
+        lifecycle::delete_removes_and_name_is_reusable,
+        lifecycle::recreated_stream_gets_new_incarnation,
+        lifecycle::missing_stream_is_not_found,
+        lifecycle::extension_unknown_op_is_unsupported,
+        append::appends_advance_tail_and_read_back,
+        append::close_is_atomic_with_final_append,
+        append::closed_stream_refuses_appends_with_tail,
+        append::repeated_close_only_is_duplicate,
+        append::content_type_mismatch,
+        append::stream_seq_is_bytewise_increasing,
+        append::producer_dedupe_and_fencing,
+        append::producer_state_is_per_stream,
+        append::append_many_equals_sequential_appends,
+        read::reads_are_bounded_and_whole_records,
+        read::read_at_tail_and_beyond,
+        read::read_tail_start,
+        fork::fork_shares_prefix_and_diverges,
+        fork::fork_at_mid_record_position,
+        fork::fork_errors,
+        fork::fork_does_not_inherit_writer_state,
+        fork::soft_delete_while_forked_then_cascade,
+        fork::fork_inherits_content_type_and_lifetime,
+        lifetime::ttl_expires_and_renews_on_access,
+        lifetime::head_does_not_renew,
+        lifetime::expires_at_is_absolute,
+        lifetime::expired_listing_and_sweeper_delete,
+        listing::list_prefix_start_after_limit,
+    ]
+}

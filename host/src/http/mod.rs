@@ -35,8 +35,25 @@ pub(crate) fn offset_value(pos: u64) -> HeaderValue {
     HeaderValue::from_str(&Offset(pos).to_string()).expect("offsets are ASCII")
 }
 
+/// Protocol request headers that must not be repeated.
+const SINGLE_HEADERS: [&str; 10] = [
+    "content-type",
+    "producer-id",
+    "producer-epoch",
+    "producer-seq",
+    "stream-seq",
+    "stream-ttl",
+    "stream-expires-at",
+    "stream-forked-from",
+    "stream-fork-offset",
+    "stream-fork-sub-offset",
+];
+
 async fn stream_route(State(state): State<Arc<AppState>>, req: Request<Body>) -> Response {
     let (parts, body) = req.into_parts();
+    if let Some(dup) = SINGLE_HEADERS.iter().find(|h| parts.headers.get_all(**h).iter().nth(1).is_some()) {
+        return ApiError::bad_request(format!("header '{dup}' must appear at most once")).into_response();
+    }
     let name = match path::stream_name(state.config.base_path(), parts.uri.path()) {
         Ok(n) => n,
         Err(e) => return e.into_response(),

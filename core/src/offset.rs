@@ -110,8 +110,21 @@ mod tests {
         assert_eq!(ReadFrom::parse("-1"), Ok(ReadFrom::Start));
         assert_eq!(ReadFrom::parse("now"), Ok(ReadFrom::Now));
         assert_eq!(ReadFrom::parse(""), Err(OffsetError::Empty));
-        assert_eq!(ReadFrom::parse("0000000000000000_0000000000000000"), Ok(ReadFrom::At(Offset(0))));
-        for bad in ["abc", "-2", "0000000000000000_000000000000000x", "0000000000000000-0000000000000000", "9999999999999999_9999999999999999", "NOW", "0,1", "0 1", "0000000000000000_000000000000000"] {
+        assert_eq!(
+            ReadFrom::parse("0000000000000000_0000000000000000"),
+            Ok(ReadFrom::At(Offset(0)))
+        );
+        for bad in [
+            "abc",
+            "-2",
+            "0000000000000000_000000000000000x",
+            "0000000000000000-0000000000000000",
+            "9999999999999999_9999999999999999",
+            "NOW",
+            "0,1",
+            "0 1",
+            "0000000000000000_000000000000000",
+        ] {
             assert!(ReadFrom::parse(bad).is_err(), "{bad}");
         }
     }

@@ -61,8 +61,13 @@ pub enum AppendRejection {
 }
 
 /// Decides an append against the stream's writer state. Pure: the caller applies the result.
-pub fn check_append(state: &WriterState, req: &AppendCheck<'_>) -> Result<AppendDecision, AppendRejection> {
-    let known = req.producer.and_then(|p| state.producers.get(&p.id).copied());
+pub fn check_append(
+    state: &WriterState,
+    req: &AppendCheck<'_>,
+) -> Result<AppendDecision, AppendRejection> {
+    let known = req
+        .producer
+        .and_then(|p| state.producers.get(&p.id).copied());
     if let (Some(p), Some(s)) = (req.producer, known) {
         if p.epoch < s.epoch {
             return Err(AppendRejection::StaleEpoch { current: s.epoch });
@@ -100,7 +105,10 @@ pub fn check_append(state: &WriterState, req: &AppendCheck<'_>) -> Result<Append
                     return Ok(AppendDecision::Duplicate { producer: Some(s) });
                 }
                 if p.seq != s.last_seq + 1 {
-                    return Err(AppendRejection::SequenceGap { expected: s.last_seq + 1, received: p.seq });
+                    return Err(AppendRejection::SequenceGap {
+                        expected: s.last_seq + 1,
+                        received: p.seq,
+                    });
                 }
             }
             Some(_) => {
@@ -110,11 +118,20 @@ pub fn check_append(state: &WriterState, req: &AppendCheck<'_>) -> Result<Append
             }
             None => {
                 if p.seq != 0 {
-                    return Err(AppendRejection::SequenceGap { expected: 0, received: p.seq });
+                    return Err(AppendRejection::SequenceGap {
+                        expected: 0,
+                        received: p.seq,
+                    });
                 }
             }
         }
-        producer_update = Some((p.id.clone(), ProducerState { epoch: p.epoch, last_seq: p.seq }));
+        producer_update = Some((
+            p.id.clone(),
+            ProducerState {
+                epoch: p.epoch,
+                last_seq: p.seq,
+            },
+        ));
     }
     if let Some(seq) = req.stream_seq {
         if let Some(last) = &state.last_stream_seq {
@@ -127,7 +144,11 @@ pub fn check_append(state: &WriterState, req: &AppendCheck<'_>) -> Result<Append
         producer: producer_update,
         stream_seq: req.stream_seq.map(str::to_string),
         close: req.close,
-        closed_by: if req.close { req.producer.cloned() } else { None },
+        closed_by: if req.close {
+            req.producer.cloned()
+        } else {
+            None
+        },
     }))
 }
 
@@ -152,13 +173,29 @@ mod tests {
     use super::*;
 
     fn stamp(epoch: u64, seq: u64) -> ProducerStamp {
-        ProducerStamp { id: "p".into(), epoch, seq }
+        ProducerStamp {
+            id: "p".into(),
+            epoch,
+            seq,
+        }
     }
 
-    fn check<'a>(state: &WriterState, p: Option<&'a ProducerStamp>, close: bool, empty: bool) -> Result<AppendDecision, AppendRejection> {
+    fn check(
+        state: &WriterState,
+        p: Option<&ProducerStamp>,
+        close: bool,
+        empty: bool,
+    ) -> Result<AppendDecision, AppendRejection> {
         check_append(
             state,
-            &AppendCheck { stream_content_type: "text/plain", content_type: Some("text/plain"), body_is_empty: empty, close, producer: p, stream_seq: None },
+            &AppendCheck {
+                stream_content_type: "text/plain",
+                content_type: Some("text/plain"),
+                body_is_empty: empty,
+                close,
+                producer: p,
+                stream_seq: None,
+            },
         )
     }
 
@@ -172,15 +209,39 @@ mod tests {
     #[test]
     fn producer_sequence_rules() {
         let mut st = WriterState::default();
-        assert_eq!(check(&st, Some(&stamp(0, 1)), false, false), Err(AppendRejection::SequenceGap { expected: 0, received: 1 }));
+        assert_eq!(
+            check(&st, Some(&stamp(0, 1)), false, false),
+            Err(AppendRejection::SequenceGap {
+                expected: 0,
+                received: 1
+            })
+        );
         accept(&mut st, &stamp(0, 0));
         accept(&mut st, &stamp(0, 1));
-        assert!(matches!(check(&st, Some(&stamp(0, 1)), false, false), Ok(AppendDecision::Duplicate { .. })));
-        assert!(matches!(check(&st, Some(&stamp(0, 0)), false, false), Ok(AppendDecision::Duplicate { .. })));
-        assert_eq!(check(&st, Some(&stamp(0, 5)), false, false), Err(AppendRejection::SequenceGap { expected: 2, received: 5 }));
-        assert_eq!(check(&st, Some(&stamp(1, 3)), false, false), Err(AppendRejection::NewEpochSeqNotZero));
+        assert!(matches!(
+            check(&st, Some(&stamp(0, 1)), false, false),
+            Ok(AppendDecision::Duplicate { .. })
+        ));
+        assert!(matches!(
+            check(&st, Some(&stamp(0, 0)), false, false),
+            Ok(AppendDecision::Duplicate { .. })
+        ));
+        assert_eq!(
+            check(&st, Some(&stamp(0, 5)), false, false),
+            Err(AppendRejection::SequenceGap {
+                expected: 2,
+                received: 5
+            })
+        );
+        assert_eq!(
+            check(&st, Some(&stamp(1, 3)), false, false),
+            Err(AppendRejection::NewEpochSeqNotZero)
+        );
         accept(&mut st, &stamp(1, 0));
-        assert_eq!(check(&st, Some(&stamp(0, 2)), false, false), Err(AppendRejection::StaleEpoch { current: 1 }));
+        assert_eq!(
+            check(&st, Some(&stamp(0, 2)), false, false),
+            Err(AppendRejection::StaleEpoch { current: 1 })
+        );
     }
 
     #[test]
@@ -192,32 +253,76 @@ mod tests {
             d => panic!("{d:?}"),
         }
         assert!(st.closed);
-        assert!(matches!(check(&st, Some(&closer), true, false), Ok(AppendDecision::Duplicate { .. })));
+        assert!(matches!(
+            check(&st, Some(&closer), true, false),
+            Ok(AppendDecision::Duplicate { .. })
+        ));
         assert_eq!(check(&st, None, false, false), Err(AppendRejection::Closed));
         assert_eq!(check(&st, None, true, false), Err(AppendRejection::Closed));
-        assert!(matches!(check(&st, None, true, true), Ok(AppendDecision::Duplicate { .. })));
-        assert_eq!(check(&st, Some(&stamp(0, 1)), false, false), Err(AppendRejection::Closed));
+        assert!(matches!(
+            check(&st, None, true, true),
+            Ok(AppendDecision::Duplicate { .. })
+        ));
+        assert_eq!(
+            check(&st, Some(&stamp(0, 1)), false, false),
+            Err(AppendRejection::Closed)
+        );
         // A stale epoch is fenced with 403 even on a closed stream.
-        st.producers.insert("p".into(), ProducerState { epoch: 2, last_seq: 0 });
-        assert_eq!(check(&st, Some(&stamp(1, 0)), false, false), Err(AppendRejection::StaleEpoch { current: 2 }));
+        st.producers.insert(
+            "p".into(),
+            ProducerState {
+                epoch: 2,
+                last_seq: 0,
+            },
+        );
+        assert_eq!(
+            check(&st, Some(&stamp(1, 0)), false, false),
+            Err(AppendRejection::StaleEpoch { current: 2 })
+        );
     }
 
     #[test]
     fn closed_is_checked_before_content_type() {
-        let st = WriterState { closed: true, ..Default::default() };
+        let st = WriterState {
+            closed: true,
+            ..Default::default()
+        };
         let r = check_append(
             &st,
-            &AppendCheck { stream_content_type: "text/plain", content_type: Some("application/json"), body_is_empty: false, close: false, producer: None, stream_seq: None },
+            &AppendCheck {
+                stream_content_type: "text/plain",
+                content_type: Some("application/json"),
+                body_is_empty: false,
+                close: false,
+                producer: None,
+                stream_seq: None,
+            },
         );
         assert_eq!(r, Err(AppendRejection::Closed));
     }
 
     #[test]
     fn stream_seq_is_bytewise() {
-        let st = WriterState { last_stream_seq: Some("2".into()), ..Default::default() };
-        let req = |seq| AppendCheck { stream_content_type: "text/plain", content_type: None, body_is_empty: false, close: false, producer: None, stream_seq: Some(seq) };
-        assert_eq!(check_append(&st, &req("10")), Err(AppendRejection::StreamSeqRegression));
-        assert_eq!(check_append(&st, &req("2")), Err(AppendRejection::StreamSeqRegression));
+        let st = WriterState {
+            last_stream_seq: Some("2".into()),
+            ..Default::default()
+        };
+        let req = |seq| AppendCheck {
+            stream_content_type: "text/plain",
+            content_type: None,
+            body_is_empty: false,
+            close: false,
+            producer: None,
+            stream_seq: Some(seq),
+        };
+        assert_eq!(
+            check_append(&st, &req("10")),
+            Err(AppendRejection::StreamSeqRegression)
+        );
+        assert_eq!(
+            check_append(&st, &req("2")),
+            Err(AppendRejection::StreamSeqRegression)
+        );
         assert!(check_append(&st, &req("3")).is_ok());
     }
 }

@@ -67,7 +67,10 @@ pub struct HttpConfig {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { stream_base_path: "/v1/stream".into(), cors_origins: "*".into() }
+        HttpConfig {
+            stream_base_path: "/v1/stream".into(),
+            cors_origins: "*".into(),
+        }
     }
 }
 
@@ -84,7 +87,12 @@ pub struct LimitsConfig {
 
 impl Default for LimitsConfig {
     fn default() -> Self {
-        LimitsConfig { max_body_bytes: 64 << 20, max_read_chunk_bytes: 1 << 20, max_memory_bytes: 0, max_stream_bytes: 0 }
+        LimitsConfig {
+            max_body_bytes: 64 << 20,
+            max_read_chunk_bytes: 1 << 20,
+            max_memory_bytes: 0,
+            max_stream_bytes: 0,
+        }
     }
 }
 
@@ -131,7 +139,10 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { rust_log: "info".into(), format: "text".into() }
+        LogConfig {
+            rust_log: "info".into(),
+            format: "text".into(),
+        }
     }
 }
 
@@ -158,7 +169,10 @@ pub enum ConfigError {
 impl Config {
     /// Loads configuration from all sources in order.
     pub fn load(opts: &ConfigLoadOptions) -> Result<Config, ConfigError> {
-        let dir = opts.config_dir.clone().unwrap_or_else(|| PathBuf::from("config"));
+        let dir = opts
+            .config_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("config"));
         let mut b = config::Config::builder()
             .add_source(config::Config::try_from(&Config::default())?)
             .add_source(config::File::from(dir.join("default.toml")).required(false));
@@ -170,7 +184,12 @@ impl Config {
             b = b.add_source(config::File::from(f.clone()).required(true));
         }
         if !opts.ignore_env {
-            b = b.add_source(config::Environment::with_prefix("DS").prefix_separator("_").separator("__").try_parsing(true));
+            b = b.add_source(
+                config::Environment::with_prefix("DS")
+                    .prefix_separator("_")
+                    .separator("__")
+                    .try_parsing(true),
+            );
         }
         let cfg: Config = b.build()?.try_deserialize()?;
         cfg.validate()?;
@@ -179,7 +198,12 @@ impl Config {
 
     /// Checks values that parse but cannot work.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |key, reason: &str| Err(ConfigError::Invalid { key, reason: reason.to_string() });
+        let invalid = |key, reason: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                reason: reason.to_string(),
+            })
+        };
         let base = &self.http.stream_base_path;
         if !base.starts_with('/') {
             return invalid("http.stream_base_path", "must start with '/'");
@@ -194,7 +218,10 @@ impl Config {
             return invalid("limits.max_read_chunk_bytes", "must be at least 4096");
         }
         if self.server.sse_reconnect_interval_secs == 0 {
-            return invalid("server.sse_reconnect_interval_secs", "must be greater than 0");
+            return invalid(
+                "server.sse_reconnect_interval_secs",
+                "must be greater than 0",
+            );
         }
         Ok(())
     }

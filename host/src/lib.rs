@@ -32,7 +32,10 @@ pub enum StartupError {
     #[error(transparent)]
     Storage(#[from] plugin::StorageError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: String, source: std::io::Error },
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -41,12 +44,23 @@ pub enum StartupError {
 /// opens the engine for `storage.mode`.
 pub fn open_storage(config: &Config) -> Result<Storage, StartupError> {
     let bundled = plugin::loader_bundled_dir();
-    let (plugins, rejected) = plugin::discover(bundled.as_deref(), config.storage.plugin_dir.as_deref());
+    let (plugins, rejected) =
+        plugin::discover(bundled.as_deref(), config.storage.plugin_dir.as_deref());
     for r in &rejected {
         tracing::warn!(path = %r.path.display(), reason = %r.reason, "plugin rejected");
     }
-    let chosen = plugin::select(&plugins, &config.storage.mode, config.storage.plugin.as_deref())?;
-    let mode_caps = chosen.info.modes.iter().find(|m| m.mode.as_str() == config.storage.mode).map(|m| m.capabilities).unwrap_or_default();
+    let chosen = plugin::select(
+        &plugins,
+        &config.storage.mode,
+        config.storage.plugin.as_deref(),
+    )?;
+    let mode_caps = chosen
+        .info
+        .modes
+        .iter()
+        .find(|m| m.mode.as_str() == config.storage.mode)
+        .map(|m| m.capabilities)
+        .unwrap_or_default();
     tracing::info!(
         plugin.name = %chosen.info.name,
         plugin.version = %chosen.info.version,
@@ -62,7 +76,12 @@ pub fn open_storage(config: &Config) -> Result<Storage, StartupError> {
 }
 
 fn make_state(config: Config, storage: Storage, readiness: Readiness) -> Arc<AppState> {
-    Arc::new(AppState { config: Arc::new(config), storage, live: LiveTail::default(), readiness })
+    Arc::new(AppState {
+        config: Arc::new(config),
+        storage,
+        live: LiveTail::default(),
+        readiness,
+    })
 }
 
 /// The protocol router, ready at once.
@@ -82,9 +101,17 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
     let readiness = Readiness::new(false);
     let state = make_state(config.clone(), storage.clone(), readiness.clone());
     let addr = format!("{}:{}", config.server.bind_address, config.server.port);
-    let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|source| StartupError::Bind { addr: addr.clone(), source })?;
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .map_err(|source| StartupError::Bind {
+            addr: addr.clone(),
+            source,
+        })?;
     let local = listener.local_addr()?;
-    tokio::spawn(sweeper::run(state.clone(), std::time::Duration::from_secs(config.server.sweep_interval_secs.max(1))));
+    tokio::spawn(sweeper::run(
+        state.clone(),
+        std::time::Duration::from_secs(config.server.sweep_interval_secs.max(1)),
+    ));
     readiness.set_ready(true);
     tracing::info!(address = %local, base_path = %config.http.stream_base_path, "listening");
     server::serve(listener, state, server::shutdown_signal()).await?;

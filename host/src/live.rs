@@ -24,8 +24,17 @@ pub struct Waiter<'a> {
 impl LiveTail {
     /// Registers interest in `name`.
     pub fn watch(&self, name: &str) -> Waiter<'_> {
-        let notify = self.waiters.lock().entry(name.to_string()).or_insert_with(|| Arc::new(Notify::new())).clone();
-        Waiter { tail: self, name: name.to_string(), notify }
+        let notify = self
+            .waiters
+            .lock()
+            .entry(name.to_string())
+            .or_insert_with(|| Arc::new(Notify::new()))
+            .clone();
+        Waiter {
+            tail: self,
+            name: name.to_string(),
+            notify,
+        }
     }
 
     /// Wakes every reader waiting on `name`.

@@ -8,7 +8,11 @@ use durable_streams_server::{plugin, Config, ConfigLoadOptions};
 
 /// Durable Streams protocol server with plugin storage engines.
 #[derive(Parser)]
-#[command(version, about, after_help = "Examples:\n  durable-streams-server\n  durable-streams-server --profile prod\n  DS_STORAGE__MODE=memory DS_SERVER__PORT=8080 durable-streams-server serve\n  durable-streams-server plugins")]
+#[command(
+    version,
+    about,
+    after_help = "Examples:\n  durable-streams-server\n  durable-streams-server --profile prod\n  DS_STORAGE__MODE=memory DS_SERVER__PORT=8080 durable-streams-server serve\n  durable-streams-server plugins"
+)]
 struct Cli {
     /// Configuration profile: loads config/<profile>.toml over config/default.toml.
     #[arg(long, global = true)]
@@ -32,9 +36,15 @@ enum Command {
 }
 
 fn init_logging(config: &Config) {
-    let filter = std::env::var("RUST_LOG").ok().filter(|v| !v.is_empty()).unwrap_or_else(|| config.log.rust_log.clone());
-    let filter = tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| config.log.rust_log.clone());
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if config.log.format == "json" {
         builder.json().init();
     } else {
@@ -43,11 +53,25 @@ fn init_logging(config: &Config) {
 }
 
 fn list_plugins(config: &Config) -> ExitCode {
-    let (ok, bad) = plugin::discover(plugin::loader_bundled_dir().as_deref(), config.storage.plugin_dir.as_deref());
+    let (ok, bad) = plugin::discover(
+        plugin::loader_bundled_dir().as_deref(),
+        config.storage.plugin_dir.as_deref(),
+    );
     for p in &ok {
-        println!("{} {} (ABI {}) at {}", p.info.name, p.info.version, p.info.abi_version, p.path.display());
+        println!(
+            "{} {} (ABI {}) at {}",
+            p.info.name,
+            p.info.version,
+            p.info.abi_version,
+            p.path.display()
+        );
         for m in p.info.modes.iter() {
-            println!("  mode {:<14} capabilities: {}  {}", m.mode, m.capabilities.names().join(","), m.description);
+            println!(
+                "  mode {:<14} capabilities: {}  {}",
+                m.mode,
+                m.capabilities.names().join(","),
+                m.description
+            );
         }
     }
     for r in &bad {
@@ -62,7 +86,12 @@ fn list_plugins(config: &Config) -> ExitCode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let opts = ConfigLoadOptions { config_dir: Some(cli.config_dir.clone()), profile: cli.profile.clone(), config_file: cli.config.clone(), ignore_env: false };
+    let opts = ConfigLoadOptions {
+        config_dir: Some(cli.config_dir.clone()),
+        profile: cli.profile.clone(),
+        config_file: cli.config.clone(),
+        ignore_env: false,
+    };
     let config = match Config::load(&opts) {
         Ok(c) => c,
         Err(e) => {

@@ -17,7 +17,10 @@ pub struct Readiness {
 
 impl Readiness {
     pub fn new(ready: bool) -> Self {
-        Readiness { ready: Arc::new(AtomicBool::new(ready)), draining: Arc::new(AtomicBool::new(false)) }
+        Readiness {
+            ready: Arc::new(AtomicBool::new(ready)),
+            draining: Arc::new(AtomicBool::new(false)),
+        }
     }
     pub fn set_ready(&self, v: bool) {
         self.ready.store(v, Ordering::Release);
@@ -43,5 +46,8 @@ pub struct AppState {
 
 /// Wall-clock milliseconds, as engines expect for TTL decisions.
 pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }

@@ -14,7 +14,16 @@ pub async fn run(state: Arc<AppState>, interval: Duration) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let names = match state.storage.call(|e| e.list_expired(&ExpiredRequest { now_ms: now_ms(), limit: 1000 })).await {
+        let names = match state
+            .storage
+            .call(|e| {
+                e.list_expired(&ExpiredRequest {
+                    now_ms: now_ms(),
+                    limit: 1000,
+                })
+            })
+            .await
+        {
             Ok(v) => v,
             Err(e) => {
                 tracing::warn!(error = %e, "expired-stream listing failed");
@@ -25,7 +34,13 @@ pub async fn run(state: Arc<AppState>, interval: Duration) {
             let n = name.to_string();
             let r = state
                 .storage
-                .call(move |e| e.delete(&DeleteRequest { name: RStr::from(n.as_str()), now_ms: now_ms(), only_if_expired: true }))
+                .call(move |e| {
+                    e.delete(&DeleteRequest {
+                        name: RStr::from(n.as_str()),
+                        now_ms: now_ms(),
+                        only_if_expired: true,
+                    })
+                })
                 .await;
             match r {
                 Ok(()) => state.live.wake(name.as_str()),

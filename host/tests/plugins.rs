@@ -16,8 +16,16 @@ fn incompatible_plugin_is_rejected_with_one_line() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().find(|l| l.starts_with("rejected")).unwrap_or_else(|| panic!("{text}"));
-    assert!(line.contains("libds_test_incompatible.so") && line.contains("2.0.0") && line.contains("1.0.0"), "{line}");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("rejected"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        line.contains("libds_test_incompatible.so")
+            && line.contains("2.0.0")
+            && line.contains("1.0.0"),
+        "{line}"
+    );
     // The server still starts on the bundled memory plugin and logs the refusal.
     let s = Server::start(&[("DS_STORAGE__PLUGIN_DIR", dir.path.to_str().unwrap())]);
     assert!(s.log_text().contains("plugin rejected"), "{}", s.log_text());
@@ -25,22 +33,38 @@ fn incompatible_plugin_is_rejected_with_one_line() {
 
 #[test]
 fn unknown_mode_refuses_to_start_listing_modes() {
-    let log = Server::try_start(&[("DS_STORAGE__MODE", "nosuch")]).err().expect("must not start");
-    let line = log.lines().find(|l| l.contains("unknown storage mode")).unwrap_or_else(|| panic!("{log}"));
-    assert!(line.contains("'nosuch'") && line.contains("memory"), "{line}");
+    let log = Server::try_start(&[("DS_STORAGE__MODE", "nosuch")])
+        .err()
+        .expect("must not start");
+    let line = log
+        .lines()
+        .find(|l| l.contains("unknown storage mode"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(
+        line.contains("'nosuch'") && line.contains("memory"),
+        "{line}"
+    );
 }
 
 #[test]
 fn incompatible_plugin_cannot_be_selected() {
     let dir = plugin_dir_with("ds_test_incompatible");
-    let log = Server::try_start(&[("DS_STORAGE__PLUGIN_DIR", dir.path.to_str().unwrap()), ("DS_STORAGE__MODE", "future")]).err().expect("must not start");
+    let log = Server::try_start(&[
+        ("DS_STORAGE__PLUGIN_DIR", dir.path.to_str().unwrap()),
+        ("DS_STORAGE__MODE", "future"),
+    ])
+    .err()
+    .expect("must not start");
     assert!(log.contains("unknown storage mode 'future'"), "{log}");
 }
 
 #[test]
 fn panicking_engine_poisons_but_server_lives() {
     let dir = plugin_dir_with("ds_test_panicky");
-    let mut s = Server::start(&[("DS_STORAGE__PLUGIN_DIR", dir.path.to_str().unwrap()), ("DS_STORAGE__MODE", "panicky")]);
+    let mut s = Server::start(&[
+        ("DS_STORAGE__PLUGIN_DIR", dir.path.to_str().unwrap()),
+        ("DS_STORAGE__MODE", "panicky"),
+    ]);
     let port = s.port;
     let post = |body: &str| {
         http(port, &format!("POST /v1/stream/x HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}", body.len()))
@@ -48,9 +72,28 @@ fn panicking_engine_poisons_but_server_lives() {
     assert_eq!(status_of(&post("fine")), 204);
     let r = post("panic");
     assert_eq!(status_of(&r), 500, "{r}");
-    assert!(r.contains("application/problem+json") && !r.contains("deliberate"), "5xx bodies carry no internals: {r}");
+    assert!(
+        r.contains("application/problem+json") && !r.contains("deliberate"),
+        "5xx bodies carry no internals: {r}"
+    );
     assert!(s.is_alive(), "the process must survive an engine panic");
-    assert_eq!(status_of(&http(s.port, "GET /readyz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")), 503);
-    assert_eq!(status_of(&http(s.port, "GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")), 200);
-    assert_eq!(status_of(&post("fine")), 503, "a poisoned engine refuses further calls");
+    assert_eq!(
+        status_of(&http(
+            s.port,
+            "GET /readyz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+        )),
+        503
+    );
+    assert_eq!(
+        status_of(&http(
+            s.port,
+            "GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+        )),
+        200
+    );
+    assert_eq!(
+        status_of(&post("fine")),
+        503,
+        "a poisoned engine refuses further calls"
+    );
 }

@@ -99,7 +99,11 @@ pub struct EngineError {
 
 impl EngineError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        EngineError { code, message: RString::from(message.into()), detail: ErrorDetail::default() }
+        EngineError {
+            code,
+            message: RString::from(message.into()),
+            detail: ErrorDetail::default(),
+        }
     }
 
     pub fn with_detail(mut self, detail: ErrorDetail) -> Self {
@@ -108,7 +112,10 @@ impl EngineError {
     }
 
     pub fn not_found(name: &str) -> Self {
-        Self::new(ErrorCode::NOT_FOUND, format!("stream '{name}' does not exist"))
+        Self::new(
+            ErrorCode::NOT_FOUND,
+            format!("stream '{name}' does not exist"),
+        )
     }
 
     pub fn gone(name: &str) -> Self {

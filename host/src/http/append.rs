@@ -17,23 +17,48 @@ use crate::state::{now_ms, AppState};
 /// takes precedence over the 400.
 async fn json_error_precedence(state: &AppState, name: &str, err: ApiError) -> ApiError {
     let n = name.to_string();
-    match state.storage.call(move |e| e.head(&HeadRequest { name: RStr::from(n.as_str()), now_ms: now_ms() })).await {
+    match state
+        .storage
+        .call(move |e| {
+            e.head(&HeadRequest {
+                name: RStr::from(n.as_str()),
+                now_ms: now_ms(),
+            })
+        })
+        .await
+    {
         Err(e) => e.into(),
         Ok(meta) if meta.closed => ApiError::conflict("stream is closed")
             .with_header(h::STREAM_CLOSED, "true")
-            .with_header(h::STREAM_NEXT_OFFSET, durable_streams_core::Offset(meta.tail)),
-        Ok(meta) if !content_type::is_json(&meta.content_type) => ApiError::conflict("content type does not match the stream's"),
+            .with_header(
+                h::STREAM_NEXT_OFFSET,
+                durable_streams_core::Offset(meta.tail),
+            ),
+        Ok(meta) if !content_type::is_json(&meta.content_type) => {
+            ApiError::conflict("content type does not match the stream's")
+        }
         Ok(_) => err,
     }
 }
 
-pub async fn handle(state: &AppState, name: String, parts: &Parts, body: Body) -> Result<Response, ApiError> {
+pub async fn handle(
+    state: &AppState,
+    name: String,
+    parts: &Parts,
+    body: Body,
+) -> Result<Response, ApiError> {
     let headers = &parts.headers;
     let close = h::closed_flag(headers);
     let stamp = producer::parse_headers(
-        headers.get(&h::PRODUCER_ID).map(|v| v.to_str().unwrap_or("\u{0}")),
-        headers.get(&h::PRODUCER_EPOCH).map(|v| v.to_str().unwrap_or("x")),
-        headers.get(&h::PRODUCER_SEQ).map(|v| v.to_str().unwrap_or("x")),
+        headers
+            .get(&h::PRODUCER_ID)
+            .map(|v| v.to_str().unwrap_or("\u{0}")),
+        headers
+            .get(&h::PRODUCER_EPOCH)
+            .map(|v| v.to_str().unwrap_or("x")),
+        headers
+            .get(&h::PRODUCER_SEQ)
+            .map(|v| v.to_str().unwrap_or("x")),
     )
     .map_err(|e| ApiError::bad_request(e.to_string()))?;
     if stamp.as_ref().is_some_and(|s| s.id.contains('\u{0}')) {
@@ -41,23 +66,43 @@ pub async fn handle(state: &AppState, name: String, parts: &Parts, body: Body) -
     }
     let stream_seq = match headers.get(&h::STREAM_SEQ) {
         None => None,
-        Some(v) => Some(v.to_str().map_err(|_| ApiError::bad_request("Stream-Seq must be ASCII"))?.to_string()),
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| ApiError::bad_request("Stream-Seq must be ASCII"))?
+                .to_string(),
+        ),
     };
     let raw = body::read_limited(headers, body, state.config.limits.max_body_bytes).await?;
     if raw.is_empty() && !close {
-        return Err(ApiError::bad_request("an append needs a body (or Stream-Closed: true to close)"));
+        return Err(ApiError::bad_request(
+            "an append needs a body (or Stream-Closed: true to close)",
+        ));
     }
     let ct = match headers.get(header::CONTENT_TYPE) {
-        Some(v) => Some(v.to_str().map_err(|_| ApiError::bad_request("Content-Type must be ASCII"))?.trim().to_string()),
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| ApiError::bad_request("Content-Type must be ASCII"))?
+                .trim()
+                .to_string(),
+        ),
         None => None,
     };
     if !raw.is_empty() && ct.is_none() {
-        return Err(ApiError::bad_request("an append with a body needs a Content-Type"));
+        return Err(ApiError::bad_request(
+            "an append with a body needs a Content-Type",
+        ));
     }
     let body_bytes: Bytes = match &ct {
         Some(c) if !raw.is_empty() && content_type::is_json(c) => match json::frame(&raw, false) {
             Ok(f) => Bytes::from(f.bytes),
-            Err(e) => return Err(json_error_precedence(state, &name, ApiError::bad_request(e.to_string())).await),
+            Err(e) => {
+                return Err(json_error_precedence(
+                    state,
+                    &name,
+                    ApiError::bad_request(e.to_string()),
+                )
+                .await)
+            }
         },
         _ => raw,
     };
@@ -73,7 +118,14 @@ pub async fn handle(state: &AppState, name: String, parts: &Parts, body: Body) -
                 content_type: req_ct.as_deref().map(RStr::from).into(),
                 body: RSlice::from(&body_bytes[..]),
                 close,
-                producer: req_stamp.as_ref().map(|s| ProducerRef { id: RStr::from(s.id.as_str()), epoch: s.epoch, seq: s.seq }).into(),
+                producer: req_stamp
+                    .as_ref()
+                    .map(|s| ProducerRef {
+                        id: RStr::from(s.id.as_str()),
+                        epoch: s.epoch,
+                        seq: s.seq,
+                    })
+                    .into(),
                 stream_seq: stream_seq.as_deref().map(RStr::from).into(),
                 now_ms: now_ms(),
             })
@@ -82,7 +134,11 @@ pub async fn handle(state: &AppState, name: String, parts: &Parts, body: Body) -
     if !outcome.duplicate {
         state.live.wake(&name);
     }
-    let status = if stamp.is_some() && has_body && !outcome.duplicate { StatusCode::OK } else { StatusCode::NO_CONTENT };
+    let status = if stamp.is_some() && has_body && !outcome.duplicate {
+        StatusCode::OK
+    } else {
+        StatusCode::NO_CONTENT
+    };
     let mut resp = status.into_response();
     let out = resp.headers_mut();
     out.insert(h::STREAM_NEXT_OFFSET, super::offset_value(outcome.tail));

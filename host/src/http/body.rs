@@ -12,13 +12,21 @@ use http_body::{Frame, SizeHint};
 use super::error::ApiError;
 
 fn too_large(limit: u64) -> ApiError {
-    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large", format!("request body exceeds the limit of {limit} bytes"))
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "Payload Too Large",
+        format!("request body exceeds the limit of {limit} bytes"),
+    )
 }
 
 /// Reads the whole body, refusing it up front from `Content-Length` and while streaming, so
 /// memory stays bounded by `limit`.
 pub async fn read_limited(headers: &HeaderMap, body: Body, limit: u64) -> Result<Bytes, ApiError> {
-    if let Some(len) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok()) {
+    if let Some(len) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
         if len > limit {
             return Err(too_large(limit));
         }
@@ -33,7 +41,9 @@ pub async fn read_limited(headers: &HeaderMap, body: Body, limit: u64) -> Result
                 }
                 src = s.source();
             }
-            Err(ApiError::bad_request(format!("could not read the request body: {e}")))
+            Err(ApiError::bad_request(format!(
+                "could not read the request body: {e}"
+            )))
         }
     }
 }
@@ -60,7 +70,10 @@ impl http_body::Body for ChunkBody {
     type Data = Bytes;
     type Error = std::convert::Infallible;
 
-    fn poll_frame(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         match self.chunks.pop_front() {
             Some(c) => {
                 self.remaining -= c.len() as u64;

@@ -1,11 +1,13 @@
 //! PUT: create a stream (optionally closed, with initial data) or a fork; idempotent on matching config.
 
+use abi_stable::std_types::{ROption, RSlice, RStr};
 use axum::body::Body;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use abi_stable::std_types::{ROption, RSlice, RStr};
-use durable_streams_core::abi::{CreateRequest, ForkFrom, HeadRequest, Lifetime, ReadRequest, ReadStart, StreamMeta};
+use durable_streams_core::abi::{
+    CreateRequest, ForkFrom, HeadRequest, Lifetime, ReadRequest, ReadStart, StreamMeta,
+};
 use durable_streams_core::{content_type, json, producer, ttl, ReadFrom};
 
 use super::error::ApiError;
@@ -22,15 +24,28 @@ struct ForkSpec {
 fn parse_lifetime(headers: &HeaderMap) -> Result<Lifetime, ApiError> {
     let ttl_v = h::text(headers, &h::STREAM_TTL);
     let exp_v = h::text(headers, &h::STREAM_EXPIRES_AT);
-    if headers.contains_key(&h::STREAM_TTL) && ttl_v.is_none() || headers.contains_key(&h::STREAM_EXPIRES_AT) && exp_v.is_none() {
+    if headers.contains_key(&h::STREAM_TTL) && ttl_v.is_none()
+        || headers.contains_key(&h::STREAM_EXPIRES_AT) && exp_v.is_none()
+    {
         return Err(ApiError::bad_request("lifetime headers must be ASCII"));
     }
     if ttl_v.is_some() && exp_v.is_some() {
-        return Err(ApiError::bad_request("send Stream-TTL or Stream-Expires-At, not both"));
+        return Err(ApiError::bad_request(
+            "send Stream-TTL or Stream-Expires-At, not both",
+        ));
     }
-    let ttl_secs = ttl_v.map(ttl::parse_ttl).transpose().map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let expires = exp_v.map(ttl::parse_expires_at).transpose().map_err(|e| ApiError::bad_request(e.to_string()))?;
-    Ok(Lifetime { ttl_secs: ttl_secs.into(), expires_at_ms: expires.into() })
+    let ttl_secs = ttl_v
+        .map(ttl::parse_ttl)
+        .transpose()
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let expires = exp_v
+        .map(ttl::parse_expires_at)
+        .transpose()
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    Ok(Lifetime {
+        ttl_secs: ttl_secs.into(),
+        expires_at_ms: expires.into(),
+    })
 }
 
 fn parse_fork(state: &AppState, headers: &HeaderMap) -> Result<Option<ForkSpec>, ApiError> {
@@ -39,31 +54,48 @@ fn parse_fork(state: &AppState, headers: &HeaderMap) -> Result<Option<ForkSpec>,
     let sub = h::text(headers, &h::STREAM_FORK_SUB_OFFSET);
     let Some(from) = from else {
         if offset.is_some() || sub.is_some() || headers.contains_key(&h::STREAM_FORKED_FROM) {
-            return Err(ApiError::bad_request("Stream-Fork-Offset and Stream-Fork-Sub-Offset require Stream-Forked-From"));
+            return Err(ApiError::bad_request(
+                "Stream-Fork-Offset and Stream-Fork-Sub-Offset require Stream-Forked-From",
+            ));
         }
         return Ok(None);
     };
     let source_path = from.split(['?', '#']).next().unwrap_or("");
     let source = path::stream_name(state.config.base_path(), source_path)?;
     let offset = offset
-        .map(|o| ReadFrom::parse(o.trim()).map_err(|e| ApiError::bad_request(format!("invalid Stream-Fork-Offset: {e}"))))
+        .map(|o| {
+            ReadFrom::parse(o.trim())
+                .map_err(|e| ApiError::bad_request(format!("invalid Stream-Fork-Offset: {e}")))
+        })
         .transpose()?;
     let sub_offset = match sub {
         None => 0,
-        Some(s) => producer::parse_number(s.trim()).ok_or_else(|| ApiError::bad_request("Stream-Fork-Sub-Offset must be a non-negative integer"))?,
+        Some(s) => producer::parse_number(s.trim()).ok_or_else(|| {
+            ApiError::bad_request("Stream-Fork-Sub-Offset must be a non-negative integer")
+        })?,
     };
-    Ok(Some(ForkSpec { source, offset, sub_offset }))
+    Ok(Some(ForkSpec {
+        source,
+        offset,
+        sub_offset,
+    }))
 }
 
 /// Resolves a fork's (offset, sub-offset) to a position in the source.
-async fn resolve_fork_position(state: &AppState, spec: &ForkSpec, source: &StreamMeta) -> Result<u64, ApiError> {
+async fn resolve_fork_position(
+    state: &AppState,
+    spec: &ForkSpec,
+    source: &StreamMeta,
+) -> Result<u64, ApiError> {
     let anchor = match spec.offset {
         None | Some(ReadFrom::Now) => source.tail,
         Some(ReadFrom::Start) => 0,
         Some(ReadFrom::At(o)) => o.0,
     };
     if anchor > source.tail {
-        return Err(ApiError::bad_request("Stream-Fork-Offset is beyond the source's tail"));
+        return Err(ApiError::bad_request(
+            "Stream-Fork-Offset is beyond the source's tail",
+        ));
     }
     if spec.sub_offset == 0 {
         return Ok(anchor);
@@ -72,13 +104,27 @@ async fn resolve_fork_position(state: &AppState, spec: &ForkSpec, source: &Strea
     let chunk = state
         .storage
         .call(move |e| {
-            e.read(&ReadRequest { name: RStr::from(name.as_str()), start: ReadStart::At, position: anchor, max_bytes: 1, now_ms: now_ms() })
+            e.read(&ReadRequest {
+                name: RStr::from(name.as_str()),
+                start: ReadStart::At,
+                position: anchor,
+                max_bytes: 1,
+                now_ms: now_ms(),
+            })
         })
         .await?;
     let record = chunk.data.bytes();
     let record = record.as_slice();
-    let units = if content_type::is_json(&source.content_type) { json::message_ends(record) } else { Vec::new() };
-    let overshoot = || ApiError::bad_request("Stream-Fork-Sub-Offset is past the end of the record at Stream-Fork-Offset");
+    let units = if content_type::is_json(&source.content_type) {
+        json::message_ends(record)
+    } else {
+        Vec::new()
+    };
+    let overshoot = || {
+        ApiError::bad_request(
+            "Stream-Fork-Sub-Offset is past the end of the record at Stream-Fork-Offset",
+        )
+    };
     if record.is_empty() {
         return Err(overshoot());
     }
@@ -95,16 +141,29 @@ async fn resolve_fork_position(state: &AppState, spec: &ForkSpec, source: &Strea
 }
 
 fn location(parts: &Parts) -> String {
-    let host = parts.headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("localhost");
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("localhost");
     format!("http://{host}{}", parts.uri.path())
 }
 
-pub async fn handle(state: &AppState, name: String, parts: &Parts, body: Body) -> Result<Response, ApiError> {
+pub async fn handle(
+    state: &AppState,
+    name: String,
+    parts: &Parts,
+    body: Body,
+) -> Result<Response, ApiError> {
     let headers = &parts.headers;
     let ct = match headers.get(header::CONTENT_TYPE) {
         None => None,
         Some(v) => {
-            let s = v.to_str().map_err(|_| ApiError::bad_request("Content-Type must be ASCII"))?.trim().to_string();
+            let s = v
+                .to_str()
+                .map_err(|_| ApiError::bad_request("Content-Type must be ASCII"))?
+                .trim()
+                .to_string();
             if !content_type::is_valid(&s) {
                 return Err(ApiError::bad_request(format!("invalid Content-Type '{s}'")));
             }
@@ -117,16 +176,29 @@ pub async fn handle(state: &AppState, name: String, parts: &Parts, body: Body) -
     let raw = body::read_limited(headers, body, state.config.limits.max_body_bytes).await?;
 
     let mut fork_position = 0;
-    let mut effective_ct = ct.clone().unwrap_or_else(|| "application/octet-stream".into());
+    let mut effective_ct = ct
+        .clone()
+        .unwrap_or_else(|| "application/octet-stream".into());
     if let Some(spec) = &fork {
         let src = spec.source.clone();
         let meta = state
             .storage
-            .call(move |e| e.head(&HeadRequest { name: RStr::from(src.as_str()), now_ms: now_ms() }))
+            .call(move |e| {
+                e.head(&HeadRequest {
+                    name: RStr::from(src.as_str()),
+                    now_ms: now_ms(),
+                })
+            })
             .await
             .map_err(|e| match e.code {
-                durable_streams_core::abi::ErrorCode::NOT_FOUND => ApiError::new(StatusCode::NOT_FOUND, "Not Found", "fork source does not exist"),
-                durable_streams_core::abi::ErrorCode::GONE => ApiError::conflict("fork source was deleted"),
+                durable_streams_core::abi::ErrorCode::NOT_FOUND => ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "Not Found",
+                    "fork source does not exist",
+                ),
+                durable_streams_core::abi::ErrorCode::GONE => {
+                    ApiError::conflict("fork source was deleted")
+                }
                 _ => ApiError::from(e),
             })?;
         fork_position = resolve_fork_position(state, spec, &meta).await?;
@@ -135,7 +207,11 @@ pub async fn handle(state: &AppState, name: String, parts: &Parts, body: Body) -
         }
     }
     let initial = if content_type::is_json(&effective_ct) && !raw.is_empty() {
-        bytes::Bytes::from(json::frame(&raw, true).map_err(|e| ApiError::bad_request(e.to_string()))?.bytes)
+        bytes::Bytes::from(
+            json::frame(&raw, true)
+                .map_err(|e| ApiError::bad_request(e.to_string()))?
+                .bytes,
+        )
     } else {
         raw
     };
@@ -145,7 +221,10 @@ pub async fn handle(state: &AppState, name: String, parts: &Parts, body: Body) -
         .storage
         .call(move |e| {
             let fork = match &fork {
-                Some(f) => ROption::RSome(ForkFrom { source: RStr::from(f.source.as_str()), position: fork_position }),
+                Some(f) => ROption::RSome(ForkFrom {
+                    source: RStr::from(f.source.as_str()),
+                    position: fork_position,
+                }),
                 None => ROption::RNone,
             };
             e.create(&CreateRequest {
@@ -160,7 +239,12 @@ pub async fn handle(state: &AppState, name: String, parts: &Parts, body: Body) -
         })
         .await?;
     let meta = &outcome.meta;
-    let mut resp = if outcome.created { StatusCode::CREATED } else { StatusCode::OK }.into_response();
+    let mut resp = if outcome.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    }
+    .into_response();
     let out = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&meta.content_type) {
         out.insert(header::CONTENT_TYPE, v);

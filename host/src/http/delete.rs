@@ -12,7 +12,13 @@ pub async fn handle(state: &AppState, name: String) -> Result<Response, ApiError
     let n = name.clone();
     state
         .storage
-        .call(move |e| e.delete(&DeleteRequest { name: RStr::from(n.as_str()), now_ms: now_ms(), only_if_expired: false }))
+        .call(move |e| {
+            e.delete(&DeleteRequest {
+                name: RStr::from(n.as_str()),
+                now_ms: now_ms(),
+                only_if_expired: false,
+            })
+        })
         .await?;
     state.live.wake(&name);
     Ok(StatusCode::NO_CONTENT.into_response())

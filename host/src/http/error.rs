@@ -19,7 +19,12 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, title: &'static str, detail: impl Into<String>) -> Self {
-        ApiError { status, title, detail: detail.into(), headers: Vec::new() }
+        ApiError {
+            status,
+            title,
+            detail: detail.into(),
+            headers: Vec::new(),
+        }
     }
 
     pub fn bad_request(detail: impl Into<String>) -> Self {
@@ -45,28 +50,50 @@ impl From<EngineError> for ApiError {
         match e.code {
             ErrorCode::NOT_FOUND => ApiError::new(StatusCode::NOT_FOUND, "Not Found", msg),
             ErrorCode::GONE => ApiError::new(StatusCode::GONE, "Gone", msg),
-            ErrorCode::CONFIG_CONFLICT | ErrorCode::CONTENT_TYPE_MISMATCH | ErrorCode::STREAM_SEQ_REGRESSION | ErrorCode::FORK_SOURCE_GONE => {
-                ApiError::conflict(msg)
-            }
+            ErrorCode::CONFIG_CONFLICT
+            | ErrorCode::CONTENT_TYPE_MISMATCH
+            | ErrorCode::STREAM_SEQ_REGRESSION
+            | ErrorCode::FORK_SOURCE_GONE => ApiError::conflict(msg),
             ErrorCode::CLOSED => ApiError::conflict(msg)
                 .with_header(h::STREAM_CLOSED, "true")
                 .with_header(h::STREAM_NEXT_OFFSET, Offset(d.tail)),
-            ErrorCode::STALE_EPOCH => ApiError::new(StatusCode::FORBIDDEN, "Forbidden", msg).with_header(h::PRODUCER_EPOCH, d.producer_epoch),
-            ErrorCode::NEW_EPOCH_SEQ_NOT_ZERO | ErrorCode::OFFSET_BEYOND_TAIL | ErrorCode::INVALID_ARGUMENT => ApiError::bad_request(msg),
+            ErrorCode::STALE_EPOCH => ApiError::new(StatusCode::FORBIDDEN, "Forbidden", msg)
+                .with_header(h::PRODUCER_EPOCH, d.producer_epoch),
+            ErrorCode::NEW_EPOCH_SEQ_NOT_ZERO
+            | ErrorCode::OFFSET_BEYOND_TAIL
+            | ErrorCode::INVALID_ARGUMENT => ApiError::bad_request(msg),
             ErrorCode::SEQUENCE_GAP => ApiError::conflict(msg)
                 .with_header(h::PRODUCER_EXPECTED_SEQ, d.expected_seq)
                 .with_header(h::PRODUCER_RECEIVED_SEQ, d.received_seq),
-            ErrorCode::FORK_SOURCE_NOT_FOUND => ApiError::new(StatusCode::NOT_FOUND, "Not Found", msg),
-            ErrorCode::TOO_LARGE => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large", msg),
-            ErrorCode::STORAGE_FULL => ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "Insufficient Storage", "storage is full; the write was not applied"),
-            ErrorCode::UNSUPPORTED => ApiError::new(StatusCode::NOT_IMPLEMENTED, "Not Implemented", msg),
+            ErrorCode::FORK_SOURCE_NOT_FOUND => {
+                ApiError::new(StatusCode::NOT_FOUND, "Not Found", msg)
+            }
+            ErrorCode::TOO_LARGE => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large", msg)
+            }
+            ErrorCode::STORAGE_FULL => ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "Insufficient Storage",
+                "storage is full; the write was not applied",
+            ),
+            ErrorCode::UNSUPPORTED => {
+                ApiError::new(StatusCode::NOT_IMPLEMENTED, "Not Implemented", msg)
+            }
             ErrorCode::POISONED => {
                 tracing::error!(error = %e, "engine call refused");
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", "storage engine is unavailable")
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Service Unavailable",
+                    "storage engine is unavailable",
+                )
             }
             _ => {
                 tracing::error!(code = e.code.0, error = %e, "storage engine error");
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error", "storage engine error")
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Internal Server Error",
+                    "storage engine error",
+                )
             }
         }
     }
@@ -81,8 +108,14 @@ impl IntoResponse for ApiError {
             "detail": self.detail,
         });
         let mut headers = HeaderMap::new();
-        headers.insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
-        headers.insert(axum::http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(
+            axum::http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        headers.insert(
+            axum::http::header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        );
         for (k, v) in self.headers {
             headers.insert(k, v);
         }

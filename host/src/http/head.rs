@@ -11,7 +11,15 @@ use super::headers as h;
 use crate::state::{now_ms, AppState};
 
 pub async fn handle(state: &AppState, name: String) -> Result<Response, ApiError> {
-    let meta = state.storage.call(move |e| e.head(&HeadRequest { name: RStr::from(name.as_str()), now_ms: now_ms() })).await?;
+    let meta = state
+        .storage
+        .call(move |e| {
+            e.head(&HeadRequest {
+                name: RStr::from(name.as_str()),
+                now_ms: now_ms(),
+            })
+        })
+        .await?;
     let mut resp = StatusCode::OK.into_response();
     let out = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&meta.content_type) {

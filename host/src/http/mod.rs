@@ -51,8 +51,12 @@ const SINGLE_HEADERS: [&str; 10] = [
 
 async fn stream_route(State(state): State<Arc<AppState>>, req: Request<Body>) -> Response {
     let (parts, body) = req.into_parts();
-    if let Some(dup) = SINGLE_HEADERS.iter().find(|h| parts.headers.get_all(**h).iter().nth(1).is_some()) {
-        return ApiError::bad_request(format!("header '{dup}' must appear at most once")).into_response();
+    if let Some(dup) = SINGLE_HEADERS
+        .iter()
+        .find(|h| parts.headers.get_all(**h).iter().nth(1).is_some())
+    {
+        return ApiError::bad_request(format!("header '{dup}' must appear at most once"))
+            .into_response();
     }
     let name = match path::stream_name(state.config.base_path(), parts.uri.path()) {
         Ok(n) => n,
@@ -72,23 +76,46 @@ async fn stream_route(State(state): State<Arc<AppState>>, req: Request<Body>) ->
             },
         },
         Method::OPTIONS => Ok(StatusCode::NO_CONTENT.into_response()),
-        _ => Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed", "use GET, HEAD, PUT, POST or DELETE")),
+        _ => Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Method Not Allowed",
+            "use GET, HEAD, PUT, POST or DELETE",
+        )),
     };
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
 async fn healthz() -> impl IntoResponse {
-    (StatusCode::OK, [(axum::http::header::CONTENT_TYPE, "application/json")], r#"{"status":"ok"}"#)
+    (
+        StatusCode::OK,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        r#"{"status":"ok"}"#,
+    )
 }
 
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     if state.storage.is_poisoned() {
-        return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", "storage engine is poisoned").into_response();
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Service Unavailable",
+            "storage engine is poisoned",
+        )
+        .into_response();
     }
     if !state.readiness.is_ready() {
-        return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", "not ready").into_response();
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Service Unavailable",
+            "not ready",
+        )
+        .into_response();
     }
-    (StatusCode::OK, [(axum::http::header::CONTENT_TYPE, "application/json")], r#"{"status":"ready"}"#).into_response()
+    (
+        StatusCode::OK,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        r#"{"status":"ready"}"#,
+    )
+        .into_response()
 }
 
 async fn not_found() -> Response {
@@ -99,13 +126,26 @@ fn cors(origins: &str) -> CorsLayer {
     let allow_origin = if origins.trim() == "*" {
         AllowOrigin::any()
     } else {
-        let list: Vec<HeaderValue> = origins.split(',').filter_map(|o| HeaderValue::from_str(o.trim()).ok()).collect();
+        let list: Vec<HeaderValue> = origins
+            .split(',')
+            .filter_map(|o| HeaderValue::from_str(o.trim()).ok())
+            .collect();
         AllowOrigin::list(list)
     };
-    let expose: Vec<HeaderName> = headers::EXPOSED.iter().map(|h| HeaderName::from_static(h)).collect();
+    let expose: Vec<HeaderName> = headers::EXPOSED
+        .iter()
+        .map(|h| HeaderName::from_static(h))
+        .collect();
     CorsLayer::new()
         .allow_origin(allow_origin)
-        .allow_methods([Method::GET, Method::HEAD, Method::PUT, Method::POST, Method::DELETE, Method::OPTIONS])
+        .allow_methods([
+            Method::GET,
+            Method::HEAD,
+            Method::PUT,
+            Method::POST,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
         .allow_headers(AllowHeaders::mirror_request())
         .expose_headers(expose)
         .max_age(std::time::Duration::from_secs(86400))
@@ -114,7 +154,9 @@ fn cors(origins: &str) -> CorsLayer {
 /// The router for a prepared state: health endpoints plus the protocol under the base path.
 pub fn router(state: Arc<AppState>) -> Router {
     let base = state.config.base_path().to_string();
-    let mut app = Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz));
+    let mut app = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz));
     if base.is_empty() {
         app = app.route("/{*name}", any(stream_route));
     } else {
@@ -125,6 +167,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
         .layer(DefaultBodyLimit::disable())
         .layer(cors(&origins))
-        .layer(SetResponseHeaderLayer::overriding(HeaderName::from_static("x-content-type-options"), HeaderValue::from_static("nosniff")))
-        .layer(SetResponseHeaderLayer::overriding(HeaderName::from_static("cross-origin-resource-policy"), HeaderValue::from_static("cross-origin")))
+        .layer(SetResponseHeaderLayer::overriding(
+            HeaderName::from_static("x-content-type-options"),
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            HeaderName::from_static("cross-origin-resource-policy"),
+            HeaderValue::from_static("cross-origin"),
+        ))
 }

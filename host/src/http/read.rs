@@ -49,13 +49,23 @@ impl Chunk {
             if self.data.is_empty() {
                 return vec![Bytes::from_static(b"[]")];
             }
-            vec![Bytes::from_static(b"["), self.data.slice(..self.data.len() - 1), Bytes::from_static(b"]")]
+            vec![
+                Bytes::from_static(b"["),
+                self.data.slice(..self.data.len() - 1),
+                Bytes::from_static(b"]"),
+            ]
         } else {
             vec![self.data.clone()]
         }
     }
     pub fn etag(&self) -> String {
-        format!("\"{}:{}:{}{}\"", self.meta.incarnation, self.start, self.next, if self.at_eof() { ":c" } else { "" })
+        format!(
+            "\"{}:{}:{}{}\"",
+            self.meta.incarnation,
+            self.start,
+            self.next,
+            if self.at_eof() { ":c" } else { "" }
+        )
     }
 }
 
@@ -70,13 +80,30 @@ pub async fn read_step(state: &AppState, name: &str, from: ReadFrom) -> Result<C
     let n = name.to_string();
     let chunk = state
         .storage
-        .call(move |e| e.read(&ReadRequest { name: RStr::from(n.as_str()), start, position, max_bytes: max, now_ms: now_ms() }))
+        .call(move |e| {
+            e.read(&ReadRequest {
+                name: RStr::from(n.as_str()),
+                start,
+                position,
+                max_bytes: max,
+                now_ms: now_ms(),
+            })
+        })
         .await?;
-    let begin = if start == ReadStart::Tail { chunk.next } else { position };
+    let begin = if start == ReadStart::Tail {
+        chunk.next
+    } else {
+        position
+    };
     let next = chunk.next;
     let meta = chunk.meta.clone();
     let data = Bytes::from_owner(View(chunk.data));
-    Ok(Chunk { data, start: begin, next, meta })
+    Ok(Chunk {
+        data,
+        start: begin,
+        next,
+        meta,
+    })
 }
 
 /// Headers common to catch-up and long-poll data responses.
@@ -94,20 +121,37 @@ pub fn data_headers(out: &mut HeaderMap, chunk: &Chunk) {
 }
 
 /// A 200 response carrying the chunk, with ETag / 304 handling.
-pub fn data_response(parts: &Parts, chunk: &Chunk, cursor: Option<String>, cacheable: bool) -> Response {
+pub fn data_response(
+    parts: &Parts,
+    chunk: &Chunk,
+    cursor: Option<String>,
+    cacheable: bool,
+) -> Response {
     let etag = chunk.etag();
-    let matches = parts.headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+    let matches = parts
+        .headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
     let mut resp = if matches {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        (StatusCode::OK, ChunkBody::new(chunk.body_parts()).into_body()).into_response()
+        (
+            StatusCode::OK,
+            ChunkBody::new(chunk.body_parts()).into_body(),
+        )
+            .into_response()
     };
     let out = resp.headers_mut();
     data_headers(out, chunk);
     if let Ok(v) = HeaderValue::from_str(&etag) {
         out.insert(header::ETAG, v);
     }
-    let cc = if cacheable { "public, max-age=60, stale-while-revalidate=300" } else { "no-store" };
+    let cc = if cacheable {
+        "public, max-age=60, stale-while-revalidate=300"
+    } else {
+        "no-store"
+    };
     out.insert(header::CACHE_CONTROL, HeaderValue::from_static(cc));
     if let Some(c) = cursor.filter(|_| !chunk.at_eof()) {
         if let Ok(v) = HeaderValue::from_str(&c) {
@@ -118,10 +162,24 @@ pub fn data_response(parts: &Parts, chunk: &Chunk, cursor: Option<String>, cache
 }
 
 /// Catch-up GET (including `offset=now`).
-pub async fn catch_up(state: &AppState, name: String, parts: &Parts, q: &ReadQuery) -> Result<Response, ApiError> {
+pub async fn catch_up(
+    state: &AppState,
+    name: String,
+    parts: &Parts,
+    q: &ReadQuery,
+) -> Result<Response, ApiError> {
     let chunk = read_step(state, &name, q.from).await?;
     if q.from == ReadFrom::Now {
-        let mut resp = (StatusCode::OK, ChunkBody::new(if chunk.is_json() { vec![Bytes::from_static(b"[]")] } else { vec![] }).into_body()).into_response();
+        let mut resp = (
+            StatusCode::OK,
+            ChunkBody::new(if chunk.is_json() {
+                vec![Bytes::from_static(b"[]")]
+            } else {
+                vec![]
+            })
+            .into_body(),
+        )
+            .into_response();
         let out = resp.headers_mut();
         data_headers(out, &chunk);
         out.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

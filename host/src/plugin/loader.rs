@@ -34,12 +34,17 @@ pub enum PluginError {
 }
 
 fn is_library(path: &Path) -> bool {
-    matches!(path.extension().and_then(|e| e.to_str()), Some("so" | "dylib" | "dll"))
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("so" | "dylib" | "dll")
+    )
 }
 
 /// The bundled plugins sit beside the binary and are named `libds_plugin_*`.
 fn is_bundled_name(path: &Path) -> bool {
-    path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("libds_plugin_") || n.starts_with("ds_plugin_"))
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with("libds_plugin_") || n.starts_with("ds_plugin_"))
 }
 
 /// The directory of the running executable (where bundled plugins are built).
@@ -68,7 +73,11 @@ fn candidates(dir: &Path, bundled_only: bool) -> Vec<PathBuf> {
 /// Shortens abi_stable's (sometimes very long) errors to one line.
 fn one_line(err: &LibraryError) -> String {
     match err {
-        LibraryError::IncompatibleVersionNumber { expected_version, actual_version, .. } => {
+        LibraryError::IncompatibleVersionNumber {
+            expected_version,
+            actual_version,
+            ..
+        } => {
             format!("built for plugin ABI {actual_version}, but this host loads ABI {expected_version} (same major, minor no newer)")
         }
         LibraryError::OpenError { path, err } => {
@@ -83,11 +92,20 @@ fn one_line(err: &LibraryError) -> String {
         other => {
             let full = other.to_string();
             tracing::debug!(error = %full, "full plugin load error");
-            let first = full.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
+            let first = full
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("")
+                .trim()
+                .to_string();
             let kind = match other {
-                LibraryError::AbiInstability(_) => "incompatible type layout (built against another interface crate)",
+                LibraryError::AbiInstability(_) => {
+                    "incompatible type layout (built against another interface crate)"
+                }
                 LibraryError::InvalidAbiHeader(_) => "incompatible abi_stable header",
-                LibraryError::GetSymbolError { .. } => "not a durable-streams plugin (no root module symbol)",
+                LibraryError::GetSymbolError { .. } => {
+                    "not a durable-streams plugin (no root module symbol)"
+                }
                 _ => "load failed",
             };
             format!("{kind}: {first}")
@@ -97,20 +115,32 @@ fn one_line(err: &LibraryError) -> String {
 
 fn load_one(path: &Path) -> Result<LoadedPlugin, String> {
     let header = lib_header_from_path(path).map_err(|e| one_line(&e))?;
-    let module = header.init_root_module::<PluginModRef>().map_err(|e| one_line(&e))?;
+    let module = header
+        .init_root_module::<PluginModRef>()
+        .map_err(|e| one_line(&e))?;
     let info = (module.info())();
     if info.modes.is_empty() {
         return Err(format!("plugin '{}' provides no storage modes", info.name));
     }
     if info.abi_version.split('.').next() != ABI_VERSION.split('.').next() {
-        return Err(format!("plugin '{}' reports ABI {}, this host loads ABI {ABI_VERSION}", info.name, info.abi_version));
+        return Err(format!(
+            "plugin '{}' reports ABI {}, this host loads ABI {ABI_VERSION}",
+            info.name, info.abi_version
+        ));
     }
-    Ok(LoadedPlugin { path: path.to_path_buf(), module, info })
+    Ok(LoadedPlugin {
+        path: path.to_path_buf(),
+        module,
+        info,
+    })
 }
 
 /// Loads every plugin found: the bundled ones beside the binary (unless `bundled` is `None`)
 /// and every library in `extra_dir`.
-pub fn discover(bundled: Option<&Path>, extra_dir: Option<&Path>) -> (Vec<LoadedPlugin>, Vec<Rejected>) {
+pub fn discover(
+    bundled: Option<&Path>,
+    extra_dir: Option<&Path>,
+) -> (Vec<LoadedPlugin>, Vec<Rejected>) {
     let mut paths: Vec<PathBuf> = Vec::new();
     if let Some(d) = bundled {
         paths.extend(candidates(d, true));
@@ -134,21 +164,52 @@ pub fn discover(bundled: Option<&Path>, extra_dir: Option<&Path>) -> (Vec<Loaded
 }
 
 /// Chooses the plugin for `mode`, honouring a pin by plugin name.
-pub fn select<'a>(plugins: &'a [LoadedPlugin], mode: &str, pin: Option<&str>) -> Result<&'a LoadedPlugin, PluginError> {
-    let providing: Vec<&LoadedPlugin> = plugins.iter().filter(|p| p.info.modes.iter().any(|m| m.mode.as_str() == mode)).collect();
-    let describe = |ps: &[&LoadedPlugin]| ps.iter().map(|p| format!("{} at {}", p.info.name, p.path.display())).collect::<Vec<_>>().join(", ");
+pub fn select<'a>(
+    plugins: &'a [LoadedPlugin],
+    mode: &str,
+    pin: Option<&str>,
+) -> Result<&'a LoadedPlugin, PluginError> {
+    let providing: Vec<&LoadedPlugin> = plugins
+        .iter()
+        .filter(|p| p.info.modes.iter().any(|m| m.mode.as_str() == mode))
+        .collect();
+    let describe = |ps: &[&LoadedPlugin]| {
+        ps.iter()
+            .map(|p| format!("{} at {}", p.info.name, p.path.display()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     if let Some(pin) = pin {
-        return providing.into_iter().find(|p| p.info.name.as_str() == pin).ok_or(PluginError::PinNotFound { pin: pin.into(), mode: mode.into() });
+        return providing
+            .into_iter()
+            .find(|p| p.info.name.as_str() == pin)
+            .ok_or(PluginError::PinNotFound {
+                pin: pin.into(),
+                mode: mode.into(),
+            });
     }
     match providing.len() {
         0 => {
-            let mut modes: Vec<String> = plugins.iter().flat_map(|p| p.info.modes.iter().map(|m| m.mode.to_string())).collect();
+            let mut modes: Vec<String> = plugins
+                .iter()
+                .flat_map(|p| p.info.modes.iter().map(|m| m.mode.to_string()))
+                .collect();
             modes.sort();
             modes.dedup();
-            let available = if modes.is_empty() { "none (no plugin found; build them with `cargo build --workspace`)".to_string() } else { modes.join(", ") };
-            Err(PluginError::UnknownMode { mode: mode.into(), available })
+            let available = if modes.is_empty() {
+                "none (no plugin found; build them with `cargo build --workspace`)".to_string()
+            } else {
+                modes.join(", ")
+            };
+            Err(PluginError::UnknownMode {
+                mode: mode.into(),
+                available,
+            })
         }
         1 => Ok(providing[0]),
-        _ => Err(PluginError::Ambiguous { mode: mode.into(), candidates: describe(&providing) }),
+        _ => Err(PluginError::Ambiguous {
+            mode: mode.into(),
+            candidates: describe(&providing),
+        }),
     }
 }

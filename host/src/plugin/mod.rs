@@ -3,5 +3,7 @@
 mod loader;
 mod storage;
 
-pub use loader::{bundled_dir as loader_bundled_dir, discover, select, LoadedPlugin, PluginError, Rejected};
+pub use loader::{
+    bundled_dir as loader_bundled_dir, discover, select, LoadedPlugin, PluginError, Rejected,
+};
 pub use storage::{Storage, StorageError};

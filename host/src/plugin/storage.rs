@@ -16,7 +16,7 @@ pub struct StorageError {
     pub plugin: String,
     pub mode: String,
     #[source]
-    pub source: EngineError,
+    pub source: Box<EngineError>,
 }
 
 /// An opened storage engine.
@@ -31,17 +31,42 @@ pub struct Storage {
 
 impl Storage {
     /// Opens `mode` from a loaded plugin with the `[storage]` settings as JSON.
-    pub fn open(plugin: &LoadedPlugin, mode: &str, config_json: &str) -> Result<Storage, StorageError> {
-        let caps = plugin.info.modes.iter().find(|m| m.mode.as_str() == mode).map(|m| m.capabilities).unwrap_or_default();
+    pub fn open(
+        plugin: &LoadedPlugin,
+        mode: &str,
+        config_json: &str,
+    ) -> Result<Storage, StorageError> {
+        let caps = plugin
+            .info
+            .modes
+            .iter()
+            .find(|m| m.mode.as_str() == mode)
+            .map(|m| m.capabilities)
+            .unwrap_or_default();
         match (plugin.module.open())(RStr::from(mode), RStr::from(config_json)) {
             RResult::ROk(engine) => Ok(Self::from_engine(engine, caps, plugin.info.clone(), mode)),
-            RResult::RErr(source) => Err(StorageError { plugin: plugin.info.name.to_string(), mode: mode.into(), source }),
+            RResult::RErr(source) => Err(StorageError {
+                plugin: plugin.info.name.to_string(),
+                mode: mode.into(),
+                source: Box::new(source),
+            }),
         }
     }
 
     /// Wraps an engine built in-process (embedding, tests).
-    pub fn from_engine(engine: EngineBox, capabilities: Capabilities, plugin: PluginInfo, mode: &str) -> Storage {
-        Storage { engine: Arc::new(engine), capabilities, poisoned: Arc::new(AtomicBool::new(false)), plugin: Arc::new(plugin), mode: mode.into() }
+    pub fn from_engine(
+        engine: EngineBox,
+        capabilities: Capabilities,
+        plugin: PluginInfo,
+        mode: &str,
+    ) -> Storage {
+        Storage {
+            engine: Arc::new(engine),
+            capabilities,
+            poisoned: Arc::new(AtomicBool::new(false)),
+            plugin: Arc::new(plugin),
+            mode: mode.into(),
+        }
     }
 
     pub fn capabilities(&self) -> Capabilities {
@@ -57,10 +82,8 @@ impl Storage {
         match r {
             RResult::ROk(v) => Ok(v),
             RResult::RErr(e) => {
-                if e.code == ErrorCode::PANICKED || e.code == ErrorCode::POISONED {
-                    if !self.poisoned.swap(true, Ordering::AcqRel) {
-                        tracing::error!(error = %e, plugin = %self.plugin.name, "storage engine panicked; marking it poisoned");
-                    }
+                if (e.code == ErrorCode::PANICKED || e.code == ErrorCode::POISONED) && !self.poisoned.swap(true, Ordering::AcqRel) {
+                    tracing::error!(error = %e, plugin = %self.plugin.name, "storage engine panicked; marking it poisoned");
                 }
                 Err(e)
             }
@@ -77,7 +100,10 @@ impl Storage {
             let engine = self.engine.clone();
             match tokio::task::spawn_blocking(move || f(&engine)).await {
                 Ok(r) => self.observe(r),
-                Err(e) => Err(EngineError::new(ErrorCode::INTERNAL, format!("engine task failed: {e}"))),
+                Err(e) => Err(EngineError::new(
+                    ErrorCode::INTERNAL,
+                    format!("engine task failed: {e}"),
+                )),
             }
         } else {
             self.observe(f(&self.engine))
@@ -85,7 +111,10 @@ impl Storage {
     }
 
     /// Runs a call synchronously (for startup, shutdown and the command line).
-    pub fn call_sync<T>(&self, f: impl FnOnce(&EngineBox) -> RResult<T, EngineError>) -> Result<T, EngineError> {
+    pub fn call_sync<T>(
+        &self,
+        f: impl FnOnce(&EngineBox) -> RResult<T, EngineError>,
+    ) -> Result<T, EngineError> {
         self.observe(f(&self.engine))
     }
 }

@@ -17,7 +17,11 @@ pub fn target_dir() -> PathBuf {
 /// A test plugin `.so`, copied alone into a fresh directory (to use as `storage.plugin_dir`).
 pub fn plugin_dir_with(lib: &str) -> tempdir::Dir {
     let src = target_dir().join(format!("lib{lib}.so"));
-    assert!(src.exists(), "{} is missing: run `cargo build --workspace` first (make test does)", src.display());
+    assert!(
+        src.exists(),
+        "{} is missing: run `cargo build --workspace` first (make test does)",
+        src.display()
+    );
     let dir = tempdir::Dir::new();
     std::fs::copy(&src, dir.path.join(src.file_name().unwrap())).unwrap();
     dir
@@ -33,7 +37,11 @@ pub mod tempdir {
 
     impl Dir {
         pub fn new() -> Dir {
-            let path = std::env::temp_dir().join(format!("ds-test-{}-{}", std::process::id(), rand_suffix()));
+            let path = std::env::temp_dir().join(format!(
+                "ds-test-{}-{}",
+                std::process::id(),
+                rand_suffix()
+            ));
             std::fs::create_dir_all(&path).unwrap();
             Dir { path }
         }
@@ -42,8 +50,13 @@ pub mod tempdir {
     fn rand_suffix() -> u64 {
         use std::sync::atomic::{AtomicU64, Ordering};
         static N: AtomicU64 = AtomicU64::new(0);
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
-        t ^ N.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+        t ^ N
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
     }
 
     impl Drop for Dir {
@@ -54,7 +67,11 @@ pub mod tempdir {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A running server process, killed on drop.
@@ -95,12 +112,23 @@ impl Server {
             if let Ok(Some(_)) = child.try_wait() {
                 return Err(std::fs::read_to_string(&log).unwrap_or_default());
             }
-            if http(port, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").starts_with("HTTP/1.1 200") {
-                return Ok(Server { port, child, log, _logdir: logdir });
+            if http(
+                port,
+                "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            )
+            .starts_with("HTTP/1.1 200")
+            {
+                return Ok(Server {
+                    port,
+                    child,
+                    log,
+                    _logdir: logdir,
+                });
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         let _ = child.kill();
+        let _ = child.wait();
         Err(std::fs::read_to_string(&log).unwrap_or_default())
     }
 
@@ -150,5 +178,8 @@ pub fn http_bytes(port: u16, raw: &[u8]) -> String {
 
 /// The status code of a raw HTTP response.
 pub fn status_of(resp: &str) -> u16 {
-    resp.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+    resp.split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }

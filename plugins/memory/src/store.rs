@@ -32,7 +32,10 @@ fn err<T>(e: EngineError) -> RResult<T, EngineError> {
 
 impl InMemoryStorage {
     pub fn new() -> Self {
-        InMemoryStorage { streams: RwLock::new(BTreeMap::new()), next_incarnation: AtomicU64::new(1) }
+        InMemoryStorage {
+            streams: RwLock::new(BTreeMap::new()),
+            next_incarnation: AtomicU64::new(1),
+        }
     }
 
     fn expired(s: &Stream, now_ms: u64) -> bool {
@@ -80,14 +83,21 @@ impl InMemoryStorage {
         }
     }
 
-    fn same_config(existing: &Stream, data: &StreamData, req: &CreateRequest<'_>, lifetime: Lifetime) -> bool {
+    fn same_config(
+        existing: &Stream,
+        data: &StreamData,
+        req: &CreateRequest<'_>,
+        lifetime: Lifetime,
+    ) -> bool {
         let ct_ok = match req.content_type {
             ROption::RSome(ct) => content_type::matches(ct.as_str(), &existing.content_type),
             ROption::RNone => true,
         };
         let fork_ok = match (&req.fork, &existing.fork) {
             (ROption::RNone, None) => true,
-            (ROption::RSome(f), Some((n, _))) => f.source.as_str() == n && f.position == existing.base,
+            (ROption::RSome(f), Some((n, _))) => {
+                f.source.as_str() == n && f.position == existing.base
+            }
             _ => false,
         };
         ct_ok && fork_ok && existing.lifetime == lifetime && data.writer.closed == req.closed
@@ -98,7 +108,10 @@ impl InMemoryStorage {
         let mut map = self.streams.write();
         if let Some(existing) = map.get(name).cloned() {
             if existing.soft_deleted.load(Ordering::Acquire) {
-                return Err(EngineError::new(ErrorCode::CONFIG_CONFLICT, format!("stream '{name}' was deleted and is still referenced by forks")));
+                return Err(EngineError::new(
+                    ErrorCode::CONFIG_CONFLICT,
+                    format!("stream '{name}' was deleted and is still referenced by forks"),
+                ));
             }
             if Self::expired(&existing, req.now_ms) {
                 if existing.refcount.load(Ordering::Acquire) > 0 {
@@ -110,39 +123,69 @@ impl InMemoryStorage {
             } else {
                 let data = existing.data.lock();
                 let lifetime = match (&req.fork, &existing.fork) {
-                    (ROption::RSome(_), Some((_, src))) => ttl::fork_lifetime(src.lifetime, req.lifetime),
+                    (ROption::RSome(_), Some((_, src))) => {
+                        ttl::fork_lifetime(src.lifetime, req.lifetime)
+                    }
                     _ => req.lifetime,
                 };
                 if Self::same_config(&existing, &data, req, lifetime) {
-                    return Ok(CreateOutcome { created: false, meta: existing.meta(&data) });
+                    return Ok(CreateOutcome {
+                        created: false,
+                        meta: existing.meta(&data),
+                    });
                 }
-                return Err(EngineError::new(ErrorCode::CONFIG_CONFLICT, format!("stream '{name}' exists with a different configuration")));
+                return Err(EngineError::new(
+                    ErrorCode::CONFIG_CONFLICT,
+                    format!("stream '{name}' exists with a different configuration"),
+                ));
             }
         }
         let (content_type, lifetime, fork, base) = match req.fork {
             ROption::RNone => {
-                let ct = req.content_type.map(|c| c.as_str().to_string()).unwrap_or_else(|| "application/octet-stream".into());
+                let ct = req
+                    .content_type
+                    .map(|c| c.as_str().to_string())
+                    .unwrap_or_else(|| "application/octet-stream".into());
                 (ct, req.lifetime, None, 0)
             }
             ROption::RSome(f) => {
                 let src_name = f.source.as_str();
                 let src = match map.get(src_name) {
                     Some(s) if s.soft_deleted.load(Ordering::Acquire) => {
-                        return Err(EngineError::new(ErrorCode::FORK_SOURCE_GONE, format!("fork source '{src_name}' was deleted")))
+                        return Err(EngineError::new(
+                            ErrorCode::FORK_SOURCE_GONE,
+                            format!("fork source '{src_name}' was deleted"),
+                        ))
                     }
                     Some(s) if !Self::expired(s, req.now_ms) => s.clone(),
-                    _ => return Err(EngineError::new(ErrorCode::FORK_SOURCE_NOT_FOUND, format!("fork source '{src_name}' does not exist"))),
+                    _ => {
+                        return Err(EngineError::new(
+                            ErrorCode::FORK_SOURCE_NOT_FOUND,
+                            format!("fork source '{src_name}' does not exist"),
+                        ))
+                    }
                 };
                 let src_tail = src.tail(&src.data.lock());
                 if f.position > src_tail {
-                    return Err(EngineError::new(ErrorCode::OFFSET_BEYOND_TAIL, "fork offset is beyond the source's tail"));
+                    return Err(EngineError::new(
+                        ErrorCode::OFFSET_BEYOND_TAIL,
+                        "fork offset is beyond the source's tail",
+                    ));
                 }
                 if let ROption::RSome(ct) = req.content_type {
                     if !content_type::matches(ct.as_str(), &src.content_type) {
-                        return Err(EngineError::new(ErrorCode::CONTENT_TYPE_MISMATCH, "fork content type differs from the source's"));
+                        return Err(EngineError::new(
+                            ErrorCode::CONTENT_TYPE_MISMATCH,
+                            "fork content type differs from the source's",
+                        ));
                     }
                 }
-                (src.content_type.clone(), ttl::fork_lifetime(src.lifetime, req.lifetime), Some((src_name.to_string(), src)), f.position)
+                (
+                    src.content_type.clone(),
+                    ttl::fork_lifetime(src.lifetime, req.lifetime),
+                    Some((src_name.to_string(), src)),
+                    f.position,
+                )
             }
         };
         let mut data = StreamData::default();
@@ -164,7 +207,10 @@ impl InMemoryStorage {
         }
         let meta = stream.meta(&stream.data.lock());
         map.insert(name.to_string(), stream);
-        Ok(CreateOutcome { created: true, meta })
+        Ok(CreateOutcome {
+            created: true,
+            meta,
+        })
     }
 
     fn do_append(&self, req: &AppendRequest<'_>) -> Result<AppendOutcome, EngineError> {
@@ -174,7 +220,11 @@ impl InMemoryStorage {
         if data.removed {
             return Err(EngineError::not_found(name));
         }
-        let stamp = req.producer.map(|p| ProducerStamp { id: p.id.as_str().to_string(), epoch: p.epoch, seq: p.seq });
+        let stamp = req.producer.map(|p| ProducerStamp {
+            id: p.id.as_str().to_string(),
+            epoch: p.epoch,
+            seq: p.seq,
+        });
         let check = AppendCheck {
             stream_content_type: &stream.content_type,
             content_type: req.content_type.map(|c| c.as_str()).into_option(),
@@ -189,16 +239,33 @@ impl InMemoryStorage {
                 let base = stream.base;
                 data.push_record(base, req.body.as_slice());
                 data.writer.apply(&update);
-                let producer = update.producer.map(|(_, st)| ProducerAck { epoch: st.epoch, seq: st.last_seq });
-                Ok(AppendOutcome { duplicate: false, tail: stream.tail(&data), closed: data.writer.closed, producer: producer.into() })
+                let producer = update.producer.map(|(_, st)| ProducerAck {
+                    epoch: st.epoch,
+                    seq: st.last_seq,
+                });
+                Ok(AppendOutcome {
+                    duplicate: false,
+                    tail: stream.tail(&data),
+                    closed: data.writer.closed,
+                    producer: producer.into(),
+                })
             }
             Ok(AppendDecision::Duplicate { producer }) => Ok(AppendOutcome {
                 duplicate: true,
                 tail: stream.tail(&data),
                 closed: data.writer.closed,
-                producer: producer.map(|st| ProducerAck { epoch: st.epoch, seq: st.last_seq }).into(),
+                producer: producer
+                    .map(|st| ProducerAck {
+                        epoch: st.epoch,
+                        seq: st.last_seq,
+                    })
+                    .into(),
             }),
-            Err(rejection) => Err(rejection_error(rejection, stream.tail(&data), data.writer.closed)),
+            Err(rejection) => Err(rejection_error(
+                rejection,
+                stream.tail(&data),
+                data.writer.closed,
+            )),
         }
     }
 
@@ -212,12 +279,23 @@ impl InMemoryStorage {
             ReadStart::At => req.position,
         };
         if start > tail {
-            return Err(EngineError::new(ErrorCode::OFFSET_BEYOND_TAIL, "offset is beyond the stream's tail"));
+            return Err(EngineError::new(
+                ErrorCode::OFFSET_BEYOND_TAIL,
+                "offset is beyond the stream's tail",
+            ));
         }
         let mut out = Vec::new();
-        let next = if start == tail { start } else { stream.read_into(start, u64::MAX, req.max_bytes as usize, &mut out) };
+        let next = if start == tail {
+            start
+        } else {
+            stream.read_into(start, u64::MAX, req.max_bytes as usize, &mut out)
+        };
         let meta = stream.meta(&stream.data.lock());
-        Ok(ReadChunk { data: ByteViewBox::from_value(RVec::from(out), abi_stable::sabi_trait::TD_Opaque), next, meta })
+        Ok(ReadChunk {
+            data: ByteViewBox::from_value(RVec::from(out), abi_stable::sabi_trait::TD_Opaque),
+            next,
+            meta,
+        })
     }
 
     fn do_delete(&self, req: &DeleteRequest<'_>) -> Result<(), EngineError> {
@@ -250,20 +328,39 @@ impl InMemoryStorage {
 
 /// Maps a rule rejection to the boundary error with its detail.
 pub fn rejection_error(r: AppendRejection, tail: u64, closed: bool) -> EngineError {
-    let mut detail = ErrorDetail { tail, closed, ..Default::default() };
+    let mut detail = ErrorDetail {
+        tail,
+        closed,
+        ..Default::default()
+    };
     let (code, msg) = match r {
         AppendRejection::Closed => (ErrorCode::CLOSED, "stream is closed".to_string()),
-        AppendRejection::ContentTypeMismatch => (ErrorCode::CONTENT_TYPE_MISMATCH, "content type does not match the stream's".to_string()),
-        AppendRejection::StreamSeqRegression => (ErrorCode::STREAM_SEQ_REGRESSION, "Stream-Seq must be greater than the last one".to_string()),
+        AppendRejection::ContentTypeMismatch => (
+            ErrorCode::CONTENT_TYPE_MISMATCH,
+            "content type does not match the stream's".to_string(),
+        ),
+        AppendRejection::StreamSeqRegression => (
+            ErrorCode::STREAM_SEQ_REGRESSION,
+            "Stream-Seq must be greater than the last one".to_string(),
+        ),
         AppendRejection::StaleEpoch { current } => {
             detail.producer_epoch = current;
-            (ErrorCode::STALE_EPOCH, format!("producer epoch is stale; current epoch is {current}"))
+            (
+                ErrorCode::STALE_EPOCH,
+                format!("producer epoch is stale; current epoch is {current}"),
+            )
         }
-        AppendRejection::NewEpochSeqNotZero => (ErrorCode::NEW_EPOCH_SEQ_NOT_ZERO, "a new producer epoch must start at Producer-Seq 0".to_string()),
+        AppendRejection::NewEpochSeqNotZero => (
+            ErrorCode::NEW_EPOCH_SEQ_NOT_ZERO,
+            "a new producer epoch must start at Producer-Seq 0".to_string(),
+        ),
         AppendRejection::SequenceGap { expected, received } => {
             detail.expected_seq = expected;
             detail.received_seq = received;
-            (ErrorCode::SEQUENCE_GAP, format!("producer sequence gap: expected {expected}, received {received}"))
+            (
+                ErrorCode::SEQUENCE_GAP,
+                format!("producer sequence gap: expected {expected}, received {received}"),
+            )
         }
     };
     EngineError::new(code, msg).with_detail(detail)
@@ -282,7 +379,10 @@ impl Engine for InMemoryStorage {
         wrap(self.do_append(req))
     }
 
-    fn append_many(&self, reqs: RSlice<'_, AppendRequest<'_>>) -> RVec<RResult<AppendOutcome, EngineError>> {
+    fn append_many(
+        &self,
+        reqs: RSlice<'_, AppendRequest<'_>>,
+    ) -> RVec<RResult<AppendOutcome, EngineError>> {
         reqs.iter().map(|r| wrap(self.do_append(r))).collect()
     }
 
@@ -291,7 +391,10 @@ impl Engine for InMemoryStorage {
     }
 
     fn head(&self, req: &HeadRequest<'_>) -> RResult<StreamMeta, EngineError> {
-        wrap(self.live(req.name.as_str(), req.now_ms).map(|s| s.meta(&s.data.lock())))
+        wrap(
+            self.live(req.name.as_str(), req.now_ms)
+                .map(|s| s.meta(&s.data.lock())),
+        )
     }
 
     fn delete(&self, req: &DeleteRequest<'_>) -> RResult<(), EngineError> {
@@ -301,16 +404,26 @@ impl Engine for InMemoryStorage {
     fn list(&self, req: &ListRequest<'_>) -> RResult<RVec<StreamListing>, EngineError> {
         let map = self.streams.read();
         let prefix = req.prefix.as_str();
-        let start = req.start_after.map(|s| s.as_str().to_string()).into_option();
+        let start = req
+            .start_after
+            .map(|s| s.as_str().to_string())
+            .into_option();
         let range = match &start {
-            Some(s) => map.range::<String, _>((std::ops::Bound::Excluded(s), std::ops::Bound::Unbounded)),
+            Some(s) => {
+                map.range::<String, _>((std::ops::Bound::Excluded(s), std::ops::Bound::Unbounded))
+            }
             None => map.range::<String, _>(..),
         };
         let out: RVec<StreamListing> = range
             .filter(|(n, _)| n.starts_with(prefix))
-            .filter(|(_, s)| !s.soft_deleted.load(Ordering::Acquire) && !Self::expired(s, req.now_ms))
+            .filter(|(_, s)| {
+                !s.soft_deleted.load(Ordering::Acquire) && !Self::expired(s, req.now_ms)
+            })
             .take(req.limit as usize)
-            .map(|(n, s)| StreamListing { name: n.as_str().into(), meta: s.meta(&s.data.lock()) })
+            .map(|(n, s)| StreamListing {
+                name: n.as_str().into(),
+                meta: s.meta(&s.data.lock()),
+            })
             .collect();
         RResult::ROk(out)
     }
@@ -319,7 +432,9 @@ impl Engine for InMemoryStorage {
         let map = self.streams.read();
         let out = map
             .iter()
-            .filter(|(_, s)| !s.soft_deleted.load(Ordering::Acquire) && Self::expired(s, req.now_ms))
+            .filter(|(_, s)| {
+                !s.soft_deleted.load(Ordering::Acquire) && Self::expired(s, req.now_ms)
+            })
             .take(req.limit as usize)
             .map(|(n, _)| RString::from(n.as_str()))
             .collect();
@@ -335,6 +450,9 @@ impl Engine for InMemoryStorage {
     }
 
     fn extension(&self, op: RStr<'_>, _input: RSlice<'_, u8>) -> RResult<RVec<u8>, EngineError> {
-        err(EngineError::new(ErrorCode::UNSUPPORTED, format!("extension '{op}' is not supported by the memory engine")))
+        err(EngineError::new(
+            ErrorCode::UNSUPPORTED,
+            format!("extension '{op}' is not supported by the memory engine"),
+        ))
     }
 }

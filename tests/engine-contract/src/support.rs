@@ -17,7 +17,9 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(message: impl Into<String>) -> Self {
-        Failure { message: message.into() }
+        Failure {
+            message: message.into(),
+        }
     }
 }
 
@@ -44,7 +46,11 @@ impl Summary {
         for (name, f) in &self.failed {
             s.push_str(&format!("FAILED {name}: {f}\n"));
         }
-        s.push_str(&format!("{} passed, {} failed", self.passed.len(), self.failed.len()));
+        s.push_str(&format!(
+            "{} passed, {} failed",
+            self.passed.len(),
+            self.failed.len()
+        ));
         s
     }
 }
@@ -66,11 +72,21 @@ pub fn ok<T>(r: RResult<T, EngineError>, what: &str) -> Result<T, Failure> {
     }
 }
 
-pub fn code<T>(r: RResult<T, EngineError>, want: ErrorCode, what: &str) -> Result<EngineError, Failure> {
+pub fn code<T>(
+    r: RResult<T, EngineError>,
+    want: ErrorCode,
+    what: &str,
+) -> Result<EngineError, Failure> {
     match r {
-        RResult::ROk(_) => Err(Failure::new(format!("{what}: expected error {}, got success", want.name()))),
+        RResult::ROk(_) => Err(Failure::new(format!(
+            "{what}: expected error {}, got success",
+            want.name()
+        ))),
         RResult::RErr(e) if e.code == want => Ok(e),
-        RResult::RErr(e) => Err(Failure::new(format!("{what}: expected {}, got {e}", want.name()))),
+        RResult::RErr(e) => Err(Failure::new(format!(
+            "{what}: expected {}, got {e}",
+            want.name()
+        ))),
     }
 }
 
@@ -87,7 +103,15 @@ pub struct Create<'a> {
 
 impl<'a> Create<'a> {
     pub fn new(name: &'a str) -> Self {
-        Create { name, ct: Some("text/plain"), lifetime: Lifetime::default(), closed: false, initial: b"", fork: None, now: NOW }
+        Create {
+            name,
+            ct: Some("text/plain"),
+            lifetime: Lifetime::default(),
+            closed: false,
+            initial: b"",
+            fork: None,
+            now: NOW,
+        }
     }
     pub fn run(&self, e: &EngineBox) -> RResult<CreateOutcome, EngineError> {
         e.create(&CreateRequest {
@@ -97,7 +121,10 @@ impl<'a> Create<'a> {
             closed: self.closed,
             initial: RSlice::from(self.initial),
             fork: match self.fork {
-                Some((s, p)) => ROption::RSome(ForkFrom { source: RStr::from(s), position: p }),
+                Some((s, p)) => ROption::RSome(ForkFrom {
+                    source: RStr::from(s),
+                    position: p,
+                }),
                 None => ROption::RNone,
             },
             now_ms: self.now,
@@ -118,15 +145,34 @@ pub struct Append<'a> {
 
 impl<'a> Append<'a> {
     pub fn new(name: &'a str, body: &'a [u8]) -> Self {
-        Append { name, ct: Some("text/plain"), body, close: false, producer: None, seq: None, now: NOW }
+        Append {
+            name,
+            ct: Some("text/plain"),
+            body,
+            close: false,
+            producer: None,
+            seq: None,
+            now: NOW,
+        }
     }
     pub fn req(&self) -> AppendRequest<'a> {
         AppendRequest {
             name: RStr::from(self.name),
-            content_type: if self.body.is_empty() { ROption::RNone } else { self.ct.map(RStr::from).into() },
+            content_type: if self.body.is_empty() {
+                ROption::RNone
+            } else {
+                self.ct.map(RStr::from).into()
+            },
             body: RSlice::from(self.body),
             close: self.close,
-            producer: self.producer.map(|(id, epoch, seq)| ProducerRef { id: RStr::from(id), epoch, seq }).into(),
+            producer: self
+                .producer
+                .map(|(id, epoch, seq)| ProducerRef {
+                    id: RStr::from(id),
+                    epoch,
+                    seq,
+                })
+                .into(),
             stream_seq: self.seq.map(RStr::from).into(),
             now_ms: self.now,
         }
@@ -137,27 +183,54 @@ impl<'a> Append<'a> {
 }
 
 /// Reads everything from `pos` to the tail in chunks of `max` bytes.
-pub fn read_all(e: &EngineBox, name: &str, pos: u64, max: u64, now: u64) -> Result<Vec<u8>, Failure> {
+pub fn read_all(
+    e: &EngineBox,
+    name: &str,
+    pos: u64,
+    max: u64,
+    now: u64,
+) -> Result<Vec<u8>, Failure> {
     let mut out = Vec::new();
     let mut pos = pos;
     for _ in 0..100_000 {
-        let c = ok(e.read(&ReadRequest { name: RStr::from(name), start: ReadStart::At, position: pos, max_bytes: max, now_ms: now }), "read")?;
+        let c = ok(
+            e.read(&ReadRequest {
+                name: RStr::from(name),
+                start: ReadStart::At,
+                position: pos,
+                max_bytes: max,
+                now_ms: now,
+            }),
+            "read",
+        )?;
         let data = c.data.bytes();
         out.extend_from_slice(data.as_slice());
         check(c.next >= pos, || "read went backwards".into())?;
         if c.next == c.meta.tail {
             return Ok(out);
         }
-        check(c.next > pos, || format!("read at {pos} made no progress before the tail {}", c.meta.tail))?;
+        check(c.next > pos, || {
+            format!(
+                "read at {pos} made no progress before the tail {}",
+                c.meta.tail
+            )
+        })?;
         pos = c.next;
     }
     Err(Failure::new("read did not reach the tail"))
 }
 
 pub fn head(e: &EngineBox, name: &str, now: u64) -> RResult<StreamMeta, EngineError> {
-    e.head(&HeadRequest { name: RStr::from(name), now_ms: now })
+    e.head(&HeadRequest {
+        name: RStr::from(name),
+        now_ms: now,
+    })
 }
 
 pub fn delete(e: &EngineBox, name: &str, now: u64) -> RResult<(), EngineError> {
-    e.delete(&DeleteRequest { name: RStr::from(name), now_ms: now, only_if_expired: false })
+    e.delete(&DeleteRequest {
+        name: RStr::from(name),
+        now_ms: now,
+        only_if_expired: false,
+    })
 }

@@ -9,73 +9,253 @@ pub fn appends_advance_tail_and_read_back(e: &EngineBox) -> Result<(), Failure> 
     ok(Create::new("s").run(e), "create")?;
     let a = ok(Append::new("s", b"one").run(e), "append 1")?;
     let b = ok(Append::new("s", b"two!").run(e), "append 2")?;
-    check(a.tail == 3 && b.tail == 7 && !a.duplicate, || format!("tails {} {}", a.tail, b.tail))?;
+    check(a.tail == 3 && b.tail == 7 && !a.duplicate, || {
+        format!("tails {} {}", a.tail, b.tail)
+    })?;
     let data = read_all(e, "s", 0, 1 << 20, NOW)?;
     check(data == b"onetwo!", || "data must read back in order".into())
 }
 
 pub fn close_is_atomic_with_final_append(e: &EngineBox) -> Result<(), Failure> {
     ok(Create::new("s").run(e), "create")?;
-    let out = ok(Append { close: true, ..Append::new("s", b"last") }.run(e), "append+close")?;
-    check(out.closed && out.tail == 4, || "append-with-close must close and include the data".into())?;
+    let out = ok(
+        Append {
+            close: true,
+            ..Append::new("s", b"last")
+        }
+        .run(e),
+        "append+close",
+    )?;
+    check(out.closed && out.tail == 4, || {
+        "append-with-close must close and include the data".into()
+    })?;
     let m = ok(head(e, "s", NOW), "head")?;
-    check(m.closed && m.tail == 4, || "closure and data must be visible together".into())
+    check(m.closed && m.tail == 4, || {
+        "closure and data must be visible together".into()
+    })
 }
 
 pub fn closed_stream_refuses_appends_with_tail(e: &EngineBox) -> Result<(), Failure> {
-    ok(Create { initial: b"abc", ..Create::new("s") }.run(e), "create")?;
-    ok(Append { close: true, ..Append::new("s", b"") }.run(e), "close")?;
-    let err = code(Append::new("s", b"more").run(e), ErrorCode::CLOSED, "append after close")?;
-    check(err.detail.tail == 3 && err.detail.closed, || format!("CLOSED detail must carry the final tail, got {}", err.detail.tail))
+    ok(
+        Create {
+            initial: b"abc",
+            ..Create::new("s")
+        }
+        .run(e),
+        "create",
+    )?;
+    ok(
+        Append {
+            close: true,
+            ..Append::new("s", b"")
+        }
+        .run(e),
+        "close",
+    )?;
+    let err = code(
+        Append::new("s", b"more").run(e),
+        ErrorCode::CLOSED,
+        "append after close",
+    )?;
+    check(err.detail.tail == 3 && err.detail.closed, || {
+        format!(
+            "CLOSED detail must carry the final tail, got {}",
+            err.detail.tail
+        )
+    })
 }
 
 pub fn repeated_close_only_is_duplicate(e: &EngineBox) -> Result<(), Failure> {
     ok(Create::new("s").run(e), "create")?;
-    ok(Append { close: true, ..Append::new("s", b"") }.run(e), "close")?;
-    let again = ok(Append { close: true, ..Append::new("s", b"") }.run(e), "close again")?;
-    check(again.duplicate && again.closed, || "a repeated close-only is a duplicate success".into())
+    ok(
+        Append {
+            close: true,
+            ..Append::new("s", b"")
+        }
+        .run(e),
+        "close",
+    )?;
+    let again = ok(
+        Append {
+            close: true,
+            ..Append::new("s", b"")
+        }
+        .run(e),
+        "close again",
+    )?;
+    check(again.duplicate && again.closed, || {
+        "a repeated close-only is a duplicate success".into()
+    })
 }
 
 pub fn content_type_mismatch(e: &EngineBox) -> Result<(), Failure> {
     ok(Create::new("s").run(e), "create")?;
-    code(Append { ct: Some("application/json"), ..Append::new("s", b"1,") }.run(e), ErrorCode::CONTENT_TYPE_MISMATCH, "mismatch")?;
-    ok(Append { ct: Some("Text/Plain; charset=utf-8"), ..Append::new("s", b"x") }.run(e), "same essence")?;
+    code(
+        Append {
+            ct: Some("application/json"),
+            ..Append::new("s", b"1,")
+        }
+        .run(e),
+        ErrorCode::CONTENT_TYPE_MISMATCH,
+        "mismatch",
+    )?;
+    ok(
+        Append {
+            ct: Some("Text/Plain; charset=utf-8"),
+            ..Append::new("s", b"x")
+        }
+        .run(e),
+        "same essence",
+    )?;
     Ok(())
 }
 
 pub fn stream_seq_is_bytewise_increasing(e: &EngineBox) -> Result<(), Failure> {
     ok(Create::new("s").run(e), "create")?;
-    ok(Append { seq: Some("2"), ..Append::new("s", b"a") }.run(e), "seq 2")?;
-    code(Append { seq: Some("10"), ..Append::new("s", b"b") }.run(e), ErrorCode::STREAM_SEQ_REGRESSION, "seq 10 after 2")?;
-    code(Append { seq: Some("2"), ..Append::new("s", b"b") }.run(e), ErrorCode::STREAM_SEQ_REGRESSION, "duplicate seq")?;
-    ok(Append { seq: Some("3"), ..Append::new("s", b"c") }.run(e), "seq 3")?;
+    ok(
+        Append {
+            seq: Some("2"),
+            ..Append::new("s", b"a")
+        }
+        .run(e),
+        "seq 2",
+    )?;
+    code(
+        Append {
+            seq: Some("10"),
+            ..Append::new("s", b"b")
+        }
+        .run(e),
+        ErrorCode::STREAM_SEQ_REGRESSION,
+        "seq 10 after 2",
+    )?;
+    code(
+        Append {
+            seq: Some("2"),
+            ..Append::new("s", b"b")
+        }
+        .run(e),
+        ErrorCode::STREAM_SEQ_REGRESSION,
+        "duplicate seq",
+    )?;
+    ok(
+        Append {
+            seq: Some("3"),
+            ..Append::new("s", b"c")
+        }
+        .run(e),
+        "seq 3",
+    )?;
     let data = read_all(e, "s", 0, 1 << 20, NOW)?;
-    check(data == b"ac", || "rejected appends must not be stored".into())
+    check(data == b"ac", || {
+        "rejected appends must not be stored".into()
+    })
 }
 
 pub fn producer_dedupe_and_fencing(e: &EngineBox) -> Result<(), Failure> {
     ok(Create::new("s").run(e), "create")?;
-    let first = ok(Append { producer: Some(("p", 0, 0)), ..Append::new("s", b"a") }.run(e), "p0/0")?;
-    check(!first.duplicate && first.producer.into_option().map(|p| p.seq) == Some(0), || "first producer append".into())?;
-    ok(Append { producer: Some(("p", 0, 1)), ..Append::new("s", b"b") }.run(e), "p0/1")?;
-    let dup = ok(Append { producer: Some(("p", 0, 0)), ..Append::new("s", b"a") }.run(e), "retry p0/0")?;
-    check(dup.duplicate && dup.producer.into_option().map(|p| p.seq) == Some(1), || "retry must be a duplicate reporting the highest seq".into())?;
-    let gap = code(Append { producer: Some(("p", 0, 5)), ..Append::new("s", b"x") }.run(e), ErrorCode::SEQUENCE_GAP, "gap")?;
-    check(gap.detail.expected_seq == 2 && gap.detail.received_seq == 5, || "gap detail".into())?;
-    code(Append { producer: Some(("p", 1, 3)), ..Append::new("s", b"x") }.run(e), ErrorCode::NEW_EPOCH_SEQ_NOT_ZERO, "new epoch seq 3")?;
-    ok(Append { producer: Some(("p", 1, 0)), ..Append::new("s", b"c") }.run(e), "p1/0")?;
-    let stale = code(Append { producer: Some(("p", 0, 2)), ..Append::new("s", b"x") }.run(e), ErrorCode::STALE_EPOCH, "stale")?;
-    check(stale.detail.producer_epoch == 1, || "stale detail carries the current epoch".into())?;
+    let first = ok(
+        Append {
+            producer: Some(("p", 0, 0)),
+            ..Append::new("s", b"a")
+        }
+        .run(e),
+        "p0/0",
+    )?;
+    check(
+        !first.duplicate && first.producer.into_option().map(|p| p.seq) == Some(0),
+        || "first producer append".into(),
+    )?;
+    ok(
+        Append {
+            producer: Some(("p", 0, 1)),
+            ..Append::new("s", b"b")
+        }
+        .run(e),
+        "p0/1",
+    )?;
+    let dup = ok(
+        Append {
+            producer: Some(("p", 0, 0)),
+            ..Append::new("s", b"a")
+        }
+        .run(e),
+        "retry p0/0",
+    )?;
+    check(
+        dup.duplicate && dup.producer.into_option().map(|p| p.seq) == Some(1),
+        || "retry must be a duplicate reporting the highest seq".into(),
+    )?;
+    let gap = code(
+        Append {
+            producer: Some(("p", 0, 5)),
+            ..Append::new("s", b"x")
+        }
+        .run(e),
+        ErrorCode::SEQUENCE_GAP,
+        "gap",
+    )?;
+    check(
+        gap.detail.expected_seq == 2 && gap.detail.received_seq == 5,
+        || "gap detail".into(),
+    )?;
+    code(
+        Append {
+            producer: Some(("p", 1, 3)),
+            ..Append::new("s", b"x")
+        }
+        .run(e),
+        ErrorCode::NEW_EPOCH_SEQ_NOT_ZERO,
+        "new epoch seq 3",
+    )?;
+    ok(
+        Append {
+            producer: Some(("p", 1, 0)),
+            ..Append::new("s", b"c")
+        }
+        .run(e),
+        "p1/0",
+    )?;
+    let stale = code(
+        Append {
+            producer: Some(("p", 0, 2)),
+            ..Append::new("s", b"x")
+        }
+        .run(e),
+        ErrorCode::STALE_EPOCH,
+        "stale",
+    )?;
+    check(stale.detail.producer_epoch == 1, || {
+        "stale detail carries the current epoch".into()
+    })?;
     let data = read_all(e, "s", 0, 1 << 20, NOW)?;
-    check(data == b"abc", || format!("stored {:?}", String::from_utf8_lossy(&data)))
+    check(data == b"abc", || {
+        format!("stored {:?}", String::from_utf8_lossy(&data))
+    })
 }
 
 pub fn producer_state_is_per_stream(e: &EngineBox) -> Result<(), Failure> {
     ok(Create::new("s1").run(e), "create")?;
     ok(Create::new("s2").run(e), "create")?;
-    ok(Append { producer: Some(("p", 0, 0)), ..Append::new("s1", b"a") }.run(e), "s1")?;
-    let o = ok(Append { producer: Some(("p", 0, 0)), ..Append::new("s2", b"a") }.run(e), "s2")?;
-    check(!o.duplicate, || "producer state must not leak across streams".into())
+    ok(
+        Append {
+            producer: Some(("p", 0, 0)),
+            ..Append::new("s1", b"a")
+        }
+        .run(e),
+        "s1",
+    )?;
+    let o = ok(
+        Append {
+            producer: Some(("p", 0, 0)),
+            ..Append::new("s2", b"a")
+        }
+        .run(e),
+        "s2",
+    )?;
+    check(!o.duplicate, || {
+        "producer state must not leak across streams".into()
+    })
 }
 
 pub fn append_many_equals_sequential_appends(e: &EngineBox) -> Result<(), Failure> {
@@ -84,20 +264,41 @@ pub fn append_many_equals_sequential_appends(e: &EngineBox) -> Result<(), Failur
     let reqs = [
         Append::new("x", b"1").req(),
         Append::new("y", b"2").req(),
-        Append { producer: Some(("p", 0, 0)), ..Append::new("x", b"3") }.req(),
-        Append { producer: Some(("p", 0, 0)), ..Append::new("x", b"3") }.req(),
+        Append {
+            producer: Some(("p", 0, 0)),
+            ..Append::new("x", b"3")
+        }
+        .req(),
+        Append {
+            producer: Some(("p", 0, 0)),
+            ..Append::new("x", b"3")
+        }
+        .req(),
         Append::new("missing", b"4").req(),
-        Append { close: true, ..Append::new("y", b"5") }.req(),
+        Append {
+            close: true,
+            ..Append::new("y", b"5")
+        }
+        .req(),
         Append::new("y", b"6").req(),
     ];
     let out = e.append_many(RSlice::from(&reqs[..]));
     check(out.len() == reqs.len(), || "one result per request".into())?;
     let is_ok: Vec<bool> = out.iter().map(|r| r.is_ok()).collect();
-    check(is_ok == [true, true, true, true, false, true, false], || format!("results {is_ok:?}"))?;
+    check(
+        is_ok == [true, true, true, true, false, true, false],
+        || format!("results {is_ok:?}"),
+    )?;
     let dup = out[3].as_ref().map(|o| o.duplicate).unwrap_or(false);
-    check(dup, || "a retried producer batch inside a group is a duplicate".into())?;
-    check(read_all(e, "x", 0, 1 << 20, NOW)? == b"13", || "x content".into())?;
-    check(read_all(e, "y", 0, 1 << 20, NOW)? == b"25", || "y content".into())?;
+    check(dup, || {
+        "a retried producer batch inside a group is a duplicate".into()
+    })?;
+    check(read_all(e, "x", 0, 1 << 20, NOW)? == b"13", || {
+        "x content".into()
+    })?;
+    check(read_all(e, "y", 0, 1 << 20, NOW)? == b"25", || {
+        "y content".into()
+    })?;
     let _ = RStr::from("");
     Ok(())
 }

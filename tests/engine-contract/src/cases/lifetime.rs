@@ -6,44 +6,142 @@ use durable_streams_core::abi::*;
 use crate::support::*;
 
 fn ttl(secs: u64) -> Lifetime {
-    Lifetime { ttl_secs: Some(secs).into(), expires_at_ms: None.into() }
+    Lifetime {
+        ttl_secs: Some(secs).into(),
+        expires_at_ms: None.into(),
+    }
 }
 
 pub fn ttl_expires_and_renews_on_access(e: &EngineBox) -> Result<(), Failure> {
-    ok(Create { lifetime: ttl(2), ..Create::new("s") }.run(e), "create")?;
-    ok(Append { now: NOW + 1500, ..Append::new("s", b"a") }.run(e), "append renews")?;
+    ok(
+        Create {
+            lifetime: ttl(2),
+            ..Create::new("s")
+        }
+        .run(e),
+        "create",
+    )?;
+    ok(
+        Append {
+            now: NOW + 1500,
+            ..Append::new("s", b"a")
+        }
+        .run(e),
+        "append renews",
+    )?;
     ok(head(e, "s", NOW + 3000), "alive after renewal")?;
-    ok(e.read(&ReadRequest { name: RStr::from("s"), start: ReadStart::Tail, position: 0, max_bytes: 10, now_ms: NOW + 3400 }), "read renews")?;
+    ok(
+        e.read(&ReadRequest {
+            name: RStr::from("s"),
+            start: ReadStart::Tail,
+            position: 0,
+            max_bytes: 10,
+            now_ms: NOW + 3400,
+        }),
+        "read renews",
+    )?;
     ok(head(e, "s", NOW + 5000), "alive after read renewal")?;
     code(head(e, "s", NOW + 5400), ErrorCode::NOT_FOUND, "expired")?;
-    let again = ok(Create { now: NOW + 5400, ..Create::new("s") }.run(e), "re-create after expiry")?;
+    let again = ok(
+        Create {
+            now: NOW + 5400,
+            ..Create::new("s")
+        }
+        .run(e),
+        "re-create after expiry",
+    )?;
     check(again.created, || "an expired name is created afresh".into())
 }
 
 pub fn head_does_not_renew(e: &EngineBox) -> Result<(), Failure> {
-    ok(Create { lifetime: ttl(1), ..Create::new("s") }.run(e), "create")?;
+    ok(
+        Create {
+            lifetime: ttl(1),
+            ..Create::new("s")
+        }
+        .run(e),
+        "create",
+    )?;
     ok(head(e, "s", NOW + 900), "head")?;
-    code(head(e, "s", NOW + 1000), ErrorCode::NOT_FOUND, "expired despite head")?;
+    code(
+        head(e, "s", NOW + 1000),
+        ErrorCode::NOT_FOUND,
+        "expired despite head",
+    )?;
     Ok(())
 }
 
 pub fn expires_at_is_absolute(e: &EngineBox) -> Result<(), Failure> {
-    let lt = Lifetime { ttl_secs: None.into(), expires_at_ms: Some(NOW + 1000).into() };
-    ok(Create { lifetime: lt, ..Create::new("s") }.run(e), "create")?;
-    ok(Append { now: NOW + 900, ..Append::new("s", b"a") }.run(e), "append")?;
-    code(head(e, "s", NOW + 1000), ErrorCode::NOT_FOUND, "expired at its deadline")?;
+    let lt = Lifetime {
+        ttl_secs: None.into(),
+        expires_at_ms: Some(NOW + 1000).into(),
+    };
+    ok(
+        Create {
+            lifetime: lt,
+            ..Create::new("s")
+        }
+        .run(e),
+        "create",
+    )?;
+    ok(
+        Append {
+            now: NOW + 900,
+            ..Append::new("s", b"a")
+        }
+        .run(e),
+        "append",
+    )?;
+    code(
+        head(e, "s", NOW + 1000),
+        ErrorCode::NOT_FOUND,
+        "expired at its deadline",
+    )?;
     Ok(())
 }
 
 pub fn expired_listing_and_sweeper_delete(e: &EngineBox) -> Result<(), Failure> {
-    ok(Create { lifetime: ttl(1), ..Create::new("old") }.run(e), "create")?;
+    ok(
+        Create {
+            lifetime: ttl(1),
+            ..Create::new("old")
+        }
+        .run(e),
+        "create",
+    )?;
     ok(Create::new("keep").run(e), "create")?;
-    let names = ok(e.list_expired(&ExpiredRequest { now_ms: NOW + 2000, limit: 10 }), "list expired")?;
+    let names = ok(
+        e.list_expired(&ExpiredRequest {
+            now_ms: NOW + 2000,
+            limit: 10,
+        }),
+        "list expired",
+    )?;
     let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
     check(names == ["old"], || format!("expired listing {names:?}"))?;
-    ok(e.delete(&DeleteRequest { name: RStr::from("keep"), now_ms: NOW + 2000, only_if_expired: true }), "conditional delete of live")?;
+    ok(
+        e.delete(&DeleteRequest {
+            name: RStr::from("keep"),
+            now_ms: NOW + 2000,
+            only_if_expired: true,
+        }),
+        "conditional delete of live",
+    )?;
     ok(head(e, "keep", NOW + 2000), "live stream kept")?;
-    ok(e.delete(&DeleteRequest { name: RStr::from("old"), now_ms: NOW + 2000, only_if_expired: true }), "sweep")?;
-    let names = ok(e.list_expired(&ExpiredRequest { now_ms: NOW + 2000, limit: 10 }), "list expired again")?;
+    ok(
+        e.delete(&DeleteRequest {
+            name: RStr::from("old"),
+            now_ms: NOW + 2000,
+            only_if_expired: true,
+        }),
+        "sweep",
+    )?;
+    let names = ok(
+        e.list_expired(&ExpiredRequest {
+            now_ms: NOW + 2000,
+            limit: 10,
+        }),
+        "list expired again",
+    )?;
     check(names.is_empty(), || "swept stream no longer listed".into())
 }

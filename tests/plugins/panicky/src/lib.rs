@@ -21,24 +21,42 @@ fn meta() -> StreamMeta {
 }
 
 fn unsupported<T>() -> RResult<T, EngineError> {
-    RResult::RErr(EngineError::new(ErrorCode::UNSUPPORTED, "the panicky test engine does not do that"))
+    RResult::RErr(EngineError::new(
+        ErrorCode::UNSUPPORTED,
+        "the panicky test engine does not do that",
+    ))
 }
 
 impl Engine for Panicky {
     fn create(&self, _req: &CreateRequest<'_>) -> RResult<CreateOutcome, EngineError> {
-        RResult::ROk(CreateOutcome { created: true, meta: meta() })
+        RResult::ROk(CreateOutcome {
+            created: true,
+            meta: meta(),
+        })
     }
     fn append(&self, req: &AppendRequest<'_>) -> RResult<AppendOutcome, EngineError> {
         if req.body.as_slice() == b"panic" {
             panic!("deliberate test panic");
         }
-        RResult::ROk(AppendOutcome { duplicate: false, tail: 0, closed: false, producer: None.into() })
+        RResult::ROk(AppendOutcome {
+            duplicate: false,
+            tail: 0,
+            closed: false,
+            producer: None.into(),
+        })
     }
-    fn append_many(&self, reqs: RSlice<'_, AppendRequest<'_>>) -> RVec<RResult<AppendOutcome, EngineError>> {
+    fn append_many(
+        &self,
+        reqs: RSlice<'_, AppendRequest<'_>>,
+    ) -> RVec<RResult<AppendOutcome, EngineError>> {
         reqs.iter().map(|r| self.append(r)).collect()
     }
     fn read(&self, _req: &ReadRequest<'_>) -> RResult<ReadChunk, EngineError> {
-        RResult::ROk(ReadChunk { data: ByteViewBox::from_value(RVec::<u8>::new(), TD_Opaque), next: 0, meta: meta() })
+        RResult::ROk(ReadChunk {
+            data: ByteViewBox::from_value(RVec::<u8>::new(), TD_Opaque),
+            next: 0,
+            meta: meta(),
+        })
     }
     fn head(&self, _req: &HeadRequest<'_>) -> RResult<StreamMeta, EngineError> {
         RResult::ROk(meta())
@@ -69,12 +87,19 @@ fn info() -> PluginInfo {
         version: "0.1.0".into(),
         abi_version: ABI_VERSION.into(),
         rustc: "".into(),
-        modes: RVec::from(vec![ModeInfo { mode: "panicky".into(), capabilities: Capabilities::default(), description: "test only".into() }]),
+        modes: RVec::from(vec![ModeInfo {
+            mode: "panicky".into(),
+            capabilities: Capabilities::default(),
+            description: "test only".into(),
+        }]),
     }
 }
 
 fn open(_mode: &str, _config: &str) -> Result<EngineBox, EngineError> {
-    Ok(EngineBox::from_value(GuardedEngine::new(Panicky), TD_Opaque))
+    Ok(EngineBox::from_value(
+        GuardedEngine::new(Panicky),
+        TD_Opaque,
+    ))
 }
 
 durable_streams_core::export_plugin!(info = info, open = open);

@@ -1,0 +1,47 @@
+# durable-streams-server: the two commands are `make run` and `make test`.
+CARGO ?= cargo
+# Bundled storage modes run through the official conformance suite.
+MODES ?= memory
+
+.PHONY: all build build-debug run test check fmt clippy unit conformance bench bench-peers clean
+
+all: build
+
+## build: everything (host and bundled plugins) in release mode under target/release/
+build:
+	$(CARGO) build --release --workspace
+
+## build-debug: everything in debug mode (what the tests use)
+build-debug:
+	$(CARGO) build --workspace
+
+## run: build, then start the server on http://localhost:4437 (memory engine by default)
+run: build
+	./target/release/durable-streams-server
+
+## test: formatting, lints, unit / contract / end-to-end tests, and the conformance suite per mode
+test: check unit conformance
+
+check:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+unit: build-debug
+	$(CARGO) test --workspace
+
+conformance: build-debug
+	scripts/conformance.sh $(MODES)
+
+## bench: load-generator figures for this server (see BENCHMARKS.md)
+bench:
+	scripts/bench.sh
+
+## bench-peers: the same scenarios against the published Rust servers, alternating
+bench-peers:
+	scripts/bench-peers.sh
+
+clean:
+	$(CARGO) clean

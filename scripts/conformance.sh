@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Runs the official conformance suite (tests/conformance, pinned 0.3.6) against the real binary,
+# once per storage mode, and checks the counts. Usage: scripts/conformance.sh [mode ...]
+# Env: PROFILE (debug|release, default debug), EXPECT_PASSED (default 332), DS_SUBSCRIPTIONS.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+profile=${PROFILE:-debug}
+expect=${EXPECT_PASSED:-332}
+bin="target/$profile/durable-streams-server"
+modes=("$@")
+[ ${#modes[@]} -gt 0 ] || modes=(memory)
+[ -x "$bin" ] || { echo "missing $bin: build first (make build-debug)"; exit 1; }
+
+if [ ! -d tests/conformance/node_modules/@durable-streams/server-conformance-tests ]; then
+  (cd tests/conformance && npm ci --no-audit --no-fund)
+fi
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+status=0
+summary=()
+for mode in "${modes[@]}"; do
+  port=$(free_port)
+  data=$(mktemp -d)
+  log=$(mktemp)
+  DS_SERVER__PORT=$port DS_SERVER__BIND_ADDRESS=127.0.0.1 DS_STORAGE__MODE=$mode DS_STORAGE__DATA_DIR=$data \
+    DS_SERVER__LONG_POLL_TIMEOUT_MS=1500 DS_SERVER__SWEEP_INTERVAL_SECS=1 RUST_LOG=warn "$bin" >"$log" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 200); do
+    curl -sf "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
+    kill -0 $pid 2>/dev/null || break
+    sleep 0.05
+  done
+  if ! curl -sf "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; then
+    echo "conformance[$mode]: server did not become ready"; cat "$log"; status=1; kill $pid 2>/dev/null || true; continue
+  fi
+  report=$(mktemp --suffix .json)
+  echo "conformance[$mode]: running the suite against http://127.0.0.1:$port"
+  (cd tests/conformance && DS_BASE_URL="http://127.0.0.1:$port" npx vitest run --reporter=default --reporter=json --outputFile="$report") | tail -n 15 || true
+  kill $pid 2>/dev/null || true
+  wait $pid 2>/dev/null || true
+  counts=$(python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+print(r["numPassedTests"], r["numFailedTests"], r["numPendingTests"] + r.get("numTodoTests", 0))
+for f in r["testResults"]:
+    for a in f["assertionResults"]:
+        if a["status"] == "failed":
+            print("FAILED:", " > ".join(a["ancestorTitles"] + [a["title"]]), file=sys.stderr)
+' "$report" 2>&1 >/dev/null | head -50; python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+print(r["numPassedTests"], r["numFailedTests"], r["numPendingTests"] + r.get("numTodoTests", 0))' "$report")
+  read -r passed failed skipped <<<"$(echo "$counts" | tail -n 1)"
+  echo "$counts" | head -n -1
+  line="conformance[$mode]: $passed passed, $failed failed, $skipped skipped"
+  summary+=("$line")
+  if [ "$failed" != "0" ] || [ "$passed" != "$expect" ]; then
+    echo "$line (expected $expect passed, 0 failed)"; echo "--- server log ---"; tail -n 50 "$log"; status=1
+  fi
+  rm -rf "$data" "$log" "$report"
+done
+printf '%s\n' "${summary[@]}"
+exit $status

@@ -82,7 +82,9 @@ impl Storage {
         match r {
             RResult::ROk(v) => Ok(v),
             RResult::RErr(e) => {
-                if (e.code == ErrorCode::PANICKED || e.code == ErrorCode::POISONED) && !self.poisoned.swap(true, Ordering::AcqRel) {
+                if (e.code == ErrorCode::PANICKED || e.code == ErrorCode::POISONED)
+                    && !self.poisoned.swap(true, Ordering::AcqRel)
+                {
                     tracing::error!(error = %e, plugin = %self.plugin.name, "storage engine panicked; marking it poisoned");
                 }
                 Err(e)

@@ -2,11 +2,7 @@
 
 /// The media type without parameters, trimmed and lower-cased.
 pub fn essence(ct: &str) -> String {
-    ct.split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase()
+    ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
 }
 
 /// Whether two content types name the same media type (parameters such as charset are ignored).
@@ -32,11 +28,7 @@ pub fn is_valid(ct: &str) -> bool {
     let (Some(t), Some(s)) = (parts.next(), parts.next()) else {
         return false;
     };
-    let token = |x: &str| {
-        !x.is_empty()
-            && x.bytes()
-                .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b))
-    };
+    let token = |x: &str| !x.is_empty() && x.bytes().all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b));
     token(t) && token(s)
 }
 

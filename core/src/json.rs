@@ -42,13 +42,11 @@ pub fn frame(body: &[u8], allow_empty: bool) -> Result<Framed, JsonError> {
     if nesting_depth(body) > MAX_JSON_DEPTH {
         return Err(JsonError::TooDeep);
     }
-    let raw: &RawValue =
-        serde_json::from_slice(body).map_err(|e| JsonError::Invalid(e.to_string()))?;
+    let raw: &RawValue = serde_json::from_slice(body).map_err(|e| JsonError::Invalid(e.to_string()))?;
     let text = raw.get();
     let mut out = Framed::default();
     if text.starts_with('[') {
-        let items: Vec<&RawValue> =
-            serde_json::from_str(text).map_err(|e| JsonError::Invalid(e.to_string()))?;
+        let items: Vec<&RawValue> = serde_json::from_str(text).map_err(|e| JsonError::Invalid(e.to_string()))?;
         if items.is_empty() && !allow_empty {
             return Err(JsonError::EmptyArray);
         }

@@ -110,10 +110,7 @@ mod tests {
         assert_eq!(ReadFrom::parse("-1"), Ok(ReadFrom::Start));
         assert_eq!(ReadFrom::parse("now"), Ok(ReadFrom::Now));
         assert_eq!(ReadFrom::parse(""), Err(OffsetError::Empty));
-        assert_eq!(
-            ReadFrom::parse("0000000000000000_0000000000000000"),
-            Ok(ReadFrom::At(Offset(0)))
-        );
+        assert_eq!(ReadFrom::parse("0000000000000000_0000000000000000"), Ok(ReadFrom::At(Offset(0))));
         for bad in [
             "abc",
             "-2",

@@ -32,16 +32,10 @@ pub enum ProducerHeaderError {
 impl std::fmt::Display for ProducerHeaderError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            ProducerHeaderError::Incomplete => {
-                "Producer-Id, Producer-Epoch and Producer-Seq must be sent together"
-            }
+            ProducerHeaderError::Incomplete => "Producer-Id, Producer-Epoch and Producer-Seq must be sent together",
             ProducerHeaderError::EmptyId => "Producer-Id must not be empty",
-            ProducerHeaderError::BadEpoch => {
-                "Producer-Epoch must be a non-negative integer no larger than 2^53-1"
-            }
-            ProducerHeaderError::BadSeq => {
-                "Producer-Seq must be a non-negative integer no larger than 2^53-1"
-            }
+            ProducerHeaderError::BadEpoch => "Producer-Epoch must be a non-negative integer no larger than 2^53-1",
+            ProducerHeaderError::BadSeq => "Producer-Seq must be a non-negative integer no larger than 2^53-1",
         })
     }
 }
@@ -50,22 +44,14 @@ impl std::error::Error for ProducerHeaderError {}
 
 /// Parses a strict non-negative decimal no larger than 2^53-1 (no sign, no leading zeros).
 pub fn parse_number(s: &str) -> Option<u64> {
-    if s.is_empty()
-        || s.len() > 16
-        || !s.bytes().all(|b| b.is_ascii_digit())
-        || (s.len() > 1 && s.starts_with('0'))
-    {
+    if s.is_empty() || s.len() > 16 || !s.bytes().all(|b| b.is_ascii_digit()) || (s.len() > 1 && s.starts_with('0')) {
         return None;
     }
     s.parse::<u64>().ok().filter(|v| *v <= MAX_PRODUCER_NUMBER)
 }
 
 /// Builds a stamp from the three optional header values.
-pub fn parse_headers(
-    id: Option<&str>,
-    epoch: Option<&str>,
-    seq: Option<&str>,
-) -> Result<Option<ProducerStamp>, ProducerHeaderError> {
+pub fn parse_headers(id: Option<&str>, epoch: Option<&str>, seq: Option<&str>) -> Result<Option<ProducerStamp>, ProducerHeaderError> {
     match (id, epoch, seq) {
         (None, None, None) => Ok(None),
         (Some(id), Some(epoch), Some(seq)) => {
@@ -91,14 +77,8 @@ mod tests {
     #[test]
     fn all_or_nothing() {
         assert_eq!(parse_headers(None, None, None), Ok(None));
-        assert_eq!(
-            parse_headers(Some("p"), Some("0"), None),
-            Err(ProducerHeaderError::Incomplete)
-        );
-        assert_eq!(
-            parse_headers(Some(""), Some("0"), Some("0")),
-            Err(ProducerHeaderError::EmptyId)
-        );
+        assert_eq!(parse_headers(Some("p"), Some("0"), None), Err(ProducerHeaderError::Incomplete));
+        assert_eq!(parse_headers(Some(""), Some("0"), Some("0")), Err(ProducerHeaderError::EmptyId));
         assert_eq!(
             parse_headers(Some("p"), Some("1"), Some("2")),
             Ok(Some(ProducerStamp {
@@ -113,16 +93,7 @@ mod tests {
     fn strict_numbers() {
         assert_eq!(parse_number("0"), Some(0));
         assert_eq!(parse_number("9007199254740991"), Some(MAX_PRODUCER_NUMBER));
-        for bad in [
-            "",
-            "-1",
-            "+1",
-            "01",
-            "1.0",
-            "9007199254740992",
-            "abc",
-            "1e3",
-        ] {
+        for bad in ["", "-1", "+1", "01", "1.0", "9007199254740992", "abc", "1e3"] {
             assert_eq!(parse_number(bad), None, "{bad}");
         }
     }

@@ -61,13 +61,8 @@ pub enum AppendRejection {
 }
 
 /// Decides an append against the stream's writer state. Pure: the caller applies the result.
-pub fn check_append(
-    state: &WriterState,
-    req: &AppendCheck<'_>,
-) -> Result<AppendDecision, AppendRejection> {
-    let known = req
-        .producer
-        .and_then(|p| state.producers.get(&p.id).copied());
+pub fn check_append(state: &WriterState, req: &AppendCheck<'_>) -> Result<AppendDecision, AppendRejection> {
+    let known = req.producer.and_then(|p| state.producers.get(&p.id).copied());
     if let (Some(p), Some(s)) = (req.producer, known) {
         if p.epoch < s.epoch {
             return Err(AppendRejection::StaleEpoch { current: s.epoch });
@@ -144,11 +139,7 @@ pub fn check_append(
         producer: producer_update,
         stream_seq: req.stream_seq.map(str::to_string),
         close: req.close,
-        closed_by: if req.close {
-            req.producer.cloned()
-        } else {
-            None
-        },
+        closed_by: if req.close { req.producer.cloned() } else { None },
     }))
 }
 
@@ -180,12 +171,7 @@ mod tests {
         }
     }
 
-    fn check(
-        state: &WriterState,
-        p: Option<&ProducerStamp>,
-        close: bool,
-        empty: bool,
-    ) -> Result<AppendDecision, AppendRejection> {
+    fn check(state: &WriterState, p: Option<&ProducerStamp>, close: bool, empty: bool) -> Result<AppendDecision, AppendRejection> {
         check_append(
             state,
             &AppendCheck {
@@ -211,10 +197,7 @@ mod tests {
         let mut st = WriterState::default();
         assert_eq!(
             check(&st, Some(&stamp(0, 1)), false, false),
-            Err(AppendRejection::SequenceGap {
-                expected: 0,
-                received: 1
-            })
+            Err(AppendRejection::SequenceGap { expected: 0, received: 1 })
         );
         accept(&mut st, &stamp(0, 0));
         accept(&mut st, &stamp(0, 1));
@@ -228,10 +211,7 @@ mod tests {
         ));
         assert_eq!(
             check(&st, Some(&stamp(0, 5)), false, false),
-            Err(AppendRejection::SequenceGap {
-                expected: 2,
-                received: 5
-            })
+            Err(AppendRejection::SequenceGap { expected: 2, received: 5 })
         );
         assert_eq!(
             check(&st, Some(&stamp(1, 3)), false, false),
@@ -259,22 +239,10 @@ mod tests {
         ));
         assert_eq!(check(&st, None, false, false), Err(AppendRejection::Closed));
         assert_eq!(check(&st, None, true, false), Err(AppendRejection::Closed));
-        assert!(matches!(
-            check(&st, None, true, true),
-            Ok(AppendDecision::Duplicate { .. })
-        ));
-        assert_eq!(
-            check(&st, Some(&stamp(0, 1)), false, false),
-            Err(AppendRejection::Closed)
-        );
+        assert!(matches!(check(&st, None, true, true), Ok(AppendDecision::Duplicate { .. })));
+        assert_eq!(check(&st, Some(&stamp(0, 1)), false, false), Err(AppendRejection::Closed));
         // A stale epoch is fenced with 403 even on a closed stream.
-        st.producers.insert(
-            "p".into(),
-            ProducerState {
-                epoch: 2,
-                last_seq: 0,
-            },
-        );
+        st.producers.insert("p".into(), ProducerState { epoch: 2, last_seq: 0 });
         assert_eq!(
             check(&st, Some(&stamp(1, 0)), false, false),
             Err(AppendRejection::StaleEpoch { current: 2 })
@@ -315,14 +283,8 @@ mod tests {
             producer: None,
             stream_seq: Some(seq),
         };
-        assert_eq!(
-            check_append(&st, &req("10")),
-            Err(AppendRejection::StreamSeqRegression)
-        );
-        assert_eq!(
-            check_append(&st, &req("2")),
-            Err(AppendRejection::StreamSeqRegression)
-        );
+        assert_eq!(check_append(&st, &req("10")), Err(AppendRejection::StreamSeqRegression));
+        assert_eq!(check_append(&st, &req("2")), Err(AppendRejection::StreamSeqRegression));
         assert!(check_append(&st, &req("3")).is_ok());
     }
 }

@@ -23,10 +23,7 @@ impl std::error::Error for TtlError {}
 
 /// Parses `Stream-TTL` (seconds): `0` or a decimal without leading zeros, at most 2^53-1.
 pub fn parse_ttl(s: &str) -> Result<u64, TtlError> {
-    let ok = !s.is_empty()
-        && s.bytes().all(|b| b.is_ascii_digit())
-        && (s == "0" || !s.starts_with('0'))
-        && s.len() <= 16;
+    let ok = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0')) && s.len() <= 16;
     if !ok {
         return Err(TtlError::BadTtl);
     }
@@ -61,17 +58,7 @@ mod tests {
     fn strict_ttl() {
         assert_eq!(parse_ttl("0"), Ok(0));
         assert_eq!(parse_ttl("3600"), Ok(3600));
-        for bad in [
-            "",
-            "+3600",
-            "03600",
-            "3600.0",
-            "3.6e3",
-            "-1",
-            " 1",
-            "abc",
-            "99999999999999999",
-        ] {
+        for bad in ["", "+3600", "03600", "3600.0", "3.6e3", "-1", " 1", "abc", "99999999999999999"] {
             assert_eq!(parse_ttl(bad), Err(TtlError::BadTtl), "{bad}");
         }
     }
@@ -79,10 +66,7 @@ mod tests {
     #[test]
     fn expires_at() {
         assert_eq!(parse_expires_at("1970-01-01T00:00:01Z"), Ok(1000));
-        assert_eq!(
-            parse_expires_at("2030-01-01T00:00:00+01:00"),
-            Ok(1_893_452_400_000)
-        );
+        assert_eq!(parse_expires_at("2030-01-01T00:00:00+01:00"), Ok(1_893_452_400_000));
         assert!(parse_expires_at("tomorrow").is_err());
         assert_eq!(format_unix_ms(1000), "1970-01-01T00:00:01Z");
     }
@@ -129,26 +113,11 @@ mod lifetime_tests {
 
     #[test]
     fn inheritance_table() {
-        assert_eq!(
-            fork_lifetime(lt(None, None), lt(None, None)),
-            lt(None, None)
-        );
-        assert_eq!(
-            fork_lifetime(lt(Some(5), None), lt(None, None)),
-            lt(Some(5), None)
-        );
-        assert_eq!(
-            fork_lifetime(lt(None, Some(9)), lt(None, None)),
-            lt(None, Some(9))
-        );
-        assert_eq!(
-            fork_lifetime(lt(None, Some(9)), lt(Some(1), None)),
-            lt(Some(1), None)
-        );
-        assert_eq!(
-            fork_lifetime(lt(Some(5), None), lt(None, Some(7))),
-            lt(None, Some(7))
-        );
+        assert_eq!(fork_lifetime(lt(None, None), lt(None, None)), lt(None, None));
+        assert_eq!(fork_lifetime(lt(Some(5), None), lt(None, None)), lt(Some(5), None));
+        assert_eq!(fork_lifetime(lt(None, Some(9)), lt(None, None)), lt(None, Some(9)));
+        assert_eq!(fork_lifetime(lt(None, Some(9)), lt(Some(1), None)), lt(Some(1), None));
+        assert_eq!(fork_lifetime(lt(Some(5), None), lt(None, Some(7))), lt(None, Some(7)));
     }
 
     #[test]

@@ -107,6 +107,8 @@ pub struct StorageConfig {
     pub plugin: Option<String>,
     pub acid_shard_count: u32,
     pub acid_backend: String,
+    /// file-fast: how often buffered writes are fsynced (the machine-crash loss window).
+    pub file_fast_sync_interval_ms: u64,
 }
 
 impl Default for StorageConfig {
@@ -118,6 +120,7 @@ impl Default for StorageConfig {
             plugin: None,
             acid_shard_count: 16,
             acid_backend: "file".into(),
+            file_fast_sync_interval_ms: 1000,
         }
     }
 }
@@ -169,10 +172,7 @@ pub enum ConfigError {
 impl Config {
     /// Loads configuration from all sources in order.
     pub fn load(opts: &ConfigLoadOptions) -> Result<Config, ConfigError> {
-        let dir = opts
-            .config_dir
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("config"));
+        let dir = opts.config_dir.clone().unwrap_or_else(|| PathBuf::from("config"));
         let mut b = config::Config::builder()
             .add_source(config::Config::try_from(&Config::default())?)
             .add_source(config::File::from(dir.join("default.toml")).required(false));
@@ -218,10 +218,7 @@ impl Config {
             return invalid("limits.max_read_chunk_bytes", "must be at least 4096");
         }
         if self.server.sse_reconnect_interval_secs == 0 {
-            return invalid(
-                "server.sse_reconnect_interval_secs",
-                "must be greater than 0",
-            );
+            return invalid("server.sse_reconnect_interval_secs", "must be greater than 0");
         }
         Ok(())
     }

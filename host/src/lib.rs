@@ -32,10 +32,7 @@ pub enum StartupError {
     #[error(transparent)]
     Storage(#[from] plugin::StorageError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: String,
-        source: std::io::Error,
-    },
+    Bind { addr: String, source: std::io::Error },
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -44,16 +41,11 @@ pub enum StartupError {
 /// opens the engine for `storage.mode`.
 pub fn open_storage(config: &Config) -> Result<Storage, StartupError> {
     let bundled = plugin::loader_bundled_dir();
-    let (plugins, rejected) =
-        plugin::discover(bundled.as_deref(), config.storage.plugin_dir.as_deref());
+    let (plugins, rejected) = plugin::discover(bundled.as_deref(), config.storage.plugin_dir.as_deref());
     for r in &rejected {
         tracing::warn!(path = %r.path.display(), reason = %r.reason, "plugin rejected");
     }
-    let chosen = plugin::select(
-        &plugins,
-        &config.storage.mode,
-        config.storage.plugin.as_deref(),
-    )?;
+    let chosen = plugin::select(&plugins, &config.storage.mode, config.storage.plugin.as_deref())?;
     let mode_caps = chosen
         .info
         .modes
@@ -101,12 +93,10 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
     let readiness = Readiness::new(false);
     let state = make_state(config.clone(), storage.clone(), readiness.clone());
     let addr = format!("{}:{}", config.server.bind_address, config.server.port);
-    let listener = tokio::net::TcpListener::bind(&addr)
-        .await
-        .map_err(|source| StartupError::Bind {
-            addr: addr.clone(),
-            source,
-        })?;
+    let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|source| StartupError::Bind {
+        addr: addr.clone(),
+        source,
+    })?;
     let local = listener.local_addr()?;
     tokio::spawn(sweeper::run(
         state.clone(),

@@ -40,11 +40,8 @@ fn init_logging(config: &Config) {
         .ok()
         .filter(|v| !v.is_empty())
         .unwrap_or_else(|| config.log.rust_log.clone());
-    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if config.log.format == "json" {
         builder.json().init();
     } else {
@@ -53,10 +50,7 @@ fn init_logging(config: &Config) {
 }
 
 fn list_plugins(config: &Config) -> ExitCode {
-    let (ok, bad) = plugin::discover(
-        plugin::loader_bundled_dir().as_deref(),
-        config.storage.plugin_dir.as_deref(),
-    );
+    let (ok, bad) = plugin::discover(plugin::loader_bundled_dir().as_deref(), config.storage.plugin_dir.as_deref());
     for p in &ok {
         println!(
             "{} {} (ABI {}) at {}",

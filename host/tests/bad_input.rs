@@ -12,15 +12,17 @@ use common::{http, http_bytes, status_of, Server};
 fn req(s: &Server, method: &str, path: &str, headers: &str, body: &str) -> String {
     http(
         s.port,
-        &format!("{method} {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: {}\r\n{headers}\r\n{body}", body.len()),
+        &format!(
+            "{method} {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: {}\r\n{headers}\r\n{body}",
+            body.len()
+        ),
     )
 }
 
 fn assert_problem(resp: &str, status: u16) {
     assert_eq!(status_of(resp), status, "{resp}");
     assert!(
-        resp.to_ascii_lowercase()
-            .contains("content-type: application/problem+json"),
+        resp.to_ascii_lowercase().contains("content-type: application/problem+json"),
         "{resp}"
     );
 }
@@ -46,10 +48,7 @@ fn hostile_stream_names() {
     let deep = format!("/v1/stream/{}", vec!["a"; 40].join("/"));
     assert_problem(&req(&s, "PUT", &deep, "", ""), 400);
     // A raw CR or LF in the request line never reaches a handler.
-    let r = http(
-        s.port,
-        "PUT /v1/stream/a\rb HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
-    );
+    let r = http(s.port, "PUT /v1/stream/a\rb HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
     assert!(r.is_empty() || status_of(&r) == 400, "{r}");
 }
 
@@ -57,13 +56,7 @@ fn hostile_stream_names() {
 fn malformed_offsets() {
     let s = Server::start(&[]);
     assert_eq!(
-        status_of(&req(
-            &s,
-            "PUT",
-            "/v1/stream/o",
-            "Content-Type: text/plain\r\n",
-            "abc"
-        )),
+        status_of(&req(&s, "PUT", "/v1/stream/o", "Content-Type: text/plain\r\n", "abc")),
         201
     );
     for q in [
@@ -80,13 +73,7 @@ fn malformed_offsets() {
         assert_problem(&req(&s, "GET", &format!("/v1/stream/o?{q}"), "", ""), 400);
     }
     assert_problem(
-        &req(
-            &s,
-            "GET",
-            "/v1/stream/o?offset=0000000000000000_0000000000000099",
-            "",
-            "",
-        ),
+        &req(&s, "GET", "/v1/stream/o?offset=0000000000000000_0000000000000099", "", ""),
         400,
     );
 }
@@ -94,13 +81,7 @@ fn malformed_offsets() {
 #[test]
 fn producer_and_seq_headers() {
     let s = Server::start(&[]);
-    req(
-        &s,
-        "PUT",
-        "/v1/stream/p",
-        "Content-Type: text/plain\r\n",
-        "",
-    );
+    req(&s, "PUT", "/v1/stream/p", "Content-Type: text/plain\r\n", "");
     let ct = "Content-Type: text/plain\r\n";
     for h in [
         "Producer-Id: a\r\nProducer-Epoch: 0\r\n",
@@ -111,23 +92,14 @@ fn producer_and_seq_headers() {
         "Producer-Id: a\r\nProducer-Id: b\r\nProducer-Epoch: 0\r\nProducer-Seq: 0\r\n",
         "Stream-Seq: 1\r\nStream-Seq: 2\r\n",
     ] {
-        assert_problem(
-            &req(&s, "POST", "/v1/stream/p", &format!("{ct}{h}"), "x"),
-            400,
-        );
+        assert_problem(&req(&s, "POST", "/v1/stream/p", &format!("{ct}{h}"), "x"), 400);
     }
 }
 
 #[test]
 fn invalid_and_deep_json() {
     let s = Server::start(&[]);
-    req(
-        &s,
-        "PUT",
-        "/v1/stream/j",
-        "Content-Type: application/json\r\n",
-        "",
-    );
+    req(&s, "PUT", "/v1/stream/j", "Content-Type: application/json\r\n", "");
     let ct = "Content-Type: application/json\r\n";
     assert_problem(&req(&s, "POST", "/v1/stream/j", ct, "{nope"), 400);
     assert_problem(&req(&s, "POST", "/v1/stream/j", ct, "[]"), 400);
@@ -139,18 +111,17 @@ fn invalid_and_deep_json() {
 #[test]
 fn body_over_limit_is_refused_up_front_and_while_streaming() {
     let s = Server::start(&[("DS_LIMITS__MAX_BODY_BYTES", "1024")]);
-    req(
-        &s,
-        "PUT",
-        "/v1/stream/big",
-        "Content-Type: text/plain\r\n",
-        "",
-    );
+    req(&s, "PUT", "/v1/stream/big", "Content-Type: text/plain\r\n", "");
     // Declared too large: refused before the body is read.
-    let r = http(s.port, "POST /v1/stream/big HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: 1000000000\r\n\r\n");
+    let r = http(
+        s.port,
+        "POST /v1/stream/big HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: 1000000000\r\n\r\n",
+    );
     assert_problem(&r, 413);
     // Chunked, no length: counted while streaming.
-    let mut raw = b"POST /v1/stream/big HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    let mut raw =
+        b"POST /v1/stream/big HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"
+            .to_vec();
     for _ in 0..4 {
         raw.extend_from_slice(b"200\r\n");
         raw.extend_from_slice(&[b'x'; 0x200]);
@@ -161,32 +132,21 @@ fn body_over_limit_is_refused_up_front_and_while_streaming() {
     // Nothing was stored.
     let r = req(&s, "GET", "/v1/stream/big", "", "");
     assert_eq!(status_of(&r), 200);
-    assert!(
-        r.contains("stream-next-offset: 0000000000000000_0000000000000000"),
-        "{r}"
-    );
+    assert!(r.contains("stream-next-offset: 0000000000000000_0000000000000000"), "{r}");
 }
 
 #[test]
 fn idle_connection_is_closed_after_header_timeout() {
     let s = Server::start(&[("DS_SERVER__HEADER_READ_TIMEOUT_SECS", "1")]);
     let mut sock = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
-    sock.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n")
-        .unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    sock.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let started = Instant::now();
     let mut buf = Vec::new();
     let _ = sock.read_to_end(&mut buf);
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "slow client must be cut off"
-    );
+    assert!(started.elapsed() < Duration::from_secs(5), "slow client must be cut off");
     let text = String::from_utf8_lossy(&buf);
-    assert!(
-        text.is_empty() || text.starts_with("HTTP/1.1 408"),
-        "{text}"
-    );
+    assert!(text.is_empty() || text.starts_with("HTTP/1.1 408"), "{text}");
 }
 
 #[test]

@@ -9,10 +9,7 @@ use common::Server;
 use reqwest::blocking::Client;
 
 fn client() -> Client {
-    Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
+    Client::builder().timeout(Duration::from_secs(10)).build().unwrap()
 }
 
 #[test]
@@ -25,10 +22,7 @@ fn readme_walkthrough_put_append_read() {
         .send()
         .unwrap();
     assert_eq!(r.status(), 201);
-    assert!(r.headers()["location"]
-        .to_str()
-        .unwrap()
-        .ends_with("/v1/stream/hello"));
+    assert!(r.headers()["location"].to_str().unwrap().ends_with("/v1/stream/hello"));
     let r = c
         .post(s.url("/v1/stream/hello"))
         .header("Content-Type", "text/plain")
@@ -36,20 +30,14 @@ fn readme_walkthrough_put_append_read() {
         .send()
         .unwrap();
     assert_eq!(r.status(), 204);
-    let next = r.headers()["stream-next-offset"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let next = r.headers()["stream-next-offset"].to_str().unwrap().to_string();
     let r = c.get(s.url("/v1/stream/hello?offset=-1")).send().unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["stream-next-offset"].to_str().unwrap(), next);
     assert_eq!(r.headers()["stream-up-to-date"], "true");
     assert_eq!(r.headers()["x-content-type-options"], "nosniff");
     assert_eq!(r.text().unwrap(), "hello, world");
-    assert!(
-        s.log_text().contains("storage plugin loaded"),
-        "the plugin load is logged"
-    );
+    assert!(s.log_text().contains("storage plugin loaded"), "the plugin load is logged");
     assert!(
         s.log_text().contains("libds_plugin_memory.so"),
         "the engine came from the bundled .so"
@@ -113,37 +101,19 @@ fn json_mode_round_trip() {
 fn long_poll_wakes_on_append_and_times_out() {
     let s = Server::start(&[("DS_SERVER__LONG_POLL_TIMEOUT_MS", "800")]);
     let c = client();
-    let r = c
-        .put(s.url("/v1/stream/lp"))
-        .header("Content-Type", "text/plain")
-        .send()
-        .unwrap();
-    let tail = r.headers()["stream-next-offset"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let r = c.put(s.url("/v1/stream/lp")).header("Content-Type", "text/plain").send().unwrap();
+    let tail = r.headers()["stream-next-offset"].to_str().unwrap().to_string();
     let started = Instant::now();
-    let r = c
-        .get(s.url(&format!("/v1/stream/lp?offset={tail}&live=long-poll")))
-        .send()
-        .unwrap();
+    let r = c.get(s.url(&format!("/v1/stream/lp?offset={tail}&live=long-poll"))).send().unwrap();
     assert_eq!(r.status(), 204);
     assert!(started.elapsed() >= Duration::from_millis(700));
     assert!(r.headers().contains_key("stream-cursor"));
     let url = s.url("/v1/stream/lp");
     let writer = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(200));
-        client()
-            .post(url)
-            .header("Content-Type", "text/plain")
-            .body("woke")
-            .send()
-            .unwrap();
+        client().post(url).header("Content-Type", "text/plain").body("woke").send().unwrap();
     });
-    let r = c
-        .get(s.url(&format!("/v1/stream/lp?offset={tail}&live=long-poll")))
-        .send()
-        .unwrap();
+    let r = c.get(s.url(&format!("/v1/stream/lp?offset={tail}&live=long-poll"))).send().unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().unwrap(), "woke");
     writer.join().unwrap();
@@ -158,21 +128,12 @@ fn sse_pairs_data_and_control_and_ends_on_close() {
         .body(vec![1u8, 2, 3])
         .send()
         .unwrap();
-    c.post(s.url("/v1/stream/sse"))
-        .header("Stream-Closed", "true")
-        .send()
-        .unwrap();
-    let mut r = c
-        .get(s.url("/v1/stream/sse?offset=-1&live=sse"))
-        .send()
-        .unwrap();
+    c.post(s.url("/v1/stream/sse")).header("Stream-Closed", "true").send().unwrap();
+    let mut r = c.get(s.url("/v1/stream/sse?offset=-1&live=sse")).send().unwrap();
     assert_eq!(r.headers()["content-type"], "text/event-stream");
     assert_eq!(r.headers()["stream-sse-data-encoding"], "base64");
     let mut text = String::new();
     r.read_to_string(&mut text).unwrap();
-    assert!(
-        text.starts_with("event: data\ndata:AQID\n\nevent: control\ndata:{"),
-        "{text}"
-    );
+    assert!(text.starts_with("event: data\ndata:AQID\n\nevent: control\ndata:{"), "{text}");
     assert!(text.contains("\"streamClosed\":true"), "{text}");
 }

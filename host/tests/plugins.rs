@@ -16,14 +16,9 @@ fn incompatible_plugin_is_rejected_with_one_line() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("rejected"))
-        .unwrap_or_else(|| panic!("{text}"));
+    let line = text.lines().find(|l| l.starts_with("rejected")).unwrap_or_else(|| panic!("{text}"));
     assert!(
-        line.contains("libds_test_incompatible.so")
-            && line.contains("2.0.0")
-            && line.contains("1.0.0"),
+        line.contains("libds_test_incompatible.so") && line.contains("2.0.0") && line.contains("1.0.0"),
         "{line}"
     );
     // The server still starts on the bundled memory plugin and logs the refusal.
@@ -33,17 +28,12 @@ fn incompatible_plugin_is_rejected_with_one_line() {
 
 #[test]
 fn unknown_mode_refuses_to_start_listing_modes() {
-    let log = Server::try_start(&[("DS_STORAGE__MODE", "nosuch")])
-        .err()
-        .expect("must not start");
+    let log = Server::try_start(&[("DS_STORAGE__MODE", "nosuch")]).err().expect("must not start");
     let line = log
         .lines()
         .find(|l| l.contains("unknown storage mode"))
         .unwrap_or_else(|| panic!("{log}"));
-    assert!(
-        line.contains("'nosuch'") && line.contains("memory"),
-        "{line}"
-    );
+    assert!(line.contains("'nosuch'") && line.contains("memory"), "{line}");
 }
 
 #[test]
@@ -78,22 +68,12 @@ fn panicking_engine_poisons_but_server_lives() {
     );
     assert!(s.is_alive(), "the process must survive an engine panic");
     assert_eq!(
-        status_of(&http(
-            s.port,
-            "GET /readyz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
-        )),
+        status_of(&http(s.port, "GET /readyz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")),
         503
     );
     assert_eq!(
-        status_of(&http(
-            s.port,
-            "GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
-        )),
+        status_of(&http(s.port, "GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")),
         200
     );
-    assert_eq!(
-        status_of(&post("fine")),
-        503,
-        "a poisoned engine refuses further calls"
-    );
+    assert_eq!(status_of(&post("fine")), 503, "a poisoned engine refuses further calls");
 }

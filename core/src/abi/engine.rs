@@ -55,10 +55,7 @@ pub trait Engine: Send + Sync + 'static {
 
     /// Appends a group (any streams) with one commit where the engine can; results in order.
     /// Must equal calling `append` on each in order.
-    fn append_many(
-        &self,
-        reqs: RSlice<'_, AppendRequest<'_>>,
-    ) -> RVec<RResult<AppendOutcome, EngineError>>;
+    fn append_many(&self, reqs: RSlice<'_, AppendRequest<'_>>) -> RVec<RResult<AppendOutcome, EngineError>>;
 
     /// Reads whole records from `position` (or the tail) up to `max_bytes` (at least one record),
     /// stitching inherited source data below a fork's position. Never returns unverified bytes.
@@ -76,10 +73,7 @@ pub trait Engine: Send + Sync + 'static {
     fn list(&self, req: &ListRequest<'_>) -> RResult<RVec<StreamListing>, EngineError>;
 
     /// Names of streams whose lifetime ended, for the host's sweeper.
-    fn list_expired(
-        &self,
-        req: &ExpiredRequest,
-    ) -> RResult<RVec<abi_stable::std_types::RString>, EngineError>;
+    fn list_expired(&self, req: &ExpiredRequest) -> RResult<RVec<abi_stable::std_types::RString>, EngineError>;
 
     /// Registers the host's listener (only used by `EXTERNAL_WRITERS` engines; others ignore it).
     fn set_change_listener(&self, listener: ChangeListenerBox) -> RResult<(), EngineError>;

@@ -112,10 +112,7 @@ impl EngineError {
     }
 
     pub fn not_found(name: &str) -> Self {
-        Self::new(
-            ErrorCode::NOT_FOUND,
-            format!("stream '{name}' does not exist"),
-        )
+        Self::new(ErrorCode::NOT_FOUND, format!("stream '{name}' does not exist"))
     }
 
     pub fn gone(name: &str) -> Self {

@@ -19,10 +19,7 @@ pub fn guard<T>(f: impl FnOnce() -> RResult<T, EngineError>) -> RResult<T, Engin
                 .map(|s| s.to_string())
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "engine panicked".to_string());
-            RResult::RErr(EngineError::new(
-                ErrorCode::PANICKED,
-                format!("engine panicked: {msg}"),
-            ))
+            RResult::RErr(EngineError::new(ErrorCode::PANICKED, format!("engine panicked: {msg}")))
         }
     }
 }
@@ -44,10 +41,7 @@ impl<E: Engine> GuardedEngine<E> {
 
     fn call<T>(&self, f: impl FnOnce(&E) -> RResult<T, EngineError>) -> RResult<T, EngineError> {
         if self.poisoned.load(Ordering::Acquire) {
-            return RResult::RErr(EngineError::new(
-                ErrorCode::POISONED,
-                "engine is poisoned by an earlier panic",
-            ));
+            return RResult::RErr(EngineError::new(ErrorCode::POISONED, "engine is poisoned by an earlier panic"));
         }
         let r = guard(|| f(&self.inner));
         if let RResult::RErr(e) = &r {
@@ -66,10 +60,7 @@ impl<E: Engine> Engine for GuardedEngine<E> {
     fn append(&self, req: &AppendRequest<'_>) -> RResult<AppendOutcome, EngineError> {
         self.call(|e| e.append(req))
     }
-    fn append_many(
-        &self,
-        reqs: RSlice<'_, AppendRequest<'_>>,
-    ) -> RVec<RResult<AppendOutcome, EngineError>> {
+    fn append_many(&self, reqs: RSlice<'_, AppendRequest<'_>>) -> RVec<RResult<AppendOutcome, EngineError>> {
         match self.call(|e| RResult::ROk(e.append_many(reqs))) {
             RResult::ROk(v) => v,
             RResult::RErr(err) => reqs.iter().map(|_| RResult::RErr(err.clone())).collect(),

@@ -15,10 +15,7 @@ mod error;
 mod guard;
 mod types;
 
-pub use engine::{
-    ByteView, ByteViewBox, ByteView_TO, ChangeListener, ChangeListenerBox, ChangeListener_TO,
-    Engine, EngineBox, Engine_TO,
-};
+pub use engine::{ByteView, ByteViewBox, ByteView_TO, ChangeListener, ChangeListenerBox, ChangeListener_TO, Engine, EngineBox, Engine_TO};
 pub use error::{EngineError, ErrorCode, ErrorDetail};
 pub use guard::{guard, GuardedEngine};
 pub use types::*;
@@ -72,8 +69,7 @@ macro_rules! export_plugin {
             extern "C" fn __ds_open(
                 mode: ::abi_stable::std_types::RStr<'_>,
                 config: ::abi_stable::std_types::RStr<'_>,
-            ) -> ::abi_stable::std_types::RResult<$crate::abi::EngineBox, $crate::abi::EngineError>
-            {
+            ) -> ::abi_stable::std_types::RResult<$crate::abi::EngineBox, $crate::abi::EngineError> {
                 $crate::abi::guard(|| $open(mode.as_str(), config.as_str()).into())
             }
             ::abi_stable::prefix_type::PrefixTypeTrait::leak_into_prefix($crate::abi::PluginMod {

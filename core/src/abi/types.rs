@@ -40,10 +40,7 @@ impl Capabilities {
             (Self::EXTERNAL_WRITERS, "external_writers"),
             (Self::SYNCED, "synced"),
         ];
-        all.iter()
-            .filter(|(c, _)| self.contains(*c))
-            .map(|(_, n)| *n)
-            .collect()
+        all.iter().filter(|(c, _)| self.contains(*c)).map(|(_, n)| *n).collect()
     }
 }
 

@@ -1,16 +1,17 @@
 //! POST: append (JSON-framed in JSON mode), append-and-close, or close-only.
 
-use abi_stable::std_types::{RSlice, RStr};
+use abi_stable::std_types::RStr;
 use axum::body::Body;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use durable_streams_core::abi::{AppendRequest, HeadRequest, ProducerRef};
+use durable_streams_core::abi::HeadRequest;
 use durable_streams_core::{content_type, json, producer};
 
 use super::error::ApiError;
 use super::{body, headers as h};
+use crate::plugin::OwnedAppend;
 use crate::state::{now_ms, AppState};
 
 /// After a JSON framing failure, decide whether the engine's answer (closed, type mismatch)
@@ -30,35 +31,19 @@ async fn json_error_precedence(state: &AppState, name: &str, err: ApiError) -> A
         Err(e) => e.into(),
         Ok(meta) if meta.closed => ApiError::conflict("stream is closed")
             .with_header(h::STREAM_CLOSED, "true")
-            .with_header(
-                h::STREAM_NEXT_OFFSET,
-                durable_streams_core::Offset(meta.tail),
-            ),
-        Ok(meta) if !content_type::is_json(&meta.content_type) => {
-            ApiError::conflict("content type does not match the stream's")
-        }
+            .with_header(h::STREAM_NEXT_OFFSET, durable_streams_core::Offset(meta.tail)),
+        Ok(meta) if !content_type::is_json(&meta.content_type) => ApiError::conflict("content type does not match the stream's"),
         Ok(_) => err,
     }
 }
 
-pub async fn handle(
-    state: &AppState,
-    name: String,
-    parts: &Parts,
-    body: Body,
-) -> Result<Response, ApiError> {
+pub async fn handle(state: &AppState, name: String, parts: &Parts, body: Body) -> Result<Response, ApiError> {
     let headers = &parts.headers;
     let close = h::closed_flag(headers);
     let stamp = producer::parse_headers(
-        headers
-            .get(&h::PRODUCER_ID)
-            .map(|v| v.to_str().unwrap_or("\u{0}")),
-        headers
-            .get(&h::PRODUCER_EPOCH)
-            .map(|v| v.to_str().unwrap_or("x")),
-        headers
-            .get(&h::PRODUCER_SEQ)
-            .map(|v| v.to_str().unwrap_or("x")),
+        headers.get(&h::PRODUCER_ID).map(|v| v.to_str().unwrap_or("\u{0}")),
+        headers.get(&h::PRODUCER_EPOCH).map(|v| v.to_str().unwrap_or("x")),
+        headers.get(&h::PRODUCER_SEQ).map(|v| v.to_str().unwrap_or("x")),
     )
     .map_err(|e| ApiError::bad_request(e.to_string()))?;
     if stamp.as_ref().is_some_and(|s| s.id.contains('\u{0}')) {
@@ -74,9 +59,7 @@ pub async fn handle(
     };
     let raw = body::read_limited(headers, body, state.config.limits.max_body_bytes).await?;
     if raw.is_empty() && !close {
-        return Err(ApiError::bad_request(
-            "an append needs a body (or Stream-Closed: true to close)",
-        ));
+        return Err(ApiError::bad_request("an append needs a body (or Stream-Closed: true to close)"));
     }
     let ct = match headers.get(header::CONTENT_TYPE) {
         Some(v) => Some(
@@ -88,21 +71,12 @@ pub async fn handle(
         None => None,
     };
     if !raw.is_empty() && ct.is_none() {
-        return Err(ApiError::bad_request(
-            "an append with a body needs a Content-Type",
-        ));
+        return Err(ApiError::bad_request("an append with a body needs a Content-Type"));
     }
     let body_bytes: Bytes = match &ct {
         Some(c) if !raw.is_empty() && content_type::is_json(c) => match json::frame(&raw, false) {
             Ok(f) => Bytes::from(f.bytes),
-            Err(e) => {
-                return Err(json_error_precedence(
-                    state,
-                    &name,
-                    ApiError::bad_request(e.to_string()),
-                )
-                .await)
-            }
+            Err(e) => return Err(json_error_precedence(state, &name, ApiError::bad_request(e.to_string())).await),
         },
         _ => raw,
     };
@@ -112,23 +86,14 @@ pub async fn handle(
     let req_ct = if has_body { ct } else { None };
     let outcome = state
         .storage
-        .call(move |e| {
-            e.append(&AppendRequest {
-                name: RStr::from(req_name.as_str()),
-                content_type: req_ct.as_deref().map(RStr::from).into(),
-                body: RSlice::from(&body_bytes[..]),
-                close,
-                producer: req_stamp
-                    .as_ref()
-                    .map(|s| ProducerRef {
-                        id: RStr::from(s.id.as_str()),
-                        epoch: s.epoch,
-                        seq: s.seq,
-                    })
-                    .into(),
-                stream_seq: stream_seq.as_deref().map(RStr::from).into(),
-                now_ms: now_ms(),
-            })
+        .append(OwnedAppend {
+            name: req_name,
+            content_type: req_ct,
+            body: body_bytes,
+            close,
+            producer: req_stamp.map(|s| (s.id, s.epoch, s.seq)),
+            stream_seq,
+            now_ms: now_ms(),
         })
         .await?;
     if !outcome.duplicate {

@@ -41,9 +41,7 @@ pub async fn read_limited(headers: &HeaderMap, body: Body, limit: u64) -> Result
                 }
                 src = s.source();
             }
-            Err(ApiError::bad_request(format!(
-                "could not read the request body: {e}"
-            )))
+            Err(ApiError::bad_request(format!("could not read the request body: {e}")))
         }
     }
 }
@@ -70,10 +68,7 @@ impl http_body::Body for ChunkBody {
     type Data = Bytes;
     type Error = std::convert::Infallible;
 
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+    fn poll_frame(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         match self.chunks.pop_front() {
             Some(c) => {
                 self.remaining -= c.len() as u64;

@@ -5,9 +5,7 @@ use axum::body::Body;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use durable_streams_core::abi::{
-    CreateRequest, ForkFrom, HeadRequest, Lifetime, ReadRequest, ReadStart, StreamMeta,
-};
+use durable_streams_core::abi::{CreateRequest, ForkFrom, HeadRequest, Lifetime, ReadRequest, ReadStart, StreamMeta};
 use durable_streams_core::{content_type, json, producer, ttl, ReadFrom};
 
 use super::error::ApiError;
@@ -24,15 +22,11 @@ struct ForkSpec {
 fn parse_lifetime(headers: &HeaderMap) -> Result<Lifetime, ApiError> {
     let ttl_v = h::text(headers, &h::STREAM_TTL);
     let exp_v = h::text(headers, &h::STREAM_EXPIRES_AT);
-    if headers.contains_key(&h::STREAM_TTL) && ttl_v.is_none()
-        || headers.contains_key(&h::STREAM_EXPIRES_AT) && exp_v.is_none()
-    {
+    if headers.contains_key(&h::STREAM_TTL) && ttl_v.is_none() || headers.contains_key(&h::STREAM_EXPIRES_AT) && exp_v.is_none() {
         return Err(ApiError::bad_request("lifetime headers must be ASCII"));
     }
     if ttl_v.is_some() && exp_v.is_some() {
-        return Err(ApiError::bad_request(
-            "send Stream-TTL or Stream-Expires-At, not both",
-        ));
+        return Err(ApiError::bad_request("send Stream-TTL or Stream-Expires-At, not both"));
     }
     let ttl_secs = ttl_v
         .map(ttl::parse_ttl)
@@ -63,16 +57,12 @@ fn parse_fork(state: &AppState, headers: &HeaderMap) -> Result<Option<ForkSpec>,
     let source_path = from.split(['?', '#']).next().unwrap_or("");
     let source = path::stream_name(state.config.base_path(), source_path)?;
     let offset = offset
-        .map(|o| {
-            ReadFrom::parse(o.trim())
-                .map_err(|e| ApiError::bad_request(format!("invalid Stream-Fork-Offset: {e}")))
-        })
+        .map(|o| ReadFrom::parse(o.trim()).map_err(|e| ApiError::bad_request(format!("invalid Stream-Fork-Offset: {e}"))))
         .transpose()?;
     let sub_offset = match sub {
         None => 0,
-        Some(s) => producer::parse_number(s.trim()).ok_or_else(|| {
-            ApiError::bad_request("Stream-Fork-Sub-Offset must be a non-negative integer")
-        })?,
+        Some(s) => producer::parse_number(s.trim())
+            .ok_or_else(|| ApiError::bad_request("Stream-Fork-Sub-Offset must be a non-negative integer"))?,
     };
     Ok(Some(ForkSpec {
         source,
@@ -82,20 +72,14 @@ fn parse_fork(state: &AppState, headers: &HeaderMap) -> Result<Option<ForkSpec>,
 }
 
 /// Resolves a fork's (offset, sub-offset) to a position in the source.
-async fn resolve_fork_position(
-    state: &AppState,
-    spec: &ForkSpec,
-    source: &StreamMeta,
-) -> Result<u64, ApiError> {
+async fn resolve_fork_position(state: &AppState, spec: &ForkSpec, source: &StreamMeta) -> Result<u64, ApiError> {
     let anchor = match spec.offset {
         None | Some(ReadFrom::Now) => source.tail,
         Some(ReadFrom::Start) => 0,
         Some(ReadFrom::At(o)) => o.0,
     };
     if anchor > source.tail {
-        return Err(ApiError::bad_request(
-            "Stream-Fork-Offset is beyond the source's tail",
-        ));
+        return Err(ApiError::bad_request("Stream-Fork-Offset is beyond the source's tail"));
     }
     if spec.sub_offset == 0 {
         return Ok(anchor);
@@ -120,11 +104,7 @@ async fn resolve_fork_position(
     } else {
         Vec::new()
     };
-    let overshoot = || {
-        ApiError::bad_request(
-            "Stream-Fork-Sub-Offset is past the end of the record at Stream-Fork-Offset",
-        )
-    };
+    let overshoot = || ApiError::bad_request("Stream-Fork-Sub-Offset is past the end of the record at Stream-Fork-Offset");
     if record.is_empty() {
         return Err(overshoot());
     }
@@ -141,20 +121,11 @@ async fn resolve_fork_position(
 }
 
 fn location(parts: &Parts) -> String {
-    let host = parts
-        .headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("localhost");
+    let host = parts.headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("localhost");
     format!("http://{host}{}", parts.uri.path())
 }
 
-pub async fn handle(
-    state: &AppState,
-    name: String,
-    parts: &Parts,
-    body: Body,
-) -> Result<Response, ApiError> {
+pub async fn handle(state: &AppState, name: String, parts: &Parts, body: Body) -> Result<Response, ApiError> {
     let headers = &parts.headers;
     let ct = match headers.get(header::CONTENT_TYPE) {
         None => None,
@@ -176,9 +147,7 @@ pub async fn handle(
     let raw = body::read_limited(headers, body, state.config.limits.max_body_bytes).await?;
 
     let mut fork_position = 0;
-    let mut effective_ct = ct
-        .clone()
-        .unwrap_or_else(|| "application/octet-stream".into());
+    let mut effective_ct = ct.clone().unwrap_or_else(|| "application/octet-stream".into());
     if let Some(spec) = &fork {
         let src = spec.source.clone();
         let meta = state
@@ -191,14 +160,10 @@ pub async fn handle(
             })
             .await
             .map_err(|e| match e.code {
-                durable_streams_core::abi::ErrorCode::NOT_FOUND => ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    "Not Found",
-                    "fork source does not exist",
-                ),
-                durable_streams_core::abi::ErrorCode::GONE => {
-                    ApiError::conflict("fork source was deleted")
+                durable_streams_core::abi::ErrorCode::NOT_FOUND => {
+                    ApiError::new(StatusCode::NOT_FOUND, "Not Found", "fork source does not exist")
                 }
+                durable_streams_core::abi::ErrorCode::GONE => ApiError::conflict("fork source was deleted"),
                 _ => ApiError::from(e),
             })?;
         fork_position = resolve_fork_position(state, spec, &meta).await?;
@@ -207,11 +172,7 @@ pub async fn handle(
         }
     }
     let initial = if content_type::is_json(&effective_ct) && !raw.is_empty() {
-        bytes::Bytes::from(
-            json::frame(&raw, true)
-                .map_err(|e| ApiError::bad_request(e.to_string()))?
-                .bytes,
-        )
+        bytes::Bytes::from(json::frame(&raw, true).map_err(|e| ApiError::bad_request(e.to_string()))?.bytes)
     } else {
         raw
     };
@@ -239,12 +200,7 @@ pub async fn handle(
         })
         .await?;
     let meta = &outcome.meta;
-    let mut resp = if outcome.created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    }
-    .into_response();
+    let mut resp = if outcome.created { StatusCode::CREATED } else { StatusCode::OK }.into_response();
     let out = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&meta.content_type) {
         out.insert(header::CONTENT_TYPE, v);

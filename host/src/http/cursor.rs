@@ -9,10 +9,7 @@ const INTERVAL_SECS: u64 = 20;
 
 /// The cursor to return, given the client's `cursor` parameter.
 pub fn next_cursor(client: Option<&str>) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let current = now.saturating_sub(EPOCH_SECS) / INTERVAL_SECS;
     let client = client.and_then(|c| c.parse::<u64>().ok());
     let value = match client {

@@ -57,28 +57,21 @@ impl From<EngineError> for ApiError {
             ErrorCode::CLOSED => ApiError::conflict(msg)
                 .with_header(h::STREAM_CLOSED, "true")
                 .with_header(h::STREAM_NEXT_OFFSET, Offset(d.tail)),
-            ErrorCode::STALE_EPOCH => ApiError::new(StatusCode::FORBIDDEN, "Forbidden", msg)
-                .with_header(h::PRODUCER_EPOCH, d.producer_epoch),
-            ErrorCode::NEW_EPOCH_SEQ_NOT_ZERO
-            | ErrorCode::OFFSET_BEYOND_TAIL
-            | ErrorCode::INVALID_ARGUMENT => ApiError::bad_request(msg),
+            ErrorCode::STALE_EPOCH => {
+                ApiError::new(StatusCode::FORBIDDEN, "Forbidden", msg).with_header(h::PRODUCER_EPOCH, d.producer_epoch)
+            }
+            ErrorCode::NEW_EPOCH_SEQ_NOT_ZERO | ErrorCode::OFFSET_BEYOND_TAIL | ErrorCode::INVALID_ARGUMENT => ApiError::bad_request(msg),
             ErrorCode::SEQUENCE_GAP => ApiError::conflict(msg)
                 .with_header(h::PRODUCER_EXPECTED_SEQ, d.expected_seq)
                 .with_header(h::PRODUCER_RECEIVED_SEQ, d.received_seq),
-            ErrorCode::FORK_SOURCE_NOT_FOUND => {
-                ApiError::new(StatusCode::NOT_FOUND, "Not Found", msg)
-            }
-            ErrorCode::TOO_LARGE => {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large", msg)
-            }
+            ErrorCode::FORK_SOURCE_NOT_FOUND => ApiError::new(StatusCode::NOT_FOUND, "Not Found", msg),
+            ErrorCode::TOO_LARGE => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large", msg),
             ErrorCode::STORAGE_FULL => ApiError::new(
                 StatusCode::INSUFFICIENT_STORAGE,
                 "Insufficient Storage",
                 "storage is full; the write was not applied",
             ),
-            ErrorCode::UNSUPPORTED => {
-                ApiError::new(StatusCode::NOT_IMPLEMENTED, "Not Implemented", msg)
-            }
+            ErrorCode::UNSUPPORTED => ApiError::new(StatusCode::NOT_IMPLEMENTED, "Not Implemented", msg),
             ErrorCode::POISONED => {
                 tracing::error!(error = %e, "engine call refused");
                 ApiError::new(
@@ -89,11 +82,7 @@ impl From<EngineError> for ApiError {
             }
             _ => {
                 tracing::error!(code = e.code.0, error = %e, "storage engine error");
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "Internal Server Error",
-                    "storage engine error",
-                )
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error", "storage engine error")
             }
         }
     }
@@ -112,10 +101,7 @@ impl IntoResponse for ApiError {
             axum::http::header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        headers.insert(
-            axum::http::header::CACHE_CONTROL,
-            HeaderValue::from_static("no-store"),
-        );
+        headers.insert(axum::http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         for (k, v) in self.headers {
             headers.insert(k, v);
         }

@@ -12,8 +12,7 @@ pub const STREAM_SEQ: HeaderName = HeaderName::from_static("stream-seq");
 pub const STREAM_FORKED_FROM: HeaderName = HeaderName::from_static("stream-forked-from");
 pub const STREAM_FORK_OFFSET: HeaderName = HeaderName::from_static("stream-fork-offset");
 pub const STREAM_FORK_SUB_OFFSET: HeaderName = HeaderName::from_static("stream-fork-sub-offset");
-pub const STREAM_SSE_DATA_ENCODING: HeaderName =
-    HeaderName::from_static("stream-sse-data-encoding");
+pub const STREAM_SSE_DATA_ENCODING: HeaderName = HeaderName::from_static("stream-sse-data-encoding");
 pub const PRODUCER_ID: HeaderName = HeaderName::from_static("producer-id");
 pub const PRODUCER_EPOCH: HeaderName = HeaderName::from_static("producer-epoch");
 pub const PRODUCER_SEQ: HeaderName = HeaderName::from_static("producer-seq");

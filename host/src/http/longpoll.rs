@@ -28,12 +28,7 @@ fn no_content(chunk: &Chunk, cursor: Option<String>) -> Response {
     resp
 }
 
-pub async fn handle(
-    state: &AppState,
-    name: String,
-    parts: &Parts,
-    q: &ReadQuery,
-) -> Result<Response, ApiError> {
+pub async fn handle(state: &AppState, name: String, parts: &Parts, q: &ReadQuery) -> Result<Response, ApiError> {
     let deadline = tokio::time::Instant::now() + state.config.server.long_poll_timeout();
     let cursor = || Some(next_cursor(q.cursor.as_deref()));
     let waiter = state.live.watch(&name);

@@ -51,12 +51,8 @@ const SINGLE_HEADERS: [&str; 10] = [
 
 async fn stream_route(State(state): State<Arc<AppState>>, req: Request<Body>) -> Response {
     let (parts, body) = req.into_parts();
-    if let Some(dup) = SINGLE_HEADERS
-        .iter()
-        .find(|h| parts.headers.get_all(**h).iter().nth(1).is_some())
-    {
-        return ApiError::bad_request(format!("header '{dup}' must appear at most once"))
-            .into_response();
+    if let Some(dup) = SINGLE_HEADERS.iter().find(|h| parts.headers.get_all(**h).iter().nth(1).is_some()) {
+        return ApiError::bad_request(format!("header '{dup}' must appear at most once")).into_response();
     }
     let name = match path::stream_name(state.config.base_path(), parts.uri.path()) {
         Ok(n) => n,
@@ -95,20 +91,10 @@ async fn healthz() -> impl IntoResponse {
 
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     if state.storage.is_poisoned() {
-        return ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Service Unavailable",
-            "storage engine is poisoned",
-        )
-        .into_response();
+        return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", "storage engine is poisoned").into_response();
     }
     if !state.readiness.is_ready() {
-        return ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Service Unavailable",
-            "not ready",
-        )
-        .into_response();
+        return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", "not ready").into_response();
     }
     (
         StatusCode::OK,
@@ -126,16 +112,10 @@ fn cors(origins: &str) -> CorsLayer {
     let allow_origin = if origins.trim() == "*" {
         AllowOrigin::any()
     } else {
-        let list: Vec<HeaderValue> = origins
-            .split(',')
-            .filter_map(|o| HeaderValue::from_str(o.trim()).ok())
-            .collect();
+        let list: Vec<HeaderValue> = origins.split(',').filter_map(|o| HeaderValue::from_str(o.trim()).ok()).collect();
         AllowOrigin::list(list)
     };
-    let expose: Vec<HeaderName> = headers::EXPOSED
-        .iter()
-        .map(|h| HeaderName::from_static(h))
-        .collect();
+    let expose: Vec<HeaderName> = headers::EXPOSED.iter().map(|h| HeaderName::from_static(h)).collect();
     CorsLayer::new()
         .allow_origin(allow_origin)
         .allow_methods([
@@ -154,9 +134,7 @@ fn cors(origins: &str) -> CorsLayer {
 /// The router for a prepared state: health endpoints plus the protocol under the base path.
 pub fn router(state: Arc<AppState>) -> Router {
     let base = state.config.base_path().to_string();
-    let mut app = Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz));
+    let mut app = Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz));
     if base.is_empty() {
         app = app.route("/{*name}", any(stream_route));
     } else {

@@ -42,9 +42,7 @@ impl ReadQuery {
                 _ => continue,
             };
             if slot.is_some() {
-                return Err(ApiError::bad_request(format!(
-                    "query parameter '{k}' is repeated"
-                )));
+                return Err(ApiError::bad_request(format!("query parameter '{k}' is repeated")));
             }
             *slot = Some(decode(v)?);
         }
@@ -52,17 +50,12 @@ impl ReadQuery {
             None => LiveMode::CatchUp,
             Some("long-poll") => LiveMode::LongPoll,
             Some("sse") => LiveMode::Sse,
-            Some(other) => {
-                return Err(ApiError::bad_request(format!(
-                    "live must be 'long-poll' or 'sse', not '{other}'"
-                )))
-            }
+            Some(other) => return Err(ApiError::bad_request(format!("live must be 'long-poll' or 'sse', not '{other}'"))),
         };
         let offset_given = offset.is_some();
         let from = match &offset {
             None => ReadFrom::Start,
-            Some(o) => ReadFrom::parse(o)
-                .map_err(|e| ApiError::bad_request(format!("invalid offset: {e}")))?,
+            Some(o) => ReadFrom::parse(o).map_err(|e| ApiError::bad_request(format!("invalid offset: {e}")))?,
         };
         if live != LiveMode::CatchUp && !offset_given {
             return Err(ApiError::bad_request("live reads require an offset"));
@@ -90,9 +83,7 @@ mod tests {
         assert!(ReadQuery::parse(Some("offset=0%2C1")).is_err());
         assert!(ReadQuery::parse(Some("offset=..%2Fx")).is_err());
         assert_eq!(
-            ReadQuery::parse(Some("offset=now&live=long-poll"))
-                .unwrap()
-                .live,
+            ReadQuery::parse(Some("offset=now&live=long-poll")).unwrap().live,
             LiveMode::LongPoll
         );
     }

@@ -90,11 +90,7 @@ pub async fn read_step(state: &AppState, name: &str, from: ReadFrom) -> Result<C
             })
         })
         .await?;
-    let begin = if start == ReadStart::Tail {
-        chunk.next
-    } else {
-        position
-    };
+    let begin = if start == ReadStart::Tail { chunk.next } else { position };
     let next = chunk.next;
     let meta = chunk.meta.clone();
     let data = Bytes::from_owner(View(chunk.data));
@@ -121,12 +117,7 @@ pub fn data_headers(out: &mut HeaderMap, chunk: &Chunk) {
 }
 
 /// A 200 response carrying the chunk, with ETag / 304 handling.
-pub fn data_response(
-    parts: &Parts,
-    chunk: &Chunk,
-    cursor: Option<String>,
-    cacheable: bool,
-) -> Response {
+pub fn data_response(parts: &Parts, chunk: &Chunk, cursor: Option<String>, cacheable: bool) -> Response {
     let etag = chunk.etag();
     let matches = parts
         .headers
@@ -136,11 +127,7 @@ pub fn data_response(
     let mut resp = if matches {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        (
-            StatusCode::OK,
-            ChunkBody::new(chunk.body_parts()).into_body(),
-        )
-            .into_response()
+        (StatusCode::OK, ChunkBody::new(chunk.body_parts()).into_body()).into_response()
     };
     let out = resp.headers_mut();
     data_headers(out, chunk);
@@ -162,22 +149,12 @@ pub fn data_response(
 }
 
 /// Catch-up GET (including `offset=now`).
-pub async fn catch_up(
-    state: &AppState,
-    name: String,
-    parts: &Parts,
-    q: &ReadQuery,
-) -> Result<Response, ApiError> {
+pub async fn catch_up(state: &AppState, name: String, parts: &Parts, q: &ReadQuery) -> Result<Response, ApiError> {
     let chunk = read_step(state, &name, q.from).await?;
     if q.from == ReadFrom::Now {
         let mut resp = (
             StatusCode::OK,
-            ChunkBody::new(if chunk.is_json() {
-                vec![Bytes::from_static(b"[]")]
-            } else {
-                vec![]
-            })
-            .into_body(),
+            ChunkBody::new(if chunk.is_json() { vec![Bytes::from_static(b"[]")] } else { vec![] }).into_body(),
         )
             .into_response();
         let out = resp.headers_mut();

@@ -66,10 +66,7 @@ fn push_data_event(buf: &mut BytesMut, chunk: &Chunk, base64: bool) {
 
 fn push_control(buf: &mut BytesMut, chunk: &Chunk, cursor: Option<&str>) {
     let mut obj = serde_json::Map::new();
-    obj.insert(
-        "streamNextOffset".into(),
-        Offset(chunk.next).to_string().into(),
-    );
+    obj.insert("streamNextOffset".into(), Offset(chunk.next).to_string().into());
     if chunk.at_eof() {
         obj.insert("streamClosed".into(), true.into());
         obj.insert("upToDate".into(), true.into());
@@ -97,8 +94,7 @@ async fn run(
     base64: bool,
     tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
 ) {
-    let deadline = tokio::time::Instant::now()
-        + std::time::Duration::from_secs(state.config.server.sse_reconnect_interval_secs);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(state.config.server.sse_reconnect_interval_secs);
     let waiter = state.live.watch(&name);
     let mut chunk = first;
     let mut first_round = true;
@@ -152,27 +148,17 @@ async fn run(
     }
 }
 
-pub async fn handle(
-    state: Arc<AppState>,
-    name: String,
-    q: &ReadQuery,
-) -> Result<Response, ApiError> {
+pub async fn handle(state: Arc<AppState>, name: String, q: &ReadQuery) -> Result<Response, ApiError> {
     let first = read_step(&state, &name, q.from).await?;
     let base64 = content_type::sse_needs_base64(&first.meta.content_type);
     let (tx, rx) = mpsc::channel(4);
     tokio::spawn(run(state, name, first, q.cursor.clone(), base64, tx));
     let mut resp = (StatusCode::OK, Body::from_stream(ReceiverStream::new(rx))).into_response();
     let out = resp.headers_mut();
-    out.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
+    out.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     out.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     if base64 {
-        out.insert(
-            h::STREAM_SSE_DATA_ENCODING,
-            HeaderValue::from_static("base64"),
-        );
+        out.insert(h::STREAM_SSE_DATA_ENCODING, HeaderValue::from_static("base64"));
     }
     Ok(resp)
 }
@@ -185,9 +171,6 @@ mod tests {
     fn splits_on_every_line_ending() {
         let mut b = BytesMut::new();
         push_data_lines(&mut b, b"a\nb\r\nc\rd\n event: control");
-        assert_eq!(
-            &b[..],
-            b"data:a\ndata:b\ndata:c\ndata:d\ndata:  event: control\n"
-        );
+        assert_eq!(&b[..], b"data:a\ndata:b\ndata:c\ndata:d\ndata:  event: control\n");
     }
 }

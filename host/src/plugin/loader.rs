@@ -34,10 +34,7 @@ pub enum PluginError {
 }
 
 fn is_library(path: &Path) -> bool {
-    matches!(
-        path.extension().and_then(|e| e.to_str()),
-        Some("so" | "dylib" | "dll")
-    )
+    matches!(path.extension().and_then(|e| e.to_str()), Some("so" | "dylib" | "dll"))
 }
 
 /// The bundled plugins sit beside the binary and are named `libds_plugin_*`.
@@ -92,20 +89,11 @@ fn one_line(err: &LibraryError) -> String {
         other => {
             let full = other.to_string();
             tracing::debug!(error = %full, "full plugin load error");
-            let first = full
-                .lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("")
-                .trim()
-                .to_string();
+            let first = full.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
             let kind = match other {
-                LibraryError::AbiInstability(_) => {
-                    "incompatible type layout (built against another interface crate)"
-                }
+                LibraryError::AbiInstability(_) => "incompatible type layout (built against another interface crate)",
                 LibraryError::InvalidAbiHeader(_) => "incompatible abi_stable header",
-                LibraryError::GetSymbolError { .. } => {
-                    "not a durable-streams plugin (no root module symbol)"
-                }
+                LibraryError::GetSymbolError { .. } => "not a durable-streams plugin (no root module symbol)",
                 _ => "load failed",
             };
             format!("{kind}: {first}")
@@ -115,9 +103,7 @@ fn one_line(err: &LibraryError) -> String {
 
 fn load_one(path: &Path) -> Result<LoadedPlugin, String> {
     let header = lib_header_from_path(path).map_err(|e| one_line(&e))?;
-    let module = header
-        .init_root_module::<PluginModRef>()
-        .map_err(|e| one_line(&e))?;
+    let module = header.init_root_module::<PluginModRef>().map_err(|e| one_line(&e))?;
     let info = (module.info())();
     if info.modes.is_empty() {
         return Err(format!("plugin '{}' provides no storage modes", info.name));
@@ -137,10 +123,7 @@ fn load_one(path: &Path) -> Result<LoadedPlugin, String> {
 
 /// Loads every plugin found: the bundled ones beside the binary (unless `bundled` is `None`)
 /// and every library in `extra_dir`.
-pub fn discover(
-    bundled: Option<&Path>,
-    extra_dir: Option<&Path>,
-) -> (Vec<LoadedPlugin>, Vec<Rejected>) {
+pub fn discover(bundled: Option<&Path>, extra_dir: Option<&Path>) -> (Vec<LoadedPlugin>, Vec<Rejected>) {
     let mut paths: Vec<PathBuf> = Vec::new();
     if let Some(d) = bundled {
         paths.extend(candidates(d, true));
@@ -164,11 +147,7 @@ pub fn discover(
 }
 
 /// Chooses the plugin for `mode`, honouring a pin by plugin name.
-pub fn select<'a>(
-    plugins: &'a [LoadedPlugin],
-    mode: &str,
-    pin: Option<&str>,
-) -> Result<&'a LoadedPlugin, PluginError> {
+pub fn select<'a>(plugins: &'a [LoadedPlugin], mode: &str, pin: Option<&str>) -> Result<&'a LoadedPlugin, PluginError> {
     let providing: Vec<&LoadedPlugin> = plugins
         .iter()
         .filter(|p| p.info.modes.iter().any(|m| m.mode.as_str() == mode))

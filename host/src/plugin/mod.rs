@@ -2,8 +2,8 @@
 
 mod loader;
 mod storage;
+mod writer;
 
-pub use loader::{
-    bundled_dir as loader_bundled_dir, discover, select, LoadedPlugin, PluginError, Rejected,
-};
+pub use loader::{bundled_dir as loader_bundled_dir, discover, select, LoadedPlugin, PluginError, Rejected};
 pub use storage::{Storage, StorageError};
+pub use writer::OwnedAppend;

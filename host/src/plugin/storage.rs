@@ -5,8 +5,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use abi_stable::std_types::{RResult, RStr};
-use durable_streams_core::abi::{Capabilities, EngineBox, EngineError, ErrorCode, PluginInfo};
+use durable_streams_core::abi::{AppendOutcome, Capabilities, EngineBox, EngineError, ErrorCode, PluginInfo};
 
+use super::writer::{GroupWriter, OwnedAppend};
 use super::LoadedPlugin;
 
 /// Failure to open an engine.
@@ -25,17 +26,14 @@ pub struct Storage {
     engine: Arc<EngineBox>,
     capabilities: Capabilities,
     poisoned: Arc<AtomicBool>,
+    writer: Option<Arc<GroupWriter>>,
     pub plugin: Arc<PluginInfo>,
     pub mode: String,
 }
 
 impl Storage {
     /// Opens `mode` from a loaded plugin with the `[storage]` settings as JSON.
-    pub fn open(
-        plugin: &LoadedPlugin,
-        mode: &str,
-        config_json: &str,
-    ) -> Result<Storage, StorageError> {
+    pub fn open(plugin: &LoadedPlugin, mode: &str, config_json: &str) -> Result<Storage, StorageError> {
         let caps = plugin
             .info
             .modes
@@ -54,16 +52,18 @@ impl Storage {
     }
 
     /// Wraps an engine built in-process (embedding, tests).
-    pub fn from_engine(
-        engine: EngineBox,
-        capabilities: Capabilities,
-        plugin: PluginInfo,
-        mode: &str,
-    ) -> Storage {
+    pub fn from_engine(engine: EngineBox, capabilities: Capabilities, plugin: PluginInfo, mode: &str) -> Storage {
+        let engine = Arc::new(engine);
+        let writer = if capabilities.contains(Capabilities::BATCH_APPEND) {
+            Some(Arc::new(GroupWriter::start(engine.clone())))
+        } else {
+            None
+        };
         Storage {
-            engine: Arc::new(engine),
+            engine,
             capabilities,
             poisoned: Arc::new(AtomicBool::new(false)),
+            writer,
             plugin: Arc::new(plugin),
             mode: mode.into(),
         }
@@ -82,9 +82,7 @@ impl Storage {
         match r {
             RResult::ROk(v) => Ok(v),
             RResult::RErr(e) => {
-                if (e.code == ErrorCode::PANICKED || e.code == ErrorCode::POISONED)
-                    && !self.poisoned.swap(true, Ordering::AcqRel)
-                {
+                if (e.code == ErrorCode::PANICKED || e.code == ErrorCode::POISONED) && !self.poisoned.swap(true, Ordering::AcqRel) {
                     tracing::error!(error = %e, plugin = %self.plugin.name, "storage engine panicked; marking it poisoned");
                 }
                 Err(e)
@@ -102,21 +100,26 @@ impl Storage {
             let engine = self.engine.clone();
             match tokio::task::spawn_blocking(move || f(&engine)).await {
                 Ok(r) => self.observe(r),
-                Err(e) => Err(EngineError::new(
-                    ErrorCode::INTERNAL,
-                    format!("engine task failed: {e}"),
-                )),
+                Err(e) => Err(EngineError::new(ErrorCode::INTERNAL, format!("engine task failed: {e}"))),
             }
         } else {
             self.observe(f(&self.engine))
         }
     }
 
+    /// Appends: through the group-commit writer for `BATCH_APPEND` engines, else as one call.
+    pub async fn append(&self, req: OwnedAppend) -> Result<AppendOutcome, EngineError> {
+        match &self.writer {
+            Some(w) => {
+                let r = w.append(req).await;
+                self.observe(r)
+            }
+            None => self.call(move |e| e.append(&req.as_request())).await,
+        }
+    }
+
     /// Runs a call synchronously (for startup, shutdown and the command line).
-    pub fn call_sync<T>(
-        &self,
-        f: impl FnOnce(&EngineBox) -> RResult<T, EngineError>,
-    ) -> Result<T, EngineError> {
+    pub fn call_sync<T>(&self, f: impl FnOnce(&EngineBox) -> RResult<T, EngineError>) -> Result<T, EngineError> {
         self.observe(f(&self.engine))
     }
 }

@@ -37,11 +37,7 @@ pub mod tempdir {
 
     impl Dir {
         pub fn new() -> Dir {
-            let path = std::env::temp_dir().join(format!(
-                "ds-test-{}-{}",
-                std::process::id(),
-                rand_suffix()
-            ));
+            let path = std::env::temp_dir().join(format!("ds-test-{}-{}", std::process::id(), rand_suffix()));
             std::fs::create_dir_all(&path).unwrap();
             Dir { path }
         }
@@ -54,9 +50,7 @@ pub mod tempdir {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_nanos() as u64;
-        t ^ N
-            .fetch_add(1, Ordering::Relaxed)
-            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        t ^ N.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9E37_79B9_7F4A_7C15)
     }
 
     impl Drop for Dir {
@@ -67,11 +61,7 @@ pub mod tempdir {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A running server process, killed on drop.
@@ -112,12 +102,7 @@ impl Server {
             if let Ok(Some(_)) = child.try_wait() {
                 return Err(std::fs::read_to_string(&log).unwrap_or_default());
             }
-            if http(
-                port,
-                "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-            )
-            .starts_with("HTTP/1.1 200")
-            {
+            if http(port, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").starts_with("HTTP/1.1 200") {
                 return Ok(Server {
                     port,
                     child,
@@ -178,8 +163,5 @@ pub fn http_bytes(port: u16, raw: &[u8]) -> String {
 
 /// The status code of a raw HTTP response.
 pub fn status_of(resp: &str) -> u16 {
-    resp.split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
+    resp.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
 }

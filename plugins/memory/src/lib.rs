@@ -8,10 +8,7 @@ mod stream;
 
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::RVec;
-use durable_streams_core::abi::{
-    Capabilities, EngineBox, EngineError, ErrorCode, GuardedEngine, ModeInfo, PluginInfo,
-    ABI_VERSION,
-};
+use durable_streams_core::abi::{Capabilities, EngineBox, EngineError, ErrorCode, GuardedEngine, ModeInfo, PluginInfo, ABI_VERSION};
 
 pub use store::InMemoryStorage;
 
@@ -39,10 +36,7 @@ fn open(mode: &str, _config: &str) -> Result<EngineBox, EngineError> {
             format!("the memory plugin does not provide mode '{mode}'"),
         ));
     }
-    Ok(EngineBox::from_value(
-        GuardedEngine::new(InMemoryStorage::new()),
-        TD_Opaque,
-    ))
+    Ok(EngineBox::from_value(GuardedEngine::new(InMemoryStorage::new()), TD_Opaque))
 }
 
 durable_streams_core::export_plugin!(info = info, open = open);

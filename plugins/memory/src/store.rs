@@ -83,21 +83,14 @@ impl InMemoryStorage {
         }
     }
 
-    fn same_config(
-        existing: &Stream,
-        data: &StreamData,
-        req: &CreateRequest<'_>,
-        lifetime: Lifetime,
-    ) -> bool {
+    fn same_config(existing: &Stream, data: &StreamData, req: &CreateRequest<'_>, lifetime: Lifetime) -> bool {
         let ct_ok = match req.content_type {
             ROption::RSome(ct) => content_type::matches(ct.as_str(), &existing.content_type),
             ROption::RNone => true,
         };
         let fork_ok = match (&req.fork, &existing.fork) {
             (ROption::RNone, None) => true,
-            (ROption::RSome(f), Some((n, _))) => {
-                f.source.as_str() == n && f.position == existing.base
-            }
+            (ROption::RSome(f), Some((n, _))) => f.source.as_str() == n && f.position == existing.base,
             _ => false,
         };
         ct_ok && fork_ok && existing.lifetime == lifetime && data.writer.closed == req.closed
@@ -123,9 +116,7 @@ impl InMemoryStorage {
             } else {
                 let data = existing.data.lock();
                 let lifetime = match (&req.fork, &existing.fork) {
-                    (ROption::RSome(_), Some((_, src))) => {
-                        ttl::fork_lifetime(src.lifetime, req.lifetime)
-                    }
+                    (ROption::RSome(_), Some((_, src))) => ttl::fork_lifetime(src.lifetime, req.lifetime),
                     _ => req.lifetime,
                 };
                 if Self::same_config(&existing, &data, req, lifetime) {
@@ -207,10 +198,7 @@ impl InMemoryStorage {
         }
         let meta = stream.meta(&stream.data.lock());
         map.insert(name.to_string(), stream);
-        Ok(CreateOutcome {
-            created: true,
-            meta,
-        })
+        Ok(CreateOutcome { created: true, meta })
     }
 
     fn do_append(&self, req: &AppendRequest<'_>) -> Result<AppendOutcome, EngineError> {
@@ -261,11 +249,7 @@ impl InMemoryStorage {
                     })
                     .into(),
             }),
-            Err(rejection) => Err(rejection_error(
-                rejection,
-                stream.tail(&data),
-                data.writer.closed,
-            )),
+            Err(rejection) => Err(rejection_error(rejection, stream.tail(&data), data.writer.closed)),
         }
     }
 
@@ -379,10 +363,7 @@ impl Engine for InMemoryStorage {
         wrap(self.do_append(req))
     }
 
-    fn append_many(
-        &self,
-        reqs: RSlice<'_, AppendRequest<'_>>,
-    ) -> RVec<RResult<AppendOutcome, EngineError>> {
+    fn append_many(&self, reqs: RSlice<'_, AppendRequest<'_>>) -> RVec<RResult<AppendOutcome, EngineError>> {
         reqs.iter().map(|r| wrap(self.do_append(r))).collect()
     }
 
@@ -391,10 +372,7 @@ impl Engine for InMemoryStorage {
     }
 
     fn head(&self, req: &HeadRequest<'_>) -> RResult<StreamMeta, EngineError> {
-        wrap(
-            self.live(req.name.as_str(), req.now_ms)
-                .map(|s| s.meta(&s.data.lock())),
-        )
+        wrap(self.live(req.name.as_str(), req.now_ms).map(|s| s.meta(&s.data.lock())))
     }
 
     fn delete(&self, req: &DeleteRequest<'_>) -> RResult<(), EngineError> {
@@ -404,21 +382,14 @@ impl Engine for InMemoryStorage {
     fn list(&self, req: &ListRequest<'_>) -> RResult<RVec<StreamListing>, EngineError> {
         let map = self.streams.read();
         let prefix = req.prefix.as_str();
-        let start = req
-            .start_after
-            .map(|s| s.as_str().to_string())
-            .into_option();
+        let start = req.start_after.map(|s| s.as_str().to_string()).into_option();
         let range = match &start {
-            Some(s) => {
-                map.range::<String, _>((std::ops::Bound::Excluded(s), std::ops::Bound::Unbounded))
-            }
+            Some(s) => map.range::<String, _>((std::ops::Bound::Excluded(s), std::ops::Bound::Unbounded)),
             None => map.range::<String, _>(..),
         };
         let out: RVec<StreamListing> = range
             .filter(|(n, _)| n.starts_with(prefix))
-            .filter(|(_, s)| {
-                !s.soft_deleted.load(Ordering::Acquire) && !Self::expired(s, req.now_ms)
-            })
+            .filter(|(_, s)| !s.soft_deleted.load(Ordering::Acquire) && !Self::expired(s, req.now_ms))
             .take(req.limit as usize)
             .map(|(n, s)| StreamListing {
                 name: n.as_str().into(),
@@ -432,9 +403,7 @@ impl Engine for InMemoryStorage {
         let map = self.streams.read();
         let out = map
             .iter()
-            .filter(|(_, s)| {
-                !s.soft_deleted.load(Ordering::Acquire) && Self::expired(s, req.now_ms)
-            })
+            .filter(|(_, s)| !s.soft_deleted.load(Ordering::Acquire) && Self::expired(s, req.now_ms))
             .take(req.limit as usize)
             .map(|(n, _)| RString::from(n.as_str()))
             .collect();

@@ -17,9 +17,7 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(message: impl Into<String>) -> Self {
-        Failure {
-            message: message.into(),
-        }
+        Failure { message: message.into() }
     }
 }
 
@@ -46,11 +44,7 @@ impl Summary {
         for (name, f) in &self.failed {
             s.push_str(&format!("FAILED {name}: {f}\n"));
         }
-        s.push_str(&format!(
-            "{} passed, {} failed",
-            self.passed.len(),
-            self.failed.len()
-        ));
+        s.push_str(&format!("{} passed, {} failed", self.passed.len(), self.failed.len()));
         s
     }
 }
@@ -72,21 +66,11 @@ pub fn ok<T>(r: RResult<T, EngineError>, what: &str) -> Result<T, Failure> {
     }
 }
 
-pub fn code<T>(
-    r: RResult<T, EngineError>,
-    want: ErrorCode,
-    what: &str,
-) -> Result<EngineError, Failure> {
+pub fn code<T>(r: RResult<T, EngineError>, want: ErrorCode, what: &str) -> Result<EngineError, Failure> {
     match r {
-        RResult::ROk(_) => Err(Failure::new(format!(
-            "{what}: expected error {}, got success",
-            want.name()
-        ))),
+        RResult::ROk(_) => Err(Failure::new(format!("{what}: expected error {}, got success", want.name()))),
         RResult::RErr(e) if e.code == want => Ok(e),
-        RResult::RErr(e) => Err(Failure::new(format!(
-            "{what}: expected {}, got {e}",
-            want.name()
-        ))),
+        RResult::RErr(e) => Err(Failure::new(format!("{what}: expected {}, got {e}", want.name()))),
     }
 }
 
@@ -183,13 +167,7 @@ impl<'a> Append<'a> {
 }
 
 /// Reads everything from `pos` to the tail in chunks of `max` bytes.
-pub fn read_all(
-    e: &EngineBox,
-    name: &str,
-    pos: u64,
-    max: u64,
-    now: u64,
-) -> Result<Vec<u8>, Failure> {
+pub fn read_all(e: &EngineBox, name: &str, pos: u64, max: u64, now: u64) -> Result<Vec<u8>, Failure> {
     let mut out = Vec::new();
     let mut pos = pos;
     for _ in 0..100_000 {
@@ -210,10 +188,7 @@ pub fn read_all(
             return Ok(out);
         }
         check(c.next > pos, || {
-            format!(
-                "read at {pos} made no progress before the tail {}",
-                c.meta.tail
-            )
+            format!("read at {pos} made no progress before the tail {}", c.meta.tail)
         })?;
         pos = c.next;
     }

@@ -30,9 +30,7 @@ pub fn close_is_atomic_with_final_append(e: &EngineBox) -> Result<(), Failure> {
         "append-with-close must close and include the data".into()
     })?;
     let m = ok(head(e, "s", NOW), "head")?;
-    check(m.closed && m.tail == 4, || {
-        "closure and data must be visible together".into()
-    })
+    check(m.closed && m.tail == 4, || "closure and data must be visible together".into())
 }
 
 pub fn closed_stream_refuses_appends_with_tail(e: &EngineBox) -> Result<(), Failure> {
@@ -52,16 +50,9 @@ pub fn closed_stream_refuses_appends_with_tail(e: &EngineBox) -> Result<(), Fail
         .run(e),
         "close",
     )?;
-    let err = code(
-        Append::new("s", b"more").run(e),
-        ErrorCode::CLOSED,
-        "append after close",
-    )?;
+    let err = code(Append::new("s", b"more").run(e), ErrorCode::CLOSED, "append after close")?;
     check(err.detail.tail == 3 && err.detail.closed, || {
-        format!(
-            "CLOSED detail must carry the final tail, got {}",
-            err.detail.tail
-        )
+        format!("CLOSED detail must carry the final tail, got {}", err.detail.tail)
     })
 }
 
@@ -147,9 +138,7 @@ pub fn stream_seq_is_bytewise_increasing(e: &EngineBox) -> Result<(), Failure> {
         "seq 3",
     )?;
     let data = read_all(e, "s", 0, 1 << 20, NOW)?;
-    check(data == b"ac", || {
-        "rejected appends must not be stored".into()
-    })
+    check(data == b"ac", || "rejected appends must not be stored".into())
 }
 
 pub fn producer_dedupe_and_fencing(e: &EngineBox) -> Result<(), Failure> {
@@ -162,10 +151,9 @@ pub fn producer_dedupe_and_fencing(e: &EngineBox) -> Result<(), Failure> {
         .run(e),
         "p0/0",
     )?;
-    check(
-        !first.duplicate && first.producer.into_option().map(|p| p.seq) == Some(0),
-        || "first producer append".into(),
-    )?;
+    check(!first.duplicate && first.producer.into_option().map(|p| p.seq) == Some(0), || {
+        "first producer append".into()
+    })?;
     ok(
         Append {
             producer: Some(("p", 0, 1)),
@@ -182,10 +170,9 @@ pub fn producer_dedupe_and_fencing(e: &EngineBox) -> Result<(), Failure> {
         .run(e),
         "retry p0/0",
     )?;
-    check(
-        dup.duplicate && dup.producer.into_option().map(|p| p.seq) == Some(1),
-        || "retry must be a duplicate reporting the highest seq".into(),
-    )?;
+    check(dup.duplicate && dup.producer.into_option().map(|p| p.seq) == Some(1), || {
+        "retry must be a duplicate reporting the highest seq".into()
+    })?;
     let gap = code(
         Append {
             producer: Some(("p", 0, 5)),
@@ -195,10 +182,7 @@ pub fn producer_dedupe_and_fencing(e: &EngineBox) -> Result<(), Failure> {
         ErrorCode::SEQUENCE_GAP,
         "gap",
     )?;
-    check(
-        gap.detail.expected_seq == 2 && gap.detail.received_seq == 5,
-        || "gap detail".into(),
-    )?;
+    check(gap.detail.expected_seq == 2 && gap.detail.received_seq == 5, || "gap detail".into())?;
     code(
         Append {
             producer: Some(("p", 1, 3)),
@@ -225,13 +209,9 @@ pub fn producer_dedupe_and_fencing(e: &EngineBox) -> Result<(), Failure> {
         ErrorCode::STALE_EPOCH,
         "stale",
     )?;
-    check(stale.detail.producer_epoch == 1, || {
-        "stale detail carries the current epoch".into()
-    })?;
+    check(stale.detail.producer_epoch == 1, || "stale detail carries the current epoch".into())?;
     let data = read_all(e, "s", 0, 1 << 20, NOW)?;
-    check(data == b"abc", || {
-        format!("stored {:?}", String::from_utf8_lossy(&data))
-    })
+    check(data == b"abc", || format!("stored {:?}", String::from_utf8_lossy(&data)))
 }
 
 pub fn producer_state_is_per_stream(e: &EngineBox) -> Result<(), Failure> {
@@ -253,9 +233,7 @@ pub fn producer_state_is_per_stream(e: &EngineBox) -> Result<(), Failure> {
         .run(e),
         "s2",
     )?;
-    check(!o.duplicate, || {
-        "producer state must not leak across streams".into()
-    })
+    check(!o.duplicate, || "producer state must not leak across streams".into())
 }
 
 pub fn append_many_equals_sequential_appends(e: &EngineBox) -> Result<(), Failure> {
@@ -285,20 +263,13 @@ pub fn append_many_equals_sequential_appends(e: &EngineBox) -> Result<(), Failur
     let out = e.append_many(RSlice::from(&reqs[..]));
     check(out.len() == reqs.len(), || "one result per request".into())?;
     let is_ok: Vec<bool> = out.iter().map(|r| r.is_ok()).collect();
-    check(
-        is_ok == [true, true, true, true, false, true, false],
-        || format!("results {is_ok:?}"),
-    )?;
+    check(is_ok == [true, true, true, true, false, true, false], || {
+        format!("results {is_ok:?}")
+    })?;
     let dup = out[3].as_ref().map(|o| o.duplicate).unwrap_or(false);
-    check(dup, || {
-        "a retried producer batch inside a group is a duplicate".into()
-    })?;
-    check(read_all(e, "x", 0, 1 << 20, NOW)? == b"13", || {
-        "x content".into()
-    })?;
-    check(read_all(e, "y", 0, 1 << 20, NOW)? == b"25", || {
-        "y content".into()
-    })?;
+    check(dup, || "a retried producer batch inside a group is a duplicate".into())?;
+    check(read_all(e, "x", 0, 1 << 20, NOW)? == b"13", || "x content".into())?;
+    check(read_all(e, "y", 0, 1 << 20, NOW)? == b"25", || "y content".into())?;
     let _ = RStr::from("");
     Ok(())
 }

@@ -23,21 +23,16 @@ pub fn fork_shares_prefix_and_diverges(e: &EngineBox) -> Result<(), Failure> {
         .run(e),
         "fork",
     )?;
-    check(
-        f.meta.tail == 3 && f.meta.content_type.as_str() == "text/plain",
-        || "fork tail / inherited type".into(),
-    )?;
+    check(f.meta.tail == 3 && f.meta.content_type.as_str() == "text/plain", || {
+        "fork tail / inherited type".into()
+    })?;
     ok(Append::new("fork", b"XY").run(e), "fork append")?;
     ok(Append::new("src", b"ghi").run(e), "source append")?;
     check(read_all(e, "fork", 0, 1 << 20, NOW)? == b"abcXY", || {
         "fork reads prefix then own data".into()
     })?;
-    check(read_all(e, "fork", 0, 2, NOW)? == b"abcXY", || {
-        "fork reads in small chunks".into()
-    })?;
-    check(read_all(e, "src", 0, 1 << 20, NOW)? == b"abcdefghi", || {
-        "source unaffected".into()
-    })?;
+    check(read_all(e, "fork", 0, 2, NOW)? == b"abcXY", || "fork reads in small chunks".into())?;
+    check(read_all(e, "src", 0, 1 << 20, NOW)? == b"abcdefghi", || "source unaffected".into())?;
     let again = ok(
         Create {
             ct: None,
@@ -47,9 +42,7 @@ pub fn fork_shares_prefix_and_diverges(e: &EngineBox) -> Result<(), Failure> {
         .run(e),
         "same fork again",
     )?;
-    check(!again.created, || {
-        "an identical fork PUT is idempotent".into()
-    })?;
+    check(!again.created, || "an identical fork PUT is idempotent".into())?;
     code(
         Create {
             ct: None,
@@ -95,9 +88,7 @@ pub fn fork_at_mid_record_position(e: &EngineBox) -> Result<(), Failure> {
         "fork of fork",
     )?;
     ok(Append::new("f2", b"Z").run(e), "append")?;
-    check(read_all(e, "f2", 0, 1 << 20, NOW)? == b"heZ", || {
-        "chained fork".into()
-    })
+    check(read_all(e, "f2", 0, 1 << 20, NOW)? == b"heZ", || "chained fork".into())
 }
 
 pub fn fork_errors(e: &EngineBox) -> Result<(), Failure> {
@@ -141,11 +132,7 @@ pub fn fork_errors(e: &EngineBox) -> Result<(), Failure> {
     )?;
     // A rejected fork holds no reference: the source deletes outright.
     ok(delete(e, "src", NOW), "delete source")?;
-    code(
-        head(e, "src", NOW),
-        ErrorCode::NOT_FOUND,
-        "source gone after rejected forks",
-    )?;
+    code(head(e, "src", NOW), ErrorCode::NOT_FOUND, "source gone after rejected forks")?;
     Ok(())
 }
 
@@ -177,9 +164,7 @@ pub fn fork_does_not_inherit_writer_state(e: &EngineBox) -> Result<(), Failure> 
         .run(e),
         "fork",
     )?;
-    check(!f.meta.closed, || {
-        "a fork of a closed stream starts open".into()
-    })?;
+    check(!f.meta.closed, || "a fork of a closed stream starts open".into())?;
     let o = ok(
         Append {
             producer: Some(("p", 0, 0)),
@@ -189,9 +174,7 @@ pub fn fork_does_not_inherit_writer_state(e: &EngineBox) -> Result<(), Failure> 
         .run(e),
         "fresh producer on fork",
     )?;
-    check(!o.duplicate, || {
-        "fork must not inherit producer state".into()
-    })
+    check(!o.duplicate, || "fork must not inherit producer state".into())
 }
 
 pub fn soft_delete_while_forked_then_cascade(e: &EngineBox) -> Result<(), Failure> {
@@ -224,16 +207,8 @@ pub fn soft_delete_while_forked_then_cascade(e: &EngineBox) -> Result<(), Failur
     ok(delete(e, "a", NOW), "delete a")?;
     code(head(e, "a", NOW), ErrorCode::GONE, "a soft-deleted")?;
     code(delete(e, "a", NOW), ErrorCode::GONE, "delete soft-deleted")?;
-    code(
-        Append::new("a", b"x").run(e),
-        ErrorCode::GONE,
-        "append soft-deleted",
-    )?;
-    code(
-        Create::new("a").run(e),
-        ErrorCode::CONFIG_CONFLICT,
-        "re-create soft-deleted",
-    )?;
+    code(Append::new("a", b"x").run(e), ErrorCode::GONE, "append soft-deleted")?;
+    code(Create::new("a").run(e), ErrorCode::CONFIG_CONFLICT, "re-create soft-deleted")?;
     code(
         Create {
             ct: None,
@@ -280,10 +255,9 @@ pub fn fork_inherits_content_type_and_lifetime(e: &EngineBox) -> Result<(), Fail
         .run(e),
         "fork",
     )?;
-    check(
-        f.meta.content_type.as_str() == "application/json" && f.meta.lifetime == ttl,
-        || "fork inherits type and TTL".into(),
-    )?;
+    check(f.meta.content_type.as_str() == "application/json" && f.meta.lifetime == ttl, || {
+        "fork inherits type and TTL".into()
+    })?;
     let own = Lifetime {
         ttl_secs: Some(7200).into(),
         expires_at_ms: None.into(),

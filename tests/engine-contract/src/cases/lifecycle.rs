@@ -19,9 +19,7 @@ pub fn create_then_head(e: &EngineBox) -> Result<(), Failure> {
     check(m.content_type.as_str() == "text/plain", || {
         format!("content type {}", m.content_type)
     })?;
-    check(m.tail == 5 && !m.closed, || {
-        format!("tail {} closed {}", m.tail, m.closed)
-    })?;
+    check(m.tail == 5 && !m.closed, || format!("tail {} closed {}", m.tail, m.closed))?;
     Ok(())
 }
 
@@ -35,9 +33,7 @@ pub fn create_is_idempotent_on_same_config(e: &EngineBox) -> Result<(), Failure>
         .run(e),
         "re-create",
     )?;
-    check(!again.created, || {
-        "a matching re-create must report created=false".into()
-    })
+    check(!again.created, || "a matching re-create must report created=false".into())
 }
 
 pub fn create_conflicts_on_other_config(e: &EngineBox) -> Result<(), Failure> {
@@ -98,9 +94,7 @@ pub fn create_closed_with_body(e: &EngineBox) -> Result<(), Failure> {
         .run(e),
         "re-create closed",
     )?;
-    check(!again.created, || {
-        "matching closed re-create is idempotent".into()
-    })?;
+    check(!again.created, || "matching closed re-create is idempotent".into())?;
     code(
         Create::new("c").run(e),
         ErrorCode::CONFIG_CONFLICT,
@@ -131,10 +125,7 @@ pub fn delete_removes_and_name_is_reusable(e: &EngineBox) -> Result<(), Failure>
     )?;
     let data = read_all(e, "d", 0, 1 << 20, NOW)?;
     check(data == b"new", || {
-        format!(
-            "re-created stream holds {:?}",
-            String::from_utf8_lossy(&data)
-        )
+        format!("re-created stream holds {:?}", String::from_utf8_lossy(&data))
     })
 }
 
@@ -142,18 +133,12 @@ pub fn recreated_stream_gets_new_incarnation(e: &EngineBox) -> Result<(), Failur
     let a = ok(Create::new("r").run(e), "create")?.meta.incarnation;
     ok(delete(e, "r", NOW), "delete")?;
     let b = ok(Create::new("r").run(e), "re-create")?.meta.incarnation;
-    check(a != b, || {
-        "incarnation must change when a name is re-created".into()
-    })
+    check(a != b, || "incarnation must change when a name is re-created".into())
 }
 
 pub fn missing_stream_is_not_found(e: &EngineBox) -> Result<(), Failure> {
     code(head(e, "nope", NOW), ErrorCode::NOT_FOUND, "head")?;
-    code(
-        Append::new("nope", b"x").run(e),
-        ErrorCode::NOT_FOUND,
-        "append",
-    )?;
+    code(Append::new("nope", b"x").run(e), ErrorCode::NOT_FOUND, "append")?;
     code(
         e.read(&ReadRequest {
             name: RStr::from("nope"),

@@ -63,11 +63,7 @@ pub fn head_does_not_renew(e: &EngineBox) -> Result<(), Failure> {
         "create",
     )?;
     ok(head(e, "s", NOW + 900), "head")?;
-    code(
-        head(e, "s", NOW + 1000),
-        ErrorCode::NOT_FOUND,
-        "expired despite head",
-    )?;
+    code(head(e, "s", NOW + 1000), ErrorCode::NOT_FOUND, "expired despite head")?;
     Ok(())
 }
 
@@ -92,11 +88,7 @@ pub fn expires_at_is_absolute(e: &EngineBox) -> Result<(), Failure> {
         .run(e),
         "append",
     )?;
-    code(
-        head(e, "s", NOW + 1000),
-        ErrorCode::NOT_FOUND,
-        "expired at its deadline",
-    )?;
+    code(head(e, "s", NOW + 1000), ErrorCode::NOT_FOUND, "expired at its deadline")?;
     Ok(())
 }
 

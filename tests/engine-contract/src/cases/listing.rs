@@ -24,11 +24,7 @@ pub fn list_prefix_start_after_limit(e: &EngineBox) -> Result<(), Failure> {
         )?;
         Ok(r.iter().map(|l| l.name.to_string()).collect())
     };
-    check(list("a/", None, 10)? == ["a/1", "a/2", "a/3"], || {
-        "prefix".into()
-    })?;
-    check(list("a/", Some("a/1"), 1)? == ["a/2"], || {
-        "start_after + limit".into()
-    })?;
+    check(list("a/", None, 10)? == ["a/1", "a/2", "a/3"], || "prefix".into())?;
+    check(list("a/", Some("a/1"), 1)? == ["a/2"], || "start_after + limit".into())?;
     check(list("", None, 100)?.len() == 4, || "all".into())
 }

@@ -5,13 +5,7 @@ use durable_streams_core::abi::*;
 
 use crate::support::*;
 
-fn rd(
-    e: &EngineBox,
-    name: &str,
-    start: ReadStart,
-    pos: u64,
-    max: u64,
-) -> abi_stable::std_types::RResult<ReadChunk, EngineError> {
+fn rd(e: &EngineBox, name: &str, start: ReadStart, pos: u64, max: u64) -> abi_stable::std_types::RResult<ReadChunk, EngineError> {
     e.read(&ReadRequest {
         name: RStr::from(name),
         start,
@@ -27,18 +21,14 @@ pub fn reads_are_bounded_and_whole_records(e: &EngineBox) -> Result<(), Failure>
         ok(Append::new("s", body).run(e), "append")?;
     }
     let c = ok(rd(e, "s", ReadStart::At, 0, 9), "read 9")?;
-    check(
-        c.data.bytes().as_slice() == b"aaaabbbb" && c.next == 8,
-        || format!("bounded read returned next {}", c.next),
-    )?;
+    check(c.data.bytes().as_slice() == b"aaaabbbb" && c.next == 8, || {
+        format!("bounded read returned next {}", c.next)
+    })?;
     let c = ok(rd(e, "s", ReadStart::At, 8, 1), "read 1")?;
-    check(
-        c.data.bytes().as_slice() == b"cccccccc" && c.next == 16,
-        || "a record larger than max_bytes is returned whole".into(),
-    )?;
-    check(read_all(e, "s", 0, 5, NOW)? == b"aaaabbbbccccccccd", || {
-        "chunked read-all".into()
-    })
+    check(c.data.bytes().as_slice() == b"cccccccc" && c.next == 16, || {
+        "a record larger than max_bytes is returned whole".into()
+    })?;
+    check(read_all(e, "s", 0, 5, NOW)? == b"aaaabbbbccccccccd", || "chunked read-all".into())
 }
 
 pub fn read_at_tail_and_beyond(e: &EngineBox) -> Result<(), Failure> {
@@ -51,15 +41,10 @@ pub fn read_at_tail_and_beyond(e: &EngineBox) -> Result<(), Failure> {
         "create",
     )?;
     let c = ok(rd(e, "s", ReadStart::At, 3, 100), "read at tail")?;
-    check(
-        c.data.bytes().is_empty() && c.next == 3 && c.meta.tail == 3,
-        || "read at tail is empty".into(),
-    )?;
-    code(
-        rd(e, "s", ReadStart::At, 4, 100),
-        ErrorCode::OFFSET_BEYOND_TAIL,
-        "read past tail",
-    )?;
+    check(c.data.bytes().is_empty() && c.next == 3 && c.meta.tail == 3, || {
+        "read at tail is empty".into()
+    })?;
+    code(rd(e, "s", ReadStart::At, 4, 100), ErrorCode::OFFSET_BEYOND_TAIL, "read past tail")?;
     Ok(())
 }
 
@@ -74,8 +59,7 @@ pub fn read_tail_start(e: &EngineBox) -> Result<(), Failure> {
         "create",
     )?;
     let c = ok(rd(e, "s", ReadStart::Tail, 0, 100), "read from tail")?;
-    check(
-        c.data.bytes().is_empty() && c.next == 3 && c.meta.closed,
-        || "tail read is empty, at the tail, with closure".into(),
-    )
+    check(c.data.bytes().is_empty() && c.next == 3 && c.meta.closed, || {
+        "tail read is empty, at the tail, with closure".into()
+    })
 }

@@ -21,10 +21,7 @@ fn meta() -> StreamMeta {
 }
 
 fn unsupported<T>() -> RResult<T, EngineError> {
-    RResult::RErr(EngineError::new(
-        ErrorCode::UNSUPPORTED,
-        "the panicky test engine does not do that",
-    ))
+    RResult::RErr(EngineError::new(ErrorCode::UNSUPPORTED, "the panicky test engine does not do that"))
 }
 
 impl Engine for Panicky {
@@ -45,10 +42,7 @@ impl Engine for Panicky {
             producer: None.into(),
         })
     }
-    fn append_many(
-        &self,
-        reqs: RSlice<'_, AppendRequest<'_>>,
-    ) -> RVec<RResult<AppendOutcome, EngineError>> {
+    fn append_many(&self, reqs: RSlice<'_, AppendRequest<'_>>) -> RVec<RResult<AppendOutcome, EngineError>> {
         reqs.iter().map(|r| self.append(r)).collect()
     }
     fn read(&self, _req: &ReadRequest<'_>) -> RResult<ReadChunk, EngineError> {
@@ -96,10 +90,7 @@ fn info() -> PluginInfo {
 }
 
 fn open(_mode: &str, _config: &str) -> Result<EngineBox, EngineError> {
-    Ok(EngineBox::from_value(
-        GuardedEngine::new(Panicky),
-        TD_Opaque,
-    ))
+    Ok(EngineBox::from_value(GuardedEngine::new(Panicky), TD_Opaque))
 }
 
 durable_streams_core::export_plugin!(info = info, open = open);

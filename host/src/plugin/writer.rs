@@ -1,0 +1,100 @@
+//! Group commit: one OS thread hands every append queued while the previous group committed to a
+//! single `append_many`, so a durable engine pays one fsync (or one transaction) per group.
+
+use std::sync::mpsc;
+
+use abi_stable::std_types::{RResult, RSlice, RStr};
+use bytes::Bytes;
+use durable_streams_core::abi::{AppendOutcome, AppendRequest, EngineBox, EngineError, ErrorCode, ProducerRef};
+use std::sync::Arc;
+
+/// An append that owns its bytes, so it can wait in a queue.
+#[derive(Clone, Debug)]
+pub struct OwnedAppend {
+    pub name: String,
+    pub content_type: Option<String>,
+    pub body: Bytes,
+    pub close: bool,
+    pub producer: Option<(String, u64, u64)>,
+    pub stream_seq: Option<String>,
+    pub now_ms: u64,
+}
+
+impl OwnedAppend {
+    /// The borrowed ABI view.
+    pub fn as_request(&self) -> AppendRequest<'_> {
+        AppendRequest {
+            name: RStr::from(self.name.as_str()),
+            content_type: self.content_type.as_deref().map(RStr::from).into(),
+            body: RSlice::from(&self.body[..]),
+            close: self.close,
+            producer: self
+                .producer
+                .as_ref()
+                .map(|(id, epoch, seq)| ProducerRef {
+                    id: RStr::from(id.as_str()),
+                    epoch: *epoch,
+                    seq: *seq,
+                })
+                .into(),
+            stream_seq: self.stream_seq.as_deref().map(RStr::from).into(),
+            now_ms: self.now_ms,
+        }
+    }
+}
+
+type Reply = tokio::sync::oneshot::Sender<RResult<AppendOutcome, EngineError>>;
+
+/// The queue in front of the writer thread.
+pub struct GroupWriter {
+    tx: mpsc::Sender<(OwnedAppend, Reply)>,
+}
+
+/// Most appends or bytes committed as one group.
+const MAX_GROUP: usize = 1024;
+const MAX_GROUP_BYTES: usize = 16 << 20;
+
+impl GroupWriter {
+    pub fn start(engine: Arc<EngineBox>) -> GroupWriter {
+        let (tx, rx) = mpsc::channel::<(OwnedAppend, Reply)>();
+        std::thread::Builder::new()
+            .name("ds-group-commit".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let mut group = vec![first];
+                    let mut bytes = group[0].0.body.len();
+                    while group.len() < MAX_GROUP && bytes < MAX_GROUP_BYTES {
+                        match rx.try_recv() {
+                            Ok(job) => {
+                                bytes += job.0.body.len();
+                                group.push(job);
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    let reqs: Vec<AppendRequest<'_>> = group.iter().map(|(a, _)| a.as_request()).collect();
+                    let results = engine.append_many(RSlice::from(&reqs[..]));
+                    drop(reqs);
+                    let mut results = results.into_iter();
+                    for (_, reply) in group {
+                        let r = results.next().unwrap_or_else(|| {
+                            RResult::RErr(EngineError::new(ErrorCode::INTERNAL, "engine returned fewer results than appends"))
+                        });
+                        let _ = reply.send(r);
+                    }
+                }
+            })
+            .expect("spawn the group-commit thread");
+        GroupWriter { tx }
+    }
+
+    /// Queues an append and waits for its group to commit.
+    pub async fn append(&self, req: OwnedAppend) -> RResult<AppendOutcome, EngineError> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        if self.tx.send((req, reply)).is_err() {
+            return RResult::RErr(EngineError::new(ErrorCode::INTERNAL, "group-commit writer stopped"));
+        }
+        rx.await
+            .unwrap_or_else(|_| RResult::RErr(EngineError::new(ErrorCode::INTERNAL, "group-commit writer dropped the append")))
+    }
+}

@@ -1,0 +1,102 @@
+//! The `file-fast` and `file-durable` storage engines, exported as one plugin.
+//!
+//! Both modes share one on-disk format: a checksummed write-ahead log of segment files under
+//! `<data_dir>/file/` (format in [`record`]), shared by every stream, so a million streams need
+//! no million open files. `file-durable` fdatasyncs each group of appends before acknowledging
+//! it; `file-fast` writes to the OS before acknowledging (a process crash loses nothing) and
+//! fsyncs every `storage.file_fast_sync_interval_ms` (a machine crash may lose that window).
+
+mod engine;
+mod log;
+pub mod record;
+mod replay;
+mod stream;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use abi_stable::sabi_trait::TD_Opaque;
+use abi_stable::std_types::{RResult, RSlice, RStr, RString, RVec};
+use durable_streams_core::abi::*;
+
+pub use engine::{Durability, FileStorage};
+
+pub const MODE_FAST: &str = "file-fast";
+pub const MODE_DURABLE: &str = "file-durable";
+
+fn info() -> PluginInfo {
+    let base = Capabilities::DURABLE
+        .union(Capabilities::BATCH_APPEND)
+        .union(Capabilities::BLOCKING_IO);
+    PluginInfo {
+        name: env!("CARGO_PKG_NAME").into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        abi_version: ABI_VERSION.into(),
+        rustc: option_env!("RUSTC_VERSION").unwrap_or("unknown").into(),
+        modes: RVec::from(vec![
+            ModeInfo {
+                mode: MODE_FAST.into(),
+                capabilities: base,
+                description: "write-ahead log, buffered: survives a process crash; fsync every interval".into(),
+            },
+            ModeInfo {
+                mode: MODE_DURABLE.into(),
+                capabilities: base.union(Capabilities::SYNCED),
+                description: "write-ahead log, fdatasync per group commit before acknowledging".into(),
+            },
+        ]),
+    }
+}
+
+/// An `Arc`-shared engine, so the background sync thread can hold a weak reference.
+pub struct Shared(pub Arc<FileStorage>);
+
+macro_rules! delegate {
+    ($($m:ident($($a:ident: $t:ty),*) -> $r:ty;)*) => {
+        impl Engine for Shared {
+            $(fn $m(&self, $($a: $t),*) -> $r { self.0.$m($($a),*) })*
+        }
+    };
+}
+
+delegate! {
+    create(req: &CreateRequest<'_>) -> RResult<CreateOutcome, EngineError>;
+    append(req: &AppendRequest<'_>) -> RResult<AppendOutcome, EngineError>;
+    append_many(reqs: RSlice<'_, AppendRequest<'_>>) -> RVec<RResult<AppendOutcome, EngineError>>;
+    read(req: &ReadRequest<'_>) -> RResult<ReadChunk, EngineError>;
+    head(req: &HeadRequest<'_>) -> RResult<StreamMeta, EngineError>;
+    delete(req: &DeleteRequest<'_>) -> RResult<(), EngineError>;
+    list(req: &ListRequest<'_>) -> RResult<RVec<StreamListing>, EngineError>;
+    list_expired(req: &ExpiredRequest) -> RResult<RVec<RString>, EngineError>;
+    set_change_listener(listener: ChangeListenerBox) -> RResult<(), EngineError>;
+    shutdown() -> RResult<(), EngineError>;
+    extension(op: RStr<'_>, input: RSlice<'_, u8>) -> RResult<RVec<u8>, EngineError>;
+}
+
+/// Opens a file engine in `data_dir/file` for `mode`.
+pub fn open_mode(mode: &str, data_dir: PathBuf, sync_interval_ms: u64) -> Result<Arc<FileStorage>, EngineError> {
+    let durability = match mode {
+        MODE_FAST => Durability::Buffered,
+        MODE_DURABLE => Durability::Synced,
+        _ => {
+            return Err(EngineError::new(
+                ErrorCode::UNKNOWN_MODE,
+                format!("the file plugin does not provide mode '{mode}'"),
+            ))
+        }
+    };
+    let engine = Arc::new(FileStorage::open(&data_dir.join("file"), durability)?);
+    engine.start_background_sync(sync_interval_ms);
+    Ok(engine)
+}
+
+fn open(mode: &str, config: &str) -> Result<EngineBox, EngineError> {
+    let cfg: serde_json::Value =
+        serde_json::from_str(config).map_err(|e| EngineError::new(ErrorCode::BAD_CONFIG, format!("config is not JSON: {e}")))?;
+    let data_dir = cfg.get("data_dir").and_then(|v| v.as_str()).unwrap_or("./data");
+    let interval = cfg.get("file_fast_sync_interval_ms").and_then(|v| v.as_u64()).unwrap_or(1000);
+    let engine = open_mode(mode, PathBuf::from(data_dir), interval)?;
+    Ok(EngineBox::from_value(GuardedEngine::new(Shared(engine)), TD_Opaque))
+}
+
+durable_streams_core::export_plugin!(info = info, open = open);

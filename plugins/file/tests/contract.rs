@@ -1,0 +1,37 @@
+//! Both file modes, linked as a Rust library, against the engine contract suite; plus reopen.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use abi_stable::sabi_trait::TD_Opaque;
+use ds_plugin_file::{open_mode, Shared, MODE_DURABLE, MODE_FAST};
+use durable_streams_core::abi::{EngineBox, GuardedEngine};
+
+fn fresh_dir() -> std::path::PathBuf {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let d = std::env::temp_dir().join(format!(
+        "ds-file-contract-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn run(mode: &str) {
+    let summary = durable_streams_engine_tests::run(&|| {
+        let e = open_mode(mode, fresh_dir(), 1000).expect("open");
+        EngineBox::from_value(GuardedEngine::new(Shared(e)), TD_Opaque)
+    });
+    println!("{mode}: {}", summary.report());
+    assert!(summary.ok(), "{}", summary.report());
+}
+
+#[test]
+fn file_durable_passes_the_contract() {
+    run(MODE_DURABLE);
+}
+
+#[test]
+fn file_fast_passes_the_contract() {
+    run(MODE_FAST);
+}

@@ -1,7 +1,7 @@
 # durable-streams-server: the two commands are `make run` and `make test`.
 CARGO ?= cargo
 # Bundled storage modes run through the official conformance suite.
-MODES ?= memory file-fast file-durable
+MODES ?= memory file-fast file-durable acid
 
 .PHONY: all build build-debug run test check fmt clippy unit conformance bench bench-peers clean
 

@@ -127,3 +127,46 @@ impl std::fmt::Display for EngineError {
 }
 
 impl std::error::Error for EngineError {}
+
+impl EngineError {
+    /// The boundary error for an append the rules refused, with its detail filled in.
+    pub fn from_rejection(r: crate::rules::AppendRejection, tail: u64, closed: bool) -> EngineError {
+        use crate::rules::AppendRejection as R;
+        let mut detail = ErrorDetail {
+            tail,
+            closed,
+            ..Default::default()
+        };
+        let (code, msg) = match r {
+            R::Closed => (ErrorCode::CLOSED, "stream is closed".to_string()),
+            R::ContentTypeMismatch => (
+                ErrorCode::CONTENT_TYPE_MISMATCH,
+                "content type does not match the stream's".to_string(),
+            ),
+            R::StreamSeqRegression => (
+                ErrorCode::STREAM_SEQ_REGRESSION,
+                "Stream-Seq must be greater than the last one".to_string(),
+            ),
+            R::StaleEpoch { current } => {
+                detail.producer_epoch = current;
+                (
+                    ErrorCode::STALE_EPOCH,
+                    format!("producer epoch is stale; current epoch is {current}"),
+                )
+            }
+            R::NewEpochSeqNotZero => (
+                ErrorCode::NEW_EPOCH_SEQ_NOT_ZERO,
+                "a new producer epoch must start at Producer-Seq 0".to_string(),
+            ),
+            R::SequenceGap { expected, received } => {
+                detail.expected_seq = expected;
+                detail.received_seq = received;
+                (
+                    ErrorCode::SEQUENCE_GAP,
+                    format!("producer sequence gap: expected {expected}, received {received}"),
+                )
+            }
+        };
+        EngineError::new(code, msg).with_detail(detail)
+    }
+}

@@ -47,19 +47,7 @@ pub fn encode(buf: &mut Vec<u8>, lsn: u64, kind: u8, payload: impl FnOnce(&mut V
     start + HEADER_LEN
 }
 
-pub fn put_u64(b: &mut Vec<u8>, v: u64) {
-    b.extend_from_slice(&v.to_le_bytes());
-}
-
-pub fn put_str(b: &mut Vec<u8>, s: &str) {
-    b.extend_from_slice(&(s.len() as u32).to_le_bytes());
-    b.extend_from_slice(s.as_bytes());
-}
-
-pub fn put_opt(b: &mut Vec<u8>, v: Option<u64>) {
-    b.push(v.is_some() as u8);
-    put_u64(b, v.unwrap_or(0));
-}
+pub use durable_streams_core::codec::{put_opt, put_str, put_u64};
 
 /// A parsed record header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,47 +72,7 @@ pub fn verify(record: &[u8]) -> bool {
     record.len() >= HEADER_LEN && crc32c::crc32c(&record[4..]) == u32::from_le_bytes(record[0..4].try_into().unwrap())
 }
 
-/// Why a payload could not be decoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Malformed;
-
-/// A cursor over a payload.
-pub struct Reader<'a> {
-    pub buf: &'a [u8],
-    pub pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    pub fn new(buf: &'a [u8]) -> Self {
-        Reader { buf, pos: 0 }
-    }
-    pub fn u8(&mut self) -> Result<u8, Malformed> {
-        let v = *self.buf.get(self.pos).ok_or(Malformed)?;
-        self.pos += 1;
-        Ok(v)
-    }
-    pub fn u64(&mut self) -> Result<u64, Malformed> {
-        let s = self.buf.get(self.pos..self.pos + 8).ok_or(Malformed)?;
-        self.pos += 8;
-        Ok(u64::from_le_bytes(s.try_into().unwrap()))
-    }
-    pub fn str(&mut self) -> Result<&'a str, Malformed> {
-        let l = self.buf.get(self.pos..self.pos + 4).ok_or(Malformed)?;
-        let l = u32::from_le_bytes(l.try_into().unwrap()) as usize;
-        self.pos += 4;
-        let s = self.buf.get(self.pos..self.pos + l).ok_or(Malformed)?;
-        self.pos += l;
-        std::str::from_utf8(s).map_err(|_| Malformed)
-    }
-    pub fn opt(&mut self) -> Result<Option<u64>, Malformed> {
-        let f = self.u8()?;
-        let v = self.u64()?;
-        Ok((f != 0).then_some(v))
-    }
-    pub fn rest(&self) -> &'a [u8] {
-        &self.buf[self.pos.min(self.buf.len())..]
-    }
-}
+pub use durable_streams_core::codec::Reader;
 
 #[cfg(test)]
 mod tests {

@@ -8,7 +8,7 @@ use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString, RVec};
 use durable_streams_core::abi::*;
 use durable_streams_core::content_type;
 use durable_streams_core::producer::ProducerStamp;
-use durable_streams_core::rules::{self, AppendCheck, AppendDecision, AppendRejection};
+use durable_streams_core::rules::{self, AppendCheck, AppendDecision};
 use durable_streams_core::ttl;
 use parking_lot::RwLock;
 
@@ -249,7 +249,7 @@ impl InMemoryStorage {
                     })
                     .into(),
             }),
-            Err(rejection) => Err(rejection_error(rejection, stream.tail(&data), data.writer.closed)),
+            Err(rejection) => Err(EngineError::from_rejection(rejection, stream.tail(&data), data.writer.closed)),
         }
     }
 
@@ -308,46 +308,6 @@ impl InMemoryStorage {
         }
         Ok(())
     }
-}
-
-/// Maps a rule rejection to the boundary error with its detail.
-pub fn rejection_error(r: AppendRejection, tail: u64, closed: bool) -> EngineError {
-    let mut detail = ErrorDetail {
-        tail,
-        closed,
-        ..Default::default()
-    };
-    let (code, msg) = match r {
-        AppendRejection::Closed => (ErrorCode::CLOSED, "stream is closed".to_string()),
-        AppendRejection::ContentTypeMismatch => (
-            ErrorCode::CONTENT_TYPE_MISMATCH,
-            "content type does not match the stream's".to_string(),
-        ),
-        AppendRejection::StreamSeqRegression => (
-            ErrorCode::STREAM_SEQ_REGRESSION,
-            "Stream-Seq must be greater than the last one".to_string(),
-        ),
-        AppendRejection::StaleEpoch { current } => {
-            detail.producer_epoch = current;
-            (
-                ErrorCode::STALE_EPOCH,
-                format!("producer epoch is stale; current epoch is {current}"),
-            )
-        }
-        AppendRejection::NewEpochSeqNotZero => (
-            ErrorCode::NEW_EPOCH_SEQ_NOT_ZERO,
-            "a new producer epoch must start at Producer-Seq 0".to_string(),
-        ),
-        AppendRejection::SequenceGap { expected, received } => {
-            detail.expected_seq = expected;
-            detail.received_seq = received;
-            (
-                ErrorCode::SEQUENCE_GAP,
-                format!("producer sequence gap: expected {expected}, received {received}"),
-            )
-        }
-    };
-    EngineError::new(code, msg).with_detail(detail)
 }
 
 fn wrap<T>(r: Result<T, EngineError>) -> RResult<T, EngineError> {

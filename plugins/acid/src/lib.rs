@@ -1,0 +1,97 @@
+//! The `acid` storage engine (redb), exported as a plugin: data, producer state and closure of
+//! each append group committed in one transaction per shard.
+//!
+//! Streams are spread over `storage.acid_shard_count` redb files (`<data_dir>/acid/shard-NNN.redb`)
+//! by a stable hash of their name; `storage.acid_backend = "memory"` keeps the shards in memory.
+
+mod engine;
+mod load;
+mod shard;
+mod stream;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use abi_stable::sabi_trait::TD_Opaque;
+use abi_stable::std_types::{RResult, RSlice, RStr, RString, RVec};
+use durable_streams_core::abi::*;
+
+pub use engine::{AcidStorage, Backend};
+
+pub const MODE: &str = "acid";
+
+fn info() -> PluginInfo {
+    PluginInfo {
+        name: env!("CARGO_PKG_NAME").into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        abi_version: ABI_VERSION.into(),
+        rustc: option_env!("RUSTC_VERSION").unwrap_or("unknown").into(),
+        modes: RVec::from(vec![ModeInfo {
+            mode: MODE.into(),
+            capabilities: Capabilities::DURABLE
+                .union(Capabilities::SYNCED)
+                .union(Capabilities::BATCH_APPEND)
+                .union(Capabilities::BLOCKING_IO),
+            description: "redb: each append group committed in one transaction per shard".into(),
+        }]),
+    }
+}
+
+/// An `Arc`-shared engine.
+pub struct Shared(pub Arc<AcidStorage>);
+
+macro_rules! delegate {
+    ($($m:ident($($a:ident: $t:ty),*) -> $r:ty;)*) => {
+        impl Engine for Shared {
+            $(fn $m(&self, $($a: $t),*) -> $r { self.0.$m($($a),*) })*
+        }
+    };
+}
+
+delegate! {
+    create(req: &CreateRequest<'_>) -> RResult<CreateOutcome, EngineError>;
+    append(req: &AppendRequest<'_>) -> RResult<AppendOutcome, EngineError>;
+    append_many(reqs: RSlice<'_, AppendRequest<'_>>) -> RVec<RResult<AppendOutcome, EngineError>>;
+    read(req: &ReadRequest<'_>) -> RResult<ReadChunk, EngineError>;
+    head(req: &HeadRequest<'_>) -> RResult<StreamMeta, EngineError>;
+    delete(req: &DeleteRequest<'_>) -> RResult<(), EngineError>;
+    list(req: &ListRequest<'_>) -> RResult<RVec<StreamListing>, EngineError>;
+    list_expired(req: &ExpiredRequest) -> RResult<RVec<RString>, EngineError>;
+    set_change_listener(listener: ChangeListenerBox) -> RResult<(), EngineError>;
+    shutdown() -> RResult<(), EngineError>;
+    extension(op: RStr<'_>, input: RSlice<'_, u8>) -> RResult<RVec<u8>, EngineError>;
+}
+
+/// Opens the acid engine: `backend` is "file" (under `data_dir/acid`) or "memory".
+pub fn open_engine(data_dir: PathBuf, backend: &str, shards: usize) -> Result<Arc<AcidStorage>, EngineError> {
+    let dir = data_dir.join("acid");
+    let b = match backend {
+        "file" => Backend::File(&dir),
+        "memory" => Backend::Memory,
+        other => {
+            return Err(EngineError::new(
+                ErrorCode::BAD_CONFIG,
+                format!("storage.acid_backend must be 'file' or 'memory', not '{other}'"),
+            ))
+        }
+    };
+    Ok(Arc::new(AcidStorage::open(b, shards)?))
+}
+
+fn open(mode: &str, config: &str) -> Result<EngineBox, EngineError> {
+    if mode != MODE {
+        return Err(EngineError::new(
+            ErrorCode::UNKNOWN_MODE,
+            format!("the acid plugin does not provide mode '{mode}'"),
+        ));
+    }
+    let cfg: serde_json::Value =
+        serde_json::from_str(config).map_err(|e| EngineError::new(ErrorCode::BAD_CONFIG, format!("config is not JSON: {e}")))?;
+    let data_dir = cfg.get("data_dir").and_then(|v| v.as_str()).unwrap_or("./data");
+    let backend = cfg.get("acid_backend").and_then(|v| v.as_str()).unwrap_or("file");
+    let shards = cfg.get("acid_shard_count").and_then(|v| v.as_u64()).unwrap_or(16) as usize;
+    let engine = open_engine(PathBuf::from(data_dir), backend, shards)?;
+    Ok(EngineBox::from_value(GuardedEngine::new(Shared(engine)), TD_Opaque))
+}
+
+durable_streams_core::export_plugin!(info = info, open = open);

@@ -1,0 +1,165 @@
+//! One redb database (a shard): its tables, and the transactions the engine runs on it.
+//!
+//! Tables: `streams` (id → catalog record), `state` (id → tail + writer state), `data`
+//! ((id, start position) → the bytes of one append), `meta` ("next" → id counter).
+
+use std::path::{Path, PathBuf};
+
+use durable_streams_core::abi::{EngineError, ErrorCode};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+
+pub const STREAMS: TableDefinition<u64, &[u8]> = TableDefinition::new("streams");
+pub const STATE: TableDefinition<u64, &[u8]> = TableDefinition::new("state");
+pub const DATA: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("data");
+pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+/// Maps any redb error to the boundary error (disk full → `STORAGE_FULL`, damage → `CORRUPT`).
+pub fn db_err(what: &str, e: impl Into<redb::Error>) -> EngineError {
+    let e: redb::Error = e.into();
+    let code = match &e {
+        redb::Error::Io(io) if io.raw_os_error() == Some(28) => ErrorCode::STORAGE_FULL,
+        redb::Error::Corrupted(_) => ErrorCode::CORRUPT,
+        _ => ErrorCode::IO,
+    };
+    EngineError::new(code, format!("{what}: {e}"))
+}
+
+/// One stream's stored rows: id, catalog bytes, state bytes.
+pub type StoredRow = (u64, Vec<u8>, Option<Vec<u8>>);
+
+/// A shard and where it lives.
+pub struct Shard {
+    pub db: Database,
+    pub path: Option<PathBuf>,
+    pub durable: bool,
+}
+
+impl Shard {
+    /// Opens (creating) the shard file, refusing damaged files with one message naming it.
+    pub fn open_file(path: &Path) -> Result<Shard, EngineError> {
+        let opened = std::panic::catch_unwind(|| Database::create(path));
+        let db = match opened {
+            Ok(Ok(db)) => db,
+            Ok(Err(e)) => {
+                return Err(EngineError::new(
+                    ErrorCode::CORRUPT,
+                    format!(
+                        "cannot open redb file {}: {e}; refusing to start (restore the file or move it aside)",
+                        path.display()
+                    ),
+                ))
+            }
+            Err(_) => {
+                return Err(EngineError::new(
+                    ErrorCode::CORRUPT,
+                    format!("redb file {} is damaged (the reader panicked); refusing to start", path.display()),
+                ))
+            }
+        };
+        let shard = Shard {
+            db,
+            path: Some(path.to_path_buf()),
+            durable: true,
+        };
+        shard.ensure_tables()?;
+        Ok(shard)
+    }
+
+    /// An in-memory shard (`acid_backend = "memory"`).
+    pub fn open_memory() -> Result<Shard, EngineError> {
+        let db = Database::builder()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .map_err(|e| db_err("create in-memory redb", e))?;
+        let shard = Shard {
+            db,
+            path: None,
+            durable: false,
+        };
+        shard.ensure_tables()?;
+        Ok(shard)
+    }
+
+    fn ensure_tables(&self) -> Result<(), EngineError> {
+        let txn = self.db.begin_write().map_err(|e| db_err("begin", e))?;
+        {
+            txn.open_table(STREAMS).map_err(|e| db_err("open streams", e))?;
+            txn.open_table(STATE).map_err(|e| db_err("open state", e))?;
+            txn.open_table(DATA).map_err(|e| db_err("open data", e))?;
+            txn.open_table(META).map_err(|e| db_err("open meta", e))?;
+        }
+        txn.commit().map_err(|e| db_err("commit", e))
+    }
+
+    /// Runs `f` in one write transaction, committed durably (for file shards).
+    pub fn write<T>(&self, f: impl FnOnce(&redb::WriteTransaction) -> Result<T, EngineError>) -> Result<T, EngineError> {
+        let mut txn = self.db.begin_write().map_err(|e| db_err("begin write", e))?;
+        let d = if self.durable { Durability::Immediate } else { Durability::None };
+        txn.set_durability(d)
+            .map_err(|e| EngineError::new(ErrorCode::INTERNAL, format!("set durability: {e}")))?;
+        let out = f(&txn)?;
+        txn.commit().map_err(|e| db_err("commit", e))?;
+        Ok(out)
+    }
+
+    /// Every catalog and state row (for startup).
+    pub fn load(&self) -> Result<Vec<StoredRow>, EngineError> {
+        let r = self.db.begin_read().map_err(|e| db_err("begin read", e))?;
+        let streams = r.open_table(STREAMS).map_err(|e| db_err("open streams", e))?;
+        let state = r.open_table(STATE).map_err(|e| db_err("open state", e))?;
+        let mut out = Vec::new();
+        for row in streams.iter().map_err(|e| db_err("scan streams", e))? {
+            let (k, v) = row.map_err(|e| db_err("scan streams", e))?;
+            let id = k.value();
+            let st = state.get(id).map_err(|e| db_err("read state", e))?.map(|g| g.value().to_vec());
+            out.push((id, v.value().to_vec(), st));
+        }
+        Ok(out)
+    }
+
+    pub fn next_counter(&self) -> Result<u64, EngineError> {
+        let r = self.db.begin_read().map_err(|e| db_err("begin read", e))?;
+        let meta = r.open_table(META).map_err(|e| db_err("open meta", e))?;
+        Ok(meta
+            .get("next")
+            .map_err(|e| db_err("read meta", e))?
+            .map(|g| g.value())
+            .unwrap_or(0))
+    }
+
+    /// Reads whole records of stream `id` covering `[pos, end)`, at most `max_bytes` (one record
+    /// always fits in an empty `out`). Returns the position reached.
+    pub fn read_into(&self, id: u64, pos: u64, end: u64, max_bytes: usize, out: &mut Vec<u8>) -> Result<u64, EngineError> {
+        let r = self.db.begin_read().map_err(|e| db_err("begin read", e))?;
+        let data = r.open_table(DATA).map_err(|e| db_err("open data", e))?;
+        let first = data
+            .range((id, 0)..=(id, pos))
+            .map_err(|e| db_err("range", e))?
+            .next_back()
+            .transpose()
+            .map_err(|e| db_err("range", e))?
+            .map(|(k, _)| k.value().1)
+            .unwrap_or(pos);
+        let mut pos = pos;
+        for row in data.range((id, first)..(id, end)).map_err(|e| db_err("range", e))? {
+            let (k, v) = row.map_err(|e| db_err("read data", e))?;
+            let start = k.value().1;
+            let bytes = v.value();
+            let rec_end = start + bytes.len() as u64;
+            if rec_end <= pos {
+                continue;
+            }
+            let stop = rec_end.min(end);
+            let take = (stop - pos) as usize;
+            if !out.is_empty() && out.len() + take > max_bytes {
+                break;
+            }
+            let from = (pos - start) as usize;
+            out.extend_from_slice(&bytes[from..from + take]);
+            pos = stop;
+            if pos >= end || out.len() >= max_bytes {
+                break;
+            }
+        }
+        Ok(pos)
+    }
+}

@@ -1,0 +1,37 @@
+//! The acid engine, linked as a Rust library, against the engine contract suite (file and memory backends).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use abi_stable::sabi_trait::TD_Opaque;
+use ds_plugin_acid::{open_engine, Shared};
+use durable_streams_core::abi::{EngineBox, GuardedEngine};
+
+fn fresh_dir() -> std::path::PathBuf {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let d = std::env::temp_dir().join(format!(
+        "ds-acid-contract-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn run(backend: &str, shards: usize) {
+    let summary = durable_streams_engine_tests::run(&|| {
+        let e = open_engine(fresh_dir(), backend, shards).expect("open");
+        EngineBox::from_value(GuardedEngine::new(Shared(e)), TD_Opaque)
+    });
+    println!("acid/{backend}/{shards}: {}", summary.report());
+    assert!(summary.ok(), "{}", summary.report());
+}
+
+#[test]
+fn acid_file_passes_the_contract() {
+    run("file", 4);
+}
+
+#[test]
+fn acid_memory_passes_the_contract() {
+    run("memory", 2);
+}

@@ -35,3 +35,18 @@ fn acid_file_passes_the_contract() {
 fn acid_memory_passes_the_contract() {
     run("memory", 2);
 }
+
+#[test]
+fn acid_file_survives_reopen() {
+    let root = fresh_dir();
+    let summary = durable_streams_engine_tests::durability::run(
+        &|dir: &std::path::Path| {
+            let e = open_engine(dir.to_path_buf(), "file", 4).expect("open");
+            EngineBox::from_value(GuardedEngine::new(Shared(e)), TD_Opaque)
+        },
+        &root,
+    );
+    println!("acid durability: {}", summary.report());
+    let _ = std::fs::remove_dir_all(&root);
+    assert!(summary.ok(), "{}", summary.report());
+}

@@ -35,3 +35,27 @@ fn file_durable_passes_the_contract() {
 fn file_fast_passes_the_contract() {
     run(MODE_FAST);
 }
+
+fn run_durable(mode: &str) {
+    let root = fresh_dir();
+    let summary = durable_streams_engine_tests::durability::run(
+        &|dir: &std::path::Path| {
+            let e = open_mode(mode, dir.to_path_buf(), 1000).expect("open");
+            EngineBox::from_value(GuardedEngine::new(Shared(e)), TD_Opaque)
+        },
+        &root,
+    );
+    println!("{mode} durability: {}", summary.report());
+    let _ = std::fs::remove_dir_all(&root);
+    assert!(summary.ok(), "{}", summary.report());
+}
+
+#[test]
+fn file_durable_survives_reopen() {
+    run_durable(MODE_DURABLE);
+}
+
+#[test]
+fn file_fast_survives_reopen() {
+    run_durable(MODE_FAST);
+}

@@ -5,6 +5,7 @@
 //! capabilities: lifecycle, append rules, reads, forks, lifetime, listing.
 
 mod cases;
+pub mod durability;
 mod support;
 
 pub use support::{Case, Failure, Summary};

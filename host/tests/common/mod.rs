@@ -165,3 +165,21 @@ pub fn http_bytes(port: u16, raw: &[u8]) -> String {
 pub fn status_of(resp: &str) -> u16 {
     resp.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
 }
+
+/// A handle on a running server's port, usable from other threads.
+pub struct ServerRef {
+    pub port: u16,
+}
+
+impl ServerRef {
+    pub fn post(&self, c: &reqwest::blocking::Client, name: &str, w: usize, seq: u64, body: Vec<u8>) -> Result<u16, reqwest::Error> {
+        c.post(format!("http://127.0.0.1:{}/v1/stream/{name}", self.port))
+            .header("Content-Type", "application/octet-stream")
+            .header("Producer-Id", format!("writer-{w}"))
+            .header("Producer-Epoch", "0")
+            .header("Producer-Seq", seq.to_string())
+            .body(body)
+            .send()
+            .map(|r| r.status().as_u16())
+    }
+}

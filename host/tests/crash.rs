@@ -18,7 +18,7 @@ const SIZES: [usize; 8] = [1, 7, 100, 1000, 4096, 65536, 300, 1 << 20];
 fn msg(w: usize, seq: u64) -> Vec<u8> {
     let h = (w as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ seq.wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
     let mut size = SIZES[(h % SIZES.len() as u64) as usize];
-    if size == 1 << 20 && h % 5 != 0 {
+    if size == 1 << 20 && !h.is_multiple_of(5) {
         size = 2048; // keep 1 MiB messages rare
     }
     (0..size).map(|i| (w as u64 * 31 + seq * 7 + i as u64) as u8).collect()

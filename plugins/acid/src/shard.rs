@@ -37,7 +37,11 @@ pub struct Shard {
 impl Shard {
     /// Opens (creating) the shard file, refusing damaged files with one message naming it.
     pub fn open_file(path: &Path) -> Result<Shard, EngineError> {
+        // redb asserts on some damaged layouts; contain that (quietly) and refuse the file.
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
         let opened = std::panic::catch_unwind(|| Database::create(path));
+        std::panic::set_hook(hook);
         let db = match opened {
             Ok(Ok(db)) => db,
             Ok(Err(e)) => {
@@ -49,11 +53,19 @@ impl Shard {
                     ),
                 ))
             }
-            Err(_) => {
+            Err(payload) => {
+                let why = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "inconsistent layout".into());
                 return Err(EngineError::new(
                     ErrorCode::CORRUPT,
-                    format!("redb file {} is damaged (the reader panicked); refusing to start", path.display()),
-                ))
+                    format!(
+                        "redb file {} is damaged (truncated or extended?): {why}; refusing to start",
+                        path.display()
+                    ),
+                ));
             }
         };
         let shard = Shard {

@@ -29,7 +29,7 @@ pub type StoredRow = (u64, Vec<u8>, Option<Vec<u8>>);
 
 /// A shard and where it lives.
 pub struct Shard {
-    pub db: Database,
+    db: parking_lot::RwLock<Option<Database>>,
     pub path: Option<PathBuf>,
     pub durable: bool,
 }
@@ -69,7 +69,7 @@ impl Shard {
             }
         };
         let shard = Shard {
-            db,
+            db: parking_lot::RwLock::new(Some(db)),
             path: Some(path.to_path_buf()),
             durable: true,
         };
@@ -83,7 +83,7 @@ impl Shard {
             .create_with_backend(redb::backends::InMemoryBackend::new())
             .map_err(|e| db_err("create in-memory redb", e))?;
         let shard = Shard {
-            db,
+            db: parking_lot::RwLock::new(Some(db)),
             path: None,
             durable: false,
         };
@@ -91,8 +91,36 @@ impl Shard {
         Ok(shard)
     }
 
+    /// Runs `f` with the open database.
+    fn with_db<T>(&self, f: impl FnOnce(&Database) -> Result<T, EngineError>) -> Result<T, EngineError> {
+        let g = self.db.read();
+        match g.as_ref() {
+            Some(db) => f(db),
+            None => Err(EngineError::new(
+                ErrorCode::IO,
+                "redb database is being reopened after an I/O error",
+            )),
+        }
+    }
+
+    /// After a failed write redb refuses further use; reopen the file so that it recovers to
+    /// its last committed state (which is what memory holds: it is updated only after commits).
+    fn reopen(&self) {
+        let Some(path) = &self.path else { return };
+        let mut g = self.db.write();
+        drop(g.take());
+        match Database::create(path) {
+            Ok(db) => *g = Some(db),
+            Err(e) => eprintln!("acid: could not reopen {} after an I/O error: {e}", path.display()),
+        }
+    }
+
     fn ensure_tables(&self) -> Result<(), EngineError> {
-        let txn = self.db.begin_write().map_err(|e| db_err("begin", e))?;
+        self.with_db(|db| self.ensure_tables_in(db))
+    }
+
+    fn ensure_tables_in(&self, db: &Database) -> Result<(), EngineError> {
+        let txn = db.begin_write().map_err(|e| db_err("begin", e))?;
         {
             txn.open_table(STREAMS).map_err(|e| db_err("open streams", e))?;
             txn.open_table(STATE).map_err(|e| db_err("open state", e))?;
@@ -104,18 +132,30 @@ impl Shard {
 
     /// Runs `f` in one write transaction, committed durably (for file shards).
     pub fn write<T>(&self, f: impl FnOnce(&redb::WriteTransaction) -> Result<T, EngineError>) -> Result<T, EngineError> {
-        let mut txn = self.db.begin_write().map_err(|e| db_err("begin write", e))?;
-        let d = if self.durable { Durability::Immediate } else { Durability::None };
-        txn.set_durability(d)
-            .map_err(|e| EngineError::new(ErrorCode::INTERNAL, format!("set durability: {e}")))?;
-        let out = f(&txn)?;
-        txn.commit().map_err(|e| db_err("commit", e))?;
-        Ok(out)
+        let result = self.with_db(|db| {
+            let mut txn = db.begin_write().map_err(|e| db_err("begin write", e))?;
+            let d = if self.durable { Durability::Immediate } else { Durability::None };
+            txn.set_durability(d)
+                .map_err(|e| EngineError::new(ErrorCode::INTERNAL, format!("set durability: {e}")))?;
+            let out = f(&txn)?;
+            txn.commit().map_err(|e| db_err("commit", e))?;
+            Ok(out)
+        });
+        if let Err(e) = &result {
+            if e.code == ErrorCode::STORAGE_FULL || e.code == ErrorCode::IO {
+                self.reopen();
+            }
+        }
+        result
     }
 
     /// Every catalog and state row (for startup).
     pub fn load(&self) -> Result<Vec<StoredRow>, EngineError> {
-        let r = self.db.begin_read().map_err(|e| db_err("begin read", e))?;
+        self.with_db(|db| Self::load_in(db))
+    }
+
+    fn load_in(db: &Database) -> Result<Vec<StoredRow>, EngineError> {
+        let r = db.begin_read().map_err(|e| db_err("begin read", e))?;
         let streams = r.open_table(STREAMS).map_err(|e| db_err("open streams", e))?;
         let state = r.open_table(STATE).map_err(|e| db_err("open state", e))?;
         let mut out = Vec::new();
@@ -129,19 +169,25 @@ impl Shard {
     }
 
     pub fn next_counter(&self) -> Result<u64, EngineError> {
-        let r = self.db.begin_read().map_err(|e| db_err("begin read", e))?;
-        let meta = r.open_table(META).map_err(|e| db_err("open meta", e))?;
-        Ok(meta
-            .get("next")
-            .map_err(|e| db_err("read meta", e))?
-            .map(|g| g.value())
-            .unwrap_or(0))
+        self.with_db(|db| {
+            let r = db.begin_read().map_err(|e| db_err("begin read", e))?;
+            let meta = r.open_table(META).map_err(|e| db_err("open meta", e))?;
+            Ok(meta
+                .get("next")
+                .map_err(|e| db_err("read meta", e))?
+                .map(|g| g.value())
+                .unwrap_or(0))
+        })
     }
 
     /// Reads whole records of stream `id` covering `[pos, end)`, at most `max_bytes` (one record
     /// always fits in an empty `out`). Returns the position reached.
     pub fn read_into(&self, id: u64, pos: u64, end: u64, max_bytes: usize, out: &mut Vec<u8>) -> Result<u64, EngineError> {
-        let r = self.db.begin_read().map_err(|e| db_err("begin read", e))?;
+        self.with_db(|db| Self::read_in(db, id, pos, end, max_bytes, out))
+    }
+
+    fn read_in(db: &Database, id: u64, pos: u64, end: u64, max_bytes: usize, out: &mut Vec<u8>) -> Result<u64, EngineError> {
+        let r = db.begin_read().map_err(|e| db_err("begin read", e))?;
         let data = r.open_table(DATA).map_err(|e| db_err("open data", e))?;
         let first = data
             .range((id, 0)..=(id, pos))

@@ -151,7 +151,7 @@ impl Shard {
 
     /// Every catalog and state row (for startup).
     pub fn load(&self) -> Result<Vec<StoredRow>, EngineError> {
-        self.with_db(|db| Self::load_in(db))
+        self.with_db(Self::load_in)
     }
 
     fn load_in(db: &Database) -> Result<Vec<StoredRow>, EngineError> {

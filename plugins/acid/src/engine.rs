@@ -48,11 +48,14 @@ impl AcidStorage {
         let shards = match backend {
             Backend::Memory => (0..shard_count).map(|_| Shard::open_memory()).collect::<Result<Vec<_>, _>>()?,
             Backend::File(dir) => {
-                std::fs::create_dir_all(dir).map_err(|e| EngineError::new(ErrorCode::IO, format!("create {}: {e}", dir.display())))?;
+                load::create_dir_durable(dir)?;
                 load::check_shard_files(dir, shard_count)?;
-                (0..shard_count)
+                let shards = (0..shard_count)
                     .map(|i| Shard::open_file(&dir.join(format!("shard-{i:03}.redb"))))
-                    .collect::<Result<Vec<_>, _>>()?
+                    .collect::<Result<Vec<_>, _>>()?;
+                // New shard files must survive a power cut too.
+                load::sync_dir(dir)?;
+                shards
             }
         };
         let counters = shards.iter().map(|s| s.next_counter()).collect::<Result<Vec<_>, _>>()?;

@@ -13,6 +13,32 @@ use crate::engine::AcidStorage;
 use crate::shard::Shard;
 use crate::stream::{decode_catalog, decode_state, AcidStream, Catalog, Inner};
 
+pub fn sync_dir(dir: &Path) -> Result<(), EngineError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| EngineError::new(ErrorCode::IO, format!("fsync directory {}: {e}", dir.display())))
+}
+
+/// Creates `dir` and missing parents, fsyncing each directory that gained an entry.
+pub fn create_dir_durable(dir: &Path) -> Result<(), EngineError> {
+    let mut missing = Vec::new();
+    let mut cur = Some(dir);
+    while let Some(d) = cur {
+        if d.as_os_str().is_empty() || d.exists() {
+            break;
+        }
+        missing.push(d.to_path_buf());
+        cur = d.parent();
+    }
+    std::fs::create_dir_all(dir).map_err(|e| EngineError::new(ErrorCode::IO, format!("create {}: {e}", dir.display())))?;
+    for d in missing.iter().rev() {
+        if let Some(parent) = d.parent().filter(|p| !p.as_os_str().is_empty()) {
+            sync_dir(parent)?;
+        }
+    }
+    Ok(())
+}
+
 /// Refuses to start when the data directory holds more shards than configured (they would be
 /// silently ignored).
 pub fn check_shard_files(dir: &Path, shard_count: usize) -> Result<(), EngineError> {

@@ -65,6 +65,27 @@ fn sync_dir(dir: &Path) -> Result<(), EngineError> {
         .map_err(|e| io_err("fsync directory", dir, e))
 }
 
+/// Creates `dir` (and missing parents) so that the new entries survive a power cut: each
+/// directory that gained an entry is fsynced.
+fn create_dir_durable(dir: &Path) -> Result<(), EngineError> {
+    let mut missing = Vec::new();
+    let mut cur = Some(dir);
+    while let Some(d) = cur {
+        if d.as_os_str().is_empty() || d.exists() {
+            break;
+        }
+        missing.push(d.to_path_buf());
+        cur = d.parent();
+    }
+    std::fs::create_dir_all(dir).map_err(|e| io_err("create", dir, e))?;
+    for d in missing.iter().rev() {
+        if let Some(parent) = d.parent().filter(|p| !p.as_os_str().is_empty()) {
+            sync_dir(parent)?;
+        }
+    }
+    Ok(())
+}
+
 fn corrupt(path: &Path, off: u64, why: &str) -> EngineError {
     EngineError::new(
         ErrorCode::CORRUPT,
@@ -80,7 +101,7 @@ impl Log {
     /// `visit`. A torn or zero-filled tail of the last segment is cut off; damage anywhere else
     /// refuses to open, naming the file.
     pub fn open(dir: &Path, mut visit: impl FnMut(Replayed<'_>) -> Result<(), EngineError>) -> Result<(Log, Tail), EngineError> {
-        std::fs::create_dir_all(dir).map_err(|e| io_err("create", dir, e))?;
+        create_dir_durable(dir)?;
         let mut ids: Vec<u32> = std::fs::read_dir(dir)
             .map_err(|e| io_err("list", dir, e))?
             .filter_map(|e| e.ok())

@@ -68,10 +68,20 @@ pub fn open_storage(config: &Config) -> Result<Storage, StartupError> {
 }
 
 fn make_state(config: Config, storage: Storage, readiness: Readiness) -> Arc<AppState> {
+    let live = Arc::new(LiveTail::default());
+    if storage
+        .capabilities()
+        .contains(durable_streams_core::abi::Capabilities::EXTERNAL_WRITERS)
+    {
+        // Writes that happen outside this host reach live readers through the engine's callback.
+        if let Err(e) = storage.call_sync(|e| e.set_change_listener(live::listener(live.clone()))) {
+            tracing::error!(error = %e, "engine refused the change listener; live reads will miss external writes");
+        }
+    }
     Arc::new(AppState {
         config: Arc::new(config),
         storage,
-        live: LiveTail::default(),
+        live,
         readiness,
     })
 }

@@ -5,6 +5,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use abi_stable::sabi_trait::TD_Opaque;
+use abi_stable::std_types::RStr;
+use durable_streams_core::abi::{ChangeListener, ChangeListenerBox};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
@@ -68,5 +71,43 @@ impl Drop for Waiter<'_> {
                 map.remove(&self.name);
             }
         }
+    }
+}
+
+/// The host side of an `EXTERNAL_WRITERS` engine's change notifications: called from the
+/// plugin's own threads, it only touches the sync mutex and `Notify` (no runtime needed).
+struct HostListener(Arc<LiveTail>);
+
+impl ChangeListener for HostListener {
+    fn stream_changed(&self, name: RStr<'_>) {
+        self.0.wake(name.as_str());
+    }
+}
+
+/// A listener to hand to `Engine::set_change_listener`.
+pub fn listener(live: Arc<LiveTail>) -> ChangeListenerBox {
+    ChangeListenerBox::from_value(HostListener(live), TD_Opaque)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn external_change_from_a_plain_thread_wakes_waiters() {
+        let live = Arc::new(LiveTail::default());
+        let w = live.watch("s");
+        {
+            let notified = w.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let l = listener(live.clone());
+            std::thread::spawn(move || l.stream_changed(RStr::from("s"))).join().unwrap();
+            tokio::time::timeout(std::time::Duration::from_secs(2), notified)
+                .await
+                .expect("woken by the plugin-thread callback");
+        }
+        drop(w);
+        assert_eq!(live.watched(), 0, "entries go when the last waiter leaves");
     }
 }

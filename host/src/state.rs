@@ -40,7 +40,7 @@ impl Readiness {
 pub struct AppState {
     pub config: Arc<Config>,
     pub storage: Storage,
-    pub live: LiveTail,
+    pub live: Arc<LiveTail>,
     pub readiness: Readiness,
 }
 

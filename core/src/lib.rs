@@ -10,6 +10,7 @@ pub mod abi;
 pub mod codec;
 pub mod content_type;
 pub mod json;
+pub mod limits;
 pub mod name;
 pub mod offset;
 pub mod producer;

@@ -63,8 +63,15 @@ pub fn open_storage(config: &Config) -> Result<Storage, StartupError> {
         capabilities = ?mode_caps.names(),
         "storage plugin loaded"
     );
-    let json = serde_json::to_string(&config.storage).unwrap_or_else(|_| "{}".into());
-    Ok(Storage::open(chosen, &config.storage.mode, &json)?)
+    Ok(Storage::open(chosen, &config.storage.mode, &engine_config_json(config))?)
+}
+
+/// The JSON handed to a plugin's `open`: the `[storage]` settings plus the limits engines enforce.
+pub fn engine_config_json(config: &Config) -> String {
+    let mut v = serde_json::to_value(&config.storage).unwrap_or_else(|_| serde_json::json!({}));
+    v["max_stream_bytes"] = config.limits.max_stream_bytes.into();
+    v["max_memory_bytes"] = config.limits.max_memory_bytes.into();
+    v.to_string()
 }
 
 fn make_state(config: Config, storage: Storage, readiness: Readiness) -> Arc<AppState> {

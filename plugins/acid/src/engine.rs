@@ -9,6 +9,7 @@ use std::sync::Arc;
 use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString, RVec};
 use durable_streams_core::abi::*;
 use durable_streams_core::content_type;
+use durable_streams_core::limits::Limits;
 use durable_streams_core::producer::ProducerStamp;
 use durable_streams_core::rules::{self, AppendCheck, AppendDecision, WriterState};
 use durable_streams_core::ttl;
@@ -24,6 +25,7 @@ pub struct AcidStorage {
     /// Serializes mutations; holds each shard's next id counter.
     pub(crate) writer: Mutex<Vec<u64>>,
     pub(crate) streams: RwLock<BTreeMap<String, Arc<AcidStream>>>,
+    limits: Limits,
 }
 
 /// Where shards live.
@@ -64,9 +66,16 @@ impl AcidStorage {
             shards,
             writer: Mutex::new(counters),
             streams: RwLock::new(streams),
+            limits: Limits::default(),
         };
         load::collect_orphans(&engine)?;
         Ok(engine)
+    }
+
+    /// Enforces `limits.max_stream_bytes` on appends and creates.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
     }
 
     fn expired(s: &AcidStream, now_ms: u64) -> bool {
@@ -232,6 +241,8 @@ impl AcidStorage {
                 )
             }
         };
+        self.limits
+            .check_stream(fork.as_ref().map(|f| f.2).unwrap_or(0), req.initial.len() as u64)?;
         let shard = shard_of(name, self.shards.len());
         let counter = counters[shard];
         let id = (counter << 16) | shard as u64;
@@ -324,6 +335,10 @@ impl AcidStorage {
             stream.touch(req.now_ms);
             match rules::check_append(&st.writer, &check) {
                 Ok(AppendDecision::Accept(update)) => {
+                    if let Err(e) = self.limits.check_stream(st.tail, req.body.len() as u64) {
+                        results.push(Err(e));
+                        continue;
+                    }
                     if !req.body.is_empty() {
                         rows[stream.shard].push((stream.id, st.tail, i));
                     }

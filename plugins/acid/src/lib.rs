@@ -15,6 +15,7 @@ use std::sync::Arc;
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{RResult, RSlice, RStr, RString, RVec};
 use durable_streams_core::abi::*;
+use durable_streams_core::limits::Limits;
 
 pub use engine::{AcidStorage, Backend};
 
@@ -63,7 +64,7 @@ delegate! {
 }
 
 /// Opens the acid engine: `backend` is "file" (under `data_dir/acid`) or "memory".
-pub fn open_engine(data_dir: PathBuf, backend: &str, shards: usize) -> Result<Arc<AcidStorage>, EngineError> {
+pub fn open_engine(data_dir: PathBuf, backend: &str, shards: usize, limits: Limits) -> Result<Arc<AcidStorage>, EngineError> {
     let dir = data_dir.join("acid");
     let b = match backend {
         "file" => Backend::File(&dir),
@@ -75,7 +76,7 @@ pub fn open_engine(data_dir: PathBuf, backend: &str, shards: usize) -> Result<Ar
             ))
         }
     };
-    Ok(Arc::new(AcidStorage::open(b, shards)?))
+    Ok(Arc::new(AcidStorage::open(b, shards)?.with_limits(limits)))
 }
 
 fn open(mode: &str, config: &str) -> Result<EngineBox, EngineError> {
@@ -90,7 +91,7 @@ fn open(mode: &str, config: &str) -> Result<EngineBox, EngineError> {
     let data_dir = cfg.get("data_dir").and_then(|v| v.as_str()).unwrap_or("./data");
     let backend = cfg.get("acid_backend").and_then(|v| v.as_str()).unwrap_or("file");
     let shards = cfg.get("acid_shard_count").and_then(|v| v.as_u64()).unwrap_or(16) as usize;
-    let engine = open_engine(PathBuf::from(data_dir), backend, shards)?;
+    let engine = open_engine(PathBuf::from(data_dir), backend, shards, Limits::from_config(&cfg))?;
     Ok(EngineBox::from_value(GuardedEngine::new(Shared(engine)), TD_Opaque))
 }
 

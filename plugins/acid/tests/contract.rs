@@ -19,7 +19,7 @@ fn fresh_dir() -> std::path::PathBuf {
 
 fn run(backend: &str, shards: usize) {
     let summary = durable_streams_engine_tests::run(&|| {
-        let e = open_engine(fresh_dir(), backend, shards).expect("open");
+        let e = open_engine(fresh_dir(), backend, shards, Default::default()).expect("open");
         EngineBox::from_value(GuardedEngine::new(Shared(e)), TD_Opaque)
     });
     println!("acid/{backend}/{shards}: {}", summary.report());
@@ -41,7 +41,7 @@ fn acid_file_survives_reopen() {
     let root = fresh_dir();
     let summary = durable_streams_engine_tests::durability::run(
         &|dir: &std::path::Path| {
-            let e = open_engine(dir.to_path_buf(), "file", 4).expect("open");
+            let e = open_engine(dir.to_path_buf(), "file", 4, Default::default()).expect("open");
             EngineBox::from_value(GuardedEngine::new(Shared(e)), TD_Opaque)
         },
         &root,

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString, RVec};
 use durable_streams_core::abi::*;
 use durable_streams_core::content_type;
+use durable_streams_core::limits::Limits;
 use durable_streams_core::producer::ProducerStamp;
 use durable_streams_core::rules::{self, AppendCheck, AppendDecision, StateUpdate, WriterState};
 use durable_streams_core::ttl;
@@ -40,6 +41,7 @@ pub struct FileStorage {
     pub(crate) streams: RwLock<BTreeMap<String, Arc<FileStream>>>,
     durability: Durability,
     stop: Arc<AtomicBool>,
+    limits: Limits,
 }
 
 fn err_now<T>(e: EngineError) -> Result<T, EngineError> {
@@ -69,8 +71,15 @@ impl FileStorage {
             streams: RwLock::new(r.streams),
             durability,
             stop: Arc::new(AtomicBool::new(false)),
+            limits: Limits::default(),
         };
         Ok(engine)
+    }
+
+    /// Enforces `limits.max_stream_bytes` on appends and creates.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// file-fast: fsync the active segment every `interval_ms` on a background thread.
@@ -262,6 +271,8 @@ impl FileStorage {
                 )
             }
         };
+        let base_pos = fork.as_ref().map(|f| f.2).unwrap_or(0);
+        self.limits.check_stream(base_pos, req.initial.len() as u64)?;
         let id = w.next_id;
         let lsn = w.tail.next_lsn;
         let rec_start = buf.len();
@@ -365,6 +376,10 @@ impl FileStorage {
             stream.touch(req.now_ms);
             match rules::check_append(state, &check) {
                 Ok(AppendDecision::Accept(update)) => {
+                    if let Err(e) = self.limits.check_stream(*tail, req.body.len() as u64) {
+                        results.push(Some(Err(e)));
+                        continue;
+                    }
                     let lsn = w.tail.next_lsn;
                     w.tail.next_lsn += 1;
                     let rec_start = buf.len();

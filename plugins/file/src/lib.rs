@@ -18,6 +18,7 @@ use std::sync::Arc;
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{RResult, RSlice, RStr, RString, RVec};
 use durable_streams_core::abi::*;
+use durable_streams_core::limits::Limits;
 
 pub use engine::{Durability, FileStorage};
 
@@ -74,7 +75,7 @@ delegate! {
 }
 
 /// Opens a file engine in `data_dir/file` for `mode`.
-pub fn open_mode(mode: &str, data_dir: PathBuf, sync_interval_ms: u64) -> Result<Arc<FileStorage>, EngineError> {
+pub fn open_mode(mode: &str, data_dir: PathBuf, sync_interval_ms: u64, limits: Limits) -> Result<Arc<FileStorage>, EngineError> {
     let durability = match mode {
         MODE_FAST => Durability::Buffered,
         MODE_DURABLE => Durability::Synced,
@@ -85,7 +86,7 @@ pub fn open_mode(mode: &str, data_dir: PathBuf, sync_interval_ms: u64) -> Result
             ))
         }
     };
-    let engine = Arc::new(FileStorage::open(&data_dir.join("file"), durability)?);
+    let engine = Arc::new(FileStorage::open(&data_dir.join("file"), durability)?.with_limits(limits));
     engine.start_background_sync(sync_interval_ms);
     Ok(engine)
 }
@@ -95,7 +96,7 @@ fn open(mode: &str, config: &str) -> Result<EngineBox, EngineError> {
         serde_json::from_str(config).map_err(|e| EngineError::new(ErrorCode::BAD_CONFIG, format!("config is not JSON: {e}")))?;
     let data_dir = cfg.get("data_dir").and_then(|v| v.as_str()).unwrap_or("./data");
     let interval = cfg.get("file_fast_sync_interval_ms").and_then(|v| v.as_u64()).unwrap_or(1000);
-    let engine = open_mode(mode, PathBuf::from(data_dir), interval)?;
+    let engine = open_mode(mode, PathBuf::from(data_dir), interval, Limits::from_config(&cfg))?;
     Ok(EngineBox::from_value(GuardedEngine::new(Shared(engine)), TD_Opaque))
 }
 

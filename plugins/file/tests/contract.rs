@@ -19,7 +19,7 @@ fn fresh_dir() -> std::path::PathBuf {
 
 fn run(mode: &str) {
     let summary = durable_streams_engine_tests::run(&|| {
-        let e = open_mode(mode, fresh_dir(), 1000).expect("open");
+        let e = open_mode(mode, fresh_dir(), 1000, Default::default()).expect("open");
         EngineBox::from_value(GuardedEngine::new(Shared(e)), TD_Opaque)
     });
     println!("{mode}: {}", summary.report());
@@ -40,7 +40,7 @@ fn run_durable(mode: &str) {
     let root = fresh_dir();
     let summary = durable_streams_engine_tests::durability::run(
         &|dir: &std::path::Path| {
-            let e = open_mode(mode, dir.to_path_buf(), 1000).expect("open");
+            let e = open_mode(mode, dir.to_path_buf(), 1000, Default::default()).expect("open");
             EngineBox::from_value(GuardedEngine::new(Shared(e)), TD_Opaque)
         },
         &root,

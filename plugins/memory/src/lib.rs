@@ -29,14 +29,20 @@ fn info() -> PluginInfo {
     }
 }
 
-fn open(mode: &str, _config: &str) -> Result<EngineBox, EngineError> {
+fn open(mode: &str, config: &str) -> Result<EngineBox, EngineError> {
     if mode != MODE {
         return Err(EngineError::new(
             ErrorCode::UNKNOWN_MODE,
             format!("the memory plugin does not provide mode '{mode}'"),
         ));
     }
-    Ok(EngineBox::from_value(GuardedEngine::new(InMemoryStorage::new()), TD_Opaque))
+    let cfg: serde_json::Value =
+        serde_json::from_str(config).map_err(|e| EngineError::new(ErrorCode::BAD_CONFIG, format!("config is not JSON: {e}")))?;
+    let limits = durable_streams_core::limits::Limits::from_config(&cfg);
+    Ok(EngineBox::from_value(
+        GuardedEngine::new(InMemoryStorage::with_limits(limits)),
+        TD_Opaque,
+    ))
 }
 
 durable_streams_core::export_plugin!(info = info, open = open);

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString, RVec};
 use durable_streams_core::abi::*;
 use durable_streams_core::content_type;
+use durable_streams_core::limits::Limits;
 use durable_streams_core::producer::ProducerStamp;
 use durable_streams_core::rules::{self, AppendCheck, AppendDecision};
 use durable_streams_core::ttl;
@@ -18,6 +19,9 @@ use crate::stream::{Stream, StreamData};
 pub struct InMemoryStorage {
     streams: RwLock<BTreeMap<String, Arc<Stream>>>,
     next_incarnation: AtomicU64,
+    limits: Limits,
+    /// Bytes held by all streams (for `limits.max_memory_bytes`).
+    used: AtomicU64,
 }
 
 impl Default for InMemoryStorage {
@@ -32,9 +36,29 @@ fn err<T>(e: EngineError) -> RResult<T, EngineError> {
 
 impl InMemoryStorage {
     pub fn new() -> Self {
+        Self::with_limits(Limits::default())
+    }
+
+    /// An engine enforcing `limits` (max stream size, max bytes held).
+    pub fn with_limits(limits: Limits) -> Self {
         InMemoryStorage {
             streams: RwLock::new(BTreeMap::new()),
             next_incarnation: AtomicU64::new(1),
+            limits,
+            used: AtomicU64::new(0),
+        }
+    }
+
+    /// Bytes currently held.
+    pub fn bytes_held(&self) -> u64 {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    fn release(&self, stream: &Stream) {
+        let mut data = stream.data.lock();
+        if !data.removed {
+            data.removed = true;
+            self.used.fetch_sub(data.bytes.len() as u64, Ordering::Relaxed);
         }
     }
 
@@ -43,11 +67,11 @@ impl InMemoryStorage {
     }
 
     /// Removes `name` from the map if it still maps to `stream`, then releases its fork source.
-    fn remove_entry(map: &mut BTreeMap<String, Arc<Stream>>, name: &str, stream: &Arc<Stream>) {
+    fn remove_entry(&self, map: &mut BTreeMap<String, Arc<Stream>>, name: &str, stream: &Arc<Stream>) {
         if map.get(name).is_some_and(|s| Arc::ptr_eq(s, stream)) {
             map.remove(name);
         }
-        stream.data.lock().removed = true;
+        self.release(stream);
         let mut current = stream.clone();
         while let Some((src_name, src)) = current.fork.clone() {
             let left = src.refcount.fetch_sub(1, Ordering::AcqRel) - 1;
@@ -55,7 +79,7 @@ impl InMemoryStorage {
                 if map.get(&src_name).is_some_and(|s| Arc::ptr_eq(s, &src)) {
                     map.remove(&src_name);
                 }
-                src.data.lock().removed = true;
+                self.release(&src);
                 current = src;
             } else {
                 break;
@@ -75,7 +99,7 @@ impl InMemoryStorage {
                     s.soft_deleted.store(true, Ordering::Release);
                     map.remove(name);
                 } else {
-                    Self::remove_entry(&mut map, name, &s);
+                    self.remove_entry(&mut map, name, &s);
                 }
                 Err(EngineError::not_found(name))
             }
@@ -111,7 +135,7 @@ impl InMemoryStorage {
                     existing.soft_deleted.store(true, Ordering::Release);
                     map.remove(name);
                 } else {
-                    Self::remove_entry(&mut map, name, &existing);
+                    self.remove_entry(&mut map, name, &existing);
                 }
             } else {
                 let data = existing.data.lock();
@@ -179,6 +203,10 @@ impl InMemoryStorage {
                 )
             }
         };
+        let add = req.initial.len() as u64;
+        self.limits.check_stream(base, add)?;
+        self.limits.check_memory(self.used.load(Ordering::Relaxed), add)?;
+        self.used.fetch_add(add, Ordering::Relaxed);
         let mut data = StreamData::default();
         data.push_record(base, req.initial.as_slice());
         data.writer.closed = req.closed;
@@ -224,6 +252,10 @@ impl InMemoryStorage {
         stream.touch(req.now_ms);
         match rules::check_append(&data.writer, &check) {
             Ok(AppendDecision::Accept(update)) => {
+                let add = req.body.len() as u64;
+                self.limits.check_stream(stream.tail(&data), add)?;
+                self.limits.check_memory(self.used.load(Ordering::Relaxed), add)?;
+                self.used.fetch_add(add, Ordering::Relaxed);
                 let base = stream.base;
                 data.push_record(base, req.body.as_slice());
                 data.writer.apply(&update);
@@ -301,7 +333,7 @@ impl InMemoryStorage {
                 map.remove(name);
             }
         } else {
-            Self::remove_entry(&mut map, name, &stream);
+            self.remove_entry(&mut map, name, &stream);
         }
         if expired && !req.only_if_expired {
             return Err(EngineError::not_found(name));

@@ -8,6 +8,7 @@
 pub mod config;
 pub mod http;
 pub mod live;
+pub mod metrics;
 pub mod plugin;
 pub mod server;
 pub mod state;
@@ -85,10 +86,19 @@ fn make_state(config: Config, storage: Storage, readiness: Readiness) -> Arc<App
             tracing::error!(error = %e, "engine refused the change listener; live reads will miss external writes");
         }
     }
+    let metrics = metrics::Metrics::new(&storage.commit);
+    let info = metrics::PluginLabels {
+        name: storage.plugin.name.to_string(),
+        version: storage.plugin.version.to_string(),
+        abi_version: storage.plugin.abi_version.to_string(),
+        mode: storage.mode.clone(),
+    };
+    metrics.plugin.get_or_create(&info).set(1);
     Arc::new(AppState {
         config: Arc::new(config),
         storage,
         live,
+        metrics,
         readiness,
     })
 }

@@ -41,6 +41,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub storage: Storage,
     pub live: Arc<LiveTail>,
+    pub metrics: Arc<crate::metrics::Metrics>,
     pub readiness: Readiness,
 }
 

@@ -73,14 +73,18 @@ pub async fn handle(state: &AppState, name: String, parts: &Parts, body: Body) -
     if !raw.is_empty() && ct.is_none() {
         return Err(ApiError::bad_request("an append with a body needs a Content-Type"));
     }
-    let body_bytes: Bytes = match &ct {
+    let (body_bytes, appended_messages): (Bytes, u64) = match &ct {
         Some(c) if !raw.is_empty() && content_type::is_json(c) => match json::frame(&raw, false) {
-            Ok(f) => Bytes::from(f.bytes),
+            Ok(f) => (Bytes::from(f.bytes), f.messages as u64),
             Err(e) => return Err(json_error_precedence(state, &name, ApiError::bad_request(e.to_string())).await),
         },
-        _ => raw,
+        _ => {
+            let n = u64::from(!raw.is_empty());
+            (raw, n)
+        }
     };
     let has_body = !body_bytes.is_empty();
+    let appended_bytes = body_bytes.len() as u64;
     let req_name = name.clone();
     let req_stamp = stamp.clone();
     let req_ct = if has_body { ct } else { None };
@@ -98,6 +102,8 @@ pub async fn handle(state: &AppState, name: String, parts: &Parts, body: Body) -
         .await?;
     if !outcome.duplicate {
         state.live.wake(&name);
+        state.metrics.appended_bytes.inc_by(appended_bytes);
+        state.metrics.appended_messages.inc_by(appended_messages);
     }
     let status = if stamp.is_some() && has_body && !outcome.duplicate {
         StatusCode::OK

@@ -32,6 +32,7 @@ pub async fn handle(state: &AppState, name: String, parts: &Parts, q: &ReadQuery
     let deadline = tokio::time::Instant::now() + state.config.server.long_poll_timeout();
     let cursor = || Some(next_cursor(q.cursor.as_deref()));
     let waiter = state.live.watch(&name);
+    let _live = crate::metrics::GaugeGuard::new(&state.metrics.long_polls);
     let mut from = q.from;
     loop {
         let notified = waiter.notify.notified();

@@ -104,6 +104,63 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
+async fn metrics_route(State(state): State<Arc<AppState>>) -> Response {
+    let stats = state
+        .storage
+        .call(|e| {
+            e.extension(
+                abi_stable::std_types::RStr::from("stats"),
+                abi_stable::std_types::RSlice::from(&b""[..]),
+            )
+        })
+        .await;
+    if let Ok(bytes) = stats {
+        if let Some(n) = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v.get("streams").and_then(|n| n.as_i64()))
+        {
+            state.metrics.streams.set(n);
+        }
+    }
+    (
+        StatusCode::OK,
+        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+/// Counts every request by operation and status, inside a tracing span with OpenTelemetry /
+/// ECS field names.
+async fn observe(State(state): State<Arc<AppState>>, req: Request<Body>, next: axum::middleware::Next) -> Response {
+    let op = crate::metrics::operation(req.method(), req.uri().path(), req.uri().query());
+    let span = tracing::debug_span!(
+        "http.request",
+        http.request.method = %req.method(),
+        url.path = %req.uri().path(),
+        durable_streams.operation = op,
+        http.response.status_code = tracing::field::Empty,
+        event.duration = tracing::field::Empty,
+    );
+    let started = std::time::Instant::now();
+    let resp = tracing::Instrument::instrument(next.run(req), span.clone()).await;
+    let status = resp.status().as_u16();
+    let nanos = started.elapsed().as_nanos() as u64;
+    span.record("http.response.status_code", status);
+    span.record("event.duration", nanos);
+    state
+        .metrics
+        .requests
+        .get_or_create(&crate::metrics::RequestLabels { operation: op, status })
+        .inc();
+    if status >= 500 {
+        tracing::warn!(parent: &span, http.response.status_code = status, event.duration = nanos, "request failed");
+    } else {
+        tracing::debug!(parent: &span, http.response.status_code = status, event.duration = nanos, "request");
+    }
+    resp
+}
+
 async fn not_found() -> Response {
     ApiError::new(StatusCode::NOT_FOUND, "Not Found", "no such route").into_response()
 }
@@ -134,7 +191,10 @@ fn cors(origins: &str) -> CorsLayer {
 /// The router for a prepared state: health endpoints plus the protocol under the base path.
 pub fn router(state: Arc<AppState>) -> Router {
     let base = state.config.base_path().to_string();
-    let mut app = Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz));
+    let mut app = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_route));
     if base.is_empty() {
         app = app.route("/{*name}", any(stream_route));
     } else {
@@ -142,6 +202,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     }
     let origins = state.config.http.cors_origins.clone();
     app.fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
         .layer(DefaultBodyLimit::disable())
         .layer(cors(&origins))

@@ -96,6 +96,7 @@ async fn run(
 ) {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(state.config.server.sse_reconnect_interval_secs);
     let waiter = state.live.watch(&name);
+    let _live = crate::metrics::GaugeGuard::new(&state.metrics.sse);
     let mut chunk = first;
     let mut first_round = true;
     loop {

@@ -27,6 +27,8 @@ pub struct Storage {
     capabilities: Capabilities,
     poisoned: Arc<AtomicBool>,
     writer: Option<Arc<GroupWriter>>,
+    /// Group-commit figures (exported as metrics).
+    pub commit: crate::metrics::CommitMetrics,
     pub plugin: Arc<PluginInfo>,
     pub mode: String,
 }
@@ -54,8 +56,9 @@ impl Storage {
     /// Wraps an engine built in-process (embedding, tests).
     pub fn from_engine(engine: EngineBox, capabilities: Capabilities, plugin: PluginInfo, mode: &str) -> Storage {
         let engine = Arc::new(engine);
+        let commit = crate::metrics::CommitMetrics::default();
         let writer = if capabilities.contains(Capabilities::BATCH_APPEND) {
-            Some(Arc::new(GroupWriter::start(engine.clone())))
+            Some(Arc::new(GroupWriter::start(engine.clone(), commit.clone())))
         } else {
             None
         };
@@ -64,6 +67,7 @@ impl Storage {
             capabilities,
             poisoned: Arc::new(AtomicBool::new(false)),
             writer,
+            commit,
             plugin: Arc::new(plugin),
             mode: mode.into(),
         }

@@ -55,7 +55,7 @@ const MAX_GROUP: usize = 1024;
 const MAX_GROUP_BYTES: usize = 16 << 20;
 
 impl GroupWriter {
-    pub fn start(engine: Arc<EngineBox>) -> GroupWriter {
+    pub fn start(engine: Arc<EngineBox>, metrics: crate::metrics::CommitMetrics) -> GroupWriter {
         let (tx, rx) = mpsc::channel::<(OwnedAppend, Reply)>();
         std::thread::Builder::new()
             .name("ds-group-commit".into())
@@ -73,7 +73,10 @@ impl GroupWriter {
                         }
                     }
                     let reqs: Vec<AppendRequest<'_>> = group.iter().map(|(a, _)| a.as_request()).collect();
+                    let started = std::time::Instant::now();
                     let results = engine.append_many(RSlice::from(&reqs[..]));
+                    metrics.seconds.observe(started.elapsed().as_secs_f64());
+                    metrics.batch_size.observe(reqs.len() as f64);
                     drop(reqs);
                     let mut results = results.into_iter();
                     for (_, reply) in group {

@@ -598,6 +598,11 @@ impl Engine for FileStorage {
         self.log.sync_active(&w.tail).into()
     }
     fn extension(&self, op: RStr<'_>, _input: RSlice<'_, u8>) -> RResult<RVec<u8>, EngineError> {
+        if op.as_str() == "stats" {
+            let v =
+                serde_json::json!({"streams": self.streams.read().values().filter(|s| !s.soft_deleted.load(Ordering::Acquire)).count()});
+            return RResult::ROk(RVec::from(v.to_string().into_bytes()));
+        }
         RResult::RErr(EngineError::new(
             ErrorCode::UNSUPPORTED,
             format!("extension '{op}' is not supported by the file engine"),

@@ -411,6 +411,10 @@ impl Engine for InMemoryStorage {
     }
 
     fn extension(&self, op: RStr<'_>, _input: RSlice<'_, u8>) -> RResult<RVec<u8>, EngineError> {
+        if op.as_str() == "stats" {
+            let v = serde_json::json!({"streams": self.streams.read().values().filter(|s| !s.soft_deleted.load(Ordering::Acquire)).count(), "bytes": self.bytes_held()});
+            return RResult::ROk(RVec::from(v.to_string().into_bytes()));
+        }
         err(EngineError::new(
             ErrorCode::UNSUPPORTED,
             format!("extension '{op}' is not supported by the memory engine"),

@@ -1,0 +1,145 @@
+//! Prometheus metrics: request counts by operation and status, appended bytes and messages,
+//! group-commit sizes and latency, live connections, stream count, loaded plugin. Labels are
+//! bounded: never a stream name.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// Labels of `ds_http_requests_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub operation: &'static str,
+    pub status: u16,
+}
+
+/// Labels of `ds_plugin_info`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PluginLabels {
+    pub name: String,
+    pub version: String,
+    pub abi_version: String,
+    pub mode: String,
+}
+
+/// Group-commit figures, recorded by the writer thread.
+#[derive(Clone)]
+pub struct CommitMetrics {
+    pub batch_size: Histogram,
+    pub seconds: Histogram,
+}
+
+impl Default for CommitMetrics {
+    fn default() -> Self {
+        CommitMetrics {
+            batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
+            seconds: Histogram::new(exponential_buckets(0.00005, 2.0, 16)),
+        }
+    }
+}
+
+/// Every metric the server exports.
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub appended_bytes: Counter,
+    pub appended_messages: Counter,
+    pub long_polls: Gauge,
+    pub sse: Gauge,
+    pub streams: Gauge,
+    pub plugin: Family<PluginLabels, Gauge>,
+}
+
+impl Metrics {
+    pub fn new(commit: &CommitMetrics) -> Arc<Metrics> {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        let appended_bytes = Counter::default();
+        let appended_messages = Counter::default();
+        let long_polls = Gauge::default();
+        let sse = Gauge::default();
+        let streams = Gauge::default();
+        let plugin = Family::<PluginLabels, Gauge>::default();
+        registry.register(
+            "ds_http_requests",
+            "HTTP requests by protocol operation and status",
+            requests.clone(),
+        );
+        registry.register("ds_appended_bytes", "Bytes appended (stored framing)", appended_bytes.clone());
+        registry.register(
+            "ds_appended_messages",
+            "Messages appended (JSON messages count one each)",
+            appended_messages.clone(),
+        );
+        registry.register(
+            "ds_commit_batch_size",
+            "Appends committed per group commit",
+            commit.batch_size.clone(),
+        );
+        registry.register("ds_commit_seconds", "Duration of one group commit", commit.seconds.clone());
+        registry.register("ds_live_long_poll_connections", "Long-poll requests waiting", long_polls.clone());
+        registry.register("ds_live_sse_connections", "Open SSE connections", sse.clone());
+        registry.register("ds_streams", "Streams held by the engine", streams.clone());
+        registry.register("ds_plugin_info", "The loaded storage plugin", plugin.clone());
+        Arc::new(Metrics {
+            registry,
+            requests,
+            appended_bytes,
+            appended_messages,
+            long_polls,
+            sse,
+            streams,
+            plugin,
+        })
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// Decrements a gauge when dropped (a live connection ends however it ends).
+pub struct GaugeGuard(Gauge);
+
+impl GaugeGuard {
+    pub fn new(g: &Gauge) -> GaugeGuard {
+        g.inc();
+        GaugeGuard(g.clone())
+    }
+}
+
+impl Drop for GaugeGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// The protocol operation a request performs (a bounded label).
+pub fn operation(method: &axum::http::Method, path: &str, query: Option<&str>) -> &'static str {
+    use axum::http::Method;
+    match path {
+        "/healthz" | "/readyz" => return "health",
+        "/metrics" => return "metrics",
+        _ => {}
+    }
+    let q = query.unwrap_or("");
+    match *method {
+        Method::PUT => "create",
+        Method::POST => "append",
+        Method::HEAD => "head",
+        Method::DELETE => "delete",
+        Method::OPTIONS => "preflight",
+        Method::GET if q.contains("live=sse") => "sse",
+        Method::GET if q.contains("live=long-poll") => "long_poll",
+        Method::GET => "read",
+        _ => "other",
+    }
+}

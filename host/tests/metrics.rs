@@ -1,0 +1,60 @@
+//! `/metrics` through the binary: the documented names, bounded labels (no stream names).
+
+mod common;
+
+use std::time::Duration;
+
+use common::{tempdir, Server};
+use reqwest::blocking::Client;
+
+#[test]
+fn metrics_names_and_bounded_labels() {
+    for mode in ["memory", "file-durable"] {
+        let dir = tempdir::Dir::new();
+        let s = Server::start(&[
+            ("DS_STORAGE__MODE", mode),
+            ("DS_STORAGE__DATA_DIR", dir.path.to_str().unwrap()),
+            ("DS_SERVER__LONG_POLL_TIMEOUT_MS", "100"),
+        ]);
+        let c = Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+        c.put(s.url("/v1/stream/secret-name"))
+            .header("Content-Type", "application/json")
+            .send()
+            .unwrap();
+        c.post(s.url("/v1/stream/secret-name"))
+            .header("Content-Type", "application/json")
+            .body("[1,2,3]")
+            .send()
+            .unwrap();
+        c.get(s.url("/v1/stream/secret-name")).send().unwrap();
+        c.get(s.url("/v1/stream/secret-name?offset=now&live=long-poll")).send().unwrap();
+        c.get(s.url("/v1/stream/missing")).send().unwrap();
+        let text = c.get(s.url("/metrics")).send().unwrap().text().unwrap();
+        for needle in [
+            "ds_http_requests_total{operation=\"append\",status=\"204\"} 1",
+            "ds_http_requests_total{operation=\"create\",status=\"201\"} 1",
+            "ds_http_requests_total{operation=\"read\",status=\"404\"} 1",
+            "ds_http_requests_total{operation=\"long_poll\",status=\"204\"} 1",
+            "ds_appended_messages_total 3",
+            "ds_appended_bytes_total 6",
+            "ds_live_long_poll_connections 0",
+            "ds_live_sse_connections 0",
+            "ds_streams 1",
+            "ds_commit_batch_size_count",
+            "ds_commit_seconds_bucket",
+        ] {
+            assert!(text.contains(needle), "{mode}: missing {needle} in\n{text}");
+        }
+        assert!(
+            text.contains(&format!(
+                "ds_plugin_info{{name=\"durable-streams-plugin-{}\"",
+                if mode == "memory" { "memory" } else { "file" }
+            )),
+            "{text}"
+        );
+        assert!(!text.contains("secret-name"), "stream names never appear in labels");
+        if mode == "file-durable" {
+            assert!(!text.contains("ds_commit_batch_size_count 0"), "group commits are recorded: {text}");
+        }
+    }
+}

@@ -33,6 +33,18 @@ enum Command {
     Serve,
     /// List every plugin found, with its modes and capabilities, and why any was rejected.
     Plugins,
+    /// Configuration tools.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the effective configuration and where each value came from; exit 2 if it is invalid.
+    #[command(
+        after_help = "Examples:\n  durable-streams-server config check\n  durable-streams-server --profile prod config check\n  DS_SERVER__PORT=8080 durable-streams-server config check"
+    )]
+    Check,
 }
 
 fn init_logging(config: &Config) {
@@ -86,16 +98,22 @@ fn main() -> ExitCode {
         config_file: cli.config.clone(),
         ignore_env: false,
     };
-    let config = match Config::load(&opts) {
+    let (config, settings) = match Config::load_with_sources(&opts) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("durable-streams-server: {e}");
             return ExitCode::from(2);
         }
     };
+    if let Some(Command::Config(ConfigCommand::Check)) = &cli.command {
+        print!("{}", durable_streams_server::config::sources::render(&config, &settings));
+        println!("# configuration is valid");
+        return ExitCode::SUCCESS;
+    }
     init_logging(&config);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Plugins => list_plugins(&config),
+        Command::Config(_) => ExitCode::SUCCESS,
         Command::Serve => {
             let rt = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,

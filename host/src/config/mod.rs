@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub mod sources;
+
 /// The whole server configuration.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -165,13 +167,28 @@ pub struct ConfigLoadOptions {
 pub enum ConfigError {
     #[error("configuration error: {0}")]
     Load(#[from] config::ConfigError),
-    #[error("configuration error: {key}: {reason}")]
-    Invalid { key: &'static str, reason: String },
+    #[error("configuration error: {key} (from {source_name}): {reason}")]
+    Invalid {
+        key: &'static str,
+        reason: String,
+        source_name: String,
+    },
+    #[error("configuration error: unknown key `{key}` (from {source_name}); see config/default.toml for every key")]
+    Unknown { key: String, source_name: String },
+    #[error("configuration error: {message} (from {source_name})")]
+    Value { message: String, source_name: String },
 }
 
 impl Config {
     /// Loads configuration from all sources in order.
     pub fn load(opts: &ConfigLoadOptions) -> Result<Config, ConfigError> {
+        Self::load_with_sources(opts).map(|(c, _)| c)
+    }
+
+    /// Loads and also returns where each value came from (for `config check`).
+    pub fn load_with_sources(
+        opts: &ConfigLoadOptions,
+    ) -> Result<(Config, std::collections::BTreeMap<String, sources::Setting>), ConfigError> {
         let dir = opts.config_dir.clone().unwrap_or_else(|| PathBuf::from("config"));
         let mut b = config::Config::builder()
             .add_source(config::Config::try_from(&Config::default())?)
@@ -191,9 +208,31 @@ impl Config {
                     .try_parsing(true),
             );
         }
-        let cfg: Config = b.build()?.try_deserialize()?;
-        cfg.validate()?;
-        Ok(cfg)
+        let merged = b.build()?;
+        let settings = sources::settings(&merged)?;
+        sources::check_unknown(&settings)?;
+        let cfg: Config = merged.try_deserialize().map_err(|e| {
+            let key = match &e {
+                config::ConfigError::Type { key: Some(k), .. } => Some(k.clone()),
+                _ => None,
+            };
+            match key {
+                Some(k) => ConfigError::Value {
+                    message: e.to_string(),
+                    source_name: sources::source_of(&settings, &k),
+                },
+                None => ConfigError::Load(e),
+            }
+        })?;
+        cfg.validate().map_err(|e| match e {
+            ConfigError::Invalid { key, reason, .. } => ConfigError::Invalid {
+                key,
+                reason,
+                source_name: sources::source_of(&settings, key),
+            },
+            other => other,
+        })?;
+        Ok((cfg, settings))
     }
 
     /// Checks values that parse but cannot work.
@@ -202,6 +241,7 @@ impl Config {
             Err(ConfigError::Invalid {
                 key,
                 reason: reason.to_string(),
+                source_name: String::new(),
             })
         };
         let base = &self.http.stream_base_path;

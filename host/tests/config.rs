@@ -1,0 +1,158 @@
+//! Configuration through the binary (`config check`): source order, every seed variable, and
+//! one-line refusals naming the key and its source.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::tempdir;
+
+fn run(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_durable-streams-server"));
+    cmd.arg("--config-dir").arg(dir).args(args);
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("DS_") || k == "RUST_LOG") {
+        cmd.env_remove(k);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn line<'a>(out: &'a str, key: &str) -> &'a str {
+    out.lines()
+        .find(|l| l.starts_with(&format!("{key} ")) || l.starts_with(&format!("# {key} ")))
+        .unwrap_or_else(|| panic!("no {key} in\n{out}"))
+}
+
+#[test]
+fn sources_apply_in_the_documented_order() {
+    let dir = tempdir::Dir::new();
+    let p = &dir.path;
+    std::fs::write(p.join("default.toml"), "[server]\nport = 1000\nlong_poll_timeout_secs = 1\nsse_reconnect_interval_secs = 1\nheader_read_timeout_secs = 1\nsweep_interval_secs = 1\n").unwrap();
+    std::fs::write(
+        p.join("dev.toml"),
+        "[server]\nlong_poll_timeout_secs = 2\nsse_reconnect_interval_secs = 2\nheader_read_timeout_secs = 2\nsweep_interval_secs = 2\n",
+    )
+    .unwrap();
+    std::fs::write(
+        p.join("local.toml"),
+        "[server]\nsse_reconnect_interval_secs = 3\nheader_read_timeout_secs = 3\nsweep_interval_secs = 3\n",
+    )
+    .unwrap();
+    let extra = p.join("extra.toml");
+    std::fs::write(&extra, "[server]\nheader_read_timeout_secs = 4\nsweep_interval_secs = 4\n").unwrap();
+    let out = run(
+        p,
+        &["--profile", "dev", "--config", extra.to_str().unwrap(), "config", "check"],
+        &[("DS_SERVER__SWEEP_INTERVAL_SECS", "5")],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(line(&text, "port").contains("= 1000") && line(&text, "port").contains("default.toml"));
+    assert!(line(&text, "long_poll_timeout_secs").contains("= 2") && line(&text, "long_poll_timeout_secs").contains("dev.toml"));
+    assert!(
+        line(&text, "sse_reconnect_interval_secs").contains("= 3") && line(&text, "sse_reconnect_interval_secs").contains("local.toml")
+    );
+    assert!(line(&text, "header_read_timeout_secs").contains("= 4") && line(&text, "header_read_timeout_secs").contains("extra.toml"));
+    assert!(
+        line(&text, "sweep_interval_secs").contains("= 5") && line(&text, "sweep_interval_secs").contains("DS_SERVER__SWEEP_INTERVAL_SECS")
+    );
+    assert!(line(&text, "max_body_bytes").contains("built-in default"), "{text}");
+}
+
+#[test]
+fn every_seed_variable_is_honoured() {
+    let dir = tempdir::Dir::new();
+    let vars = [
+        ("DS_SERVER__PORT", "9123", "port", "9123"),
+        ("DS_SERVER__LONG_POLL_TIMEOUT_SECS", "7", "long_poll_timeout_secs", "7"),
+        ("DS_SERVER__SSE_RECONNECT_INTERVAL_SECS", "8", "sse_reconnect_interval_secs", "8"),
+        (
+            "DS_HTTP__CORS_ORIGINS",
+            "https://a.example",
+            "cors_origins",
+            "\"https://a.example\"",
+        ),
+        ("DS_HTTP__STREAM_BASE_PATH", "/streams", "stream_base_path", "\"/streams\""),
+        ("DS_LIMITS__MAX_MEMORY_BYTES", "1000000", "max_memory_bytes", "1000000"),
+        ("DS_LIMITS__MAX_STREAM_BYTES", "2000000", "max_stream_bytes", "2000000"),
+        ("DS_STORAGE__MODE", "acid", "mode", "\"acid\""),
+        ("DS_STORAGE__DATA_DIR", "/tmp/somewhere", "data_dir", "\"/tmp/somewhere\""),
+        ("DS_STORAGE__ACID_SHARD_COUNT", "4", "acid_shard_count", "4"),
+        ("DS_STORAGE__ACID_BACKEND", "memory", "acid_backend", "\"memory\""),
+        ("DS_TLS__CERT_PATH", "/tmp/c.pem", "cert_path", "\"/tmp/c.pem\""),
+        ("DS_TLS__KEY_PATH", "/tmp/k.pem", "key_path", "\"/tmp/k.pem\""),
+        ("DS_LOG__RUST_LOG", "warn", "rust_log", "\"warn\""),
+        ("DS_STORAGE__PLUGIN_DIR", "/tmp/plugins", "plugin_dir", "\"/tmp/plugins\""),
+    ];
+    let env: Vec<(&str, &str)> = vars.iter().map(|(k, v, _, _)| (*k, *v)).collect();
+    let out = run(&dir.path, &["config", "check"], &env);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for (var, _, key, shown) in vars {
+        let l = line(&text, key);
+        assert!(l.contains(&format!("{key} = {shown}")) && l.contains(var), "{var}: {l}");
+    }
+}
+
+#[test]
+fn rust_log_overrides_the_configured_filter() {
+    let dir = tempdir::Dir::new();
+    let port = common::free_port().to_string();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_durable-streams-server"))
+        .arg("--config-dir")
+        .arg(&dir.path)
+        .env("DS_SERVER__PORT", &port)
+        .env("DS_LOG__RUST_LOG", "debug")
+        .env("RUST_LOG", "error")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !log.contains("INFO") && !log.contains("DEBUG"),
+        "RUST_LOG=error must silence info and debug:\n{log}"
+    );
+}
+
+#[test]
+fn mistakes_stop_startup_naming_key_and_source() {
+    let dir = tempdir::Dir::new();
+    std::fs::write(dir.path.join("local.toml"), "[server]\nprot = 1\n").unwrap();
+    let out = run(&dir.path, &["config", "check"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("server.prot") && err.contains("local.toml"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+
+    let dir = tempdir::Dir::new();
+    let out = run(&dir.path, &["config", "check"], &[("DS_SERVER__PORT", "eighty")]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code() == Some(2) && err.contains("server.port") && err.contains("DS_SERVER__PORT"),
+        "{err}"
+    );
+
+    let out = run(&dir.path, &[], &[("DS_LIMITS__MAX_READ_CHUNK_BYTES", "10")]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code() == Some(2) && err.contains("limits.max_read_chunk_bytes") && err.contains("DS_LIMITS__MAX_READ_CHUNK_BYTES"),
+        "{err}"
+    );
+
+    let out = run(&dir.path, &["--profile", "nosuch", "config", "check"], &[]);
+    assert_eq!(out.status.code(), Some(2), "a missing profile file is an error");
+}
+
+#[test]
+fn shipped_profiles_are_valid() {
+    let cfg = concat!(env!("CARGO_MANIFEST_DIR"), "/../config");
+    for profile in ["dev", "prod"] {
+        let out = run(std::path::Path::new(cfg), &["--profile", profile, "config", "check"], &[]);
+        assert!(out.status.success(), "{profile}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}

@@ -36,6 +36,8 @@ pub enum StartupError {
     Bind { addr: String, source: std::io::Error },
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Tls(#[from] server::TlsError),
 }
 
 /// Finds the plugins (bundled beside the binary, plus `storage.plugin_dir`), logs each, and
@@ -119,8 +121,12 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
     let storage = open_storage(&config)?;
     let readiness = Readiness::new(false);
     let state = make_state(config.clone(), storage.clone(), readiness.clone());
+    let tls = match (&config.tls.cert_path, &config.tls.key_path) {
+        (Some(cert), Some(key)) => Some(server::tls_config(cert, key)?),
+        _ => None,
+    };
     let addr = format!("{}:{}", config.server.bind_address, config.server.port);
-    let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|source| StartupError::Bind {
+    let listener = std::net::TcpListener::bind(&addr).map_err(|source| StartupError::Bind {
         addr: addr.clone(),
         source,
     })?;
@@ -130,8 +136,8 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
         std::time::Duration::from_secs(config.server.sweep_interval_secs.max(1)),
     ));
     readiness.set_ready(true);
-    tracing::info!(address = %local, base_path = %config.http.stream_base_path, "listening");
-    server::serve(listener, state, server::shutdown_signal()).await?;
+    tracing::info!(address = %local, tls = tls.is_some(), base_path = %config.http.stream_base_path, "listening");
+    server::serve(listener, state, tls, server::shutdown_signal()).await?;
     if let Err(e) = storage.call_sync(|e| e.shutdown()) {
         tracing::error!(error = %e, "engine shutdown failed");
     }

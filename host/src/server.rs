@@ -1,16 +1,25 @@
-//! The accept loop: HTTP/1.1 and HTTP/2 via hyper-util, a header read timeout, graceful drain.
+//! Serving: axum-server over plain TCP or rustls (HTTP/2 by ALPN), a header read timeout, and a
+//! graceful drain on SIGINT / SIGTERM (not ready first, live readers released, bounded grace).
 
 use std::future::Future;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use axum_server::tls_rustls::RustlsConfig;
+use hyper_util::rt::TokioTimer;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::state::AppState;
+
+/// Why TLS could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[error("TLS: {path}: {reason}")]
+pub struct TlsError {
+    pub path: String,
+    pub reason: String,
+}
 
 /// Completes on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
@@ -27,46 +36,74 @@ pub async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-/// Serves `state` on `listener` until `shutdown` completes, then drains: readiness off, live
-/// readers released, open connections given a bounded grace period.
-pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+/// A rustls configuration from PEM files, offering HTTP/2 and HTTP/1.1 by ALPN.
+pub fn tls_config(cert: &Path, key: &Path) -> Result<RustlsConfig, TlsError> {
+    let err = |p: &Path, r: String| TlsError {
+        path: p.display().to_string(),
+        reason: r,
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| err(cert, e.to_string()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| err(cert, e.to_string()))?;
+    if certs.is_empty() {
+        return Err(err(cert, "no certificate in the file".into()));
+    }
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| err(key, e.to_string()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| err(cert, e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key_der)
+        .map_err(|e| err(key, e.to_string()))?;
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(RustlsConfig::from_config(Arc::new(cfg)))
+}
+
+/// Serves `state` on `listener` (TLS when `tls` is given) until `shutdown` completes, then
+/// drains: readiness off, long-polls answered, SSE streams ended, connections given a grace period.
+pub async fn serve(
+    listener: std::net::TcpListener,
+    state: Arc<AppState>,
+    tls: Option<RustlsConfig>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let router = crate::http::router(state.clone());
-    let mut builder = Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(state.config.server.header_read_timeout_secs.max(1)));
-    let graceful = GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, _) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let svc = TowerToHyperService::new(router.clone());
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned();
-                let watched = graceful.watch(conn);
-                tokio::spawn(async move {
-                    let _ = watched.await;
-                });
-            }
-            _ = &mut shutdown => break,
+    let handle = axum_server::Handle::new();
+    let grace = Duration::from_secs(state.config.server.shutdown_grace_secs);
+    let header_timeout = Duration::from_secs(state.config.server.header_read_timeout_secs.max(1));
+    {
+        let handle = handle.clone();
+        let state = state.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            tracing::info!(grace_secs = grace.as_secs(), "shutting down: draining");
+            state.readiness.start_draining();
+            state.live.wake_all();
+            handle.graceful_shutdown(Some(grace));
+        });
+    }
+    listener.set_nonblocking(true)?;
+    let service = router.into_make_service();
+    match tls {
+        Some(cfg) => {
+            let mut server = axum_server::from_tcp_rustls(listener, cfg).handle(handle);
+            server
+                .http_builder()
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout);
+            server.serve(service).await
+        }
+        None => {
+            let mut server = axum_server::from_tcp(listener).handle(handle);
+            server
+                .http_builder()
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout);
+            server.serve(service).await
         }
     }
-    tracing::info!("shutting down: draining connections");
-    state.readiness.start_draining();
-    state.live.wake_all();
-    drop(listener);
-    tokio::select! {
-        _ = graceful.shutdown() => {}
-        _ = tokio::time::sleep(Duration::from_secs(10)) => tracing::warn!("grace period over; closing remaining connections"),
-    }
-    Ok(())
 }

@@ -34,6 +34,8 @@ pub struct ServerConfig {
     pub sse_reconnect_interval_secs: u64,
     pub header_read_timeout_secs: u64,
     pub sweep_interval_secs: u64,
+    /// After SIGTERM / SIGINT, how long open connections may take to finish.
+    pub shutdown_grace_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -46,6 +48,7 @@ impl Default for ServerConfig {
             sse_reconnect_interval_secs: 60,
             header_read_timeout_secs: 10,
             sweep_interval_secs: 5,
+            shutdown_grace_secs: 10,
         }
     }
 }
@@ -256,6 +259,14 @@ impl Config {
         }
         if self.limits.max_read_chunk_bytes < 4096 {
             return invalid("limits.max_read_chunk_bytes", "must be at least 4096");
+        }
+        if self.tls.cert_path.is_some() != self.tls.key_path.is_some() {
+            let key = if self.tls.cert_path.is_some() {
+                "tls.key_path"
+            } else {
+                "tls.cert_path"
+            };
+            return invalid(key, "tls.cert_path and tls.key_path must be set together");
         }
         if self.server.sse_reconnect_interval_secs == 0 {
             return invalid("server.sse_reconnect_interval_secs", "must be greater than 0");

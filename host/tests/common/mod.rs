@@ -80,6 +80,15 @@ impl Server {
 
     /// Like `start`, but returns the log on failure to start.
     pub fn try_start(env: &[(&str, &str)]) -> Result<Server, String> {
+        Self::spawn(env, false)
+    }
+
+    /// Starts a TLS server (readiness is checked by the process staying up and the port accepting).
+    pub fn try_start_tls(env: &[(&str, &str)]) -> Result<Server, String> {
+        Self::spawn(env, true)
+    }
+
+    fn spawn(env: &[(&str, &str)], tls: bool) -> Result<Server, String> {
         let port = free_port();
         let logdir = tempdir::Dir::new();
         let log = logdir.path.join("server.log");
@@ -102,7 +111,12 @@ impl Server {
             if let Ok(Some(_)) = child.try_wait() {
                 return Err(std::fs::read_to_string(&log).unwrap_or_default());
             }
-            if http(port, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").starts_with("HTTP/1.1 200") {
+            let up = if tls {
+                std::fs::read_to_string(&log).unwrap_or_default().contains("listening")
+            } else {
+                http(port, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").starts_with("HTTP/1.1 200")
+            };
+            if up {
                 return Ok(Server {
                     port,
                     child,

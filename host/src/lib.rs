@@ -5,6 +5,7 @@
 //! [`open_storage`], or from an engine linked in-process with [`Storage::from_engine`]), then mount
 //! [`build_router`] or [`build_router_with_ready`] in an axum application.
 
+pub mod cli;
 pub mod config;
 pub mod http;
 pub mod live;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use durable_streams_server::{plugin, Config, ConfigLoadOptions};
+use durable_streams_server::{cli, open_storage, plugin, Config, ConfigLoadOptions};
 
 /// Durable Streams protocol server with plugin storage engines.
 #[derive(Parser)]
@@ -30,12 +30,50 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the protocol (the default).
+    #[command(
+        after_help = "Examples:\n  durable-streams-server serve\n  DS_STORAGE__MODE=file-durable DS_STORAGE__DATA_DIR=./data durable-streams-server serve"
+    )]
     Serve,
     /// List every plugin found, with its modes and capabilities, and why any was rejected.
+    #[command(
+        after_help = "Examples:\n  durable-streams-server plugins\n  DS_STORAGE__PLUGIN_DIR=/opt/ds/plugins durable-streams-server plugins"
+    )]
     Plugins,
     /// Configuration tools.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// List the streams in the configured engine (offline: stop the server first for file modes).
+    #[command(
+        after_help = "Examples:\n  DS_STORAGE__MODE=file-durable DS_STORAGE__DATA_DIR=./data durable-streams-server list\n  durable-streams-server list --prefix chat/"
+    )]
+    List {
+        /// Only streams whose name starts with this.
+        #[arg(long, default_value = "")]
+        prefix: String,
+    },
+    /// Export streams (data, content type, lifetime, closure) as versioned JSON lines.
+    #[command(
+        after_help = "Examples:\n  DS_STORAGE__MODE=file-durable durable-streams-server export --output streams.jsonl\n  durable-streams-server export --prefix chat/ > chat.jsonl"
+    )]
+    Export {
+        /// Write here instead of stdout.
+        #[arg(long)]
+        output: Option<PathBuf>,
+        #[arg(long, default_value = "")]
+        prefix: String,
+    },
+    /// Import an export into the configured engine (migrates between engines).
+    #[command(
+        after_help = "Examples:\n  DS_STORAGE__MODE=acid durable-streams-server import --input streams.jsonl\n  durable-streams-server import --input streams.jsonl --on-conflict replace"
+    )]
+    Import {
+        /// Read from here instead of stdin.
+        #[arg(long)]
+        input: Option<PathBuf>,
+        /// What to do when a stream already exists.
+        #[arg(long, value_enum, default_value = "fail")]
+        on_conflict: cli::Conflict,
+    },
 }
 
 #[derive(Subcommand)]
@@ -90,6 +128,26 @@ fn list_plugins(config: &Config) -> ExitCode {
     }
 }
 
+/// Opens the configured engine and runs an offline command against it.
+fn offline(config: &Config, f: impl FnOnce(&plugin::Storage) -> Result<(), cli::TransferError>) -> ExitCode {
+    let storage = match open_storage(config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("durable-streams-server: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = f(&storage);
+    let _ = storage.call_sync(|e| e.shutdown());
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("durable-streams-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let opts = ConfigLoadOptions {
@@ -110,10 +168,38 @@ fn main() -> ExitCode {
         println!("# configuration is valid");
         return ExitCode::SUCCESS;
     }
+    if !matches!(cli.command, None | Some(Command::Serve)) && std::env::var_os("RUST_LOG").is_none() {
+        // Offline commands keep stderr for their own output.
+        std::env::set_var("RUST_LOG", "warn");
+    }
     init_logging(&config);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Plugins => list_plugins(&config),
         Command::Config(_) => ExitCode::SUCCESS,
+        Command::List { prefix } => offline(&config, |s| {
+            let n = cli::list(s, &prefix, &mut std::io::stdout().lock())?;
+            eprintln!("{n} streams");
+            Ok(())
+        }),
+        Command::Export { output, prefix } => offline(&config, |s| {
+            let (n, bytes) = match &output {
+                Some(p) => {
+                    let mut f = std::io::BufWriter::new(std::fs::File::create(p)?);
+                    cli::export(s, &prefix, &mut f)?
+                }
+                None => cli::export(s, &prefix, &mut std::io::stdout().lock())?,
+            };
+            eprintln!("exported {n} streams, {bytes} bytes");
+            Ok(())
+        }),
+        Command::Import { input, on_conflict } => offline(&config, |s| {
+            let (n, skipped) = match &input {
+                Some(p) => cli::import(s, &mut std::io::BufReader::new(std::fs::File::open(p)?), on_conflict)?,
+                None => cli::import(s, &mut std::io::stdin().lock(), on_conflict)?,
+            };
+            eprintln!("imported {n} streams, skipped {skipped}");
+            Ok(())
+        }),
         Command::Serve => {
             let rt = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,

@@ -42,6 +42,8 @@ pub struct Tail {
 
 /// The segment files.
 pub struct Log {
+    /// Held for the life of the engine: one process per data directory.
+    _lock: File,
     dir: PathBuf,
     segments: RwLock<BTreeMap<u32, Arc<File>>>,
 }
@@ -102,6 +104,19 @@ impl Log {
     /// refuses to open, naming the file.
     pub fn open(dir: &Path, mut visit: impl FnMut(Replayed<'_>) -> Result<(), EngineError>) -> Result<(Log, Tail), EngineError> {
         create_dir_durable(dir)?;
+        let lock_path = dir.join("LOCK");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| io_err("open", &lock_path, e))?;
+        if let Err(e) = lock.try_lock() {
+            return Err(EngineError::new(
+                ErrorCode::IO,
+                format!("data directory {} is in use by another process ({e}); stop it first", dir.display()),
+            ));
+        }
         let mut ids: Vec<u32> = std::fs::read_dir(dir)
             .map_err(|e| io_err("list", dir, e))?
             .filter_map(|e| e.ok())
@@ -153,6 +168,7 @@ impl Log {
             }
         };
         let log = Log {
+            _lock: lock,
             dir: dir.to_path_buf(),
             segments: RwLock::new(segments),
         };

@@ -3,7 +3,7 @@ CARGO ?= cargo
 # Bundled storage modes run through the official conformance suite.
 MODES ?= memory file-fast file-durable acid
 
-.PHONY: all build build-debug run test check fmt clippy unit conformance bench bench-peers clean
+.PHONY: all build build-debug run test check fmt clippy unit conformance embed bench bench-peers clean
 
 all: build
 
@@ -20,7 +20,7 @@ run: build
 	./target/release/durable-streams-server
 
 ## test: formatting, lints, unit / contract / end-to-end tests, and the conformance suite per mode
-test: check unit conformance
+test: check unit conformance embed
 
 check:
 	$(CARGO) fmt --all -- --check
@@ -34,6 +34,10 @@ unit: build-debug
 
 conformance: build-debug
 	scripts/conformance.sh $(MODES)
+
+## embed: the embedding example (its own workspace and target dir) serves and checks itself
+embed:
+	$(CARGO) run --manifest-path examples/embed/Cargo.toml --target-dir target/embed -- --self-test
 
 ## bench: load-generator figures for this server (see BENCHMARKS.md)
 bench:

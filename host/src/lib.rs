@@ -78,6 +78,43 @@ pub fn engine_config_json(config: &Config) -> String {
     v.to_string()
 }
 
+/// The bundled engines linked in-process (feature `engines`), for embedding without `.so` files.
+#[cfg(feature = "engines")]
+pub mod engines {
+    pub use ds_plugin_acid::AcidStorage;
+    pub use ds_plugin_file::FileStorage;
+    pub use ds_plugin_memory::InMemoryStorage;
+
+    use super::{engine_config_json, plugin, Config, StartupError, Storage};
+
+    /// Opens the bundled engine for `config.storage.mode` in-process, configured as the server would.
+    pub fn open_linked(config: &Config) -> Result<Storage, StartupError> {
+        let mode = config.storage.mode.as_str();
+        let json = engine_config_json(config);
+        let (opened, info) = match mode {
+            "memory" => (ds_plugin_memory::open(mode, &json), ds_plugin_memory::info()),
+            "file-fast" | "file-durable" => (ds_plugin_file::open(mode, &json), ds_plugin_file::info()),
+            "acid" => (ds_plugin_acid::open(mode, &json), ds_plugin_acid::info()),
+            other => {
+                return Err(plugin::PluginError::UnknownMode {
+                    mode: other.into(),
+                    available: "memory, file-fast, file-durable, acid".into(),
+                }
+                .into())
+            }
+        };
+        let engine = opened.map_err(|e| plugin::StorageError {
+            plugin: info.name.to_string(),
+            mode: mode.into(),
+            source: Box::new(e),
+        })?;
+        Ok(Storage::embedded(engine, info, mode))
+    }
+}
+
+#[cfg(feature = "engines")]
+pub use engines::{AcidStorage, FileStorage, InMemoryStorage};
+
 fn make_state(config: Config, storage: Storage, readiness: Readiness) -> Arc<AppState> {
     let live = Arc::new(LiveTail::default());
     if storage

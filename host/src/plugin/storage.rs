@@ -53,6 +53,18 @@ impl Storage {
         }
     }
 
+    /// Wraps an engine linked in-process (embedding): `info` is the engine's plugin info, whose
+    /// entry for `mode` gives the capabilities.
+    pub fn embedded(engine: EngineBox, info: PluginInfo, mode: &str) -> Storage {
+        let caps = info
+            .modes
+            .iter()
+            .find(|m| m.mode.as_str() == mode)
+            .map(|m| m.capabilities)
+            .unwrap_or_default();
+        Self::from_engine(engine, caps, info, mode)
+    }
+
     /// Wraps an engine built in-process (embedding, tests).
     pub fn from_engine(engine: EngineBox, capabilities: Capabilities, plugin: PluginInfo, mode: &str) -> Storage {
         let engine = Arc::new(engine);

@@ -21,7 +21,8 @@ pub use engine::{AcidStorage, Backend};
 
 pub const MODE: &str = "acid";
 
-fn info() -> PluginInfo {
+/// What this plugin reports about itself (also for embedders wrapping the engine in-process).
+pub fn info() -> PluginInfo {
     PluginInfo {
         name: env!("CARGO_PKG_NAME").into(),
         version: env!("CARGO_PKG_VERSION").into(),
@@ -79,7 +80,8 @@ pub fn open_engine(data_dir: PathBuf, backend: &str, shards: usize, limits: Limi
     Ok(Arc::new(AcidStorage::open(b, shards)?.with_limits(limits)))
 }
 
-fn open(mode: &str, config: &str) -> Result<EngineBox, EngineError> {
+/// Opens the engine for `mode` from the JSON configuration, as the server would.
+pub fn open(mode: &str, config: &str) -> Result<EngineBox, EngineError> {
     if mode != MODE {
         return Err(EngineError::new(
             ErrorCode::UNKNOWN_MODE,
@@ -95,4 +97,5 @@ fn open(mode: &str, config: &str) -> Result<EngineBox, EngineError> {
     Ok(EngineBox::from_value(GuardedEngine::new(Shared(engine)), TD_Opaque))
 }
 
+#[cfg(feature = "export")]
 durable_streams_core::export_plugin!(info = info, open = open);

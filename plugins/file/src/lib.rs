@@ -25,7 +25,8 @@ pub use engine::{Durability, FileStorage};
 pub const MODE_FAST: &str = "file-fast";
 pub const MODE_DURABLE: &str = "file-durable";
 
-fn info() -> PluginInfo {
+/// What this plugin reports about itself (also for embedders wrapping the engine in-process).
+pub fn info() -> PluginInfo {
     let base = Capabilities::DURABLE
         .union(Capabilities::BATCH_APPEND)
         .union(Capabilities::BLOCKING_IO);
@@ -91,7 +92,8 @@ pub fn open_mode(mode: &str, data_dir: PathBuf, sync_interval_ms: u64, limits: L
     Ok(engine)
 }
 
-fn open(mode: &str, config: &str) -> Result<EngineBox, EngineError> {
+/// Opens the engine for `mode` from the JSON configuration, as the server would.
+pub fn open(mode: &str, config: &str) -> Result<EngineBox, EngineError> {
     let cfg: serde_json::Value =
         serde_json::from_str(config).map_err(|e| EngineError::new(ErrorCode::BAD_CONFIG, format!("config is not JSON: {e}")))?;
     let data_dir = cfg.get("data_dir").and_then(|v| v.as_str()).unwrap_or("./data");
@@ -100,4 +102,5 @@ fn open(mode: &str, config: &str) -> Result<EngineBox, EngineError> {
     Ok(EngineBox::from_value(GuardedEngine::new(Shared(engine)), TD_Opaque))
 }
 
+#[cfg(feature = "export")]
 durable_streams_core::export_plugin!(info = info, open = open);

@@ -15,7 +15,8 @@ pub use store::InMemoryStorage;
 /// The storage mode this plugin provides.
 pub const MODE: &str = "memory";
 
-fn info() -> PluginInfo {
+/// What this plugin reports about itself (also for embedders wrapping the engine in-process).
+pub fn info() -> PluginInfo {
     PluginInfo {
         name: env!("CARGO_PKG_NAME").into(),
         version: env!("CARGO_PKG_VERSION").into(),
@@ -29,7 +30,8 @@ fn info() -> PluginInfo {
     }
 }
 
-fn open(mode: &str, config: &str) -> Result<EngineBox, EngineError> {
+/// Opens the engine for `mode` from the JSON configuration, as the server would.
+pub fn open(mode: &str, config: &str) -> Result<EngineBox, EngineError> {
     if mode != MODE {
         return Err(EngineError::new(
             ErrorCode::UNKNOWN_MODE,
@@ -45,4 +47,5 @@ fn open(mode: &str, config: &str) -> Result<EngineBox, EngineError> {
     ))
 }
 
+#[cfg(feature = "export")]
 durable_streams_core::export_plugin!(info = info, open = open);

@@ -156,9 +156,6 @@ pub fn build_router_with_ready(config: Config, storage: Storage, readiness: Read
 
 /// Runs the server until SIGINT / SIGTERM.
 pub async fn run(config: Config) -> Result<(), StartupError> {
-    let storage = open_storage(&config)?;
-    let readiness = Readiness::new(false);
-    let state = make_state(config.clone(), storage.clone(), readiness.clone());
     let tls = match (&config.tls.cert_path, &config.tls.key_path) {
         (Some(cert), Some(key)) => Some(server::tls_config(cert, key)?),
         _ => None,
@@ -169,12 +166,25 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
         source,
     })?;
     let local = listener.local_addr()?;
+    // While the engine opens and recovers, answer health checks: /healthz 200, /readyz 503.
+    let starting = server::serve_starting(listener.try_clone()?, tls.clone())?;
+    tracing::info!(address = %local, tls = tls.is_some(), "listening; opening the storage engine");
+    let opened = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || open_storage(&config))
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))?
+    };
+    starting.stop().await;
+    let storage = opened?;
+    let readiness = Readiness::new(false);
+    let state = make_state(config.clone(), storage.clone(), readiness.clone());
     tokio::spawn(sweeper::run(
         state.clone(),
         std::time::Duration::from_secs(config.server.sweep_interval_secs.max(1)),
     ));
     readiness.set_ready(true);
-    tracing::info!(address = %local, tls = tls.is_some(), base_path = %config.http.stream_base_path, "listening");
+    tracing::info!(address = %local, tls = tls.is_some(), base_path = %config.http.stream_base_path, "ready");
     server::serve(listener, state, tls, server::shutdown_signal()).await?;
     if let Err(e) = storage.call_sync(|e| e.shutdown()) {
         tracing::error!(error = %e, "engine shutdown failed");

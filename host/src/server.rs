@@ -107,3 +107,41 @@ pub async fn serve(
         }
     }
 }
+
+/// The placeholder server that answers while the engine opens.
+pub struct Starting {
+    handle: axum_server::Handle,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Starting {
+    /// Stops accepting and closes its connections, freeing the listener for the real server.
+    pub async fn stop(self) {
+        self.handle.shutdown();
+        let _ = self.task.await;
+    }
+}
+
+/// Serves `/healthz` (200) and everything else 503 (`/readyz` included) on `listener`.
+pub fn serve_starting(listener: std::net::TcpListener, tls: Option<RustlsConfig>) -> std::io::Result<Starting> {
+    use axum::response::IntoResponse;
+    let not_ready = || async {
+        crate::http::error::ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "Service Unavailable",
+            "the storage engine is starting",
+        )
+        .into_response()
+    };
+    let app = axum::Router::new()
+        .route("/healthz", axum::routing::get(|| async { r#"{"status":"starting"}"# }))
+        .fallback(not_ready);
+    listener.set_nonblocking(true)?;
+    let handle = axum_server::Handle::new();
+    let service = app.into_make_service();
+    let task = match tls {
+        Some(cfg) => tokio::spawn(axum_server::from_tcp_rustls(listener, cfg).handle(handle.clone()).serve(service)),
+        None => tokio::spawn(axum_server::from_tcp(listener).handle(handle.clone()).serve(service)),
+    };
+    Ok(Starting { handle, task })
+}

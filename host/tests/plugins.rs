@@ -77,3 +77,32 @@ fn panicking_engine_poisons_but_server_lives() {
     );
     assert_eq!(status_of(&post("fine")), 503, "a poisoned engine refuses further calls");
 }
+
+#[test]
+fn readyz_is_503_until_the_engine_has_opened() {
+    let dir = plugin_dir_with("ds_test_panicky");
+    let port = common::free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_durable-streams-server"))
+        .env("DS_SERVER__PORT", port.to_string())
+        .env("DS_SERVER__BIND_ADDRESS", "127.0.0.1")
+        .env("DS_STORAGE__PLUGIN_DIR", &dir.path)
+        .env("DS_STORAGE__MODE", "panicky")
+        .env("PANICKY_OPEN_DELAY_MS", "1500")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let get = |path: &str| status_of(&http(port, &format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")));
+    let started = std::time::Instant::now();
+    while get("/healthz") != 200 {
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "never answered /healthz");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(get("/readyz"), 503, "not ready while the engine opens");
+    assert_eq!(get("/v1/stream/x"), 503, "requests wait for the engine");
+    while get("/readyz") != 200 {
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "never became ready");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -112,9 +112,9 @@ impl Server {
                 return Err(std::fs::read_to_string(&log).unwrap_or_default());
             }
             let up = if tls {
-                std::fs::read_to_string(&log).unwrap_or_default().contains("listening")
+                std::fs::read_to_string(&log).unwrap_or_default().contains(" ready")
             } else {
-                http(port, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").starts_with("HTTP/1.1 200")
+                http(port, "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").starts_with("HTTP/1.1 200")
             };
             if up {
                 return Ok(Server {

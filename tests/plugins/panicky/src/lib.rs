@@ -90,6 +90,10 @@ fn info() -> PluginInfo {
 }
 
 fn open(_mode: &str, _config: &str) -> Result<EngineBox, EngineError> {
+    // Lets a test watch the server while its engine is still opening.
+    if let Some(ms) = std::env::var("PANICKY_OPEN_DELAY_MS").ok().and_then(|v| v.parse().ok()) {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
     Ok(EngineBox::from_value(GuardedEngine::new(Panicky), TD_Opaque))
 }
 

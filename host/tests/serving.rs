@@ -114,3 +114,20 @@ fn sigterm_drains_long_polls_and_sse_then_exits() {
     assert!(code.success(), "clean exit: {code:?}");
     assert!(s.log_text().contains("draining"), "{}", s.log_text());
 }
+
+#[test]
+fn json_log_lines_on_request() {
+    let s = Server::start(&[("DS_LOG__FORMAT", "json"), ("RUST_LOG", "debug,hyper=info")]);
+    let c = Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    c.put(s.url("/v1/stream/logged")).send().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let log = s.log_text();
+    let mut saw_request = false;
+    for line in log.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        if v["span"]["http.request.method"] == "PUT" && v["fields"]["http.response.status_code"] == 201 {
+            saw_request = true;
+        }
+    }
+    assert!(saw_request, "a request event with OpenTelemetry field names:\n{log}");
+}

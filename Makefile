@@ -3,7 +3,7 @@ CARGO ?= cargo
 # Bundled storage modes run through the official conformance suite.
 MODES ?= memory file-fast file-durable acid
 
-.PHONY: all build build-debug run test check fmt clippy unit conformance embed bench bench-peers clean
+.PHONY: all build build-debug run test check fmt clippy unit conformance embed kit plugin-walkthrough bench bench-peers clean
 
 all: build
 
@@ -20,7 +20,7 @@ run: build
 	./target/release/durable-streams-server
 
 ## test: formatting, lints, unit / contract / end-to-end tests, and the conformance suite per mode
-test: check unit conformance embed
+test: check unit conformance embed kit plugin-walkthrough
 
 check:
 	$(CARGO) fmt --all -- --check
@@ -38,6 +38,18 @@ conformance: build-debug
 ## embed: the embedding example (its own workspace and target dir) serves and checks itself
 embed:
 	$(CARGO) run --manifest-path examples/embed/Cargo.toml --target-dir target/embed -- --self-test
+
+## kit: the plugin conformance kit against every bundled plugin (and the template)
+kit: build-debug
+	./target/debug/durable-streams-server plugins check target/debug/libds_plugin_memory.so --mode memory
+	./target/debug/durable-streams-server plugins check target/debug/libds_plugin_file.so --mode file-fast
+	./target/debug/durable-streams-server plugins check target/debug/libds_plugin_file.so --mode file-durable
+	./target/debug/durable-streams-server plugins check target/debug/libds_plugin_acid.so --mode acid
+	./target/debug/durable-streams-server plugins check target/debug/libds_plugin_template.so --mode template
+
+## plugin-walkthrough: PLUGINS.md's walkthrough, executed: an out-of-tree plugin built, checked and served
+plugin-walkthrough: build-debug
+	scripts/plugin-walkthrough.sh
 
 ## bench: load-generator figures for this server (see BENCHMARKS.md)
 bench:

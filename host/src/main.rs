@@ -36,9 +36,12 @@ enum Command {
     Serve,
     /// List every plugin found, with its modes and capabilities, and why any was rejected.
     #[command(
-        after_help = "Examples:\n  durable-streams-server plugins\n  DS_STORAGE__PLUGIN_DIR=/opt/ds/plugins durable-streams-server plugins"
+        after_help = "Examples:\n  durable-streams-server plugins\n  DS_STORAGE__PLUGIN_DIR=/opt/ds/plugins durable-streams-server plugins\n  durable-streams-server plugins check target/release/libmy_engine.so --mode my-mode"
     )]
-    Plugins,
+    Plugins {
+        #[command(subcommand)]
+        action: Option<PluginsCommand>,
+    },
     /// Configuration tools.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -73,6 +76,26 @@ enum Command {
         /// What to do when a stream already exists.
         #[arg(long, value_enum, default_value = "fail")]
         on_conflict: cli::Conflict,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginsCommand {
+    /// The conformance kit: load a plugin .so as the server would and run the engine contract
+    /// suite against one of its modes (plus crash-and-reopen cases if the mode is durable).
+    /// Prints `N passed, N failed`; exits 1 if any case fails.
+    #[command(
+        after_help = "Examples:\n  durable-streams-server plugins check target/debug/libmy_engine.so --mode my-mode\n  durable-streams-server plugins check /opt/ds/plugins/libds_plugin_file.so --mode file-durable"
+    )]
+    Check {
+        /// Path to the plugin's .so file.
+        path: PathBuf,
+        /// The storage mode to check.
+        #[arg(long)]
+        mode: String,
+        /// Scratch directory for the engines' data (a fresh temporary one by default).
+        #[arg(long)]
+        scratch: Option<PathBuf>,
     },
 }
 
@@ -177,7 +200,28 @@ fn main() -> ExitCode {
     }
     init_logging(&config);
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Plugins => list_plugins(&config),
+        Command::Plugins { action: None } => list_plugins(&config),
+        Command::Plugins {
+            action: Some(PluginsCommand::Check { path, mode, scratch }),
+        } => {
+            let scratch = scratch.unwrap_or_else(|| std::env::temp_dir().join(format!("ds-plugin-check-{}", std::process::id())));
+            let result = cli::kit::check(&path, &mode, &scratch);
+            let _ = std::fs::remove_dir_all(&scratch);
+            match result {
+                Ok(report) => {
+                    println!("{}", report.render());
+                    if report.failed() == 0 {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    }
+                }
+                Err(e) => {
+                    eprintln!("durable-streams-server: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Command::Config(_) => ExitCode::SUCCESS,
         Command::List { prefix } => offline(&config, |s| {
             let n = cli::list(s, &prefix, &mut std::io::stdout().lock())?;

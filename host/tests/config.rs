@@ -19,6 +19,10 @@ fn run(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     cmd.output().unwrap()
 }
 
+fn text_of(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
 fn line<'a>(out: &'a str, key: &str) -> &'a str {
     out.lines()
         .find(|l| l.starts_with(&format!("{key} ")) || l.starts_with(&format!("# {key} ")))
@@ -142,6 +146,13 @@ fn mistakes_stop_startup_naming_key_and_source() {
     assert!(
         out.status.code() == Some(2) && err.contains("limits.max_read_chunk_bytes") && err.contains("DS_LIMITS__MAX_READ_CHUNK_BYTES"),
         "{err}"
+    );
+
+    let out = run(&dir.path, &["config", "check"], &[("DS_OTHER_TOOL", "x")]);
+    assert!(
+        out.status.success(),
+        "DS_* variables without a section separator belong to other tools: {}",
+        text_of(&out)
     );
 
     let out = run(&dir.path, &["--profile", "nosuch", "config", "check"], &[]);

@@ -1,6 +1,7 @@
 //! Offline commands: `list`, `export`, `import`. Each opens the configured engine through its
 //! plugin, exactly as the server would, and talks to it directly (no HTTP).
 
+pub mod kit;
 mod transfer;
 
 pub use transfer::{export, import, Conflict, TransferError};

@@ -182,6 +182,14 @@ pub enum ConfigError {
     Value { message: String, source_name: String },
 }
 
+/// The environment variables that are configuration: `DS_<SECTION>__<KEY>`. Other `DS_*`
+/// variables (no `__`) belong to other tools and are left alone.
+fn config_env_vars() -> std::collections::HashMap<String, String> {
+    std::env::vars()
+        .filter(|(k, _)| k.strip_prefix("DS_").is_some_and(|rest| rest.contains("__")))
+        .collect()
+}
+
 impl Config {
     /// Loads configuration from all sources in order.
     pub fn load(opts: &ConfigLoadOptions) -> Result<Config, ConfigError> {
@@ -208,7 +216,8 @@ impl Config {
                 config::Environment::with_prefix("DS")
                     .prefix_separator("_")
                     .separator("__")
-                    .try_parsing(true),
+                    .try_parsing(true)
+                    .source(Some(config_env_vars())),
             );
         }
         let merged = b.build()?;

@@ -101,7 +101,8 @@ fn one_line(err: &LibraryError) -> String {
     }
 }
 
-fn load_one(path: &Path) -> Result<LoadedPlugin, String> {
+/// Loads one plugin file exactly as discovery does; the error is the one-line refusal.
+pub fn load_one(path: &Path) -> Result<LoadedPlugin, String> {
     let header = lib_header_from_path(path).map_err(|e| one_line(&e))?;
     let module = header.init_root_module::<PluginModRef>().map_err(|e| one_line(&e))?;
     let info = (module.info())();

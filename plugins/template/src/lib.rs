@@ -310,7 +310,7 @@ impl Engine for TemplateStorage {
         st.streams
             .iter()
             .filter(|(n, s)| n.starts_with(req.prefix.as_str()) && !s.soft_deleted && !s.expired(req.now_ms))
-            .filter(|(n, _)| after.as_ref().map_or(true, |a| n.as_str() > a.as_str()))
+            .filter(|(n, _)| after.as_ref().is_none_or(|a| n.as_str() > a.as_str()))
             .take(req.limit as usize)
             .map(|(n, s)| StreamListing {
                 name: n.as_str().into(),

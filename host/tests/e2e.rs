@@ -137,3 +137,69 @@ fn sse_pairs_data_and_control_and_ends_on_close() {
     assert!(text.starts_with("event: data\ndata:AQID\n\nevent: control\ndata:{"), "{text}");
     assert!(text.contains("\"streamClosed\":true"), "{text}");
 }
+
+/// Regression: an append landing between a reader's read and its wait registration must still
+/// wake it (a lost wake-up left SSE readers one message behind until the next append).
+#[test]
+fn every_sse_reader_gets_every_append_under_load() {
+    for mode in ["memory", "file-durable"] {
+        sse_load(mode);
+    }
+}
+
+fn sse_load(mode: &str) {
+    let dir = common::tempdir::Dir::new();
+    let s = Server::start(&[("DS_STORAGE__MODE", mode), ("DS_STORAGE__DATA_DIR", dir.path.to_str().unwrap())]);
+    let c = client();
+    c.put(s.url("/v1/stream/burst"))
+        .header("Content-Type", "text/plain")
+        .send()
+        .unwrap();
+    const N: usize = 300;
+    let readers: Vec<_> = (0..40)
+        .map(|_| {
+            let url = s.url("/v1/stream/burst?offset=-1&live=sse");
+            std::thread::spawn(move || {
+                let mut r = Client::builder()
+                    .timeout(Duration::from_secs(15))
+                    .build()
+                    .unwrap()
+                    .get(url)
+                    .send()
+                    .unwrap();
+                let mut seen = String::new();
+                let mut buf = [0u8; 65536];
+                while seen.matches('|').count() < N {
+                    let n = r.read(&mut buf).unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+                seen.matches('|').count()
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let url = s.url("/v1/stream/burst");
+            std::thread::spawn(move || {
+                let c = client();
+                for i in 0..N / 4 {
+                    c.post(&url)
+                        .header("Content-Type", "text/plain")
+                        .body(format!("{w}.{i}|"))
+                        .send()
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    for r in readers {
+        assert_eq!(r.join().unwrap(), N, "{mode}: an SSE reader missed appends");
+    }
+}

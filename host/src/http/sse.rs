@@ -89,7 +89,7 @@ const BATCH_BYTES: usize = 1 << 20;
 async fn run(
     state: Arc<AppState>,
     name: String,
-    first: Chunk,
+    start: u64,
     client_cursor: Option<String>,
     base64: bool,
     tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
@@ -97,14 +97,19 @@ async fn run(
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(state.config.server.sse_reconnect_interval_secs);
     let waiter = state.live.watch(&name);
     let _live = crate::metrics::GaugeGuard::new(&state.metrics.sse);
-    let mut chunk = first;
+    let mut from = ReadFrom::At(Offset(start));
     let mut first_round = true;
     loop {
+        // Register for wake-ups before reading, so an append that lands after the read wakes us.
         let notified = waiter.notify.notified();
         let mut notified = pin!(notified);
         notified.as_mut().enable();
         let mut buf = BytesMut::new();
-        loop {
+        let chunk = loop {
+            let chunk = match read_step(&state, &name, from).await {
+                Ok(c) => c,
+                Err(_) => return,
+            };
             let cursor = next_cursor(client_cursor.as_deref());
             if !chunk.data.is_empty() {
                 push_data_event(&mut buf, &chunk, base64);
@@ -113,14 +118,11 @@ async fn run(
                 push_control(&mut buf, &chunk, Some(&cursor));
             }
             first_round = false;
+            from = ReadFrom::At(Offset(chunk.next));
             if chunk.up_to_date() || buf.len() >= BATCH_BYTES || chunk.data.is_empty() {
-                break;
+                break chunk;
             }
-            match read_step(&state, &name, ReadFrom::At(Offset(chunk.next))).await {
-                Ok(c) => chunk = c,
-                Err(_) => return,
-            }
-        }
+        };
         if !buf.is_empty() && tx.send(Ok(buf.freeze())).await.is_err() {
             return;
         }
@@ -128,10 +130,6 @@ async fn run(
             return;
         }
         if !chunk.up_to_date() {
-            match read_step(&state, &name, ReadFrom::At(Offset(chunk.next))).await {
-                Ok(c) => chunk = c,
-                Err(_) => return,
-            }
             continue;
         }
         tokio::select! {
@@ -142,18 +140,16 @@ async fn run(
         if state.readiness.is_draining() {
             return;
         }
-        match read_step(&state, &name, ReadFrom::At(Offset(chunk.next))).await {
-            Ok(c) => chunk = c,
-            Err(_) => return,
-        }
     }
 }
 
 pub async fn handle(state: Arc<AppState>, name: String, q: &ReadQuery) -> Result<Response, ApiError> {
+    // Resolve the start (and answer 404 / 410) before the stream begins; the task reads again
+    // from there once it is registered for wake-ups.
     let first = read_step(&state, &name, q.from).await?;
     let base64 = content_type::sse_needs_base64(&first.meta.content_type);
     let (tx, rx) = mpsc::channel(4);
-    tokio::spawn(run(state, name, first, q.cursor.clone(), base64, tx));
+    tokio::spawn(run(state, name, first.start, q.cursor.clone(), base64, tx));
     let mut resp = (StatusCode::OK, Body::from_stream(ReceiverStream::new(rx))).into_response();
     let out = resp.headers_mut();
     out.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));

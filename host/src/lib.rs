@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod plugin;
 pub mod server;
 pub mod state;
+pub mod subs;
 pub mod sweeper;
 
 use std::sync::Arc;
@@ -134,11 +135,24 @@ fn make_state(config: Config, storage: Storage, readiness: Readiness) -> Arc<App
         mode: storage.mode.clone(),
     };
     metrics.plugin.get_or_create(&info).set(1);
+    let subs = match subs::Subscriptions::open(storage.clone(), config.subscriptions.clone(), live.clone()) {
+        Ok(s) => {
+            if tokio::runtime::Handle::try_current().is_ok() {
+                tokio::spawn(s.clone().run());
+            }
+            Some(s)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "subscriptions are unavailable");
+            None
+        }
+    };
     Arc::new(AppState {
         config: Arc::new(config),
         storage,
         live,
         metrics,
+        subs,
         readiness,
     })
 }

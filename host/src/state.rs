@@ -42,6 +42,8 @@ pub struct AppState {
     pub storage: Storage,
     pub live: Arc<LiveTail>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Subscriptions (None when their state could not be loaded; the control API answers 503).
+    pub subs: Option<Arc<crate::subs::Subscriptions>>,
     pub readiness: Readiness,
 }
 

@@ -21,6 +21,31 @@ pub struct Config {
     pub storage: StorageConfig,
     pub tls: TlsConfig,
     pub log: LogConfig,
+    pub subscriptions: SubscriptionsConfig,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SubscriptionsConfig {
+    /// Development only: allow `http://localhost` / `http://127.0.0.x` webhook URLs.
+    pub allow_loopback_http: bool,
+    /// Webhook signing keys are replaced after this many days.
+    pub key_rotation_days: u64,
+    /// Retired keys stay in the JWKS document this many days.
+    pub retired_key_days: u64,
+    /// How long one webhook request may take.
+    pub delivery_timeout_secs: u64,
+}
+
+impl Default for SubscriptionsConfig {
+    fn default() -> Self {
+        SubscriptionsConfig {
+            allow_loopback_http: false,
+            key_rotation_days: 30,
+            retired_key_days: 7,
+            delivery_timeout_secs: 10,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

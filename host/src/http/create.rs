@@ -214,6 +214,9 @@ pub async fn handle(state: &AppState, name: String, parts: &Parts, body: Body) -
             out.insert(header::LOCATION, v);
         }
         state.live.wake(&name);
+        if let Some(subs) = &state.subs {
+            subs.on_append(&name, meta.fork_position, meta.tail);
+        }
     }
     Ok(resp)
 }

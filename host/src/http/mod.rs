@@ -49,8 +49,20 @@ const SINGLE_HEADERS: [&str; 10] = [
     "stream-fork-sub-offset",
 ];
 
+pub use body::read_limited as read_body;
+
 async fn stream_route(State(state): State<Arc<AppState>>, req: Request<Body>) -> Response {
     let (parts, body) = req.into_parts();
+    // The reserved control prefix is routed before streams.
+    let rel = parts
+        .uri
+        .path()
+        .strip_prefix(state.config.base_path())
+        .unwrap_or("")
+        .trim_start_matches('/');
+    if let Some(rest) = rel.strip_prefix("__ds/") {
+        return crate::subs::dispatch(&state, rest, &parts, body).await;
+    }
     if let Some(dup) = SINGLE_HEADERS.iter().find(|h| parts.headers.get_all(**h).iter().nth(1).is_some()) {
         return ApiError::bad_request(format!("header '{dup}' must appear at most once")).into_response();
     }

@@ -134,6 +134,25 @@ impl Storage {
         }
     }
 
+    /// Starts an append now, so appends submitted in order commit in order (callers may submit
+    /// under a sync lock and await the result after releasing it).
+    pub fn submit_append(
+        &self,
+        req: OwnedAppend,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<AppendOutcome, EngineError>> + Send>> {
+        match &self.writer {
+            Some(w) => {
+                let rx = w.submit(req);
+                let this = self.clone();
+                Box::pin(async move { this.observe(GroupWriter::wait(rx).await) })
+            }
+            None => {
+                let r = self.call_sync(|e| e.append(&req.as_request()));
+                Box::pin(std::future::ready(r))
+            }
+        }
+    }
+
     /// Runs a call synchronously (for startup, shutdown and the command line).
     pub fn call_sync<T>(&self, f: impl FnOnce(&EngineBox) -> RResult<T, EngineError>) -> Result<T, EngineError> {
         self.observe(f(&self.engine))

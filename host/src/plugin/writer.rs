@@ -93,11 +93,18 @@ impl GroupWriter {
 
     /// Queues an append and waits for its group to commit.
     pub async fn append(&self, req: OwnedAppend) -> RResult<AppendOutcome, EngineError> {
+        Self::wait(self.submit(req)).await
+    }
+
+    /// Queues an append now (appends commit in submission order); await the result with `wait`.
+    pub fn submit(&self, req: OwnedAppend) -> tokio::sync::oneshot::Receiver<RResult<AppendOutcome, EngineError>> {
         let (reply, rx) = tokio::sync::oneshot::channel();
-        if self.tx.send((req, reply)).is_err() {
-            return RResult::RErr(EngineError::new(ErrorCode::INTERNAL, "group-commit writer stopped"));
-        }
+        let _ = self.tx.send((req, reply));
+        rx
+    }
+
+    pub async fn wait(rx: tokio::sync::oneshot::Receiver<RResult<AppendOutcome, EngineError>>) -> RResult<AppendOutcome, EngineError> {
         rx.await
-            .unwrap_or_else(|_| RResult::RErr(EngineError::new(ErrorCode::INTERNAL, "group-commit writer dropped the append")))
+            .unwrap_or_else(|_| RResult::RErr(EngineError::new(ErrorCode::INTERNAL, "group-commit writer stopped")))
     }
 }

@@ -1,0 +1,523 @@
+//! The reserved `__ds` control API: subscriptions (create / re-confirm / read / delete, explicit
+//! streams), webhook callbacks, pull-wake claim / ack / release, and the JWKS document.
+//! Errors are problem+json with an `error: {code, message}` member, as clients expect.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::request::Parts;
+use axum::http::{header, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use durable_streams_core::{name, Offset};
+use percent_encoding::percent_decode_str;
+use serde::Deserialize;
+
+use super::model::{Link, Sub, SubConfig, SubRequest};
+use super::store::Record;
+use super::{ssrf, Subscriptions};
+use crate::state::{now_ms, AppState};
+
+fn error(status: StatusCode, code: &str, message: impl Into<String>, extra: serde_json::Value) -> Response {
+    let message = message.into();
+    let mut err = serde_json::json!({"code": code, "message": message});
+    if let (Some(e), Some(x)) = (err.as_object_mut(), extra.as_object()) {
+        for (k, v) in x {
+            e.insert(k.clone(), v.clone());
+        }
+    }
+    let body = serde_json::json!({"type": "about:blank", "title": status.canonical_reason().unwrap_or(""), "status": status.as_u16(), "detail": message, "error": err});
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "application/problem+json"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn bad(message: impl Into<String>) -> Response {
+    error(StatusCode::BAD_REQUEST, "INVALID_REQUEST", message, serde_json::Value::Null)
+}
+
+fn not_found(id: &str) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "NOT_FOUND",
+        format!("subscription '{id}' does not exist"),
+        serde_json::Value::Null,
+    )
+}
+
+fn fenced() -> Response {
+    error(
+        StatusCode::CONFLICT,
+        "FENCED",
+        "stale wake_id or generation",
+        serde_json::Value::Null,
+    )
+}
+
+fn json(status: StatusCode, v: serde_json::Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-store")],
+        v.to_string(),
+    )
+        .into_response()
+}
+
+fn sub_json(subs: &Subscriptions, sub: &Sub) -> serde_json::Value {
+    let inner = subs.inner.lock();
+    let streams: Vec<serde_json::Value> = sub
+        .links
+        .iter()
+        .map(|(p, l)| serde_json::json!({"path": p, "link_type": if l.explicit { "explicit" } else { "glob" }, "acked_offset": Offset(l.acked).to_string()}))
+        .collect();
+    let webhook = sub.config.webhook_url.as_ref().map(|u| {
+        serde_json::json!({"url": u, "signing": {"alg": "ed25519", "kid": inner.keys.active_kid(), "jwks_url": format!("{}/__ds/jwks.json", sub.base_url)}})
+    });
+    serde_json::json!({
+        "id": sub.id,
+        "subscription_id": sub.id,
+        "type": sub.config.kind,
+        "pattern": sub.config.pattern,
+        "streams": streams,
+        "webhook": webhook,
+        "wake_stream": sub.config.wake_stream,
+        "lease_ttl_ms": sub.config.lease_ttl_ms,
+        "created_at": durable_streams_core::ttl::format_unix_ms(sub.created_at_ms),
+        "status": if sub.retry.is_some() { "failed" } else { "active" },
+        "generation": sub.generation,
+        "description": sub.config.description,
+    })
+}
+
+/// A problem with a stream path in a request body, as a response.
+fn invalid_stream(p: &str) -> Option<Response> {
+    name::validate(p).err().map(|e| bad(format!("stream '{p}': {e}")))
+}
+
+/// Routes `rest` (the path after `{base}/__ds/`).
+pub async fn dispatch(state: &Arc<AppState>, rest: &str, parts: &Parts, body: Body) -> Response {
+    let Some(subs) = state.subs.clone() else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "UNAVAILABLE",
+            "subscriptions are not available",
+            serde_json::Value::Null,
+        );
+    };
+    if rest == "jwks.json" && parts.method == Method::GET {
+        let jwks = subs.inner.lock().keys.jwks();
+        return (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, "application/jwk-set+json"),
+                (header::CACHE_CONTROL, "public, max-age=300"),
+            ],
+            jwks.to_string(),
+        )
+            .into_response();
+    }
+    let Some(after) = rest.strip_prefix("subscriptions/") else {
+        return error(StatusCode::NOT_FOUND, "NOT_FOUND", "no such control route", serde_json::Value::Null);
+    };
+    let (id, tail) = after.split_once('/').unwrap_or((after, ""));
+    if id.is_empty() || id.len() > 256 || !id.bytes().all(|b| b.is_ascii_graphic()) {
+        return bad("subscription ids are 1-256 printable ASCII characters");
+    }
+    let bytes = match crate::http::read_body(&parts.headers, body, state.config.limits.max_body_bytes).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
+    match (&parts.method, tail) {
+        (&Method::PUT, "") => create(state, &subs, id, parts, &bytes).await,
+        (&Method::GET, "") => {
+            let found = subs.inner.lock().subs.get(id).cloned();
+            match found {
+                Some(s) => json(StatusCode::OK, sub_json(&subs, &s)),
+                None => not_found(id),
+            }
+        }
+        (&Method::DELETE, "") => delete(&subs, id).await,
+        (&Method::POST, "streams") => add_streams(&subs, id, &bytes).await,
+        (&Method::DELETE, t) if t.starts_with("streams/") => {
+            let p = percent_decode_str(&t["streams/".len()..]).decode_utf8_lossy().into_owned();
+            remove_stream(&subs, id, &p).await
+        }
+        (&Method::POST, "callback") => settle(&subs, id, parts, &bytes, Settle::Callback).await,
+        (&Method::POST, "ack") => settle(&subs, id, parts, &bytes, Settle::Ack).await,
+        (&Method::POST, "release") => settle(&subs, id, parts, &bytes, Settle::Release).await,
+        (&Method::POST, "claim") => claim(&subs, id, &bytes).await,
+        _ => error(StatusCode::NOT_FOUND, "NOT_FOUND", "no such control route", serde_json::Value::Null),
+    }
+}
+
+async fn create(state: &AppState, subs: &Arc<Subscriptions>, id: &str, parts: &Parts, bytes: &[u8]) -> Response {
+    let req: SubRequest = match serde_json::from_slice(bytes) {
+        Ok(r) => r,
+        Err(e) => return bad(format!("invalid subscription: {e}")),
+    };
+    let lease = req.lease_ttl_ms.unwrap_or(30_000);
+    if !(1_000..=600_000).contains(&lease) {
+        return bad("lease_ttl_ms must be between 1000 and 600000");
+    }
+    if req.pattern.is_none() && req.streams.as_ref().is_none_or(|s| s.is_empty()) {
+        return bad("a subscription needs a pattern or streams");
+    }
+    let mut streams = req.streams.clone().unwrap_or_default();
+    for s in &streams {
+        if let Some(r) = invalid_stream(s) {
+            return r;
+        }
+    }
+    streams.sort();
+    streams.dedup();
+    match req.kind.as_str() {
+        "webhook" => {
+            let Some(w) = &req.webhook else {
+                return bad("webhook subscriptions need webhook.url");
+            };
+            if let Err(r) = ssrf::check(&w.url, subs.config.allow_loopback_http).await {
+                return error(StatusCode::BAD_REQUEST, "WEBHOOK_URL_REJECTED", r.0, serde_json::Value::Null);
+            }
+        }
+        "pull-wake" => match &req.wake_stream {
+            Some(ws) => {
+                if let Some(r) = invalid_stream(ws) {
+                    return r;
+                }
+            }
+            None => return bad("pull-wake subscriptions need wake_stream"),
+        },
+        other => return bad(format!("type must be 'webhook' or 'pull-wake', not '{other}'")),
+    }
+    let config = SubConfig {
+        kind: req.kind.clone(),
+        pattern: req.pattern.clone(),
+        streams: streams.clone(),
+        webhook_url: req.webhook.as_ref().map(|w| w.url.clone()),
+        wake_stream: req.wake_stream.clone(),
+        lease_ttl_ms: lease,
+        description: req.description.clone(),
+    };
+    let existing = subs.inner.lock().subs.get(id).cloned();
+    if let Some(existing) = existing {
+        return if existing.config.hash() == config.hash() {
+            json(StatusCode::OK, sub_json(subs, &existing))
+        } else {
+            error(
+                StatusCode::CONFLICT,
+                "SUBSCRIPTION_EXISTS",
+                "a subscription with this id exists with a different configuration",
+                serde_json::Value::Null,
+            )
+        };
+    }
+    // Link existing streams at their current tails: no historical replay.
+    let mut links = std::collections::BTreeMap::new();
+    let mut tails = Vec::new();
+    if let Some(p) = &config.pattern {
+        for (path, tail) in subs.matching_streams(p).await {
+            links.insert(
+                path.clone(),
+                Link {
+                    glob: true,
+                    explicit: false,
+                    acked: tail,
+                },
+            );
+            tails.push((path, tail));
+        }
+    }
+    for s in &streams {
+        let tail = subs.tail_now(s).await;
+        links
+            .entry(s.clone())
+            .or_insert(Link {
+                glob: false,
+                explicit: false,
+                acked: tail,
+            })
+            .explicit = true;
+        tails.push((s.clone(), tail));
+    }
+    let host = parts.headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("localhost");
+    let scheme = if state.config.tls.cert_path.is_some() { "https" } else { "http" };
+    let sub = Sub {
+        id: id.to_string(),
+        config,
+        links,
+        generation: 0,
+        wake: None,
+        retry: None,
+        created_at_ms: now_ms(),
+        base_url: format!("{scheme}://{host}{}", state.config.base_path()),
+    };
+    let save = {
+        let mut inner = subs.inner.lock();
+        if inner.subs.contains_key(id) {
+            drop(inner);
+            return error(
+                StatusCode::CONFLICT,
+                "SUBSCRIPTION_EXISTS",
+                "created concurrently",
+                serde_json::Value::Null,
+            );
+        }
+        for (p, t) in tails {
+            inner.tails.entry(p).or_insert(t);
+        }
+        inner.subs.insert(id.to_string(), sub.clone());
+        subs.save(&sub)
+    };
+    if let Err(e) = save.await {
+        subs.inner.lock().subs.remove(id);
+        return crate::http::error::ApiError::from(e).into_response();
+    }
+    subs.kick.notify_one();
+    json(StatusCode::CREATED, sub_json(subs, &sub))
+}
+
+async fn delete(subs: &Subscriptions, id: &str) -> Response {
+    let save = {
+        let mut inner = subs.inner.lock();
+        if inner.subs.remove(id).is_none() {
+            return not_found(id);
+        }
+        subs.persist(&Record::Delete(id.to_string()))
+    };
+    match save.await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => crate::http::error::ApiError::from(e).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct StreamsBody {
+    streams: Vec<String>,
+}
+
+async fn add_streams(subs: &Arc<Subscriptions>, id: &str, bytes: &[u8]) -> Response {
+    let body: StreamsBody = match serde_json::from_slice(bytes) {
+        Ok(b) => b,
+        Err(e) => return bad(format!("invalid body: {e}")),
+    };
+    let mut tails = Vec::new();
+    for s in &body.streams {
+        if let Some(r) = invalid_stream(s) {
+            return r;
+        }
+        tails.push((s.clone(), subs.tail_now(s).await));
+    }
+    let save = {
+        let mut inner = subs.inner.lock();
+        for (p, t) in &tails {
+            inner.tails.entry(p.clone()).or_insert(*t);
+        }
+        let Some(sub) = inner.subs.get_mut(id) else { return not_found(id) };
+        for (p, t) in tails {
+            sub.links
+                .entry(p)
+                .or_insert(Link {
+                    glob: false,
+                    explicit: false,
+                    acked: t,
+                })
+                .explicit = true;
+        }
+        subs.save(sub)
+    };
+    match save.await {
+        Ok(()) => {
+            subs.kick.notify_one();
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(e) => crate::http::error::ApiError::from(e).into_response(),
+    }
+}
+
+async fn remove_stream(subs: &Subscriptions, id: &str, path: &str) -> Response {
+    let save = {
+        let mut inner = subs.inner.lock();
+        let Some(sub) = inner.subs.get_mut(id) else { return not_found(id) };
+        if let Some(l) = sub.links.get_mut(path) {
+            l.explicit = false;
+            if !l.glob {
+                sub.links.remove(path);
+            }
+        }
+        subs.save(sub)
+    };
+    match save.await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => crate::http::error::ApiError::from(e).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct SettleBody {
+    wake_id: String,
+    generation: u64,
+    #[serde(default)]
+    acks: Vec<AckItem>,
+    #[serde(default)]
+    done: bool,
+}
+
+#[derive(Deserialize)]
+struct AckItem {
+    stream: String,
+    offset: String,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Settle {
+    Callback,
+    Ack,
+    Release,
+}
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}
+
+async fn settle(subs: &Arc<Subscriptions>, id: &str, parts: &Parts, bytes: &[u8], kind: Settle) -> Response {
+    let body: SettleBody = match serde_json::from_slice(bytes) {
+        Ok(b) => b,
+        Err(e) => return bad(format!("invalid body: {e}")),
+    };
+    let mut acks = Vec::new();
+    for a in &body.acks {
+        match Offset::parse(&a.offset) {
+            Ok(o) => acks.push((a.stream.clone(), o.0)),
+            Err(e) => return bad(format!("ack offset for '{}': {e}", a.stream)),
+        }
+    }
+    let now = now_ms();
+    let (save, next_wake) = {
+        let mut inner = subs.inner.lock();
+        let claims = bearer(parts).and_then(|t| inner.keys.verify(t));
+        let Some((tok_sub, tok_gen, tok_wake)) = claims else {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "UNAUTHORIZED",
+                "a valid bearer token for this wake is required",
+                serde_json::Value::Null,
+            );
+        };
+        if tok_sub != id {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "UNAUTHORIZED",
+                "the token belongs to another subscription",
+                serde_json::Value::Null,
+            );
+        }
+        let Some(sub) = inner.subs.get(id) else { return not_found(id) };
+        let want_kind = if kind == Settle::Callback { "webhook" } else { "pull-wake" };
+        let current = sub
+            .wake
+            .as_ref()
+            .is_some_and(|w| w.wake_id == body.wake_id && w.wake_id == tok_wake && (kind == Settle::Callback || w.holder.is_some()))
+            && sub.generation == body.generation
+            && sub.generation == tok_gen
+            && sub.config.kind == want_kind;
+        if !current {
+            return fenced();
+        }
+        let sub = inner.subs.get_mut(id).expect("checked");
+        for (p, pos) in acks {
+            if let Some(l) = sub.links.get_mut(&p) {
+                l.acked = l.acked.max(pos);
+            }
+        }
+        if kind == Settle::Release || body.done {
+            sub.wake = None;
+            sub.retry = None;
+        } else if let Some(w) = sub.wake.as_mut() {
+            w.lease_until_ms = now + sub.config.lease_ttl_ms;
+        }
+        let save = subs.save(sub);
+        let sub = inner.subs.get(id).expect("checked");
+        let next = !Subscriptions::pending(&inner, sub).is_empty();
+        (save, next)
+    };
+    if let Err(e) = save.await {
+        return crate::http::error::ApiError::from(e).into_response();
+    }
+    subs.kick.notify_one();
+    if kind == Settle::Release {
+        return StatusCode::NO_CONTENT.into_response();
+    }
+    json(StatusCode::OK, serde_json::json!({"ok": true, "next_wake": body.done && next_wake}))
+}
+
+#[derive(Deserialize)]
+struct ClaimBody {
+    worker: String,
+}
+
+async fn claim(subs: &Arc<Subscriptions>, id: &str, bytes: &[u8]) -> Response {
+    let body: ClaimBody = match serde_json::from_slice(bytes) {
+        Ok(b) => b,
+        Err(e) => return bad(format!("invalid body: {e}")),
+    };
+    let now = now_ms();
+    let (save, reply) = {
+        let mut inner = subs.inner.lock();
+        let Some(sub) = inner.subs.get(id) else { return not_found(id) };
+        if sub.config.kind != "pull-wake" {
+            return bad("only pull-wake subscriptions are claimed");
+        }
+        if let Some(w) = &sub.wake {
+            if let Some(h) = &w.holder {
+                if w.lease_until_ms > now {
+                    return error(
+                        StatusCode::CONFLICT,
+                        "ALREADY_CLAIMED",
+                        "another worker holds the lease",
+                        serde_json::json!({"current_holder": h, "generation": sub.generation}),
+                    );
+                }
+            }
+        } else if Subscriptions::maybe_wake(&mut inner, id, now).is_none() {
+            return error(StatusCode::CONFLICT, "NO_PENDING_WORK", "nothing to claim", serde_json::Value::Null);
+        }
+        let pending = {
+            let sub = inner.subs.get(id).expect("checked");
+            Subscriptions::pending(&inner, sub)
+        };
+        let sub = inner.subs.get_mut(id).expect("checked");
+        let lease = sub.config.lease_ttl_ms;
+        let w = sub.wake.as_mut().expect("a wake exists");
+        w.holder = Some(body.worker.clone());
+        w.lease_until_ms = now + lease;
+        if !pending.is_empty() {
+            w.snapshot = pending;
+        }
+        let (wake_id, generation, snapshot) = (w.wake_id.clone(), sub.generation, w.snapshot.clone());
+        let save = subs.save(sub);
+        let sub = inner.subs.get(id).expect("checked");
+        let reply = serde_json::json!({
+            "wake_id": wake_id,
+            "generation": generation,
+            "token": inner.keys.token(id, generation, &wake_id),
+            "streams": Subscriptions::streams_json(&inner, sub, &snapshot),
+            "lease_ttl_ms": lease,
+        });
+        (save, reply)
+    };
+    match save.await {
+        Ok(()) => json(StatusCode::OK, reply),
+        Err(e) => crate::http::error::ApiError::from(e).into_response(),
+    }
+}

@@ -84,7 +84,11 @@ impl Metrics {
         registry.register("ds_commit_seconds", "Duration of one group commit", commit.seconds.clone());
         registry.register("ds_live_long_poll_connections", "Long-poll requests waiting", long_polls.clone());
         registry.register("ds_live_sse_connections", "Open SSE connections", sse.clone());
-        registry.register("ds_streams", "Streams held by the engine", streams.clone());
+        registry.register(
+            "ds_streams",
+            "Streams held by the engine (including the internal __ds/state streams)",
+            streams.clone(),
+        );
         registry.register("ds_plugin_info", "The loaded storage plugin", plugin.clone());
         Arc::new(Metrics {
             registry,

@@ -70,37 +70,31 @@ fn max_stream_bytes_in_every_mode() {
 
 #[test]
 fn max_memory_bytes_in_memory_mode() {
-    let s = Server::start(&[("DS_LIMITS__MAX_MEMORY_BYTES", "1000")]);
+    // The server's internal state (signing keys, about 200 bytes) counts too.
+    let s = Server::start(&[("DS_LIMITS__MAX_MEMORY_BYTES", "2000")]);
     let c = client();
+    let put = |name: &str, n: usize| {
+        c.put(s.url(&format!("/v1/stream/{name}")))
+            .header("Content-Type", "text/plain")
+            .body("x".repeat(n))
+            .send()
+            .unwrap()
+            .status()
+    };
     for i in 0..3 {
-        assert_eq!(
-            c.put(s.url(&format!("/v1/stream/m{i}")))
-                .header("Content-Type", "text/plain")
-                .body("x".repeat(300))
-                .send()
-                .unwrap()
-                .status(),
-            201
-        );
+        assert_eq!(put(&format!("m{i}"), 500), 201);
     }
-    let r = c
-        .post(s.url("/v1/stream/m0"))
-        .header("Content-Type", "text/plain")
-        .body("y".repeat(200))
-        .send()
-        .unwrap();
+    let post = || {
+        c.post(s.url("/v1/stream/m0"))
+            .header("Content-Type", "text/plain")
+            .body("y".repeat(400))
+            .send()
+            .unwrap()
+    };
+    let r = post();
     assert_eq!(r.status(), 507);
     assert_eq!(r.headers()["content-type"], "application/problem+json");
     assert_eq!(c.get(s.url("/v1/stream/m0")).send().unwrap().status(), 200, "reads keep working");
     assert_eq!(c.delete(s.url("/v1/stream/m1")).send().unwrap().status(), 204);
-    assert_eq!(
-        c.post(s.url("/v1/stream/m0"))
-            .header("Content-Type", "text/plain")
-            .body("y".repeat(200))
-            .send()
-            .unwrap()
-            .status(),
-        204,
-        "deleting frees memory"
-    );
+    assert_eq!(post().status(), 204, "deleting frees memory");
 }

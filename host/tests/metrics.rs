@@ -39,7 +39,7 @@ fn metrics_names_and_bounded_labels() {
             "ds_appended_bytes_total 6",
             "ds_live_long_poll_connections 0",
             "ds_live_sse_connections 0",
-            "ds_streams 1",
+            "ds_streams 3", // the stream, plus the two internal state streams (subscriptions, keys)
             "ds_commit_batch_size_count",
             "ds_commit_seconds_bucket",
         ] {

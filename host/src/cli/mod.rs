@@ -33,7 +33,7 @@ pub fn list(storage: &Storage, prefix: &str, out: &mut dyn std::io::Write) -> Re
         if page.is_empty() {
             return Ok(n);
         }
-        for l in page.iter() {
+        for l in page.iter().filter(|l| !l.name.starts_with("__ds/")) {
             let m = &l.meta;
             let ttl_s = m.lifetime.ttl_secs.into_option().map(|t| t.to_string()).unwrap_or_default();
             let exp = m.lifetime.expires_at_ms.into_option().map(ttl::format_unix_ms).unwrap_or_default();

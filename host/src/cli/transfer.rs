@@ -5,7 +5,8 @@
 //! `{"type":"stream","name","content_type","ttl_secs","expires_at_ms","closed"}`, its bytes as
 //! `{"type":"data","name","base64"}` chunks (stored form: JSON streams keep their framing), and
 //! `{"type":"end","name","tail","closed"}`; last `{"type":"summary","streams","bytes"}`.
-//! Forks are exported materialized; producer and `Stream-Seq` state are not exported.
+//! Forks are exported materialized; producer and `Stream-Seq` state, subscriptions and signing
+//! keys (the internal `__ds/` streams) are not exported.
 
 use std::io::{BufRead, IsTerminal, Write};
 
@@ -73,7 +74,8 @@ pub fn export(storage: &Storage, prefix: &str, out: &mut dyn Write) -> Result<(u
             break;
         }
         after = page.last().map(|l| l.name.to_string());
-        names.extend(page.into_iter().map(|l| l.name.to_string()));
+        // Internal state (subscriptions, signing keys) is not application data.
+        names.extend(page.into_iter().map(|l| l.name.to_string()).filter(|n| !n.starts_with("__ds/")));
     }
     let (mut streams, mut bytes) = (0usize, 0u64);
     for name in names {

@@ -103,7 +103,7 @@ pub async fn handle(state: &AppState, name: String, parts: &Parts, body: Body) -
     if !outcome.duplicate {
         state.live.wake(&name);
         if let Some(subs) = &state.subs {
-            subs.on_append(&name, outcome.tail - appended_bytes, outcome.tail);
+            subs.on_append(&name, outcome.tail.saturating_sub(appended_bytes), outcome.tail);
         }
         state.metrics.appended_bytes.inc_by(appended_bytes);
         state.metrics.appended_messages.inc_by(appended_messages);

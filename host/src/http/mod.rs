@@ -214,6 +214,13 @@ pub fn router(state: Arc<AppState>) -> Router {
     }
     let origins = state.config.http.cors_origins.clone();
     app.fallback(not_found)
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| {
+                // Defense in depth: a bug must cost one request a 500, never the connection.
+                tracing::error!("a request handler panicked");
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error", "internal error").into_response()
+            },
+        ))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
         .layer(DefaultBodyLimit::disable())

@@ -1,0 +1,151 @@
+//! Subscriptions survive a restart in the middle of a delivery: the retry schedule, the wake
+//! (same generation, same wake id), the cursors and the signing key all come back from the
+//! engine; nothing is lost and nothing is delivered to a stale generation.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{tempdir, Server};
+use reqwest::blocking::Client;
+
+/// A webhook receiver that answers 500 until told to answer `{"done":true}`.
+struct Receiver {
+    port: u16,
+    succeed: Arc<Mutex<bool>>,
+    seen: Arc<Mutex<Vec<(String, serde_json::Value)>>>,
+}
+
+impl Receiver {
+    fn start() -> Receiver {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let succeed = Arc::new(Mutex::new(false));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (s2, seen2) = (succeed.clone(), seen.clone());
+        std::thread::spawn(move || {
+            for conn in l.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let mut r = BufReader::new(conn.try_clone().unwrap());
+                let (mut len, mut sig) = (0usize, String::new());
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    let lower = line.to_ascii_lowercase();
+                    if let Some(v) = lower.strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                    if lower.starts_with("webhook-signature:") {
+                        sig = line["webhook-signature:".len()..].trim().to_string();
+                    }
+                }
+                let mut body = vec![0u8; len];
+                let _ = r.read_exact(&mut body);
+                if let Ok(v) = serde_json::from_slice(&body) {
+                    seen2.lock().unwrap().push((sig, v));
+                }
+                let reply = if *s2.lock().unwrap() {
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 13\r\nConnection: close\r\n\r\n{\"done\":true}"
+                } else {
+                    "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                };
+                let _ = conn.write_all(reply.as_bytes());
+            }
+        });
+        Receiver { port, succeed, seen }
+    }
+}
+
+fn js(r: reqwest::blocking::Response) -> serde_json::Value {
+    serde_json::from_slice(&r.bytes().unwrap()).unwrap()
+}
+
+fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn restart_mid_delivery(mode: &str) {
+    let dir = tempdir::Dir::new();
+    let env = [
+        ("DS_STORAGE__MODE", mode),
+        ("DS_STORAGE__DATA_DIR", dir.path.to_str().unwrap()),
+        ("DS_SUBSCRIPTIONS__ALLOW_LOOPBACK_HTTP", "true"),
+    ];
+    let rx = Receiver::start();
+    let c = Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    let mut s = Server::start(&env);
+    let sub_url = |s: &Server| s.url("/v1/stream/__ds/subscriptions/durable");
+    let r = c
+        .put(sub_url(&s))
+        .header("content-type", "application/json")
+        .body(serde_json::json!({"type": "webhook", "pattern": "ev/*", "webhook": {"url": format!("http://127.0.0.1:{}/hook", rx.port)}, "lease_ttl_ms": 60000}).to_string())
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let kid_before = js(r)["webhook"]["signing"]["kid"].as_str().unwrap().to_string();
+    c.put(s.url("/v1/stream/ev/a"))
+        .header("content-type", "text/plain")
+        .body("payload")
+        .send()
+        .unwrap();
+    wait_for("a failed delivery", 10, || !rx.seen.lock().unwrap().is_empty());
+    wait_for("the retry to be recorded", 10, || {
+        js(c.get(sub_url(&s)).send().unwrap())["status"] == "failed"
+    });
+    let (gen, wake) = {
+        let seen = rx.seen.lock().unwrap();
+        (
+            seen[0].1["generation"].as_u64().unwrap(),
+            seen[0].1["wake_id"].as_str().unwrap().to_string(),
+        )
+    };
+    // Crash in the middle of the retry schedule.
+    s.child.kill().unwrap();
+    let _ = s.child.wait();
+    *rx.succeed.lock().unwrap() = true;
+    let failed_attempts = rx.seen.lock().unwrap().len();
+    let s = Server::start(&env);
+    wait_for("the retried delivery after restart", 90, || {
+        rx.seen.lock().unwrap().len() > failed_attempts
+    });
+    let seen = rx.seen.lock().unwrap().clone();
+    for (_, body) in &seen {
+        assert_eq!(
+            body["generation"].as_u64(),
+            Some(gen),
+            "{mode}: every delivery carries the wake's generation, never a stale or skipped one"
+        );
+        assert_eq!(body["wake_id"].as_str(), Some(wake.as_str()), "{mode}: the same wake is retried");
+    }
+    let (sig, body) = seen.last().unwrap().clone();
+    assert!(
+        sig.contains(&format!("kid={kid_before}")),
+        "{mode}: the signing key survived the restart: {sig}"
+    );
+    let tail = body["streams"][0]["tail_offset"].as_str().unwrap().to_string();
+    wait_for("the auto-ack", 10, || {
+        let v = js(c.get(sub_url(&s)).send().unwrap());
+        v["status"] == "active" && v["streams"][0]["acked_offset"] == tail.as_str()
+    });
+    let jwks = js(c.get(s.url("/v1/stream/__ds/jwks.json")).send().unwrap());
+    assert!(jwks["keys"].as_array().unwrap().iter().any(|k| k["kid"] == kid_before.as_str()));
+}
+
+#[test]
+fn webhook_restart_mid_delivery_file_durable() {
+    restart_mid_delivery("file-durable");
+}
+
+#[test]
+fn webhook_restart_mid_delivery_acid() {
+    restart_mid_delivery("acid");
+}

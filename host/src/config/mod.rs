@@ -71,7 +71,7 @@ impl Default for ServerConfig {
             long_poll_timeout_secs: 30,
             long_poll_timeout_ms: None,
             sse_reconnect_interval_secs: 60,
-            header_read_timeout_secs: 10,
+            header_read_timeout_secs: 30,
             sweep_interval_secs: 5,
             shutdown_grace_secs: 10,
         }

@@ -70,7 +70,16 @@ impl Storage {
         let engine = Arc::new(engine);
         let commit = crate::metrics::CommitMetrics::default();
         let writer = if capabilities.contains(Capabilities::BATCH_APPEND) {
-            Some(Arc::new(GroupWriter::start(engine.clone(), commit.clone())))
+            Some(Arc::new(GroupWriter::start(
+                engine.clone(),
+                commit.clone(),
+                // Synced engines pay an fsync per group: a short wait for stragglers pays off.
+                if capabilities.contains(Capabilities::SYNCED) {
+                    std::time::Duration::from_micros(500)
+                } else {
+                    std::time::Duration::ZERO
+                },
+            )))
         } else {
             None
         };

@@ -55,16 +55,33 @@ const MAX_GROUP: usize = 1024;
 const MAX_GROUP_BYTES: usize = 16 << 20;
 
 impl GroupWriter {
-    pub fn start(engine: Arc<EngineBox>, metrics: crate::metrics::CommitMetrics) -> GroupWriter {
+    pub fn start(engine: Arc<EngineBox>, metrics: crate::metrics::CommitMetrics, max_wait: std::time::Duration) -> GroupWriter {
         let (tx, rx) = mpsc::channel::<(OwnedAppend, Reply)>();
         std::thread::Builder::new()
             .name("ds-group-commit".into())
             .spawn(move || {
+                // Size of the previous group: when this one is smaller, wait (at most `max_wait`)
+                // for the writers that are still on their way back with their next append.
+                let mut last = 1usize;
                 while let Ok(first) = rx.recv() {
+                    let opened = std::time::Instant::now();
                     let mut group = vec![first];
                     let mut bytes = group[0].0.body.len();
-                    while group.len() < MAX_GROUP && bytes < MAX_GROUP_BYTES {
-                        match rx.try_recv() {
+                    loop {
+                        while group.len() < MAX_GROUP && bytes < MAX_GROUP_BYTES {
+                            match rx.try_recv() {
+                                Ok(job) => {
+                                    bytes += job.0.body.len();
+                                    group.push(job);
+                                }
+                                Err(_) => break,
+                            }
+                        }
+                        let waited = opened.elapsed();
+                        if group.len() * 4 >= last * 3 || group.len() >= MAX_GROUP || bytes >= MAX_GROUP_BYTES || waited >= max_wait {
+                            break;
+                        }
+                        match rx.recv_timeout(max_wait - waited) {
                             Ok(job) => {
                                 bytes += job.0.body.len();
                                 group.push(job);
@@ -72,6 +89,7 @@ impl GroupWriter {
                             Err(_) => break,
                         }
                     }
+                    last = group.len();
                     let reqs: Vec<AppendRequest<'_>> = group.iter().map(|(a, _)| a.as_request()).collect();
                     let started = std::time::Instant::now();
                     let results = engine.append_many(RSlice::from(&reqs[..]));

@@ -134,6 +134,14 @@ impl Subscriptions {
         let mut saves = Vec::new();
         {
             let mut inner = self.inner.lock();
+            // Fast path: appends to streams no subscription watches cost one lock and a scan.
+            let relevant = inner
+                .subs
+                .values()
+                .any(|s| s.links.contains_key(path) || s.config.pattern.as_deref().is_some_and(|p| glob_match(p, path)));
+            if !relevant {
+                return;
+            }
             inner.tails.insert(path.to_string(), tail);
             let ids: Vec<String> = inner.subs.keys().cloned().collect();
             for id in ids {
@@ -151,13 +159,15 @@ impl Subscriptions {
             }
         }
         self.kick.notify_one();
-        tokio::spawn(async move {
-            for s in saves {
-                if let Err(e) = s.await {
-                    tracing::error!(error = %e, "could not persist a subscription link");
+        if !saves.is_empty() {
+            tokio::spawn(async move {
+                for s in saves {
+                    if let Err(e) = s.await {
+                        tracing::error!(error = %e, "could not persist a subscription link");
+                    }
                 }
-            }
-        });
+            });
+        }
     }
 
     /// Current tails of every stream matching `pattern` (backfill on create).

@@ -22,6 +22,7 @@ pub struct InMemoryStorage {
     limits: Limits,
     /// Bytes held by all streams (for `limits.max_memory_bytes`).
     used: AtomicU64,
+    types: parking_lot::Mutex<std::collections::HashMap<String, Arc<str>>>,
 }
 
 impl Default for InMemoryStorage {
@@ -46,7 +47,21 @@ impl InMemoryStorage {
             next_incarnation: AtomicU64::new(1),
             limits,
             used: AtomicU64::new(0),
+            types: Default::default(),
         }
+    }
+
+    /// The shared copy of a content type string.
+    fn intern(&self, ct: &str) -> Arc<str> {
+        let mut types = self.types.lock();
+        if let Some(t) = types.get(ct) {
+            return t.clone();
+        }
+        let t: Arc<str> = Arc::from(ct);
+        if types.len() < 4096 {
+            types.insert(ct.to_string(), t.clone());
+        }
+        t
     }
 
     /// Bytes currently held.
@@ -117,7 +132,7 @@ impl InMemoryStorage {
             (ROption::RSome(f), Some((n, _))) => f.source.as_str() == n && f.position == existing.base,
             _ => false,
         };
-        ct_ok && fork_ok && existing.lifetime == lifetime && data.writer.closed == req.closed
+        ct_ok && fork_ok && existing.lifetime == lifetime && data.closed == req.closed
     }
 
     fn do_create(&self, req: &CreateRequest<'_>) -> Result<CreateOutcome, EngineError> {
@@ -157,10 +172,7 @@ impl InMemoryStorage {
         }
         let (content_type, lifetime, fork, base) = match req.fork {
             ROption::RNone => {
-                let ct = req
-                    .content_type
-                    .map(|c| c.as_str().to_string())
-                    .unwrap_or_else(|| "application/octet-stream".into());
+                let ct = self.intern(req.content_type.map(|c| c.as_str()).unwrap_or("application/octet-stream"));
                 (ct, req.lifetime, None, 0)
             }
             ROption::RSome(f) => {
@@ -209,7 +221,7 @@ impl InMemoryStorage {
         self.used.fetch_add(add, Ordering::Relaxed);
         let mut data = StreamData::default();
         data.push_record(base, req.initial.as_slice());
-        data.writer.closed = req.closed;
+        data.closed = req.closed;
         let stream = Arc::new(Stream {
             incarnation: self.next_incarnation.fetch_add(1, Ordering::Relaxed),
             content_type,
@@ -250,7 +262,7 @@ impl InMemoryStorage {
             stream_seq: req.stream_seq.map(|s| s.as_str()).into_option(),
         };
         stream.touch(req.now_ms);
-        match rules::check_append(&data.writer, &check) {
+        match data.with_writer(|w| rules::check_append(w, &check)) {
             Ok(AppendDecision::Accept(update)) => {
                 let add = req.body.len() as u64;
                 self.limits.check_stream(stream.tail(&data), add)?;
@@ -258,7 +270,7 @@ impl InMemoryStorage {
                 self.used.fetch_add(add, Ordering::Relaxed);
                 let base = stream.base;
                 data.push_record(base, req.body.as_slice());
-                data.writer.apply(&update);
+                data.apply(&update);
                 let producer = update.producer.map(|(_, st)| ProducerAck {
                     epoch: st.epoch,
                     seq: st.last_seq,
@@ -266,14 +278,14 @@ impl InMemoryStorage {
                 Ok(AppendOutcome {
                     duplicate: false,
                     tail: stream.tail(&data),
-                    closed: data.writer.closed,
+                    closed: data.closed,
                     producer: producer.into(),
                 })
             }
             Ok(AppendDecision::Duplicate { producer }) => Ok(AppendOutcome {
                 duplicate: true,
                 tail: stream.tail(&data),
-                closed: data.writer.closed,
+                closed: data.closed,
                 producer: producer
                     .map(|st| ProducerAck {
                         epoch: st.epoch,
@@ -281,7 +293,7 @@ impl InMemoryStorage {
                     })
                     .into(),
             }),
-            Err(rejection) => Err(EngineError::from_rejection(rejection, stream.tail(&data), data.writer.closed)),
+            Err(rejection) => Err(EngineError::from_rejection(rejection, stream.tail(&data), data.closed)),
         }
     }
 

@@ -10,7 +10,8 @@ use parking_lot::Mutex;
 /// A stream and everything the engine keeps about it.
 pub struct Stream {
     pub incarnation: u64,
-    pub content_type: String,
+    /// Interned: streams of one type share the string.
+    pub content_type: Arc<str>,
     pub lifetime: Lifetime,
     /// The source stream and the divergence position, for forks.
     pub fork: Option<(String, Arc<Stream>)>,
@@ -29,12 +30,40 @@ pub struct StreamData {
     pub bytes: Vec<u8>,
     /// Absolute end position of every record (one per append).
     pub record_ends: Vec<u64>,
-    pub writer: WriterState,
+    /// Producer / `Stream-Seq` state, allocated only once a stream has any (most never do);
+    /// `closed` alone lives inline.
+    pub writer: Option<Box<WriterState>>,
+    pub closed: bool,
     /// Set when the stream leaves the map, so a racing append cannot land in a dead stream.
     pub removed: bool,
 }
 
 impl StreamData {
+    /// Runs `f` with the full writer state (a transient default when none was allocated).
+    pub fn with_writer<T>(&self, f: impl FnOnce(&WriterState) -> T) -> T {
+        match &self.writer {
+            Some(w) => f(w),
+            None => f(&WriterState {
+                closed: self.closed,
+                ..Default::default()
+            }),
+        }
+    }
+
+    /// Applies an accepted update, allocating the writer state only when it carries anything.
+    pub fn apply(&mut self, update: &durable_streams_core::rules::StateUpdate) {
+        if self.writer.is_none() && (update.producer.is_some() || update.stream_seq.is_some() || update.closed_by.is_some()) {
+            self.writer = Some(Box::new(WriterState {
+                closed: self.closed,
+                ..Default::default()
+            }));
+        }
+        if let Some(w) = self.writer.as_mut() {
+            w.apply(update);
+        }
+        self.closed |= update.close;
+    }
+
     pub fn push_record(&mut self, base: u64, body: &[u8]) {
         if body.is_empty() {
             return;
@@ -51,9 +80,9 @@ impl Stream {
 
     pub fn meta(&self, data: &StreamData) -> StreamMeta {
         StreamMeta {
-            content_type: self.content_type.as_str().into(),
+            content_type: (*self.content_type).into(),
             tail: self.tail(data),
-            closed: data.writer.closed,
+            closed: data.closed,
             lifetime: self.lifetime,
             incarnation: self.incarnation,
             fork_source: self.fork.as_ref().map(|(n, _)| n.as_str().into()).into(),

@@ -148,7 +148,7 @@ impl Default for StorageConfig {
             data_dir: PathBuf::from("./data"),
             plugin_dir: None,
             plugin: None,
-            acid_shard_count: 16,
+            acid_shard_count: 4,
             acid_backend: "file".into(),
             file_fast_sync_interval_ms: 1000,
         }

@@ -92,7 +92,7 @@ pub fn open(mode: &str, config: &str) -> Result<EngineBox, EngineError> {
         serde_json::from_str(config).map_err(|e| EngineError::new(ErrorCode::BAD_CONFIG, format!("config is not JSON: {e}")))?;
     let data_dir = cfg.get("data_dir").and_then(|v| v.as_str()).unwrap_or("./data");
     let backend = cfg.get("acid_backend").and_then(|v| v.as_str()).unwrap_or("file");
-    let shards = cfg.get("acid_shard_count").and_then(|v| v.as_u64()).unwrap_or(16) as usize;
+    let shards = cfg.get("acid_shard_count").and_then(|v| v.as_u64()).unwrap_or(4) as usize;
     let engine = open_engine(PathBuf::from(data_dir), backend, shards, Limits::from_config(&cfg))?;
     Ok(EngineBox::from_value(GuardedEngine::new(Shared(engine)), TD_Opaque))
 }

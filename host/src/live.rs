@@ -3,6 +3,7 @@
 //! A std mutex, not a tokio one: no await happens while it is held.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use abi_stable::sabi_trait::TD_Opaque;
@@ -14,7 +15,43 @@ use tokio::sync::Notify;
 /// Per-stream wake-up registry. Entries exist only while someone waits.
 #[derive(Default)]
 pub struct LiveTail {
-    waiters: Mutex<HashMap<String, Arc<Notify>>>,
+    waiters: Mutex<HashMap<String, Arc<Entry>>>,
+}
+
+/// The most recent live read of a stream, shared by readers woken by the same write.
+pub type Cached = Arc<dyn std::any::Any + Send + Sync>;
+
+/// One watched stream.
+pub struct Entry {
+    pub notify: Arc<Notify>,
+    /// Incremented by every wake, before waiters are notified.
+    generation: AtomicU64,
+    /// (generation when the read began, start position, chunk).
+    cache: Mutex<Option<(u64, u64, Cached)>>,
+}
+
+impl Entry {
+    /// The wake generation now (load it after registering, before reading).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// A chunk read from `start` by a read that began at or after wake generation `at_least`:
+    /// it holds everything a fresh read would (later writes wake the reader again).
+    pub fn cached(&self, start: u64, at_least: u64) -> Option<Cached> {
+        match &*self.cache.lock() {
+            Some((g, s, c)) if *s == start && *g >= at_least => Some(c.clone()),
+            _ => None,
+        }
+    }
+
+    /// Offers a chunk read from `start` that began at wake generation `generation`.
+    pub fn offer(&self, generation: u64, start: u64, chunk: Cached) {
+        let mut c = self.cache.lock();
+        if c.as_ref().is_none_or(|(g, _, _)| *g <= generation) {
+            *c = Some((generation, start, chunk));
+        }
+    }
 }
 
 /// A registration; dropping it removes the entry once no other waiter holds it.
@@ -22,37 +59,47 @@ pub struct Waiter<'a> {
     tail: &'a LiveTail,
     name: String,
     pub notify: Arc<Notify>,
+    pub entry: Arc<Entry>,
 }
 
 impl LiveTail {
     /// Registers interest in `name`.
     pub fn watch(&self, name: &str) -> Waiter<'_> {
-        let notify = self
+        let entry = self
             .waiters
             .lock()
             .entry(name.to_string())
-            .or_insert_with(|| Arc::new(Notify::new()))
+            .or_insert_with(|| {
+                Arc::new(Entry {
+                    notify: Arc::new(Notify::new()),
+                    generation: AtomicU64::new(0),
+                    cache: Mutex::new(None),
+                })
+            })
             .clone();
         Waiter {
             tail: self,
             name: name.to_string(),
-            notify,
+            notify: entry.notify.clone(),
+            entry,
         }
     }
 
     /// Wakes every reader waiting on `name`.
     pub fn wake(&self, name: &str) {
-        let n = self.waiters.lock().get(name).cloned();
-        if let Some(n) = n {
-            n.notify_waiters();
+        let e = self.waiters.lock().get(name).cloned();
+        if let Some(e) = e {
+            e.generation.fetch_add(1, Ordering::AcqRel);
+            e.notify.notify_waiters();
         }
     }
 
     /// Wakes everyone (shutdown).
     pub fn wake_all(&self) {
-        let all: Vec<Arc<Notify>> = self.waiters.lock().values().cloned().collect();
-        for n in all {
-            n.notify_waiters();
+        let all: Vec<Arc<Entry>> = self.waiters.lock().values().cloned().collect();
+        for e in all {
+            e.generation.fetch_add(1, Ordering::AcqRel);
+            e.notify.notify_waiters();
         }
     }
 
@@ -65,9 +112,9 @@ impl LiveTail {
 impl Drop for Waiter<'_> {
     fn drop(&mut self) {
         let mut map = self.tail.waiters.lock();
-        if let Some(n) = map.get(&self.name) {
+        if let Some(e) = map.get(&self.name) {
             // The map and this waiter hold it: nobody else waits.
-            if Arc::strong_count(n) <= 2 && Arc::ptr_eq(n, &self.notify) {
+            if Arc::strong_count(e) <= 2 && Arc::ptr_eq(e, &self.entry) {
                 map.remove(&self.name);
             }
         }

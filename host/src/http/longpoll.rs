@@ -11,7 +11,7 @@ use super::cursor::next_cursor;
 use super::error::ApiError;
 use super::headers as h;
 use super::query::ReadQuery;
-use super::read::{data_response, read_step, Chunk};
+use super::read::{data_response, read_live, read_step, Chunk};
 use crate::state::AppState;
 
 fn no_content(chunk: &Chunk, cursor: Option<String>) -> Response {
@@ -34,11 +34,19 @@ pub async fn handle(state: &AppState, name: String, parts: &Parts, q: &ReadQuery
     let waiter = state.live.watch(&name);
     let _live = crate::metrics::GaugeGuard::new(&state.metrics.long_polls);
     let mut from = q.from;
+    let mut first = true;
     loop {
         let notified = waiter.notify.notified();
         let mut notified = pin!(notified);
         notified.as_mut().enable();
-        let chunk = read_step(state, &name, from).await?;
+        // The first read goes to the engine (it renews a sliding TTL); reads after a wake may
+        // share the chunk another reader just read.
+        let chunk = if first {
+            read_step(state, &name, from).await?
+        } else {
+            read_live(state, &name, from, &waiter.entry).await?
+        };
+        first = false;
         if !chunk.data.is_empty() {
             return Ok(data_response(parts, &chunk, cursor(), true));
         }

@@ -24,6 +24,7 @@ impl AsRef<[u8]> for View {
 }
 
 /// One read step's result.
+#[derive(Clone)]
 pub struct Chunk {
     /// Raw stored bytes (framed JSON for JSON streams).
     pub data: Bytes,
@@ -100,6 +101,21 @@ pub async fn read_step(state: &AppState, name: &str, from: ReadFrom) -> Result<C
         next,
         meta,
     })
+}
+
+/// A live reader's read: shares the chunk with other readers of the same stream woken by the
+/// same write (1000 SSE subscribers cost one engine read per append, not 1000).
+pub async fn read_live(state: &AppState, name: &str, from: ReadFrom, entry: &crate::live::Entry) -> Result<Chunk, ApiError> {
+    let ReadFrom::At(at) = from else {
+        return read_step(state, name, from).await;
+    };
+    let generation = entry.generation();
+    if let Some(c) = entry.cached(at.0, generation).and_then(|c| c.downcast::<Chunk>().ok()) {
+        return Ok((*c).clone());
+    }
+    let chunk = read_step(state, name, from).await?;
+    entry.offer(generation, at.0, std::sync::Arc::new(chunk.clone()));
+    Ok(chunk)
 }
 
 /// Headers common to catch-up and long-poll data responses.

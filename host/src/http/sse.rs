@@ -17,7 +17,7 @@ use super::cursor::next_cursor;
 use super::error::ApiError;
 use super::headers as h;
 use super::query::ReadQuery;
-use super::read::{read_step, Chunk};
+use super::read::{read_live, read_step, Chunk};
 use crate::state::AppState;
 
 /// Writes one `data:` line per payload line (split on CR, LF and CRLF).
@@ -106,7 +106,14 @@ async fn run(
         notified.as_mut().enable();
         let mut buf = BytesMut::new();
         let chunk = loop {
-            let chunk = match read_step(&state, &name, from).await {
+            // The first read goes to the engine (it renews a sliding TTL); reads after a wake
+            // may share the chunk another subscriber just read.
+            let read = if first_round {
+                read_step(&state, &name, from).await
+            } else {
+                read_live(&state, &name, from, &waiter.entry).await
+            };
+            let chunk = match read {
                 Ok(c) => c,
                 Err(_) => return,
             };

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString, RVec};
+use abi_stable::std_types::{ROption, RVec};
 use durable_streams_core::abi::*;
 use durable_streams_core::content_type;
 use durable_streams_core::limits::Limits;
@@ -40,7 +40,7 @@ pub struct FileStorage {
     pub(crate) writer: Mutex<WriterSide>,
     pub(crate) streams: RwLock<BTreeMap<String, Arc<FileStream>>>,
     durability: Durability,
-    stop: Arc<AtomicBool>,
+    pub(crate) stop: Arc<AtomicBool>,
     limits: Limits,
 }
 
@@ -107,11 +107,11 @@ impl FileStorage {
         self.durability == Durability::Synced
     }
 
-    fn expired(s: &FileStream, now_ms: u64) -> bool {
+    pub(crate) fn expired(s: &FileStream, now_ms: u64) -> bool {
         ttl::is_expired(s.lifetime, s.last_access_ms.load(Ordering::Relaxed), now_ms)
     }
 
-    fn live(&self, name: &str, now_ms: u64) -> Result<Arc<FileStream>, EngineError> {
+    pub(crate) fn live(&self, name: &str, now_ms: u64) -> Result<Arc<FileStream>, EngineError> {
         match self.streams.read().get(name) {
             None => Err(EngineError::not_found(name)),
             Some(s) if s.soft_deleted.load(Ordering::Acquire) => Err(EngineError::gone(name)),
@@ -182,7 +182,7 @@ impl FileStorage {
         }
     }
 
-    fn do_create(&self, req: &CreateRequest<'_>) -> Result<CreateOutcome, EngineError> {
+    pub(crate) fn do_create(&self, req: &CreateRequest<'_>) -> Result<CreateOutcome, EngineError> {
         let name = req.name.as_str();
         let mut w = self.writer.lock();
         let existing = self.streams.read().get(name).cloned();
@@ -341,7 +341,7 @@ impl FileStorage {
         Ok(CreateOutcome { created: true, meta })
     }
 
-    fn do_append_many(&self, reqs: &[AppendRequest<'_>]) -> Vec<Result<AppendOutcome, EngineError>> {
+    pub(crate) fn do_append_many(&self, reqs: &[AppendRequest<'_>]) -> Vec<Result<AppendOutcome, EngineError>> {
         let mut w = self.writer.lock();
         let first_lsn = w.tail.next_lsn;
         let mut buf = Vec::new();
@@ -491,7 +491,7 @@ impl FileStorage {
         results.into_iter().map(|r| r.expect("every request has a result")).collect()
     }
 
-    fn do_read(&self, req: &ReadRequest<'_>) -> Result<ReadChunk, EngineError> {
+    pub(crate) fn do_read(&self, req: &ReadRequest<'_>) -> Result<ReadChunk, EngineError> {
         let name = req.name.as_str();
         let stream = self.live(name, req.now_ms)?;
         stream.touch(req.now_ms);
@@ -517,7 +517,7 @@ impl FileStorage {
         })
     }
 
-    fn do_delete(&self, req: &DeleteRequest<'_>) -> Result<(), EngineError> {
+    pub(crate) fn do_delete(&self, req: &DeleteRequest<'_>) -> Result<(), EngineError> {
         let name = req.name.as_str();
         let mut w = self.writer.lock();
         let Some(stream) = self.streams.read().get(name).cloned() else {
@@ -539,84 +539,6 @@ impl FileStorage {
             return err_now(EngineError::not_found(name));
         }
         Ok(())
-    }
-}
-
-impl Engine for FileStorage {
-    fn create(&self, req: &CreateRequest<'_>) -> RResult<CreateOutcome, EngineError> {
-        self.do_create(req).into()
-    }
-    fn append(&self, req: &AppendRequest<'_>) -> RResult<AppendOutcome, EngineError> {
-        self.do_append_many(std::slice::from_ref(req)).pop().expect("one result").into()
-    }
-    fn append_many(&self, reqs: RSlice<'_, AppendRequest<'_>>) -> RVec<RResult<AppendOutcome, EngineError>> {
-        self.do_append_many(reqs.as_slice()).into_iter().map(RResult::from).collect()
-    }
-    fn read(&self, req: &ReadRequest<'_>) -> RResult<ReadChunk, EngineError> {
-        self.do_read(req).into()
-    }
-    fn head(&self, req: &HeadRequest<'_>) -> RResult<StreamMeta, EngineError> {
-        self.live(req.name.as_str(), req.now_ms).map(|s| s.meta(&s.inner.lock())).into()
-    }
-    fn delete(&self, req: &DeleteRequest<'_>) -> RResult<(), EngineError> {
-        self.do_delete(req).into()
-    }
-    fn list(&self, req: &ListRequest<'_>) -> RResult<RVec<StreamListing>, EngineError> {
-        let map = self.streams.read();
-        let prefix = req.prefix.as_str();
-        let start = req.start_after.map(|s| s.as_str().to_string()).into_option();
-        let range = match &start {
-            Some(s) => map.range::<String, _>((std::ops::Bound::Excluded(s), std::ops::Bound::Unbounded)),
-            None => map.range::<String, _>(..),
-        };
-        range
-            .filter(|(n, _)| n.starts_with(prefix))
-            .filter(|(_, s)| !s.soft_deleted.load(Ordering::Acquire) && !Self::expired(s, req.now_ms))
-            .take(req.limit as usize)
-            .map(|(n, s)| StreamListing {
-                name: n.as_str().into(),
-                meta: s.meta(&s.inner.lock()),
-            })
-            .collect::<RVec<_>>()
-            .into_ok()
-    }
-    fn list_expired(&self, req: &ExpiredRequest) -> RResult<RVec<RString>, EngineError> {
-        let map = self.streams.read();
-        map.iter()
-            .filter(|(_, s)| !s.soft_deleted.load(Ordering::Acquire) && Self::expired(s, req.now_ms))
-            .take(req.limit as usize)
-            .map(|(n, _)| RString::from(n.as_str()))
-            .collect::<RVec<_>>()
-            .into_ok()
-    }
-    fn set_change_listener(&self, _listener: ChangeListenerBox) -> RResult<(), EngineError> {
-        RResult::ROk(())
-    }
-    fn shutdown(&self) -> RResult<(), EngineError> {
-        self.stop.store(true, Ordering::Release);
-        let w = self.writer.lock();
-        self.log.sync_active(&w.tail).into()
-    }
-    fn extension(&self, op: RStr<'_>, _input: RSlice<'_, u8>) -> RResult<RVec<u8>, EngineError> {
-        if op.as_str() == "stats" {
-            let v =
-                serde_json::json!({"streams": self.streams.read().values().filter(|s| !s.soft_deleted.load(Ordering::Acquire)).count()});
-            return RResult::ROk(RVec::from(v.to_string().into_bytes()));
-        }
-        RResult::RErr(EngineError::new(
-            ErrorCode::UNSUPPORTED,
-            format!("extension '{op}' is not supported by the file engine"),
-        ))
-    }
-}
-
-trait IntoOk<T> {
-    fn into_ok(self) -> RResult<T, EngineError>;
-}
-
-impl<T> IntoOk<T> for T {
-    fn into_ok(self) -> RResult<T, EngineError> {
-        RResult::ROk(self)
     }
 }
 

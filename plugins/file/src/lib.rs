@@ -7,6 +7,7 @@
 //! fsyncs every `storage.file_fast_sync_interval_ms` (a machine crash may lose that window).
 
 mod engine;
+mod engine_abi;
 mod log;
 pub mod record;
 mod replay;

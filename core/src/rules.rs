@@ -288,3 +288,34 @@ mod tests {
         assert!(check_append(&st, &req("3")).is_ok());
     }
 }
+
+/// What an engine knows about an existing stream when a create request names it.
+#[derive(Clone, Copy, Debug)]
+pub struct Existing<'a> {
+    pub content_type: &'a str,
+    pub lifetime: crate::abi::Lifetime,
+    pub closed: bool,
+    /// For forks: the source's name, the fork position and the source's lifetime.
+    pub fork: Option<(&'a str, u64, crate::abi::Lifetime)>,
+}
+
+/// Whether `req` re-confirms `existing` (an idempotent create, answered 200) rather than
+/// conflicting with it (409): same content type (ignoring parameters and case), same lifetime
+/// (a fork's as inherited), same closure, same fork source and position.
+pub fn create_matches(existing: &Existing<'_>, req: &crate::abi::CreateRequest<'_>) -> bool {
+    use abi_stable::std_types::ROption;
+    let lifetime = match (&req.fork, &existing.fork) {
+        (ROption::RSome(_), Some((_, _, src))) => crate::ttl::fork_lifetime(*src, req.lifetime),
+        _ => req.lifetime,
+    };
+    let ct_ok = req
+        .content_type
+        .into_option()
+        .is_none_or(|c| content_type::matches(c.as_str(), existing.content_type));
+    let fork_ok = match (&req.fork, &existing.fork) {
+        (ROption::RNone, None) => true,
+        (ROption::RSome(f), Some((name, pos, _))) => f.source.as_str() == *name && f.position == *pos,
+        _ => false,
+    };
+    ct_ok && fork_ok && existing.lifetime == lifetime && existing.closed == req.closed
+}

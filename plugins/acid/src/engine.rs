@@ -170,20 +170,13 @@ impl AcidStorage {
                 self.remove(ex, true)?;
             } else {
                 let inner = ex.inner.lock();
-                let lifetime = match (&req.fork, &ex.fork) {
-                    (ROption::RSome(_), Some((_, src))) => ttl::fork_lifetime(src.lifetime, req.lifetime),
-                    _ => req.lifetime,
+                let view = rules::Existing {
+                    content_type: &ex.content_type,
+                    lifetime: ex.lifetime,
+                    closed: inner.writer.closed,
+                    fork: ex.fork.as_ref().map(|(n, src)| (n.as_str(), ex.base, src.lifetime)),
                 };
-                let ct_ok = req
-                    .content_type
-                    .map(|c| content_type::matches(c.as_str(), &ex.content_type))
-                    .unwrap_or(true);
-                let fork_ok = match (&req.fork, &ex.fork) {
-                    (ROption::RNone, None) => true,
-                    (ROption::RSome(f), Some((n, _))) => f.source.as_str() == n && f.position == ex.base,
-                    _ => false,
-                };
-                if ct_ok && fork_ok && ex.lifetime == lifetime && inner.writer.closed == req.closed {
+                if rules::create_matches(&view, req) {
                     return Ok(CreateOutcome {
                         created: false,
                         meta: ex.meta(&inner),

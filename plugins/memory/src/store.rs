@@ -122,19 +122,6 @@ impl InMemoryStorage {
         }
     }
 
-    fn same_config(existing: &Stream, data: &StreamData, req: &CreateRequest<'_>, lifetime: Lifetime) -> bool {
-        let ct_ok = match req.content_type {
-            ROption::RSome(ct) => content_type::matches(ct.as_str(), &existing.content_type),
-            ROption::RNone => true,
-        };
-        let fork_ok = match (&req.fork, &existing.fork) {
-            (ROption::RNone, None) => true,
-            (ROption::RSome(f), Some((n, _))) => f.source.as_str() == n && f.position == existing.base,
-            _ => false,
-        };
-        ct_ok && fork_ok && existing.lifetime == lifetime && data.closed == req.closed
-    }
-
     fn do_create(&self, req: &CreateRequest<'_>) -> Result<CreateOutcome, EngineError> {
         let name = req.name.as_str();
         let mut map = self.streams.write();
@@ -154,11 +141,13 @@ impl InMemoryStorage {
                 }
             } else {
                 let data = existing.data.lock();
-                let lifetime = match (&req.fork, &existing.fork) {
-                    (ROption::RSome(_), Some((_, src))) => ttl::fork_lifetime(src.lifetime, req.lifetime),
-                    _ => req.lifetime,
+                let view = rules::Existing {
+                    content_type: &existing.content_type,
+                    lifetime: existing.lifetime,
+                    closed: data.closed,
+                    fork: existing.fork.as_ref().map(|(n, src)| (n.as_str(), existing.base, src.lifetime)),
                 };
-                if Self::same_config(&existing, &data, req, lifetime) {
+                if rules::create_matches(&view, req) {
                     return Ok(CreateOutcome {
                         created: false,
                         meta: existing.meta(&data),

@@ -91,3 +91,41 @@ impl<E: Engine> Engine for GuardedEngine<E> {
         self.call(|e| e.extension(op, input))
     }
 }
+
+/// An engine shared behind an `Arc` (for engines that also hand themselves to background
+/// threads) is an engine.
+impl<E: Engine> Engine for std::sync::Arc<E> {
+    fn create(&self, req: &CreateRequest<'_>) -> RResult<CreateOutcome, EngineError> {
+        (**self).create(req)
+    }
+    fn append(&self, req: &AppendRequest<'_>) -> RResult<AppendOutcome, EngineError> {
+        (**self).append(req)
+    }
+    fn append_many(&self, reqs: RSlice<'_, AppendRequest<'_>>) -> RVec<RResult<AppendOutcome, EngineError>> {
+        (**self).append_many(reqs)
+    }
+    fn read(&self, req: &ReadRequest<'_>) -> RResult<ReadChunk, EngineError> {
+        (**self).read(req)
+    }
+    fn head(&self, req: &HeadRequest<'_>) -> RResult<StreamMeta, EngineError> {
+        (**self).head(req)
+    }
+    fn delete(&self, req: &DeleteRequest<'_>) -> RResult<(), EngineError> {
+        (**self).delete(req)
+    }
+    fn list(&self, req: &ListRequest<'_>) -> RResult<RVec<StreamListing>, EngineError> {
+        (**self).list(req)
+    }
+    fn list_expired(&self, req: &ExpiredRequest) -> RResult<RVec<RString>, EngineError> {
+        (**self).list_expired(req)
+    }
+    fn set_change_listener(&self, listener: ChangeListenerBox) -> RResult<(), EngineError> {
+        (**self).set_change_listener(listener)
+    }
+    fn shutdown(&self) -> RResult<(), EngineError> {
+        (**self).shutdown()
+    }
+    fn extension(&self, op: RStr<'_>, input: RSlice<'_, u8>) -> RResult<RVec<u8>, EngineError> {
+        (**self).extension(op, input)
+    }
+}

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use abi_stable::sabi_trait::TD_Opaque;
-use abi_stable::std_types::{RResult, RSlice, RStr, RString, RVec};
+use abi_stable::std_types::RVec;
 use durable_streams_core::abi::*;
 use durable_streams_core::limits::Limits;
 
@@ -37,31 +37,6 @@ pub fn info() -> PluginInfo {
             description: "redb: each append group committed in one transaction per shard".into(),
         }]),
     }
-}
-
-/// An `Arc`-shared engine.
-pub struct Shared(pub Arc<AcidStorage>);
-
-macro_rules! delegate {
-    ($($m:ident($($a:ident: $t:ty),*) -> $r:ty;)*) => {
-        impl Engine for Shared {
-            $(fn $m(&self, $($a: $t),*) -> $r { self.0.$m($($a),*) })*
-        }
-    };
-}
-
-delegate! {
-    create(req: &CreateRequest<'_>) -> RResult<CreateOutcome, EngineError>;
-    append(req: &AppendRequest<'_>) -> RResult<AppendOutcome, EngineError>;
-    append_many(reqs: RSlice<'_, AppendRequest<'_>>) -> RVec<RResult<AppendOutcome, EngineError>>;
-    read(req: &ReadRequest<'_>) -> RResult<ReadChunk, EngineError>;
-    head(req: &HeadRequest<'_>) -> RResult<StreamMeta, EngineError>;
-    delete(req: &DeleteRequest<'_>) -> RResult<(), EngineError>;
-    list(req: &ListRequest<'_>) -> RResult<RVec<StreamListing>, EngineError>;
-    list_expired(req: &ExpiredRequest) -> RResult<RVec<RString>, EngineError>;
-    set_change_listener(listener: ChangeListenerBox) -> RResult<(), EngineError>;
-    shutdown() -> RResult<(), EngineError>;
-    extension(op: RStr<'_>, input: RSlice<'_, u8>) -> RResult<RVec<u8>, EngineError>;
 }
 
 /// Opens the acid engine: `backend` is "file" (under `data_dir/acid`) or "memory".
@@ -94,7 +69,7 @@ pub fn open(mode: &str, config: &str) -> Result<EngineBox, EngineError> {
     let backend = cfg.get("acid_backend").and_then(|v| v.as_str()).unwrap_or("file");
     let shards = cfg.get("acid_shard_count").and_then(|v| v.as_u64()).unwrap_or(4) as usize;
     let engine = open_engine(PathBuf::from(data_dir), backend, shards, Limits::from_config(&cfg))?;
-    Ok(EngineBox::from_value(GuardedEngine::new(Shared(engine)), TD_Opaque))
+    Ok(EngineBox::from_value(GuardedEngine::new(engine), TD_Opaque))
 }
 
 #[cfg(feature = "export")]

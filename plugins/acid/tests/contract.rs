@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use abi_stable::sabi_trait::TD_Opaque;
-use ds_plugin_acid::{open_engine, Shared};
+use ds_plugin_acid::open_engine;
 use durable_streams_core::abi::{EngineBox, GuardedEngine};
 
 fn fresh_dir() -> std::path::PathBuf {
@@ -20,7 +20,7 @@ fn fresh_dir() -> std::path::PathBuf {
 fn run(backend: &str, shards: usize) {
     let summary = durable_streams_engine_tests::run(&|| {
         let e = open_engine(fresh_dir(), backend, shards, Default::default()).expect("open");
-        EngineBox::from_value(GuardedEngine::new(Shared(e)), TD_Opaque)
+        EngineBox::from_value(GuardedEngine::new(e), TD_Opaque)
     });
     println!("acid/{backend}/{shards}: {}", summary.report());
     assert!(summary.ok(), "{}", summary.report());
@@ -42,7 +42,7 @@ fn acid_file_survives_reopen() {
     let summary = durable_streams_engine_tests::durability::run(
         &|dir: &std::path::Path| {
             let e = open_engine(dir.to_path_buf(), "file", 4, Default::default()).expect("open");
-            EngineBox::from_value(GuardedEngine::new(Shared(e)), TD_Opaque)
+            EngineBox::from_value(GuardedEngine::new(e), TD_Opaque)
         },
         &root,
     );

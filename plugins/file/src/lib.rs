@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use abi_stable::sabi_trait::TD_Opaque;
-use abi_stable::std_types::{RResult, RSlice, RStr, RString, RVec};
+use abi_stable::std_types::RVec;
 use durable_streams_core::abi::*;
 use durable_streams_core::limits::Limits;
 
@@ -51,31 +51,6 @@ pub fn info() -> PluginInfo {
     }
 }
 
-/// An `Arc`-shared engine, so the background sync thread can hold a weak reference.
-pub struct Shared(pub Arc<FileStorage>);
-
-macro_rules! delegate {
-    ($($m:ident($($a:ident: $t:ty),*) -> $r:ty;)*) => {
-        impl Engine for Shared {
-            $(fn $m(&self, $($a: $t),*) -> $r { self.0.$m($($a),*) })*
-        }
-    };
-}
-
-delegate! {
-    create(req: &CreateRequest<'_>) -> RResult<CreateOutcome, EngineError>;
-    append(req: &AppendRequest<'_>) -> RResult<AppendOutcome, EngineError>;
-    append_many(reqs: RSlice<'_, AppendRequest<'_>>) -> RVec<RResult<AppendOutcome, EngineError>>;
-    read(req: &ReadRequest<'_>) -> RResult<ReadChunk, EngineError>;
-    head(req: &HeadRequest<'_>) -> RResult<StreamMeta, EngineError>;
-    delete(req: &DeleteRequest<'_>) -> RResult<(), EngineError>;
-    list(req: &ListRequest<'_>) -> RResult<RVec<StreamListing>, EngineError>;
-    list_expired(req: &ExpiredRequest) -> RResult<RVec<RString>, EngineError>;
-    set_change_listener(listener: ChangeListenerBox) -> RResult<(), EngineError>;
-    shutdown() -> RResult<(), EngineError>;
-    extension(op: RStr<'_>, input: RSlice<'_, u8>) -> RResult<RVec<u8>, EngineError>;
-}
-
 /// Opens a file engine in `data_dir/file` for `mode`.
 pub fn open_mode(mode: &str, data_dir: PathBuf, sync_interval_ms: u64, limits: Limits) -> Result<Arc<FileStorage>, EngineError> {
     let durability = match mode {
@@ -100,7 +75,7 @@ pub fn open(mode: &str, config: &str) -> Result<EngineBox, EngineError> {
     let data_dir = cfg.get("data_dir").and_then(|v| v.as_str()).unwrap_or("./data");
     let interval = cfg.get("file_fast_sync_interval_ms").and_then(|v| v.as_u64()).unwrap_or(1000);
     let engine = open_mode(mode, PathBuf::from(data_dir), interval, Limits::from_config(&cfg))?;
-    Ok(EngineBox::from_value(GuardedEngine::new(Shared(engine)), TD_Opaque))
+    Ok(EngineBox::from_value(GuardedEngine::new(engine), TD_Opaque))
 }
 
 #[cfg(feature = "export")]

@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use abi_stable::sabi_trait::TD_Opaque;
-use ds_plugin_file::{open_mode, Shared, MODE_DURABLE, MODE_FAST};
+use ds_plugin_file::{open_mode, MODE_DURABLE, MODE_FAST};
 use durable_streams_core::abi::{EngineBox, GuardedEngine};
 
 fn fresh_dir() -> std::path::PathBuf {
@@ -20,7 +20,7 @@ fn fresh_dir() -> std::path::PathBuf {
 fn run(mode: &str) {
     let summary = durable_streams_engine_tests::run(&|| {
         let e = open_mode(mode, fresh_dir(), 1000, Default::default()).expect("open");
-        EngineBox::from_value(GuardedEngine::new(Shared(e)), TD_Opaque)
+        EngineBox::from_value(GuardedEngine::new(e), TD_Opaque)
     });
     println!("{mode}: {}", summary.report());
     assert!(summary.ok(), "{}", summary.report());
@@ -41,7 +41,7 @@ fn run_durable(mode: &str) {
     let summary = durable_streams_engine_tests::durability::run(
         &|dir: &std::path::Path| {
             let e = open_mode(mode, dir.to_path_buf(), 1000, Default::default()).expect("open");
-            EngineBox::from_value(GuardedEngine::new(Shared(e)), TD_Opaque)
+            EngineBox::from_value(GuardedEngine::new(e), TD_Opaque)
         },
         &root,
     );

@@ -319,3 +319,92 @@ pub fn create_matches(existing: &Existing<'_>, req: &crate::abi::CreateRequest<'
     };
     ct_ok && fork_ok && existing.lifetime == lifetime && existing.closed == req.closed
 }
+
+/// A fork source as an engine sees it when a fork is created.
+#[derive(Clone, Copy, Debug)]
+pub struct ForkSource<'a> {
+    pub content_type: &'a str,
+    pub tail: u64,
+    pub soft_deleted: bool,
+    pub expired: bool,
+}
+
+/// Checks a fork request against its source (`None`: no stream of that name): the source
+/// must be live and not soft-deleted, the position within its tail, and a requested content
+/// type must match the source's.
+pub fn check_fork_source(
+    name: &str,
+    source: Option<ForkSource<'_>>,
+    position: u64,
+    requested_content_type: Option<&str>,
+) -> Result<(), crate::abi::EngineError> {
+    use crate::abi::{EngineError, ErrorCode};
+    let src = match source {
+        Some(s) if s.soft_deleted => {
+            return Err(EngineError::new(
+                ErrorCode::FORK_SOURCE_GONE,
+                format!("fork source '{name}' was deleted"),
+            ))
+        }
+        Some(s) if !s.expired => s,
+        _ => {
+            return Err(EngineError::new(
+                ErrorCode::FORK_SOURCE_NOT_FOUND,
+                format!("fork source '{name}' does not exist"),
+            ))
+        }
+    };
+    if position > src.tail {
+        return Err(EngineError::new(
+            ErrorCode::OFFSET_BEYOND_TAIL,
+            "fork offset is beyond the source's tail",
+        ));
+    }
+    if requested_content_type.is_some_and(|ct| !content_type::matches(ct, src.content_type)) {
+        return Err(EngineError::new(
+            ErrorCode::CONTENT_TYPE_MISMATCH,
+            "fork content type differs from the source's",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod fork_tests {
+    use super::*;
+    use crate::abi::ErrorCode;
+
+    #[test]
+    fn fork_source_rules() {
+        let src = |soft_deleted, expired| {
+            Some(ForkSource {
+                content_type: "text/plain",
+                tail: 10,
+                soft_deleted,
+                expired,
+            })
+        };
+        let code = |r: Result<(), crate::abi::EngineError>| r.err().map(|e| e.code);
+        assert_eq!(code(check_fork_source("s", None, 0, None)), Some(ErrorCode::FORK_SOURCE_NOT_FOUND));
+        assert_eq!(
+            code(check_fork_source("s", src(false, true), 0, None)),
+            Some(ErrorCode::FORK_SOURCE_NOT_FOUND)
+        );
+        assert_eq!(
+            code(check_fork_source("s", src(true, false), 0, None)),
+            Some(ErrorCode::FORK_SOURCE_GONE)
+        );
+        assert_eq!(
+            code(check_fork_source("s", src(false, false), 11, None)),
+            Some(ErrorCode::OFFSET_BEYOND_TAIL)
+        );
+        assert_eq!(
+            code(check_fork_source("s", src(false, false), 10, Some("application/json"))),
+            Some(ErrorCode::CONTENT_TYPE_MISMATCH)
+        );
+        assert_eq!(
+            code(check_fork_source("s", src(false, false), 10, Some("Text/Plain; charset=utf-8"))),
+            None
+        );
+    }
+}

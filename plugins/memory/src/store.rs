@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString, RVec};
 use durable_streams_core::abi::*;
-use durable_streams_core::content_type;
 use durable_streams_core::limits::Limits;
 use durable_streams_core::producer::ProducerStamp;
 use durable_streams_core::rules::{self, AppendCheck, AppendDecision};
@@ -166,36 +165,15 @@ impl InMemoryStorage {
             }
             ROption::RSome(f) => {
                 let src_name = f.source.as_str();
-                let src = match map.get(src_name) {
-                    Some(s) if s.soft_deleted.load(Ordering::Acquire) => {
-                        return Err(EngineError::new(
-                            ErrorCode::FORK_SOURCE_GONE,
-                            format!("fork source '{src_name}' was deleted"),
-                        ))
-                    }
-                    Some(s) if !Self::expired(s, req.now_ms) => s.clone(),
-                    _ => {
-                        return Err(EngineError::new(
-                            ErrorCode::FORK_SOURCE_NOT_FOUND,
-                            format!("fork source '{src_name}' does not exist"),
-                        ))
-                    }
-                };
-                let src_tail = src.tail(&src.data.lock());
-                if f.position > src_tail {
-                    return Err(EngineError::new(
-                        ErrorCode::OFFSET_BEYOND_TAIL,
-                        "fork offset is beyond the source's tail",
-                    ));
-                }
-                if let ROption::RSome(ct) = req.content_type {
-                    if !content_type::matches(ct.as_str(), &src.content_type) {
-                        return Err(EngineError::new(
-                            ErrorCode::CONTENT_TYPE_MISMATCH,
-                            "fork content type differs from the source's",
-                        ));
-                    }
-                }
+                let found = map.get(src_name).cloned();
+                let view = found.as_ref().map(|s| rules::ForkSource {
+                    content_type: &s.content_type,
+                    tail: s.tail(&s.data.lock()),
+                    soft_deleted: s.soft_deleted.load(Ordering::Acquire),
+                    expired: Self::expired(s, req.now_ms),
+                });
+                rules::check_fork_source(src_name, view, f.position, req.content_type.map(|c| c.as_str()).into_option())?;
+                let src = found.expect("checked");
                 (
                     src.content_type.clone(),
                     ttl::fork_lifetime(src.lifetime, req.lifetime),

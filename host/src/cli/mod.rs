@@ -7,17 +7,20 @@ mod transfer;
 pub use transfer::{export, import, Conflict, TransferError};
 
 use abi_stable::std_types::{ROption, RStr};
-use durable_streams_core::abi::ListRequest;
+use durable_streams_core::abi::{ListRequest, StreamListing};
 use durable_streams_core::{ttl, Offset};
 
 use crate::plugin::Storage;
 use crate::state::now_ms;
 
-/// Prints every live stream with its metadata, one per line (tab-separated, with a header).
-pub fn list(storage: &Storage, prefix: &str, out: &mut dyn std::io::Write) -> Result<usize, TransferError> {
-    writeln!(out, "name\tcontent_type\tnext_offset\tclosed\tttl_secs\texpires_at")?;
+/// Visits every live application stream under `prefix`, in name order, a page at a time.
+/// The server's internal state streams (`__ds/...`) are not application data and are skipped.
+pub fn for_each_stream(
+    storage: &Storage,
+    prefix: &str,
+    mut f: impl FnMut(&StreamListing) -> Result<(), TransferError>,
+) -> Result<(), TransferError> {
     let mut after: Option<String> = None;
-    let mut n = 0;
     loop {
         let page = storage.call_sync(|e| {
             e.list(&ListRequest {
@@ -30,25 +33,34 @@ pub fn list(storage: &Storage, prefix: &str, out: &mut dyn std::io::Write) -> Re
                 now_ms: now_ms(),
             })
         })?;
-        if page.is_empty() {
-            return Ok(n);
-        }
+        let Some(last) = page.last() else { return Ok(()) };
+        after = Some(last.name.to_string());
         for l in page.iter().filter(|l| !l.name.starts_with("__ds/")) {
-            let m = &l.meta;
-            let ttl_s = m.lifetime.ttl_secs.into_option().map(|t| t.to_string()).unwrap_or_default();
-            let exp = m.lifetime.expires_at_ms.into_option().map(ttl::format_unix_ms).unwrap_or_default();
-            writeln!(
-                out,
-                "{}\t{}\t{}\t{}\t{}\t{}",
-                l.name,
-                m.content_type,
-                Offset(m.tail),
-                m.closed,
-                ttl_s,
-                exp
-            )?;
-            n += 1;
+            f(l)?;
         }
-        after = page.last().map(|l| l.name.to_string());
     }
+}
+
+/// Prints every live stream with its metadata, one per line (tab-separated, with a header).
+pub fn list(storage: &Storage, prefix: &str, out: &mut dyn std::io::Write) -> Result<usize, TransferError> {
+    writeln!(out, "name\tcontent_type\tnext_offset\tclosed\tttl_secs\texpires_at")?;
+    let mut n = 0;
+    for_each_stream(storage, prefix, |l| {
+        let m = &l.meta;
+        let ttl_s = m.lifetime.ttl_secs.into_option().map(|t| t.to_string()).unwrap_or_default();
+        let exp = m.lifetime.expires_at_ms.into_option().map(ttl::format_unix_ms).unwrap_or_default();
+        writeln!(
+            out,
+            "{}\t{}\t{}\t{}\t{}\t{}",
+            l.name,
+            m.content_type,
+            Offset(m.tail),
+            m.closed,
+            ttl_s,
+            exp
+        )?;
+        n += 1;
+        Ok(())
+    })?;
+    Ok(n)
 }

@@ -57,26 +57,10 @@ pub fn export(storage: &Storage, prefix: &str, out: &mut dyn Write) -> Result<(u
         json!({"format": FORMAT, "version": VERSION, "mode": storage.mode, "exported_at_ms": now_ms()})
     )?;
     let mut names = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let page = storage.call_sync(|e| {
-            e.list(&ListRequest {
-                prefix: RStr::from(prefix),
-                start_after: match &after {
-                    Some(a) => ROption::RSome(RStr::from(a.as_str())),
-                    None => ROption::RNone,
-                },
-                limit: 1000,
-                now_ms: now_ms(),
-            })
-        })?;
-        if page.is_empty() {
-            break;
-        }
-        after = page.last().map(|l| l.name.to_string());
-        // Internal state (subscriptions, signing keys) is not application data.
-        names.extend(page.into_iter().map(|l| l.name.to_string()).filter(|n| !n.starts_with("__ds/")));
-    }
+    super::for_each_stream(storage, prefix, |l| {
+        names.push(l.name.to_string());
+        Ok(())
+    })?;
     let (mut streams, mut bytes) = (0usize, 0u64);
     for name in names {
         let meta = match storage.call_sync(|e| {

@@ -149,3 +149,108 @@ fn webhook_restart_mid_delivery_file_durable() {
 fn webhook_restart_mid_delivery_acid() {
     restart_mid_delivery("acid");
 }
+
+/// Error paths of the control API: bad tokens, stale wakes, deleted subscriptions, bad input.
+#[test]
+fn control_api_refuses_bad_tokens_stale_wakes_and_deleted_subscriptions() {
+    let s = Server::start(&[("DS_SUBSCRIPTIONS__ALLOW_LOOPBACK_HTTP", "true")]);
+    let c = Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    let sub = s.url("/v1/stream/__ds/subscriptions/pw");
+    let code = |r: reqwest::blocking::Response| -> (u16, String) {
+        let st = r.status().as_u16();
+        (st, js(r)["error"]["code"].as_str().unwrap_or("").to_string())
+    };
+    c.put(s.url("/v1/stream/wake/q"))
+        .header("content-type", "application/json")
+        .body("[]")
+        .send()
+        .unwrap();
+    let body = serde_json::json!({"type": "pull-wake", "pattern": "jobs/*", "wake_stream": "wake/q", "lease_ttl_ms": 1000}).to_string();
+    assert_eq!(
+        c.put(&sub)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .unwrap()
+            .status(),
+        201
+    );
+    // Same id, different configuration.
+    let other = serde_json::json!({"type": "pull-wake", "pattern": "other/*", "wake_stream": "wake/q"}).to_string();
+    assert_eq!(
+        code(c.put(&sub).header("content-type", "application/json").body(other).send().unwrap()),
+        (409, "SUBSCRIPTION_EXISTS".into())
+    );
+    // Bad input.
+    for bad in [
+        r#"{"type":"pull-wake","pattern":"a/*"}"#,
+        r#"{"type":"nope","pattern":"a/*"}"#,
+        r#"{"type":"webhook","streams":[]}"#,
+        "not json",
+        r#"{"type":"pull-wake","pattern":"a/*","wake_stream":"w","lease_ttl_ms":5}"#,
+    ] {
+        let r = c
+            .put(s.url("/v1/stream/__ds/subscriptions/bad"))
+            .header("content-type", "application/json")
+            .body(bad)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 400, "{bad}");
+    }
+    // Nothing pending yet.
+    assert_eq!(
+        code(c.post(format!("{sub}/claim")).body(r#"{"worker":"w1"}"#).send().unwrap()),
+        (409, "NO_PENDING_WORK".into())
+    );
+    c.put(s.url("/v1/stream/jobs/1"))
+        .header("content-type", "text/plain")
+        .body("x")
+        .send()
+        .unwrap();
+    let mut claimed = serde_json::Value::Null;
+    for _ in 0..50 {
+        let r = c.post(format!("{sub}/claim")).body(r#"{"worker":"w1"}"#).send().unwrap();
+        if r.status() == 200 {
+            claimed = js(r);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let token = claimed["token"].as_str().expect("claimed").to_string();
+    let ack = serde_json::json!({"wake_id": claimed["wake_id"], "generation": claimed["generation"], "done": false}).to_string();
+    // No token, a forged token, and a stale generation.
+    assert_eq!(code(c.post(format!("{sub}/ack")).body(ack.clone()).send().unwrap()).0, 401);
+    assert_eq!(
+        code(
+            c.post(format!("{sub}/ack"))
+                .bearer_auth(format!("{token}x"))
+                .body(ack.clone())
+                .send()
+                .unwrap()
+        )
+        .0,
+        401
+    );
+    let stale = serde_json::json!({"wake_id": claimed["wake_id"], "generation": claimed["generation"].as_u64().unwrap() + 1}).to_string();
+    assert_eq!(
+        code(c.post(format!("{sub}/ack")).bearer_auth(&token).body(stale).send().unwrap()),
+        (409, "FENCED".into())
+    );
+    // A heartbeat ack works; after deletion the same ack fails and nothing advances.
+    assert_eq!(
+        c.post(format!("{sub}/ack"))
+            .bearer_auth(&token)
+            .body(ack.clone())
+            .send()
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(c.delete(&sub).send().unwrap().status(), 204);
+    assert_eq!(
+        code(c.post(format!("{sub}/ack")).bearer_auth(&token).body(ack).send().unwrap()).0,
+        404
+    );
+    assert_eq!(c.get(&sub).send().unwrap().status(), 404);
+    assert_eq!(c.delete(&sub).send().unwrap().status(), 404);
+}

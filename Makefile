@@ -45,7 +45,7 @@ kit: build-debug
 	./target/debug/durable-streams-server plugins check target/debug/libds_plugin_file.so --mode file-fast
 	./target/debug/durable-streams-server plugins check target/debug/libds_plugin_file.so --mode file-durable
 	./target/debug/durable-streams-server plugins check target/debug/libds_plugin_acid.so --mode acid
-	./target/debug/durable-streams-server plugins check target/debug/libds_plugin_template.so --mode template
+	./target/debug/durable-streams-server plugins check target/debug/libds_template_plugin.so --mode template
 
 ## plugin-walkthrough: PLUGINS.md's walkthrough, executed: an out-of-tree plugin built, checked and served
 plugin-walkthrough: build-debug

@@ -80,7 +80,9 @@ pub fn check_append(state: &WriterState, req: &AppendCheck<'_>) -> Result<Append
                 }
             }
         }
-        if req.close && req.body_is_empty {
+        // A close-only request is idempotent (section 5.3), but only without producer headers:
+        // a producer whose tuple is not the one that closed the stream gets 409 (section 5.2.1).
+        if req.close && req.body_is_empty && req.producer.is_none() {
             return Ok(AppendDecision::Duplicate { producer: known });
         }
         return Err(AppendRejection::Closed);
@@ -241,6 +243,19 @@ mod tests {
         assert_eq!(check(&st, None, true, false), Err(AppendRejection::Closed));
         assert!(matches!(check(&st, None, true, true), Ok(AppendDecision::Duplicate { .. })));
         assert_eq!(check(&st, Some(&stamp(0, 1)), false, false), Err(AppendRejection::Closed));
+        // Close-only from a producer that did not close the stream: 409, not a duplicate.
+        assert_eq!(check(&st, Some(&stamp(0, 1)), true, true), Err(AppendRejection::Closed));
+        let other = ProducerStamp {
+            id: "q".into(),
+            epoch: 0,
+            seq: 0,
+        };
+        assert_eq!(check(&st, Some(&other), true, true), Err(AppendRejection::Closed));
+        // The closing tuple, close-only: still the duplicate success.
+        assert!(matches!(
+            check(&st, Some(&closer), true, true),
+            Ok(AppendDecision::Duplicate { .. })
+        ));
         // A stale epoch is fenced with 403 even on a closed stream.
         st.producers.insert("p".into(), ProducerState { epoch: 2, last_seq: 0 });
         assert_eq!(

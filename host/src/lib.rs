@@ -11,6 +11,7 @@ pub mod http;
 pub mod live;
 pub mod metrics;
 pub mod plugin;
+pub mod preflight;
 pub mod server;
 pub mod state;
 pub mod subs;
@@ -42,9 +43,24 @@ pub enum StartupError {
     Tls(#[from] server::TlsError),
 }
 
+/// What an engine is opened for; travels to the plugin as the `open_existing` key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpenIntent {
+    /// The server, or a command that writes (`import`): data is created when there is none.
+    Write,
+    /// A read-only command (`list`, `export`): existing data only; the bundled plugins refuse a
+    /// data directory without their data and create no file.
+    ReadExisting,
+}
+
 /// Finds the plugins (bundled beside the binary, plus `storage.plugin_dir`), logs each, and
 /// opens the engine for `storage.mode`.
 pub fn open_storage(config: &Config) -> Result<Storage, StartupError> {
+    open_storage_for(config, OpenIntent::Write)
+}
+
+/// [`open_storage`] for a given intent.
+pub fn open_storage_for(config: &Config, intent: OpenIntent) -> Result<Storage, StartupError> {
     let bundled = plugin::loader_bundled_dir();
     let (plugins, rejected) = plugin::discover(bundled.as_deref(), config.storage.plugin_dir.as_deref());
     for r in &rejected {
@@ -68,14 +84,24 @@ pub fn open_storage(config: &Config) -> Result<Storage, StartupError> {
         capabilities = ?mode_caps.names(),
         "storage plugin loaded"
     );
-    Ok(Storage::open(chosen, &config.storage.mode, &engine_config_json(config))?)
+    Ok(Storage::open(
+        chosen,
+        &config.storage.mode,
+        &engine_config_json_for(config, intent),
+    )?)
 }
 
 /// The JSON handed to a plugin's `open`: the `[storage]` settings plus the limits engines enforce.
 pub fn engine_config_json(config: &Config) -> String {
+    engine_config_json_for(config, OpenIntent::Write)
+}
+
+/// [`engine_config_json`] for a given intent (`open_existing: true` for read-only commands).
+pub fn engine_config_json_for(config: &Config, intent: OpenIntent) -> String {
     let mut v = serde_json::to_value(&config.storage).unwrap_or_else(|_| serde_json::json!({}));
     v["max_stream_bytes"] = config.limits.max_stream_bytes.into();
     v["max_memory_bytes"] = config.limits.max_memory_bytes.into();
+    v["open_existing"] = (intent == OpenIntent::ReadExisting).into();
     v.to_string()
 }
 
@@ -118,6 +144,10 @@ pub use engines::{AcidStorage, FileStorage, InMemoryStorage};
 
 fn make_state(config: Config, storage: Storage, readiness: Readiness) -> Arc<AppState> {
     let live = Arc::new(LiveTail::default());
+    {
+        let live = live.clone();
+        readiness.on_drain(move || live.wake_all());
+    }
     if storage
         .capabilities()
         .contains(durable_streams_core::abi::Capabilities::EXTERNAL_WRITERS)
@@ -147,17 +177,25 @@ fn make_state(config: Config, storage: Storage, readiness: Readiness) -> Arc<App
             None
         }
     };
-    Arc::new(AppState {
+    let sweep = std::time::Duration::from_secs(config.server.sweep_interval_secs.max(1));
+    let state = Arc::new(AppState {
         config: Arc::new(config),
         storage,
         live,
         metrics,
         subs,
         readiness,
-    })
+    });
+    if tokio::runtime::Handle::try_current().is_ok() {
+        // The TTL sweeper runs wherever the router does (the binary and embedders alike).
+        tokio::spawn(sweeper::run(state.clone(), sweep));
+    }
+    state
 }
 
-/// The protocol router, ready at once.
+/// The protocol router, ready at once. Inside a tokio runtime it also starts the TTL sweeper
+/// and the subscription delivery task; drain it with [`Readiness::start_draining`] (see
+/// [`build_router_with_ready`]).
 pub fn build_router(config: Config, storage: Storage) -> Router {
     build_router_with_ready(config, storage, Readiness::new(true))
 }
@@ -168,11 +206,36 @@ pub fn build_router_with_ready(config: Config, storage: Storage, readiness: Read
     http::router(make_state(config, storage, readiness))
 }
 
+/// Logs what the engine found when it opened (records replayed, a torn tail cut back), for
+/// engines that answer the `recovery` extension.
+fn log_recovery(storage: &Storage) {
+    use abi_stable::std_types::{RSlice, RStr};
+    let Ok(bytes) = storage.call_sync(|e| e.extension(RStr::from(durable_streams_core::abi::ext::RECOVERY), RSlice::from(&b""[..]))) else {
+        return;
+    };
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(bytes.as_slice()) else {
+        return;
+    };
+    if let Some(cut) = v.get("cut_tail").filter(|c| !c.is_null()) {
+        tracing::warn!(
+            file = %cut["file"].as_str().unwrap_or("?"),
+            at_byte = cut["at"].as_u64().unwrap_or(0),
+            dropped_bytes = cut["dropped_bytes"].as_u64().unwrap_or(0),
+            "recovery cut back a torn tail (an unacknowledged write interrupted by a crash)"
+        );
+    }
+    tracing::info!(
+        records_replayed = v["records_replayed"].as_u64(),
+        streams = v["streams"].as_u64(),
+        "storage recovered"
+    );
+}
+
 /// Runs the server until SIGINT / SIGTERM.
 pub async fn run(config: Config) -> Result<(), StartupError> {
-    let tls = match (&config.tls.cert_path, &config.tls.key_path) {
-        (Some(cert), Some(key)) => Some(server::tls_config(cert, key)?),
-        _ => None,
+    let tls = match config.tls.files() {
+        Some((cert, key)) => Some(server::tls_config(cert, key)?),
+        None => None,
     };
     let addr = format!("{}:{}", config.server.bind_address, config.server.port);
     let listener = std::net::TcpListener::bind(&addr).map_err(|source| StartupError::Bind {
@@ -191,12 +254,9 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
     };
     starting.stop().await;
     let storage = opened?;
+    log_recovery(&storage);
     let readiness = Readiness::new(false);
     let state = make_state(config.clone(), storage.clone(), readiness.clone());
-    tokio::spawn(sweeper::run(
-        state.clone(),
-        std::time::Duration::from_secs(config.server.sweep_interval_secs.max(1)),
-    ));
     readiness.set_ready(true);
     tracing::info!(address = %local, tls = tls.is_some(), base_path = %config.http.stream_base_path, "ready");
     server::serve(listener, state, tls, server::shutdown_signal()).await?;

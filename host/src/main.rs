@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use durable_streams_server::{cli, open_storage, plugin, Config, ConfigLoadOptions};
+use durable_streams_core::abi::Capabilities;
+use durable_streams_server::{cli, open_storage_for, plugin, Config, ConfigLoadOptions, OpenIntent};
 
 /// Durable Streams protocol server with plugin storage engines.
 #[derive(Parser)]
@@ -108,12 +109,8 @@ enum ConfigCommand {
     Check,
 }
 
-fn init_logging(config: &Config) {
-    let filter = std::env::var("RUST_LOG")
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| config.log.rust_log.clone());
-    let filter = tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+fn init_logging(config: &Config, filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -148,22 +145,40 @@ fn list_plugins(config: &Config) -> ExitCode {
         println!("rejected {}: {}", r.path.display(), r.reason);
     }
     if ok.is_empty() {
+        println!(
+            "no plugin found; looked in {}",
+            durable_streams_server::preflight::plugin_places(config)
+        );
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     }
 }
 
-/// Opens the configured engine and runs an offline command against it.
-fn offline(config: &Config, f: impl FnOnce(&plugin::Storage) -> Result<(), cli::TransferError>) -> ExitCode {
-    let storage = match open_storage(config) {
+/// Opens the configured engine and runs an offline command against it. Modes that keep nothing
+/// between processes (memory) are refused: there would be nothing to list, and an import would
+/// be thrown away.
+fn offline(
+    config: &Config,
+    intent: OpenIntent,
+    command: &'static str,
+    f: impl FnOnce(&plugin::Storage) -> Result<(), cli::TransferError>,
+) -> ExitCode {
+    let storage = match open_storage_for(config, intent) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("durable-streams-server: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let result = f(&storage);
+    let result = if storage.capabilities().contains(Capabilities::DURABLE) {
+        f(&storage)
+    } else {
+        Err(cli::TransferError::NotDurable {
+            mode: config.storage.mode.clone(),
+            command,
+        })
+    };
     let _ = storage.call_sync(|e| e.shutdown());
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -172,6 +187,78 @@ fn offline(config: &Config, f: impl FnOnce(&plugin::Storage) -> Result<(), cli::
             ExitCode::FAILURE
         }
     }
+}
+
+/// Refuses early, before any engine is opened.
+fn fail(e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("durable-streams-server: {e}");
+    ExitCode::FAILURE
+}
+
+fn export_command(config: &Config, output: Option<PathBuf>, prefix: String) -> ExitCode {
+    let Some(path) = output else {
+        return offline(config, OpenIntent::ReadExisting, "export", |s| {
+            let (n, bytes) = cli::export(s, &prefix, &mut std::io::stdout().lock())?;
+            eprintln!("exported {n} streams, {bytes} bytes");
+            Ok(())
+        });
+    };
+    let file = match std::fs::File::create(&path) {
+        Ok(f) => f,
+        Err(source) => return fail(cli::TransferError::Output { path, source }),
+    };
+    let code = offline(config, OpenIntent::ReadExisting, "export", |s| {
+        let mut out = std::io::BufWriter::new(file);
+        let (n, bytes) = cli::export(s, &prefix, &mut out).map_err(|e| match e {
+            cli::TransferError::Io(source) => cli::TransferError::Output {
+                path: path.clone(),
+                source,
+            },
+            other => other,
+        })?;
+        eprintln!("exported {n} streams, {bytes} bytes");
+        Ok(())
+    });
+    if code != ExitCode::SUCCESS {
+        let _ = std::fs::remove_file(&path);
+    }
+    code
+}
+
+fn import_command(config: &Config, input: Option<PathBuf>, on_conflict: cli::Conflict) -> ExitCode {
+    let scratch = std::env::temp_dir();
+    // Standard input is kept in a scratch file: the export is read once to check it whole,
+    // then again to import it.
+    let (path, temp) = match input {
+        Some(p) => (p, None),
+        None => {
+            let p = scratch.join(format!("ds-import-stdin-{}.jsonl", std::process::id()));
+            let copied = std::fs::File::create(&p).and_then(|mut f| std::io::copy(&mut std::io::stdin().lock(), &mut f));
+            if let Err(source) = copied {
+                let _ = std::fs::remove_file(&p);
+                return fail(cli::TransferError::Output { path: p, source });
+            }
+            (p.clone(), Some(p))
+        }
+    };
+    let plan = std::fs::File::open(&path)
+        .map_err(|source| cli::TransferError::Input {
+            path: path.clone(),
+            source,
+        })
+        .and_then(|f| cli::check(&mut std::io::BufReader::new(f)));
+    let code = match plan {
+        Err(e) => fail(e),
+        Ok(plan) => offline(config, OpenIntent::Write, "import", |s| {
+            let r = cli::import(s, &plan, &path, on_conflict, &scratch)?;
+            eprintln!("imported {} streams, skipped {}, replaced {}", r.imported, r.skipped, r.replaced);
+            Ok(())
+        }),
+    };
+    if let Some(t) = temp {
+        let _ = std::fs::remove_file(t);
+    }
+    code
 }
 
 fn main() -> ExitCode {
@@ -191,14 +278,34 @@ fn main() -> ExitCode {
     };
     if let Some(Command::Config(ConfigCommand::Check)) = &cli.command {
         print!("{}", durable_streams_server::config::sources::render(&config, &settings));
-        println!("# configuration is valid");
-        return ExitCode::SUCCESS;
+        let problems = durable_streams_server::preflight::check(&config);
+        if problems.is_empty() {
+            println!(
+                "# configuration is valid: mode {:?} found, TLS files and data directory usable",
+                config.storage.mode
+            );
+            return ExitCode::SUCCESS;
+        }
+        for p in &problems {
+            eprintln!("durable-streams-server: {p}");
+        }
+        println!("# {} problem(s): the server would not start", problems.len());
+        return ExitCode::from(2);
     }
-    if !matches!(cli.command, None | Some(Command::Serve)) && std::env::var_os("RUST_LOG").is_none() {
-        // Offline commands keep stderr for their own output.
-        std::env::set_var("RUST_LOG", "warn");
-    }
-    init_logging(&config);
+    let filter = match config.log_filter() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("durable-streams-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // Offline commands keep stderr for their own output.
+    let filter = if !matches!(cli.command, None | Some(Command::Serve)) && std::env::var_os("RUST_LOG").is_none() {
+        "warn".to_string()
+    } else {
+        filter
+    };
+    init_logging(&config, &filter);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Plugins { action: None } => list_plugins(&config),
         Command::Plugins {
@@ -223,30 +330,13 @@ fn main() -> ExitCode {
             }
         }
         Command::Config(_) => ExitCode::SUCCESS,
-        Command::List { prefix } => offline(&config, |s| {
+        Command::List { prefix } => offline(&config, OpenIntent::ReadExisting, "list", |s| {
             let n = cli::list(s, &prefix, &mut std::io::stdout().lock())?;
             eprintln!("{n} streams");
             Ok(())
         }),
-        Command::Export { output, prefix } => offline(&config, |s| {
-            let (n, bytes) = match &output {
-                Some(p) => {
-                    let mut f = std::io::BufWriter::new(std::fs::File::create(p)?);
-                    cli::export(s, &prefix, &mut f)?
-                }
-                None => cli::export(s, &prefix, &mut std::io::stdout().lock())?,
-            };
-            eprintln!("exported {n} streams, {bytes} bytes");
-            Ok(())
-        }),
-        Command::Import { input, on_conflict } => offline(&config, |s| {
-            let (n, skipped) = match &input {
-                Some(p) => cli::import(s, &mut std::io::BufReader::new(std::fs::File::open(p)?), on_conflict)?,
-                None => cli::import(s, &mut std::io::stdin().lock(), on_conflict)?,
-            };
-            eprintln!("imported {n} streams, skipped {skipped}");
-            Ok(())
-        }),
+        Command::Export { output, prefix } => export_command(&config, output, prefix),
+        Command::Import { input, on_conflict } => import_command(&config, input, on_conflict),
         Command::Serve => {
             let rt = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,

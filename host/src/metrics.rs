@@ -86,7 +86,7 @@ impl Metrics {
         registry.register("ds_live_sse_connections", "Open SSE connections", sse.clone());
         registry.register(
             "ds_streams",
-            "Streams held by the engine (including the internal __ds/state streams)",
+            "Application streams held by the engine (the server's internal __ds/ state streams are not counted)",
             streams.clone(),
         );
         registry.register("ds_plugin_info", "The loaded storage plugin", plugin.clone());

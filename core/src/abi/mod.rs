@@ -29,6 +29,16 @@ use abi_stable::{declare_root_module_statics, StableAbi};
 /// no newer than their own.
 pub const ABI_VERSION: &str = "1.0.0";
 
+/// Extension operations (`Engine::extension`) the host calls. An engine that does not know one
+/// answers `UNSUPPORTED`, and the host does without.
+pub mod ext {
+    /// JSON `{"streams": n, ...}`: figures for `/metrics`.
+    pub const STATS: &str = "stats";
+    /// JSON, once after open: `{"records_replayed", "streams", "cut_tail": {"file", "at",
+    /// "dropped_bytes"} | null}`; the host logs it (a cut tail as a warning).
+    pub const RECOVERY: &str = "recovery";
+}
+
 /// The root module every plugin exports.
 #[repr(C)]
 #[derive(StableAbi)]

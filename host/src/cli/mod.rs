@@ -4,7 +4,7 @@
 pub mod kit;
 mod transfer;
 
-pub use transfer::{export, import, Conflict, TransferError};
+pub use transfer::{check, export, export_names, import, Conflict, ImportReport, Plan, TransferError};
 
 use abi_stable::std_types::{ROption, RStr};
 use durable_streams_core::abi::{ListRequest, StreamListing};
@@ -35,7 +35,7 @@ pub fn for_each_stream(
         })?;
         let Some(last) = page.last() else { return Ok(()) };
         after = Some(last.name.to_string());
-        for l in page.iter().filter(|l| !l.name.starts_with("__ds/")) {
+        for l in page.iter().filter(|l| !l.name.starts_with(crate::subs::INTERNAL_PREFIX)) {
             f(l)?;
         }
     }

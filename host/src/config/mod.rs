@@ -59,6 +59,9 @@ pub struct ServerConfig {
     pub sse_reconnect_interval_secs: u64,
     pub header_read_timeout_secs: u64,
     pub sweep_interval_secs: u64,
+    /// After SIGTERM / SIGINT, how long the server keeps accepting with `/readyz` answering 503
+    /// (so load balancers take it out) before it stops accepting and drains.
+    pub drain_delay_secs: u64,
     /// After SIGTERM / SIGINT, how long open connections may take to finish.
     pub shutdown_grace_secs: u64,
 }
@@ -73,6 +76,7 @@ impl Default for ServerConfig {
             sse_reconnect_interval_secs: 60,
             header_read_timeout_secs: 30,
             sweep_interval_secs: 5,
+            drain_delay_secs: 0,
             shutdown_grace_secs: 10,
         }
     }
@@ -93,6 +97,9 @@ pub struct HttpConfig {
     pub stream_base_path: String,
     /// `*` or a comma-separated list of allowed origins.
     pub cors_origins: String,
+    /// Believe `Forwarded` / `X-Forwarded-Proto` / `X-Forwarded-Host` (set only behind a proxy
+    /// that overwrites them).
+    pub trust_proxy_headers: bool,
 }
 
 impl Default for HttpConfig {
@@ -100,6 +107,7 @@ impl Default for HttpConfig {
         HttpConfig {
             stream_base_path: "/v1/stream".into(),
             cors_origins: "*".into(),
+            trust_proxy_headers: false,
         }
     }
 }
@@ -155,11 +163,38 @@ impl Default for StorageConfig {
     }
 }
 
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsConfig {
+    /// `false` serves plain HTTP even when a profile sets the paths (behind a TLS-terminating proxy).
+    pub enabled: bool,
     pub cert_path: Option<PathBuf>,
     pub key_path: Option<PathBuf>,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            enabled: true,
+            cert_path: None,
+            key_path: None,
+        }
+    }
+}
+
+impl TlsConfig {
+    /// The certificate and key to serve with, when TLS is on.
+    pub fn files(&self) -> Option<(&std::path::Path, &std::path::Path)> {
+        match (self.enabled, &self.cert_path, &self.key_path) {
+            (true, Some(c), Some(k)) => Some((c.as_path(), k.as_path())),
+            _ => None,
+        }
+    }
+
+    /// Whether the server speaks HTTPS.
+    pub fn active(&self) -> bool {
+        self.files().is_some()
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -205,6 +240,28 @@ pub enum ConfigError {
     Unknown { key: String, source_name: String },
     #[error("configuration error: {message} (from {source_name})")]
     Value { message: String, source_name: String },
+}
+
+/// Checks `http.cors_origins`: `*`, or a comma-separated list of `scheme://host[:port]` origins.
+pub fn check_cors_origins(v: &str) -> Result<(), String> {
+    if v.trim() == "*" {
+        return Ok(());
+    }
+    let list: Vec<&str> = v.split(',').map(str::trim).collect();
+    if list.iter().all(|o| o.is_empty()) {
+        return Err("must be \"*\" or a comma-separated list of origins such as https://app.example.com".into());
+    }
+    for o in list {
+        let uri: axum::http::Uri = o.parse().map_err(|_| format!("{o:?} is not an origin (scheme://host[:port])"))?;
+        let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+        let bare = uri.path_and_query().is_none_or(|p| p.as_str() == "/") && !o.ends_with('/');
+        if !scheme_ok || uri.host().is_none() || !bare || o == "*" {
+            return Err(format!(
+                "{o:?} is not an origin: write scheme://host[:port] with no path, e.g. https://app.example.com"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The environment variables that are configuration: `DS_<SECTION>__<KEY>`. Other `DS_*`
@@ -294,7 +351,22 @@ impl Config {
         if self.limits.max_read_chunk_bytes < 4096 {
             return invalid("limits.max_read_chunk_bytes", "must be at least 4096");
         }
-        if self.tls.cert_path.is_some() != self.tls.key_path.is_some() {
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return invalid("log.format", &format!("must be \"text\" or \"json\", not {:?}", self.log.format));
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.rust_log) {
+            return invalid("log.rust_log", &format!("not a valid tracing filter: {e}"));
+        }
+        if let Err(reason) = check_cors_origins(&self.http.cors_origins) {
+            return invalid("http.cors_origins", &reason);
+        }
+        if self.storage.acid_shard_count == 0 || self.storage.acid_shard_count > 1024 {
+            return invalid("storage.acid_shard_count", "must be between 1 and 1024");
+        }
+        if !matches!(self.storage.acid_backend.as_str(), "file" | "memory") {
+            return invalid("storage.acid_backend", "must be \"file\" or \"memory\"");
+        }
+        if self.tls.enabled && self.tls.cert_path.is_some() != self.tls.key_path.is_some() {
             let key = if self.tls.cert_path.is_some() {
                 "tls.key_path"
             } else {
@@ -306,6 +378,20 @@ impl Config {
             return invalid("server.sse_reconnect_interval_secs", "must be greater than 0");
         }
         Ok(())
+    }
+
+    /// The `RUST_LOG` variable when set (it overrides `log.rust_log`), checked like the key.
+    pub fn log_filter(&self) -> Result<String, ConfigError> {
+        match std::env::var("RUST_LOG").ok().filter(|v| !v.is_empty()) {
+            None => Ok(self.log.rust_log.clone()),
+            Some(v) => match tracing_subscriber::EnvFilter::try_new(&v) {
+                Ok(_) => Ok(v),
+                Err(e) => Err(ConfigError::Value {
+                    message: format!("RUST_LOG is not a valid tracing filter: {e}"),
+                    source_name: "environment variable RUST_LOG".into(),
+                }),
+            },
+        }
     }
 
     /// The stream base path without a trailing slash (`""` for `/`).

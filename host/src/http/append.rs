@@ -9,7 +9,7 @@ use bytes::Bytes;
 use durable_streams_core::abi::HeadRequest;
 use durable_streams_core::{content_type, json, producer};
 
-use super::error::ApiError;
+use super::error::{ApiError, Conflict};
 use super::{body, headers as h};
 use crate::plugin::OwnedAppend;
 use crate::state::{now_ms, AppState};
@@ -29,10 +29,10 @@ async fn json_error_precedence(state: &AppState, name: &str, err: ApiError) -> A
         .await
     {
         Err(e) => e.into(),
-        Ok(meta) if meta.closed => ApiError::conflict("stream is closed")
-            .with_header(h::STREAM_CLOSED, "true")
-            .with_header(h::STREAM_NEXT_OFFSET, durable_streams_core::Offset(meta.tail)),
-        Ok(meta) if !content_type::is_json(&meta.content_type) => ApiError::conflict("content type does not match the stream's"),
+        Ok(meta) if meta.closed => ApiError::closed("stream is closed", meta.tail),
+        Ok(meta) if !content_type::is_json(&meta.content_type) => {
+            ApiError::conflict(Conflict::ContentType, "content type does not match the stream's")
+        }
         Ok(_) => err,
     }
 }

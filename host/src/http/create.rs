@@ -120,9 +120,13 @@ async fn resolve_fork_position(state: &AppState, spec: &ForkSpec, source: &Strea
     }
 }
 
-fn location(parts: &Parts) -> String {
-    let host = parts.headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("localhost");
-    format!("http://{host}{}", parts.uri.path())
+/// The new stream's absolute URL, from the request's public origin (a relative reference when
+/// the request names no host at all).
+fn location(state: &AppState, parts: &Parts) -> String {
+    match super::origin::of(parts, state.origin_rules()) {
+        Some(o) => format!("{}://{}{}", o.scheme, o.authority, parts.uri.path()),
+        None => parts.uri.path().to_string(),
+    }
 }
 
 pub async fn handle(state: &AppState, name: String, parts: &Parts, body: Body) -> Result<Response, ApiError> {
@@ -163,7 +167,9 @@ pub async fn handle(state: &AppState, name: String, parts: &Parts, body: Body) -
                 durable_streams_core::abi::ErrorCode::NOT_FOUND => {
                     ApiError::new(StatusCode::NOT_FOUND, "Not Found", "fork source does not exist")
                 }
-                durable_streams_core::abi::ErrorCode::GONE => ApiError::conflict("fork source was deleted"),
+                durable_streams_core::abi::ErrorCode::GONE => {
+                    ApiError::conflict(super::error::Conflict::ForkSourceDeleted, "fork source was deleted")
+                }
                 _ => ApiError::from(e),
             })?;
         fork_position = resolve_fork_position(state, spec, &meta).await?;
@@ -210,7 +216,7 @@ pub async fn handle(state: &AppState, name: String, parts: &Parts, body: Body) -
         out.insert(h::STREAM_CLOSED, HeaderValue::from_static("true"));
     }
     if outcome.created {
-        if let Ok(v) = HeaderValue::from_str(&location(parts)) {
+        if let Ok(v) = HeaderValue::from_str(&location(state, parts)) {
             out.insert(header::LOCATION, v);
         }
         state.live.wake(&name);

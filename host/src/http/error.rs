@@ -15,6 +15,59 @@ pub struct ApiError {
     pub title: &'static str,
     pub detail: String,
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// For a 409: the rule that clashed, so clients can classify the conflict.
+    pub conflict: Option<Conflict>,
+}
+
+/// The protocol rule a `409 Conflict` clashed with. The problem+json body names it in plain
+/// words (`conflict`) and with the error code the official clients use (`code`); the protocol
+/// headers (`Stream-Closed`, `Producer-Expected-Seq`, ...) are sent as well.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Conflict {
+    /// `Stream-Seq` regression or an idempotent producer's sequence gap.
+    Sequence,
+    /// The stream is closed.
+    Closed,
+    /// The request's content type is not the stream's.
+    ContentType,
+    /// A create names an existing stream with another configuration (or a deleted one).
+    Exists,
+    /// A fork names a source that was deleted.
+    ForkSourceDeleted,
+}
+
+impl Conflict {
+    /// Plain words naming the rule (the `conflict` member).
+    pub fn words(self) -> &'static str {
+        match self {
+            Conflict::Sequence => "sequence",
+            Conflict::Closed => "closed",
+            Conflict::ContentType => "content type",
+            Conflict::Exists => "exists",
+            Conflict::ForkSourceDeleted => "fork source deleted",
+        }
+    }
+
+    /// The client error code (the `code` member).
+    pub fn code(self) -> &'static str {
+        match self {
+            Conflict::Sequence => "CONFLICT_SEQ",
+            Conflict::Closed => "STREAM_CLOSED",
+            Conflict::ContentType => "CONTENT_TYPE_MISMATCH",
+            Conflict::Exists => "CONFLICT_EXISTS",
+            Conflict::ForkSourceDeleted => "FORK_SOURCE_GONE",
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Conflict::Sequence => "Sequence conflict",
+            Conflict::Closed => "Stream closed",
+            Conflict::ContentType => "Content type conflict",
+            Conflict::Exists => "Stream exists with another configuration",
+            Conflict::ForkSourceDeleted => "Fork source deleted",
+        }
+    }
 }
 
 impl ApiError {
@@ -24,6 +77,7 @@ impl ApiError {
             title,
             detail: detail.into(),
             headers: Vec::new(),
+            conflict: None,
         }
     }
 
@@ -31,8 +85,20 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "Bad Request", detail)
     }
 
-    pub fn conflict(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::CONFLICT, "Conflict", detail)
+    /// A 409 naming the rule that clashed; `detail` is prefixed with the rule's words.
+    pub fn conflict(kind: Conflict, detail: impl Into<String>) -> Self {
+        let detail = detail.into();
+        ApiError {
+            conflict: Some(kind),
+            ..Self::new(StatusCode::CONFLICT, kind.title(), format!("{}: {detail}", kind.words()))
+        }
+    }
+
+    /// The 409 for a closed stream, with the headers clients rely on.
+    pub fn closed(detail: impl Into<String>, tail: u64) -> Self {
+        Self::conflict(Conflict::Closed, detail)
+            .with_header(h::STREAM_CLOSED, "true")
+            .with_header(h::STREAM_NEXT_OFFSET, Offset(tail))
     }
 
     pub fn with_header(mut self, name: HeaderName, value: impl ToString) -> Self {
@@ -50,18 +116,16 @@ impl From<EngineError> for ApiError {
         match e.code {
             ErrorCode::NOT_FOUND => ApiError::new(StatusCode::NOT_FOUND, "Not Found", msg),
             ErrorCode::GONE => ApiError::new(StatusCode::GONE, "Gone", msg),
-            ErrorCode::CONFIG_CONFLICT
-            | ErrorCode::CONTENT_TYPE_MISMATCH
-            | ErrorCode::STREAM_SEQ_REGRESSION
-            | ErrorCode::FORK_SOURCE_GONE => ApiError::conflict(msg),
-            ErrorCode::CLOSED => ApiError::conflict(msg)
-                .with_header(h::STREAM_CLOSED, "true")
-                .with_header(h::STREAM_NEXT_OFFSET, Offset(d.tail)),
+            ErrorCode::CONFIG_CONFLICT => ApiError::conflict(Conflict::Exists, msg),
+            ErrorCode::CONTENT_TYPE_MISMATCH => ApiError::conflict(Conflict::ContentType, msg),
+            ErrorCode::STREAM_SEQ_REGRESSION => ApiError::conflict(Conflict::Sequence, msg),
+            ErrorCode::FORK_SOURCE_GONE => ApiError::conflict(Conflict::ForkSourceDeleted, msg),
+            ErrorCode::CLOSED => ApiError::closed(msg, d.tail),
             ErrorCode::STALE_EPOCH => {
                 ApiError::new(StatusCode::FORBIDDEN, "Forbidden", msg).with_header(h::PRODUCER_EPOCH, d.producer_epoch)
             }
             ErrorCode::NEW_EPOCH_SEQ_NOT_ZERO | ErrorCode::OFFSET_BEYOND_TAIL | ErrorCode::INVALID_ARGUMENT => ApiError::bad_request(msg),
-            ErrorCode::SEQUENCE_GAP => ApiError::conflict(msg)
+            ErrorCode::SEQUENCE_GAP => ApiError::conflict(Conflict::Sequence, msg)
                 .with_header(h::PRODUCER_EXPECTED_SEQ, d.expected_seq)
                 .with_header(h::PRODUCER_RECEIVED_SEQ, d.received_seq),
             ErrorCode::FORK_SOURCE_NOT_FOUND => ApiError::new(StatusCode::NOT_FOUND, "Not Found", msg),
@@ -90,12 +154,16 @@ impl From<EngineError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({
+        let mut body = serde_json::json!({
             "type": "about:blank",
             "title": self.title,
             "status": self.status.as_u16(),
             "detail": self.detail,
         });
+        if let Some(c) = self.conflict {
+            body["conflict"] = c.words().into();
+            body["code"] = c.code().into();
+        }
         let mut headers = HeaderMap::new();
         headers.insert(
             axum::http::header::CONTENT_TYPE,

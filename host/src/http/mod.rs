@@ -9,6 +9,7 @@ pub mod error;
 mod head;
 pub mod headers;
 mod longpoll;
+pub mod origin;
 mod path;
 pub mod query;
 mod read;
@@ -116,27 +117,43 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
+/// The content type of what `Metrics::render` writes (prometheus-client's OpenMetrics text).
+pub const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
 async fn metrics_route(State(state): State<Arc<AppState>>) -> Response {
+    use abi_stable::std_types::{ROption, RSlice, RStr};
     let stats = state
         .storage
         .call(|e| {
-            e.extension(
-                abi_stable::std_types::RStr::from("stats"),
-                abi_stable::std_types::RSlice::from(&b""[..]),
-            )
+            let total = e.extension(RStr::from(durable_streams_core::abi::ext::STATS), RSlice::from(&b""[..]));
+            // The server's own state streams (`__ds/...`) are not application streams.
+            let internal = e.list(&durable_streams_core::abi::ListRequest {
+                prefix: RStr::from(crate::subs::INTERNAL_PREFIX),
+                start_after: ROption::RNone,
+                limit: 1000,
+                now_ms: crate::state::now_ms(),
+            });
+            match (total, internal) {
+                (abi_stable::std_types::RResult::ROk(t), abi_stable::std_types::RResult::ROk(i)) => {
+                    abi_stable::std_types::RResult::ROk((t, i.len()))
+                }
+                (abi_stable::std_types::RResult::RErr(e), _) | (_, abi_stable::std_types::RResult::RErr(e)) => {
+                    abi_stable::std_types::RResult::RErr(e)
+                }
+            }
         })
         .await;
-    if let Ok(bytes) = stats {
+    if let Ok((bytes, internal)) = stats {
         if let Some(n) = serde_json::from_slice::<serde_json::Value>(&bytes)
             .ok()
             .and_then(|v| v.get("streams").and_then(|n| n.as_i64()))
         {
-            state.metrics.streams.set(n);
+            state.metrics.streams.set(n.saturating_sub(internal as i64).max(0));
         }
     }
     (
         StatusCode::OK,
-        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(axum::http::header::CONTENT_TYPE, METRICS_CONTENT_TYPE)],
         state.metrics.render(),
     )
         .into_response()

@@ -28,6 +28,9 @@ use crate::config::SubscriptionsConfig;
 use crate::plugin::{OwnedAppend, Storage};
 use crate::state::now_ms;
 use model::{glob_match, Link, Sub, Wake};
+
+/// Names under this prefix are the server's own state streams, never application streams.
+pub const INTERNAL_PREFIX: &str = "__ds/";
 use signing::KeyRing;
 use store::Record;
 
@@ -128,7 +131,7 @@ impl Subscriptions {
     /// Called after every acknowledged append or create: links newly matching streams (at the
     /// position before the append) and wakes the delivery loop.
     pub fn on_append(&self, path: &str, before: u64, tail: u64) {
-        if path.starts_with("__ds/") {
+        if path.starts_with(INTERNAL_PREFIX) {
             return;
         }
         let mut saves = Vec::new();
@@ -196,7 +199,7 @@ impl Subscriptions {
             }
             after = page.last().map(|l| l.name.to_string());
             for l in page.iter() {
-                if !l.name.starts_with("__ds/") && glob_match(pattern, &l.name) {
+                if !l.name.starts_with(INTERNAL_PREFIX) && glob_match(pattern, &l.name) {
                     out.push((l.name.to_string(), l.meta.tail));
                 }
             }

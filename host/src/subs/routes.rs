@@ -244,8 +244,11 @@ async fn create(state: &AppState, subs: &Arc<Subscriptions>, id: &str, parts: &P
             .explicit = true;
         tails.push((s.clone(), tail));
     }
-    let host = parts.headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("localhost");
-    let scheme = if state.config.tls.cert_path.is_some() { "https" } else { "http" };
+    let origin = crate::http::origin::of(parts, state.origin_rules());
+    let (scheme, host) = match &origin {
+        Some(o) => (o.scheme.as_str(), o.authority.as_str()),
+        None => (if state.config.tls.active() { "https" } else { "http" }, "localhost"),
+    };
     let sub = Sub {
         id: id.to_string(),
         config,

@@ -29,7 +29,12 @@ pub struct AcidStorage {
 
 /// Where shards live.
 pub enum Backend<'a> {
-    File(&'a Path),
+    /// Shard files in `dir`; `create: false` opens existing data only and creates no file
+    /// (the offline `list` / `export` commands).
+    File {
+        dir: &'a Path,
+        create: bool,
+    },
     Memory,
 }
 
@@ -45,19 +50,15 @@ pub fn shard_of(name: &str, n: usize) -> usize {
 
 impl AcidStorage {
     pub fn open(backend: Backend<'_>, shard_count: usize) -> Result<AcidStorage, EngineError> {
-        let shard_count = shard_count.clamp(1, 1024);
+        if !(1..=1024).contains(&shard_count) {
+            return Err(EngineError::new(
+                ErrorCode::BAD_CONFIG,
+                format!("storage.acid_shard_count must be between 1 and 1024, not {shard_count}"),
+            ));
+        }
         let shards = match backend {
             Backend::Memory => (0..shard_count).map(|_| Shard::open_memory()).collect::<Result<Vec<_>, _>>()?,
-            Backend::File(dir) => {
-                load::create_dir_durable(dir)?;
-                load::check_shard_files(dir, shard_count)?;
-                let shards = (0..shard_count)
-                    .map(|i| Shard::open_file(&dir.join(format!("shard-{i:03}.redb"))))
-                    .collect::<Result<Vec<_>, _>>()?;
-                // New shard files must survive a power cut too.
-                load::sync_dir(dir)?;
-                shards
-            }
+            Backend::File { dir, create } => load::open_shard_files(dir, shard_count, create)?,
         };
         let counters = shards.iter().map(|s| s.next_counter()).collect::<Result<Vec<_>, _>>()?;
         let streams = load::load_streams(&shards)?;
@@ -526,9 +527,13 @@ impl Engine for AcidStorage {
         RResult::ROk(())
     }
     fn extension(&self, op: RStr<'_>, _input: RSlice<'_, u8>) -> RResult<RVec<u8>, EngineError> {
-        if op.as_str() == "stats" {
+        if op.as_str() == ext::STATS {
             let v =
                 serde_json::json!({"streams": self.streams.read().values().filter(|s| !s.soft_deleted.load(Ordering::Acquire)).count()});
+            return RResult::ROk(RVec::from(v.to_string().into_bytes()));
+        }
+        if op.as_str() == ext::RECOVERY {
+            let v = serde_json::json!({"streams": self.streams.read().len(), "shards": self.shards.len(), "cut_tail": null});
             return RResult::ROk(RVec::from(v.to_string().into_bytes()));
         }
         RResult::RErr(EngineError::new(

@@ -41,9 +41,34 @@ pub fn info() -> PluginInfo {
 
 /// Opens the acid engine: `backend` is "file" (under `data_dir/acid`) or "memory".
 pub fn open_engine(data_dir: PathBuf, backend: &str, shards: usize, limits: Limits) -> Result<Arc<AcidStorage>, EngineError> {
-    let dir = data_dir.join("acid");
-    let b = match backend {
-        "file" => Backend::File(&dir),
+    open_engine_with(&AcidOptions {
+        data_dir,
+        backend,
+        shard_count: shards,
+        limits,
+        open_existing: false,
+    })
+}
+
+/// How to open the acid engine.
+pub struct AcidOptions<'a> {
+    pub data_dir: PathBuf,
+    /// "file" (under `data_dir/acid`) or "memory".
+    pub backend: &'a str,
+    pub shard_count: usize,
+    pub limits: Limits,
+    /// Open existing data only, creating no file (offline `list` / `export`).
+    pub open_existing: bool,
+}
+
+/// Opens the acid engine as `opts` say.
+pub fn open_engine_with(opts: &AcidOptions<'_>) -> Result<Arc<AcidStorage>, EngineError> {
+    let dir = opts.data_dir.join("acid");
+    let b = match opts.backend {
+        "file" => Backend::File {
+            dir: &dir,
+            create: !opts.open_existing,
+        },
         "memory" => Backend::Memory,
         other => {
             return Err(EngineError::new(
@@ -52,7 +77,7 @@ pub fn open_engine(data_dir: PathBuf, backend: &str, shards: usize, limits: Limi
             ))
         }
     };
-    Ok(Arc::new(AcidStorage::open(b, shards)?.with_limits(limits)))
+    Ok(Arc::new(AcidStorage::open(b, opts.shard_count)?.with_limits(opts.limits)))
 }
 
 /// Opens the engine for `mode` from the JSON configuration, as the server would.
@@ -68,7 +93,13 @@ pub fn open(mode: &str, config: &str) -> Result<EngineBox, EngineError> {
     let data_dir = cfg.get("data_dir").and_then(|v| v.as_str()).unwrap_or("./data");
     let backend = cfg.get("acid_backend").and_then(|v| v.as_str()).unwrap_or("file");
     let shards = cfg.get("acid_shard_count").and_then(|v| v.as_u64()).unwrap_or(4) as usize;
-    let engine = open_engine(PathBuf::from(data_dir), backend, shards, Limits::from_config(&cfg))?;
+    let engine = open_engine_with(&AcidOptions {
+        data_dir: PathBuf::from(data_dir),
+        backend,
+        shard_count: shards,
+        limits: Limits::from_config(&cfg),
+        open_existing: cfg.get("open_existing").and_then(|v| v.as_bool()).unwrap_or(false),
+    })?;
     Ok(EngineBox::from_value(GuardedEngine::new(engine), TD_Opaque))
 }
 

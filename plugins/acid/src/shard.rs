@@ -44,6 +44,15 @@ impl Shard {
         std::panic::set_hook(hook);
         let db = match opened {
             Ok(Ok(db)) => db,
+            Ok(Err(redb::DatabaseError::DatabaseAlreadyOpen)) => {
+                return Err(EngineError::new(
+                    ErrorCode::IO,
+                    format!(
+                        "{} is in use by another process (is a server running on this data?); stop it first",
+                        path.display()
+                    ),
+                ))
+            }
             Ok(Err(e)) => {
                 return Err(EngineError::new(
                     ErrorCode::CORRUPT,
@@ -166,6 +175,24 @@ impl Shard {
             out.push((id, v.value().to_vec(), st));
         }
         Ok(out)
+    }
+
+    /// The shard count recorded when the data was created (in shard 0), if any.
+    pub fn recorded_shard_count(&self) -> Result<Option<u64>, EngineError> {
+        self.with_db(|db| {
+            let r = db.begin_read().map_err(|e| db_err("begin read", e))?;
+            let meta = r.open_table(META).map_err(|e| db_err("open meta", e))?;
+            Ok(meta.get("shard_count").map_err(|e| db_err("read meta", e))?.map(|g| g.value()))
+        })
+    }
+
+    /// Records the shard count (in shard 0), durably.
+    pub fn record_shard_count(&self, n: u64) -> Result<(), EngineError> {
+        self.write(|txn| {
+            let mut meta = txn.open_table(META).map_err(|e| db_err("open meta", e))?;
+            meta.insert("shard_count", n).map_err(|e| db_err("write meta", e))?;
+            Ok(())
+        })
     }
 
     pub fn next_counter(&self) -> Result<u64, EngineError> {

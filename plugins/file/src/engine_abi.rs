@@ -64,9 +64,21 @@ impl Engine for FileStorage {
         self.log.sync_active(&w.tail).into()
     }
     fn extension(&self, op: RStr<'_>, _input: RSlice<'_, u8>) -> RResult<RVec<u8>, EngineError> {
-        if op.as_str() == "stats" {
+        if op.as_str() == ext::STATS {
             let v =
                 serde_json::json!({"streams": self.streams.read().values().filter(|s| !s.soft_deleted.load(Ordering::Acquire)).count()});
+            return RResult::ROk(RVec::from(v.to_string().into_bytes()));
+        }
+        if op.as_str() == ext::RECOVERY {
+            let r = &self.log.recovery;
+            let v = serde_json::json!({
+                "records_replayed": r.records,
+                "segments": r.segments,
+                "streams": self.streams.read().len(),
+                "cut_tail": r.cut_tail.as_ref().map(|(path, at, dropped)| serde_json::json!({
+                    "file": path.display().to_string(), "at": at, "dropped_bytes": dropped,
+                })),
+            });
             return RResult::ROk(RVec::from(v.to_string().into_bytes()));
         }
         RResult::RErr(EngineError::new(

@@ -68,12 +68,41 @@ pub fn open_mode(mode: &str, data_dir: PathBuf, sync_interval_ms: u64, limits: L
     Ok(engine)
 }
 
+/// For the offline `list` / `export`: refuses a data directory holding no file-mode log rather
+/// than creating one (a misspelt `storage.data_dir` would otherwise look like empty data).
+pub fn require_existing(data_dir: &std::path::Path) -> Result<(), EngineError> {
+    let dir = data_dir.join("file");
+    let has_log = std::fs::read_dir(&dir).is_ok_and(|rd| {
+        rd.flatten()
+            .any(|e| e.file_name().to_str().is_some_and(|n| n.starts_with("seg-") && n.ends_with(".log")))
+    });
+    if has_log {
+        return Ok(());
+    }
+    let hint = if data_dir.join("acid").is_dir() {
+        format!(" ({} holds acid data: use storage.mode = \"acid\")", data_dir.display())
+    } else {
+        String::new()
+    };
+    Err(EngineError::new(
+        ErrorCode::BAD_CONFIG,
+        format!(
+            "no file-mode data in {} (no {}/seg-*.log){hint}; check storage.data_dir",
+            data_dir.display(),
+            dir.display()
+        ),
+    ))
+}
+
 /// Opens the engine for `mode` from the JSON configuration, as the server would.
 pub fn open(mode: &str, config: &str) -> Result<EngineBox, EngineError> {
     let cfg: serde_json::Value =
         serde_json::from_str(config).map_err(|e| EngineError::new(ErrorCode::BAD_CONFIG, format!("config is not JSON: {e}")))?;
     let data_dir = cfg.get("data_dir").and_then(|v| v.as_str()).unwrap_or("./data");
     let interval = cfg.get("file_fast_sync_interval_ms").and_then(|v| v.as_u64()).unwrap_or(1000);
+    if cfg.get("open_existing").and_then(|v| v.as_bool()).unwrap_or(false) {
+        require_existing(std::path::Path::new(data_dir))?;
+    }
     let engine = open_mode(mode, PathBuf::from(data_dir), interval, Limits::from_config(&cfg))?;
     Ok(EngineBox::from_value(GuardedEngine::new(engine), TD_Opaque))
 }

@@ -46,6 +46,18 @@ pub struct Log {
     _lock: File,
     dir: PathBuf,
     segments: RwLock<BTreeMap<u32, Arc<File>>>,
+    /// What opening found: reported to the host (the `recovery` extension), which logs it.
+    pub recovery: Recovery,
+}
+
+/// What a log open found and did.
+#[derive(Clone, Debug, Default)]
+pub struct Recovery {
+    /// Valid records replayed.
+    pub records: u64,
+    pub segments: usize,
+    /// A torn or zero-filled tail cut back: the file, where it was cut, and how many bytes went.
+    pub cut_tail: Option<(PathBuf, u64, u64)>,
 }
 
 fn io_err(what: &str, path: &Path, e: std::io::Error) -> EngineError {
@@ -127,7 +139,12 @@ impl Log {
             .collect();
         ids.sort_unstable();
         let mut segments = BTreeMap::new();
-        let mut next_lsn = 1u64;
+        let mut recovery = Recovery {
+            segments: ids.len(),
+            ..Default::default()
+        };
+        let first_lsn = 1u64;
+        let mut next_lsn = first_lsn;
         let mut last_len = 0u64;
         for (i, &seg) in ids.iter().enumerate() {
             let path = seg_path(dir, seg);
@@ -140,6 +157,7 @@ impl Log {
             let bytes = std::fs::read(&path).map_err(|e| io_err("read", &path, e))?;
             let end = scan(&path, seg, &bytes, is_last, &mut next_lsn, &mut visit)?;
             if end < bytes.len() as u64 {
+                recovery.cut_tail = Some((path.clone(), end, bytes.len() as u64 - end));
                 file.set_len(end)
                     .and_then(|_| file.sync_all())
                     .map_err(|e| io_err("truncate torn tail of", &path, e))?;
@@ -167,10 +185,12 @@ impl Log {
                 f
             }
         };
+        recovery.records = next_lsn - first_lsn;
         let log = Log {
             _lock: lock,
             dir: dir.to_path_buf(),
             segments: RwLock::new(segments),
+            recovery,
         };
         Ok((
             log,

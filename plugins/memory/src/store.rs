@@ -390,7 +390,7 @@ impl Engine for InMemoryStorage {
     }
 
     fn extension(&self, op: RStr<'_>, _input: RSlice<'_, u8>) -> RResult<RVec<u8>, EngineError> {
-        if op.as_str() == "stats" {
+        if op.as_str() == ext::STATS {
             let v = serde_json::json!({"streams": self.streams.read().values().filter(|s| !s.soft_deleted.load(Ordering::Acquire)).count(), "bytes": self.bytes_held()});
             return RResult::ROk(RVec::from(v.to_string().into_bytes()));
         }

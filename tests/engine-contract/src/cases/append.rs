@@ -273,3 +273,48 @@ pub fn append_many_equals_sequential_appends(e: &EngineBox) -> Result<(), Failur
     let _ = RStr::from("");
     Ok(())
 }
+
+/// Section 5.2.1: once a producer closed the stream, only its closing tuple is a duplicate;
+/// another producer's close-only (or the closer's next seq) is refused as closed, while a
+/// close-only without producer headers stays idempotent (section 5.3).
+pub fn close_only_from_another_producer_is_refused(e: &EngineBox) -> Result<(), Failure> {
+    ok(Create::new("s").run(e), "create")?;
+    ok(
+        Append {
+            close: true,
+            producer: Some(("a", 0, 0)),
+            ..Append::new("s", b"final")
+        }
+        .run(e),
+        "A closes with a final append",
+    )?;
+    let other = |id: &'static str, seq: u64| Append {
+        close: true,
+        producer: Some((id, 0, seq)),
+        ..Append::new("s", b"")
+    };
+    let b = code(other("b", 0).run(e), ErrorCode::CLOSED, "B's close-only")?;
+    check(b.detail.tail == 5, || format!("CLOSED detail tail {}", b.detail.tail))?;
+    code(other("a", 1).run(e), ErrorCode::CLOSED, "A's close-only with seq 1")?;
+    let again = ok(
+        Append {
+            close: true,
+            producer: Some(("a", 0, 0)),
+            ..Append::new("s", b"final")
+        }
+        .run(e),
+        "A's closing tuple again",
+    )?;
+    check(again.duplicate && again.closed, || "the closing tuple is a duplicate".into())?;
+    let plain = ok(
+        Append {
+            close: true,
+            ..Append::new("s", b"")
+        }
+        .run(e),
+        "close-only without producer headers",
+    )?;
+    check(plain.duplicate && plain.closed && plain.tail == 5, || {
+        "a plain close-only on a closed stream is a duplicate success".into()
+    })
+}

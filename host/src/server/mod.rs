@@ -1,5 +1,7 @@
 //! Serving: axum-server over plain TCP or rustls (HTTP/2 by ALPN), a header read timeout, and a
-//! graceful drain on SIGINT / SIGTERM (not ready first, live readers released, bounded grace).
+//! graceful drain on SIGINT / SIGTERM: out of rotation first (`/readyz` 503 while still accepting
+//! for `server.drain_delay_secs`), then live readers released, accepting stopped and open
+//! requests given `server.shutdown_grace_secs`; requests cut at that deadline are logged.
 
 use std::future::Future;
 use std::path::Path;
@@ -12,6 +14,8 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::state::AppState;
+
+mod inflight;
 
 /// Why TLS could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -69,8 +73,10 @@ pub async fn serve(
     tls: Option<RustlsConfig>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let router = crate::http::router(state.clone());
+    let inflight = inflight::InFlight::default();
+    let router = crate::http::router(state.clone()).layer(axum::middleware::from_fn_with_state(inflight.clone(), inflight::track));
     let handle = axum_server::Handle::new();
+    let delay = Duration::from_secs(state.config.server.drain_delay_secs);
     let grace = Duration::from_secs(state.config.server.shutdown_grace_secs);
     let header_timeout = Duration::from_secs(state.config.server.header_read_timeout_secs.max(1));
     {
@@ -78,10 +84,21 @@ pub async fn serve(
         let state = state.clone();
         tokio::spawn(async move {
             shutdown.await;
-            tracing::info!(grace_secs = grace.as_secs(), "shutting down: draining");
+            state.readiness.leave_rotation();
+            if !delay.is_zero() {
+                tracing::info!(
+                    drain_delay_secs = delay.as_secs(),
+                    "shutting down: /readyz answers 503, still accepting"
+                );
+                tokio::time::sleep(delay).await;
+            }
+            tracing::info!(grace_secs = grace.as_secs(), "shutting down: stopped accepting, draining");
             state.readiness.start_draining();
-            state.live.wake_all();
-            handle.graceful_shutdown(Some(grace));
+            // The server's own cut comes a moment after the deadline, so that requests still
+            // open at the deadline are known (and logged) as cut.
+            handle.graceful_shutdown(Some(grace + Duration::from_millis(200)));
+            tokio::time::sleep(grace).await;
+            inflight.deadline_reached(handle.connection_count());
         });
     }
     listener.set_nonblocking(true)?;

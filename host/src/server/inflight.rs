@@ -1,0 +1,70 @@
+//! Requests in flight, tracked only so that a shutdown can name the ones it cuts at the grace
+//! deadline. Owns no protocol behaviour.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use parking_lot::Mutex;
+
+/// The open requests: method, path and start time.
+#[derive(Clone, Default)]
+pub struct InFlight {
+    inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    next: AtomicU64,
+    open: Mutex<HashMap<u64, (String, String, Instant)>>,
+}
+
+impl InFlight {
+    /// Called at the grace deadline: logs every request still open (each will be cut).
+    pub fn deadline_reached(&self, connections: usize) {
+        let open: Vec<(String, String, Instant)> = self.inner.open.lock().values().cloned().collect();
+        if connections > 0 || !open.is_empty() {
+            tracing::warn!(
+                connections,
+                requests = open.len(),
+                "shutdown grace deadline reached: closing the connections still open"
+            );
+        }
+        for (method, path, start) in open {
+            tracing::warn!(
+                http.request.method = %method,
+                url.path = %path,
+                elapsed_ms = start.elapsed().as_millis() as u64,
+                "request cut at the shutdown grace deadline"
+            );
+        }
+    }
+}
+
+/// Removes its request from the open set when the handler finishes or is dropped.
+struct Guard {
+    inflight: InFlight,
+    id: u64,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        self.inflight.inner.open.lock().remove(&self.id);
+    }
+}
+
+/// Middleware: registers the request for the duration of its handler.
+pub async fn track(State(inflight): State<InFlight>, req: Request, next: Next) -> Response {
+    let id = inflight.inner.next.fetch_add(1, Ordering::Relaxed);
+    inflight
+        .inner
+        .open
+        .lock()
+        .insert(id, (req.method().to_string(), req.uri().path().to_string(), Instant::now()));
+    let _guard = Guard { inflight, id };
+    next.run(req).await
+}

@@ -92,7 +92,10 @@ fn every_seed_variable_is_honoured() {
     ];
     let env: Vec<(&str, &str)> = vars.iter().map(|(k, v, _, _)| (*k, *v)).collect();
     let out = run(&dir.path, &["config", "check"], &env);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The values parse; the pre-flight then finds the TLS files missing (and says only that).
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("/tmp/c.pem") && err.trim().lines().count() == 1, "{err}");
     let text = String::from_utf8_lossy(&out.stdout);
     for (var, _, key, shown) in vars {
         let l = line(&text, key);
@@ -162,8 +165,164 @@ fn mistakes_stop_startup_naming_key_and_source() {
 #[test]
 fn shipped_profiles_are_valid() {
     let cfg = concat!(env!("CARGO_MANIFEST_DIR"), "/../config");
-    for profile in ["dev", "prod"] {
-        let out = run(std::path::Path::new(cfg), &["--profile", profile, "config", "check"], &[]);
-        assert!(out.status.success(), "{profile}: {}", String::from_utf8_lossy(&out.stderr));
+    let data = tempdir::Dir::new();
+    let data_dir = data.path.to_str().unwrap();
+    let out = run(std::path::Path::new(cfg), &["--profile", "dev", "config", "check"], &[]);
+    assert!(out.status.success(), "dev: {}", String::from_utf8_lossy(&out.stderr));
+    // prod names /etc/durable-streams/tls/*.pem: the pre-flight checks them.
+    let out = run(
+        std::path::Path::new(cfg),
+        &["--profile", "prod", "config", "check"],
+        &[("DS_STORAGE__DATA_DIR", data_dir)],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    let has_certs = std::path::Path::new("/etc/durable-streams/tls/cert.pem").exists();
+    assert!(
+        has_certs || (out.status.code() == Some(2) && err.contains("/etc/durable-streams/tls")),
+        "prod: {err}"
+    );
+    let out = run(
+        std::path::Path::new(cfg),
+        &["--profile", "prod", "config", "check"],
+        &[("DS_STORAGE__DATA_DIR", data_dir), ("DS_TLS__ENABLED", "false")],
+    );
+    assert!(
+        out.status.success(),
+        "prod behind a TLS proxy: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Issue 15 item 8: values that parse but would be wrong are refused, naming key and source.
+#[test]
+fn accepted_but_wrong_values_are_refused() {
+    let dir = tempdir::Dir::new();
+    for (var, value, key) in [
+        ("DS_LOG__FORMAT", "xml", "log.format"),
+        ("DS_LOG__FORMAT", "JSON", "log.format"),
+        ("DS_STORAGE__ACID_SHARD_COUNT", "0", "storage.acid_shard_count"),
+        ("DS_LOG__RUST_LOG", "info,=bogus[", "log.rust_log"),
+        ("DS_HTTP__CORS_ORIGINS", "app.example.com", "http.cors_origins"),
+        ("DS_HTTP__CORS_ORIGINS", "https://a.example/path", "http.cors_origins"),
+        ("DS_STORAGE__ACID_BACKEND", "disk", "storage.acid_backend"),
+    ] {
+        for args in [&["config", "check"][..], &[][..]] {
+            let out = run(&dir.path, args, &[(var, value)]);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{var}={value} {args:?}: {err}");
+            assert!(err.contains(key) && err.contains(var), "{var}={value}: {err}");
+        }
+    }
+    let out = run(&dir.path, &["config", "check"], &[("RUST_LOG", "=[")]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.code() == Some(2) && err.contains("RUST_LOG"), "{err}");
+    let ok = run(
+        &dir.path,
+        &["config", "check"],
+        &[("DS_HTTP__CORS_ORIGINS", "https://a.example, http://localhost:3000")],
+    );
+    assert!(ok.status.success(), "{}", text_of(&ok));
+}
+
+/// Issue 15 item 8: `config check` is a pre-flight: the mode among the plugins found, the TLS
+/// files, the data directory.
+#[test]
+fn config_check_is_a_preflight() {
+    let dir = tempdir::Dir::new();
+    let out = run(&dir.path, &["config", "check"], &[("DS_STORAGE__MODE", "fiel-durable")]);
+    let t = text_of(&out);
+    assert!(
+        out.status.code() == Some(2) && t.contains("unknown storage mode 'fiel-durable'") && t.contains("looked in"),
+        "{t}"
+    );
+    let out = run(
+        &dir.path,
+        &["config", "check"],
+        &[
+            ("DS_TLS__CERT_PATH", "/nonexistent/c.pem"),
+            ("DS_TLS__KEY_PATH", "/nonexistent/k.pem"),
+        ],
+    );
+    let t = text_of(&out);
+    assert!(out.status.code() == Some(2) && t.contains("/nonexistent/c.pem"), "{t}");
+    let file = dir.path.join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let out = run(
+        &dir.path,
+        &["config", "check"],
+        &[
+            ("DS_STORAGE__MODE", "file-durable"),
+            ("DS_STORAGE__DATA_DIR", file.to_str().unwrap()),
+        ],
+    );
+    let t = text_of(&out);
+    assert!(
+        out.status.code() == Some(2) && t.contains("storage.data_dir") && t.contains("not a directory"),
+        "{t}"
+    );
+    let out = run(
+        &dir.path,
+        &["config", "check"],
+        &[
+            ("DS_STORAGE__MODE", "file-durable"),
+            ("DS_STORAGE__DATA_DIR", dir.path.join("new").to_str().unwrap()),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "a data directory that can be created is usable: {}",
+        text_of(&out)
+    );
+    assert!(!dir.path.join("new").exists(), "config check creates nothing");
+    // TLS off under a profile that sets the files (the files are then not needed).
+    let out = run(
+        &dir.path,
+        &["config", "check"],
+        &[
+            ("DS_TLS__CERT_PATH", "/nonexistent/c.pem"),
+            ("DS_TLS__KEY_PATH", "/nonexistent/k.pem"),
+            ("DS_TLS__ENABLED", "false"),
+        ],
+    );
+    assert!(out.status.success(), "{}", text_of(&out));
+}
+
+/// Every key is in config/default.toml (set or commented out) and its variable in the README's
+/// list; every `DS_<SECTION>__<KEY>` the README names is a real key (issue 15 item 10).
+#[test]
+fn every_key_is_documented_and_every_documented_variable_exists() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let toml = std::fs::read_to_string(format!("{root}/config/default.toml")).unwrap();
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    let keys = durable_streams_server::config::sources::known_keys();
+    for key in &keys {
+        let (section, name) = key.split_once('.').unwrap();
+        let in_section = toml
+            .split(&format!("[{section}]"))
+            .nth(1)
+            .and_then(|rest| rest.split("\n[").next())
+            .unwrap_or_else(|| panic!("no [{section}] in default.toml"));
+        assert!(
+            in_section.contains(&format!("\n{name} = ")) || in_section.contains(&format!("\n# {name} = ")),
+            "{key} is missing from config/default.toml"
+        );
+        let var = durable_streams_server::config::sources::env_name(key);
+        assert!(readme.contains(&format!("`{var}`")), "{var} is missing from README.md");
+    }
+    let mut rest = readme.as_str();
+    while let Some(i) = rest.find("DS_") {
+        let word: String = rest[i..]
+            .chars()
+            .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+            .collect();
+        rest = &rest[i + word.len().max(3)..];
+        let Some((section, name)) = word.strip_prefix("DS_").and_then(|w| w.split_once("__")) else {
+            continue;
+        };
+        let key = format!("{}.{}", section.to_ascii_lowercase(), name.to_ascii_lowercase());
+        if key == "server.prot" {
+            continue; // the README's example of a misspelt key
+        }
+        assert!(keys.contains(&key), "README names {word}, but there is no key {key}");
     }
 }

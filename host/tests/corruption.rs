@@ -106,6 +106,15 @@ fn torn_tail_is_cut_back_and_writing_resumes() {
         .unwrap();
     let s = Server::start(&env("file-durable", &dir.path));
     assert_eq!(body(&s), (200, "AAAA-first-BBBB-middle-".to_string()));
+    // Issue 15 item 9: the cut and the replay are logged (WARN naming the file; INFO with a count).
+    let log = s.log_text();
+    let warn = log.lines().find(|l| l.contains("torn tail")).unwrap_or_else(|| panic!("{log}"));
+    assert!(warn.contains("WARN") && warn.contains("seg-00000000.log"), "{warn}");
+    let info = log
+        .lines()
+        .find(|l| l.contains("storage recovered"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(info.contains("INFO") && info.contains("records_replayed="), "{info}");
     let c = client();
     assert_eq!(
         c.post(s.url("/v1/stream/s"))

@@ -29,7 +29,14 @@ fn metrics_names_and_bounded_labels() {
         c.get(s.url("/v1/stream/secret-name")).send().unwrap();
         c.get(s.url("/v1/stream/secret-name?offset=now&live=long-poll")).send().unwrap();
         c.get(s.url("/v1/stream/missing")).send().unwrap();
-        let text = c.get(s.url("/metrics")).send().unwrap().text().unwrap();
+        let resp = c.get(s.url("/metrics")).send().unwrap();
+        assert_eq!(
+            resp.headers()["content-type"],
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            "served with the content type of the format it is written in"
+        );
+        let text = resp.text().unwrap();
+        assert!(text.trim_end().ends_with("# EOF"), "OpenMetrics text ends with # EOF");
         for needle in [
             "ds_http_requests_total{operation=\"append\",status=\"204\"} 1",
             "ds_http_requests_total{operation=\"create\",status=\"201\"} 1",
@@ -39,7 +46,7 @@ fn metrics_names_and_bounded_labels() {
             "ds_appended_bytes_total 6",
             "ds_live_long_poll_connections 0",
             "ds_live_sse_connections 0",
-            "ds_streams 3", // the stream, plus the two internal state streams (subscriptions, keys)
+            "ds_streams 1", // the server's internal __ds/ state streams are not counted
             "ds_commit_batch_size_count",
             "ds_commit_seconds_bucket",
         ] {

@@ -15,6 +15,7 @@ pub mod name;
 pub mod offset;
 pub mod producer;
 pub mod rules;
+pub mod settings;
 pub mod ttl;
 
 pub use offset::{Offset, OffsetError, ReadFrom};

@@ -43,6 +43,17 @@ pub enum StartupError {
     Tls(#[from] server::TlsError),
 }
 
+impl StartupError {
+    /// The process exit code: 2 for configuration the operator must change, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            StartupError::Config(_) | StartupError::Plugin(_) => 2,
+            StartupError::Storage(e) if e.source.code == durable_streams_core::abi::ErrorCode::BAD_CONFIG => 2,
+            _ => 1,
+        }
+    }
+}
+
 /// What an engine is opened for; travels to the plugin as the `open_existing` key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OpenIntent {
@@ -51,6 +62,8 @@ pub enum OpenIntent {
     /// A read-only command (`list`, `export`): existing data only; the bundled plugins refuse a
     /// data directory without their data and create no file.
     ReadExisting,
+    /// `config check`: the plugin checks its settings and opens nothing (`validate_only`).
+    Check,
 }
 
 /// Finds the plugins (bundled beside the binary, plus `storage.plugin_dir`), logs each, and
@@ -67,6 +80,7 @@ pub fn open_storage_for(config: &Config, intent: OpenIntent) -> Result<Storage, 
         tracing::warn!(path = %r.path.display(), reason = %r.reason, "plugin rejected");
     }
     let chosen = plugin::select(&plugins, &config.storage.mode, config.storage.plugin.as_deref())?;
+    check_plugin_keys(config, &plugins)?;
     let mode_caps = chosen
         .info
         .modes
@@ -91,6 +105,31 @@ pub fn open_storage_for(config: &Config, intent: OpenIntent) -> Result<Storage, 
     )?)
 }
 
+/// Refuses a `[storage]` plugin key that no plugin found could own: a plugin owns the keys that
+/// start with one of its mode names (`acid_...`, `file_fast_...`, `jetstream.` ...). Keys of the
+/// chosen plugin are then checked by the plugin itself when it opens.
+pub fn check_plugin_keys(config: &Config, plugins: &[LoadedPlugin]) -> Result<(), ConfigError> {
+    let modes: Vec<String> = plugins
+        .iter()
+        .flat_map(|p| p.info.modes.iter().map(|m| m.mode.to_string()))
+        .collect();
+    let modes: Vec<&str> = modes.iter().map(String::as_str).collect();
+    for (key, _) in config.storage.engine_keys() {
+        if !durable_streams_core::settings::in_namespace(&key, &modes) {
+            return Err(ConfigError::Unknown {
+                key: format!("storage.{key}"),
+                source_name: config
+                    .storage
+                    .engine_sources
+                    .get(&key)
+                    .cloned()
+                    .unwrap_or_else(|| "configuration".into()),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// The JSON handed to a plugin's `open`: the `[storage]` settings plus the limits engines enforce.
 pub fn engine_config_json(config: &Config) -> String {
     engine_config_json_for(config, OpenIntent::Write)
@@ -102,6 +141,22 @@ pub fn engine_config_json_for(config: &Config, intent: OpenIntent) -> String {
     v["max_stream_bytes"] = config.limits.max_stream_bytes.into();
     v["max_memory_bytes"] = config.limits.max_memory_bytes.into();
     v["open_existing"] = (intent == OpenIntent::ReadExisting).into();
+    v["validate_only"] = (intent == OpenIntent::Check).into();
+    v["sources"] = config
+        .storage
+        .engine_keys()
+        .into_iter()
+        .map(|(k, _)| {
+            let src = config
+                .storage
+                .engine_sources
+                .get(&k)
+                .cloned()
+                .unwrap_or_else(|| "configuration".into());
+            (k, serde_json::Value::String(src))
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into();
     v.to_string()
 }
 

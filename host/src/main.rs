@@ -312,7 +312,7 @@ fn main() -> ExitCode {
             action: Some(PluginsCommand::Check { path, mode, scratch }),
         } => {
             let scratch = scratch.unwrap_or_else(|| std::env::temp_dir().join(format!("ds-plugin-check-{}", std::process::id())));
-            let result = cli::kit::check(&path, &mode, &scratch);
+            let result = cli::kit::check(&path, &mode, &scratch, &config);
             let _ = std::fs::remove_dir_all(&scratch);
             match result {
                 Ok(report) => {
@@ -350,7 +350,7 @@ fn main() -> ExitCode {
                 Err(e) => {
                     tracing::error!("{e}");
                     eprintln!("durable-streams-server: {e}");
-                    ExitCode::FAILURE
+                    ExitCode::from(e.exit_code())
                 }
             }
         }

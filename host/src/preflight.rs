@@ -35,6 +35,17 @@ pub fn check(config: &Config) -> Vec<Problem> {
                 .iter()
                 .find(|m| m.mode.as_str() == config.storage.mode)
                 .is_some_and(|m| m.capabilities.contains(Capabilities::DURABLE));
+            if let Err(e) = crate::check_plugin_keys(config, &found) {
+                problems.push(e.to_string());
+            }
+            // The plugin checks its own settings, opening nothing.
+            let json = crate::engine_config_json_for(config, crate::OpenIntent::Check);
+            match crate::Storage::open(p, &config.storage.mode, &json) {
+                Ok(storage) => {
+                    let _ = storage.call_sync(|e| e.shutdown());
+                }
+                Err(e) => problems.push(e.source.message.to_string()),
+            }
         }
         Err(e) => {
             problems.push(format!("storage.mode: {e} (looked in {})", plugin_places(config)));

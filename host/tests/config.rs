@@ -206,8 +206,15 @@ fn accepted_but_wrong_values_are_refused() {
         ("DS_HTTP__CORS_ORIGINS", "https://a.example/path", "http.cors_origins"),
         ("DS_STORAGE__ACID_BACKEND", "disk", "storage.acid_backend"),
     ] {
+        let data = dir.path.join("data");
+        let env = [
+            (var, value),
+            ("DS_STORAGE__MODE", if var.contains("ACID") { "acid" } else { "memory" }),
+            ("DS_STORAGE__DATA_DIR", data.to_str().unwrap()),
+            ("DS_SERVER__PORT", "0"),
+        ];
         for args in [&["config", "check"][..], &[][..]] {
-            let out = run(&dir.path, args, &[(var, value)]);
+            let out = run(&dir.path, args, &env);
             let err = String::from_utf8_lossy(&out.stderr);
             assert_eq!(out.status.code(), Some(2), "{var}={value} {args:?}: {err}");
             assert!(err.contains(key) && err.contains(var), "{var}={value}: {err}");
@@ -323,6 +330,98 @@ fn every_key_is_documented_and_every_documented_variable_exists() {
         if key == "server.prot" {
             continue; // the README's example of a misspelt key
         }
+        if let Some(plugin_key) = key.strip_prefix("storage.").filter(|_| !keys.contains(&key)) {
+            // A bundled plugin's own setting: documented in default.toml's [storage].
+            let flat = plugin_key.replace("__", ".");
+            let last = flat.rsplit('.').next().unwrap_or(&flat);
+            assert!(
+                toml.contains(&format!("{last} = ")),
+                "README names {word}, not in config/default.toml"
+            );
+            continue;
+        }
         assert!(keys.contains(&key), "README names {word}, but there is no key {key}");
     }
+}
+
+/// Issue 16 prerequisite: `[storage]` keys other than mode, data_dir, plugin_dir and plugin
+/// belong to the plugin, which refuses unknown or ill-typed ones naming key and source; a key
+/// no plugin found could own is refused by the host; `config check` shows them.
+#[test]
+fn plugin_settings_are_the_plugins_to_check() {
+    let dir = tempdir::Dir::new();
+    let data = dir.path.join("data");
+    let base = [("DS_STORAGE__MODE", "acid"), ("DS_STORAGE__DATA_DIR", data.to_str().unwrap())];
+    let with = |extra: &[(&'static str, &'static str)]| [&base[..], extra].concat();
+
+    std::fs::write(dir.path.join("local.toml"), "[storage]\nacid_shrad_count = 2\n").unwrap();
+    let out = run(&dir.path, &["config", "check"], &base);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code() == Some(2) && err.contains("storage.acid_shrad_count") && err.contains("local.toml"),
+        "{err}"
+    );
+    std::fs::remove_file(dir.path.join("local.toml")).unwrap();
+
+    let out = run(&dir.path, &["config", "check"], &with(&[("DS_STORAGE__ACID_SHARD_COUNT", "many")]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code() == Some(2) && err.contains("storage.acid_shard_count") && err.contains("DS_STORAGE__ACID_SHARD_COUNT"),
+        "{err}"
+    );
+
+    let out = run(&dir.path, &["config", "check"], &with(&[("DS_STORAGE__SHARDS", "2")]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code() == Some(2) && err.contains("storage.shards") && err.contains("DS_STORAGE__SHARDS"),
+        "a key no plugin owns: {err}"
+    );
+
+    // Another plugin's keys are left alone (switching modes by configuration alone works).
+    let out = run(
+        &dir.path,
+        &["config", "check"],
+        &[
+            ("DS_STORAGE__MODE", "memory"),
+            ("DS_STORAGE__ACID_SHARD_COUNT", "8"),
+            ("DS_STORAGE__FILE_FAST_SYNC_INTERVAL_MS", "250"),
+        ],
+    );
+    let text = text_of(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        line(&text, "acid_shard_count").contains("= 8") && line(&text, "acid_shard_count").contains("DS_STORAGE__ACID_SHARD_COUNT"),
+        "{text}"
+    );
+    assert!(text.contains("checked by the storage plugin"), "{text}");
+    assert!(!data.exists(), "config check opened nothing");
+}
+
+/// The template plugin shows a setting of its own, set by configuration alone.
+#[test]
+fn the_template_plugin_has_a_setting_of_its_own() {
+    let plugins = common::plugin_dir_with("ds_template_plugin");
+    let env = [
+        ("DS_STORAGE__MODE", "template"),
+        ("DS_STORAGE__PLUGIN_DIR", plugins.path.to_str().unwrap()),
+        // The server's two internal state streams (subscriptions, keys) count too.
+        ("DS_STORAGE__TEMPLATE_MAX_STREAMS", "3"),
+    ];
+    let s = common::Server::start(&env);
+    let c = reqwest::blocking::Client::new();
+    assert_eq!(c.put(s.url("/v1/stream/one")).send().unwrap().status(), 201);
+    assert_eq!(
+        c.put(s.url("/v1/stream/two")).send().unwrap().status(),
+        507,
+        "template_max_streams = 3"
+    );
+    drop(s);
+    let bad = [env[0], env[1], ("DS_STORAGE__TEMPLATE_MAX_STREAM", "1")];
+    let log = common::Server::try_start(&bad)
+        .err()
+        .expect("an unknown template_* key refuses start");
+    assert!(
+        log.contains("storage.template_max_stream") && log.contains("DS_STORAGE__TEMPLATE_MAX_STREAM"),
+        "{log}"
+    );
 }

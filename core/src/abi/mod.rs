@@ -10,11 +10,13 @@
 //! (old plugins answer [`ErrorCode::UNSUPPORTED`]); larger ones become a new generation that the
 //! host loads beside this one through an adapter.
 
+mod checked;
 mod engine;
 mod error;
 mod guard;
 mod types;
 
+pub use checked::SettingsChecked;
 pub use engine::{ByteView, ByteViewBox, ByteView_TO, ChangeListener, ChangeListenerBox, ChangeListener_TO, Engine, EngineBox, Engine_TO};
 pub use error::{EngineError, ErrorCode, ErrorDetail};
 pub use guard::{guard, GuardedEngine};

@@ -52,7 +52,11 @@ impl KitReport {
 }
 
 /// Runs the kit against the plugin at `path` for `mode`; `scratch` holds the data directories.
-pub fn check(path: &Path, mode: &str, scratch: &Path) -> Result<KitReport, KitError> {
+/// The plugin's own settings come from `config` (the operator's configuration), so a plugin that
+/// needs some (a cluster address) is checked as it will run. Each case opens a fresh engine with
+/// its own `data_dir` and a unique `isolate` token (engines whose data lives elsewhere keep the
+/// streams of different tokens apart).
+pub fn check(path: &Path, mode: &str, scratch: &Path, config: &crate::Config) -> Result<KitReport, KitError> {
     let plugin = load_one(path).map_err(|reason| KitError::Load {
         path: path.display().to_string(),
         reason,
@@ -69,7 +73,18 @@ pub fn check(path: &Path, mode: &str, scratch: &Path) -> Result<KitReport, KitEr
     std::fs::create_dir_all(scratch)?;
     let counter = AtomicU64::new(0);
     let open_at = |dir: &Path| -> EngineBox {
-        let cfg = serde_json::json!({"mode": mode, "data_dir": dir, "acid_shard_count": 2, "acid_backend": "file"}).to_string();
+        let mut config = config.clone();
+        config.storage.mode = mode.to_string();
+        config.storage.data_dir = dir.to_path_buf();
+        let mut cfg: serde_json::Value =
+            serde_json::from_str(&crate::engine_config_json(&config)).unwrap_or_else(|_| serde_json::json!({}));
+        cfg["isolate"] = format!(
+            "kit-{}-{}",
+            std::process::id(),
+            dir.file_name().and_then(|n| n.to_str()).unwrap_or("case")
+        )
+        .into();
+        let cfg = cfg.to_string();
         match (plugin.module.open())(RStr::from(mode), RStr::from(cfg.as_str())) {
             RResult::ROk(e) => e,
             RResult::RErr(e) => panic!("open({mode}) failed: {e}"),

@@ -134,8 +134,11 @@ impl Default for LimitsConfig {
     }
 }
 
+/// `[storage]`: the host owns `mode`, `data_dir`, `plugin_dir` and `plugin`; every other key
+/// (nested tables included) belongs to a plugin, travels to its `open` as JSON with its source,
+/// and is validated there (see `durable_streams_core::settings`).
 #[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct StorageConfig {
     pub mode: String,
     pub data_dir: PathBuf,
@@ -143,11 +146,16 @@ pub struct StorageConfig {
     pub plugin_dir: Option<PathBuf>,
     /// Plugin name to use when several plugins provide `mode`.
     pub plugin: Option<String>,
-    pub acid_shard_count: u32,
-    pub acid_backend: String,
-    /// file-fast: how often buffered writes are fsynced (the machine-crash loss window).
-    pub file_fast_sync_interval_ms: u64,
+    /// The plugins' own settings (`acid_shard_count`, `jetstream.urls`, ...), as configured.
+    #[serde(flatten)]
+    pub engine: serde_json::Map<String, serde_json::Value>,
+    /// Where each plugin setting came from (dotted key under `[storage]` → source).
+    #[serde(skip)]
+    pub engine_sources: std::collections::BTreeMap<String, String>,
 }
+
+/// The keys of `[storage]` the host owns.
+pub const HOST_STORAGE_KEYS: [&str; 4] = ["mode", "data_dir", "plugin_dir", "plugin"];
 
 impl Default for StorageConfig {
     fn default() -> Self {
@@ -156,10 +164,46 @@ impl Default for StorageConfig {
             data_dir: PathBuf::from("./data"),
             plugin_dir: None,
             plugin: None,
-            acid_shard_count: 4,
-            acid_backend: "file".into(),
-            file_fast_sync_interval_ms: 1000,
+            engine: serde_json::Map::new(),
+            engine_sources: Default::default(),
         }
+    }
+}
+
+impl StorageConfig {
+    /// Sets a plugin setting (embedders; `key` may be dotted: `jetstream.urls`).
+    pub fn set_engine(&mut self, key: &str, value: impl Into<serde_json::Value>) {
+        let mut parts: Vec<&str> = key.split('.').collect();
+        let last = parts.pop().unwrap_or(key);
+        let mut map = &mut self.engine;
+        for p in parts {
+            let entry = map
+                .entry(p.to_string())
+                .or_insert_with(|| serde_json::Value::Object(Default::default()));
+            if !entry.is_object() {
+                *entry = serde_json::Value::Object(Default::default());
+            }
+            map = entry.as_object_mut().expect("an object");
+        }
+        map.insert(last.to_string(), value.into());
+        self.engine_sources
+            .insert(key.to_string(), "set by the embedding application".into());
+    }
+
+    /// The plugin settings as dotted keys (`jetstream.urls`), with their values.
+    pub fn engine_keys(&self) -> Vec<(String, serde_json::Value)> {
+        fn walk(prefix: &str, m: &serde_json::Map<String, serde_json::Value>, out: &mut Vec<(String, serde_json::Value)>) {
+            for (k, v) in m {
+                let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                match v {
+                    serde_json::Value::Object(inner) => walk(&key, inner, out),
+                    other => out.push((key, other.clone())),
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk("", &self.engine, &mut out);
+        out
     }
 }
 
@@ -305,7 +349,7 @@ impl Config {
         let merged = b.build()?;
         let settings = sources::settings(&merged)?;
         sources::check_unknown(&settings)?;
-        let cfg: Config = merged.try_deserialize().map_err(|e| {
+        let mut cfg: Config = merged.try_deserialize().map_err(|e| {
             let key = match &e {
                 config::ConfigError::Type { key: Some(k), .. } => Some(k.clone()),
                 _ => None,
@@ -318,6 +362,10 @@ impl Config {
                 None => ConfigError::Load(e),
             }
         })?;
+        cfg.storage.engine_sources = settings
+            .iter()
+            .filter_map(|(k, s)| Some((sources::plugin_key(k)?.to_string(), s.source.clone())))
+            .collect();
         cfg.validate().map_err(|e| match e {
             ConfigError::Invalid { key, reason, .. } => ConfigError::Invalid {
                 key,
@@ -359,12 +407,6 @@ impl Config {
         }
         if let Err(reason) = check_cors_origins(&self.http.cors_origins) {
             return invalid("http.cors_origins", &reason);
-        }
-        if self.storage.acid_shard_count == 0 || self.storage.acid_shard_count > 1024 {
-            return invalid("storage.acid_shard_count", "must be between 1 and 1024");
-        }
-        if !matches!(self.storage.acid_backend.as_str(), "file" | "memory") {
-            return invalid("storage.acid_backend", "must be \"file\" or \"memory\"");
         }
         if self.tls.enabled && self.tls.cert_path.is_some() != self.tls.key_path.is_some() {
             let key = if self.tls.cert_path.is_some() {

@@ -66,11 +66,20 @@ pub fn settings(merged: &config::Config) -> Result<BTreeMap<String, Setting>, Co
     Ok(out)
 }
 
-/// Refuses keys the configuration does not have, naming the key and its source.
+/// For a `[storage]` key that belongs to a plugin (not `mode`, `data_dir`, `plugin_dir`,
+/// `plugin`): the key below `storage.` (`jetstream.urls`).
+pub fn plugin_key(key: &str) -> Option<&str> {
+    let rest = key.strip_prefix("storage.")?;
+    let first = rest.split('.').next().unwrap_or(rest);
+    (!super::HOST_STORAGE_KEYS.contains(&first)).then_some(rest)
+}
+
+/// Refuses keys the configuration does not have, naming the key and its source. Plugin keys
+/// under `[storage]` are left to the plugins (checked when the engine opens).
 pub fn check_unknown(settings: &BTreeMap<String, Setting>) -> Result<(), ConfigError> {
     let known = known_keys();
     for (key, s) in settings {
-        if !known.contains(key) {
+        if !known.contains(key) && plugin_key(key).is_none() {
             return Err(ConfigError::Unknown {
                 key: key.clone(),
                 source_name: s.source.clone(),
@@ -88,6 +97,18 @@ pub fn source_of(settings: &BTreeMap<String, Setting>, key: &str) -> String {
         .unwrap_or_else(|| "built-in default".into())
 }
 
+fn flatten_json(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, serde_json::Value)>) {
+    match v {
+        serde_json::Value::Object(m) if prefix.is_empty() || !m.is_empty() => {
+            for (k, child) in m {
+                let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                flatten_json(&key, child, out);
+            }
+        }
+        other => out.push((prefix.to_string(), other.clone())),
+    }
+}
+
 /// `config check` output: the effective configuration as TOML, each value with its source.
 pub fn render(config: &Config, settings: &BTreeMap<String, Setting>) -> String {
     let value = serde_json::to_value(config).unwrap_or_default();
@@ -96,15 +117,22 @@ pub fn render(config: &Config, settings: &BTreeMap<String, Setting>) -> String {
         for (section, body) in sections {
             out.push_str(&format!("[{section}]\n"));
             if let serde_json::Value::Object(keys) = body {
-                for (k, v) in keys {
+                let mut flat = Vec::new();
+                flatten_json("", &serde_json::Value::Object(keys), &mut flat);
+                for (k, v) in flat {
                     let key = format!("{section}.{k}");
                     let src = source_of(settings, &key);
+                    let owner = if section == "storage" && plugin_key(&key).is_some() {
+                        ", checked by the storage plugin"
+                    } else {
+                        ""
+                    };
                     let shown = match &v {
                         serde_json::Value::Null => format!("# {k} is not set"),
                         serde_json::Value::String(s) => format!("{k} = {s:?}"),
                         other => format!("{k} = {other}"),
                     };
-                    out.push_str(&format!("{shown:<60} # from {src}\n"));
+                    out.push_str(&format!("{shown:<60} # from {src}{owner}\n"));
                 }
             }
             out.push('\n');

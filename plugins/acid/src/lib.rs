@@ -88,17 +88,19 @@ pub fn open(mode: &str, config: &str) -> Result<EngineBox, EngineError> {
             format!("the acid plugin does not provide mode '{mode}'"),
         ));
     }
-    let cfg: serde_json::Value =
-        serde_json::from_str(config).map_err(|e| EngineError::new(ErrorCode::BAD_CONFIG, format!("config is not JSON: {e}")))?;
-    let data_dir = cfg.get("data_dir").and_then(|v| v.as_str()).unwrap_or("./data");
-    let backend = cfg.get("acid_backend").and_then(|v| v.as_str()).unwrap_or("file");
-    let shards = cfg.get("acid_shard_count").and_then(|v| v.as_u64()).unwrap_or(4) as usize;
+    let settings = durable_streams_core::settings::Settings::parse(config, &[MODE])?;
+    let backend = settings.one_of("acid_backend", "file", &["file", "memory"])?;
+    let shards = settings.u64("acid_shard_count", 4, 1..=1024)? as usize;
+    settings.finish()?;
+    if settings.validate_only() {
+        return Ok(SettingsChecked::boxed());
+    }
     let engine = open_engine_with(&AcidOptions {
-        data_dir: PathBuf::from(data_dir),
-        backend,
+        data_dir: settings.data_dir(),
+        backend: &backend,
         shard_count: shards,
-        limits: Limits::from_config(&cfg),
-        open_existing: cfg.get("open_existing").and_then(|v| v.as_bool()).unwrap_or(false),
+        limits: settings.limits(),
+        open_existing: settings.open_existing(),
     })?;
     Ok(EngineBox::from_value(GuardedEngine::new(engine), TD_Opaque))
 }

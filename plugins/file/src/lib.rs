@@ -96,14 +96,23 @@ pub fn require_existing(data_dir: &std::path::Path) -> Result<(), EngineError> {
 
 /// Opens the engine for `mode` from the JSON configuration, as the server would.
 pub fn open(mode: &str, config: &str) -> Result<EngineBox, EngineError> {
-    let cfg: serde_json::Value =
-        serde_json::from_str(config).map_err(|e| EngineError::new(ErrorCode::BAD_CONFIG, format!("config is not JSON: {e}")))?;
-    let data_dir = cfg.get("data_dir").and_then(|v| v.as_str()).unwrap_or("./data");
-    let interval = cfg.get("file_fast_sync_interval_ms").and_then(|v| v.as_u64()).unwrap_or(1000);
-    if cfg.get("open_existing").and_then(|v| v.as_bool()).unwrap_or(false) {
-        require_existing(std::path::Path::new(data_dir))?;
+    let settings = durable_streams_core::settings::Settings::parse(config, &[MODE_FAST, MODE_DURABLE])?;
+    let interval = settings.u64("file_fast_sync_interval_ms", 1000, 0..=3_600_000)?;
+    settings.finish()?;
+    if ![MODE_FAST, MODE_DURABLE].contains(&mode) {
+        return Err(EngineError::new(
+            ErrorCode::UNKNOWN_MODE,
+            format!("the file plugin does not provide mode '{mode}'"),
+        ));
     }
-    let engine = open_mode(mode, PathBuf::from(data_dir), interval, Limits::from_config(&cfg))?;
+    if settings.validate_only() {
+        return Ok(SettingsChecked::boxed());
+    }
+    let data_dir = settings.data_dir();
+    if settings.open_existing() {
+        require_existing(&data_dir)?;
+    }
+    let engine = open_mode(mode, data_dir, interval, settings.limits())?;
     Ok(EngineBox::from_value(GuardedEngine::new(engine), TD_Opaque))
 }
 

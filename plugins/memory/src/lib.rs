@@ -38,9 +38,13 @@ pub fn open(mode: &str, config: &str) -> Result<EngineBox, EngineError> {
             format!("the memory plugin does not provide mode '{mode}'"),
         ));
     }
-    let cfg: serde_json::Value =
-        serde_json::from_str(config).map_err(|e| EngineError::new(ErrorCode::BAD_CONFIG, format!("config is not JSON: {e}")))?;
-    let limits = durable_streams_core::limits::Limits::from_config(&cfg);
+    // No settings of its own: any `memory_*` key is refused, naming its source.
+    let settings = durable_streams_core::settings::Settings::parse(config, &[MODE])?;
+    settings.finish()?;
+    if settings.validate_only() {
+        return Ok(durable_streams_core::abi::SettingsChecked::boxed());
+    }
+    let limits = settings.limits();
     Ok(EngineBox::from_value(
         GuardedEngine::new(InMemoryStorage::with_limits(limits)),
         TD_Opaque,

@@ -67,6 +67,8 @@ struct State {
 #[derive(Default)]
 pub struct TemplateStorage {
     state: Mutex<State>,
+    /// Setting `storage.template_max_streams`: most streams held (0: no limit).
+    max_streams: u64,
 }
 
 fn fail<T>(code: ErrorCode, msg: impl Into<String>) -> Result<T, EngineError> {
@@ -164,6 +166,9 @@ impl TemplateStorage {
                 });
             }
             return fail(ErrorCode::CONFIG_CONFLICT, "stream exists with a different configuration");
+        }
+        if self.max_streams > 0 && st.streams.len() as u64 >= self.max_streams {
+            return fail(ErrorCode::STORAGE_FULL, "storage.template_max_streams reached");
         }
         st.next_incarnation += 1;
         let mut s = Stream {
@@ -368,12 +373,24 @@ pub fn info() -> PluginInfo {
     }
 }
 
-/// Opens the engine; `config` is the server's `[storage]` settings as JSON (unused here).
-pub fn open(mode: &str, _config: &str) -> Result<EngineBox, EngineError> {
+/// Opens the engine. `config` is the server's `[storage]` settings as JSON: this plugin's own
+/// keys start with its mode name (`storage.template_max_streams`, `DS_STORAGE__TEMPLATE_MAX_STREAMS`);
+/// `finish` refuses any other `template_*` key, naming where it was set.
+pub fn open(mode: &str, config: &str) -> Result<EngineBox, EngineError> {
     if mode != MODE {
         return fail(ErrorCode::UNKNOWN_MODE, format!("this plugin provides '{MODE}', not '{mode}'"));
     }
-    Ok(EngineBox::from_value(GuardedEngine::new(TemplateStorage::default()), TD_Opaque))
+    let settings = durable_streams_core::settings::Settings::parse(config, &[MODE])?;
+    let max_streams = settings.u64("template_max_streams", 0, 0..=u64::MAX)?;
+    settings.finish()?;
+    if settings.validate_only() {
+        return Ok(SettingsChecked::boxed());
+    }
+    let engine = TemplateStorage {
+        max_streams,
+        ..Default::default()
+    };
+    Ok(EngineBox::from_value(GuardedEngine::new(engine), TD_Opaque))
 }
 
 durable_streams_core::export_plugin!(info = info, open = open);

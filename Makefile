@@ -3,7 +3,7 @@ CARGO ?= cargo
 # Bundled storage modes run through the official conformance suite.
 MODES ?= memory file-fast file-durable acid
 
-.PHONY: all build build-debug run test check fmt clippy unit conformance embed kit plugin-walkthrough bench bench-peers clean
+.PHONY: all build build-debug run test check fmt clippy unit conformance embed kit plugin-walkthrough nats jetstream jetstream-minimum cluster bench bench-peers clean
 
 all: build
 
@@ -19,8 +19,9 @@ build-debug:
 run: build
 	./target/release/durable-streams-server
 
-## test: formatting, lints, unit / contract / end-to-end tests, and the conformance suite per mode
-test: check unit conformance embed kit plugin-walkthrough
+## test: formatting, lints, unit / contract / end-to-end tests (the jetstream ones on a real
+## three-node NATS cluster), the conformance suite per mode, the kit, the walkthrough, embedding
+test: check unit conformance jetstream jetstream-minimum embed kit plugin-walkthrough
 
 check:
 	$(CARGO) fmt --all -- --check
@@ -29,8 +30,25 @@ check:
 fmt:
 	$(CARGO) fmt --all
 
-unit: build-debug
+unit: build-debug nats
 	$(CARGO) test --workspace
+
+## nats: the pinned nats-server releases (current and minimum supported) under target/nats/
+nats:
+	@scripts/nats.sh install current >/dev/null || { echo "make: could not install nats-server (needed by the jetstream mode's tests)"; exit 1; }
+	@scripts/nats.sh install minimum >/dev/null || { echo "make: could not install the minimum nats-server release"; exit 1; }
+
+## jetstream: kit and official suite (two hosts) on a real three-node cluster
+jetstream: build-debug nats
+	scripts/jetstream-checks.sh
+
+## jetstream-minimum: the engine contract suite against the oldest supported nats-server
+jetstream-minimum: build-debug nats
+	DS_NATS_SERVER=$$(scripts/nats.sh path minimum) $(CARGO) test -p durable-streams-plugin-jetstream --test contract
+
+## cluster: a local three-node NATS cluster and two hosts (ports 4437, 4438), until Ctrl-C
+cluster: build nats
+	scripts/cluster.sh demo
 
 conformance: build-debug
 	scripts/conformance.sh $(MODES)

@@ -111,6 +111,15 @@ impl Settings {
         self.root.get("validate_only").and_then(|v| v.as_bool()).unwrap_or(false)
     }
 
+    /// From the conformance kit: a token per fresh engine; an engine whose data does not live in
+    /// `data_dir` keeps the streams of different tokens apart. Only letters, digits, `-`, `_`.
+    pub fn isolate(&self) -> Option<String> {
+        self.root
+            .get("isolate")
+            .and_then(|v| v.as_str())
+            .map(|s| s.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect())
+    }
+
     /// The operator limits.
     pub fn limits(&self) -> Limits {
         Limits::from_config(&self.root)

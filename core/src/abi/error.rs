@@ -44,6 +44,10 @@ impl ErrorCode {
     pub const UNKNOWN_MODE: ErrorCode = ErrorCode(22);
     /// The configuration passed to `open` is unusable.
     pub const BAD_CONFIG: ErrorCode = ErrorCode(23);
+    /// The storage behind the engine cannot be reached now (a cluster without quorum, a lost
+    /// connection), or the outcome of a write could not be determined: retry later (503 with
+    /// `Retry-After`). Nothing acknowledged is lost.
+    pub const UNAVAILABLE: ErrorCode = ErrorCode(24);
 
     /// A short stable name for logs.
     pub fn name(self) -> &'static str {
@@ -71,6 +75,7 @@ impl ErrorCode {
             Self::INTERNAL => "internal",
             Self::UNKNOWN_MODE => "unknown_mode",
             Self::BAD_CONFIG => "bad_config",
+            Self::UNAVAILABLE => "unavailable",
             _ => "unknown",
         }
     }

@@ -39,6 +39,9 @@ pub mod ext {
     /// JSON, once after open: `{"records_replayed", "streams", "cut_tail": {"file", "at",
     /// "dropped_bytes"} | null}`; the host logs it (a cut tail as a warning).
     pub const RECOVERY: &str = "recovery";
+    /// Empty answer when the engine can serve; `UNAVAILABLE` when its storage cannot be reached
+    /// (the host's `/readyz` then answers 503).
+    pub const HEALTH: &str = "health";
 }
 
 /// The root module every plugin exports.

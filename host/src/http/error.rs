@@ -136,6 +136,15 @@ impl From<EngineError> for ApiError {
                 "storage is full; the write was not applied",
             ),
             ErrorCode::UNSUPPORTED => ApiError::new(StatusCode::NOT_IMPLEMENTED, "Not Implemented", msg),
+            ErrorCode::UNAVAILABLE => {
+                tracing::warn!(error = %e, "storage unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Service Unavailable",
+                    "storage is unavailable; retry later",
+                )
+                .with_header(axum::http::header::RETRY_AFTER, 1)
+            }
             ErrorCode::POISONED => {
                 tracing::error!(error = %e, "engine call refused");
                 ApiError::new(

@@ -109,6 +109,22 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     if !state.readiness.is_ready() {
         return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", "not ready").into_response();
     }
+    let health = state
+        .storage
+        .call(|e| {
+            e.extension(
+                abi_stable::std_types::RStr::from(durable_streams_core::abi::ext::HEALTH),
+                abi_stable::std_types::RSlice::from(&b""[..]),
+            )
+        })
+        .await;
+    if let Err(e) = health {
+        if e.code == durable_streams_core::abi::ErrorCode::UNAVAILABLE {
+            return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", "storage is unreachable")
+                .with_header(axum::http::header::RETRY_AFTER, 1)
+                .into_response();
+        }
+    }
     (
         StatusCode::OK,
         [(axum::http::header::CONTENT_TYPE, "application/json")],

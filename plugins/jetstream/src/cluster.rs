@@ -1,0 +1,274 @@
+//! The connection to the cluster: the plugin's own tokio runtime, the NATS client, the JetStream
+//! streams this engine uses (created when missing, checked when present), and the mapping of
+//! NATS failures to engine errors. Knows no protocol rule.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, stream};
+use durable_streams_core::abi::{EngineError, ErrorCode};
+
+/// How to reach the cluster and lay data out in it (from `storage.jetstream.*`).
+#[derive(Clone, Debug)]
+pub struct ClusterSettings {
+    pub urls: Vec<String>,
+    pub credentials: Credentials,
+    pub replicas: usize,
+    pub shards: u32,
+    pub namespace: String,
+    pub request_timeout_ms: u64,
+    /// 0: keep trying until the cluster answers.
+    pub connect_timeout_secs: u64,
+    /// 0: the server's largest message less room for headers.
+    pub max_append_bytes: u64,
+    /// Streams whose state is kept in memory (least recently used are dropped).
+    pub cache_streams: usize,
+}
+
+/// Credentials and TLS trust for the cluster.
+#[derive(Clone, Debug, Default)]
+pub struct Credentials {
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub token: Option<String>,
+    pub creds_file: Option<String>,
+    pub tls_ca_file: Option<String>,
+}
+
+/// An open connection and the names of this engine's JetStream streams.
+pub struct Cluster {
+    pub rt: tokio::runtime::Runtime,
+    pub client: async_nats::Client,
+    pub js: jetstream::Context,
+    pub cfg: ClusterSettings,
+    pub connected: Arc<AtomicBool>,
+    /// The largest append accepted (bytes of body).
+    pub max_append: u64,
+}
+
+pub fn unavailable(what: impl std::fmt::Display) -> EngineError {
+    EngineError::new(ErrorCode::UNAVAILABLE, format!("the NATS cluster did not answer: {what}"))
+}
+
+fn bad_config(msg: String) -> EngineError {
+    EngineError::new(ErrorCode::BAD_CONFIG, msg)
+}
+
+fn parse_version(v: &str) -> Option<(u64, u64, u64)> {
+    let core = v.trim_start_matches('v').split(['-', '+']).next()?;
+    let mut it = core.split('.').map(|p| p.parse::<u64>().ok());
+    Some((it.next()??, it.next()??, it.next().flatten().unwrap_or(0)))
+}
+
+impl Cluster {
+    pub fn catalog_stream(&self) -> String {
+        format!("{}_cat", self.cfg.namespace)
+    }
+    pub fn data_stream(&self, shard: u32) -> String {
+        format!("{}_d{shard}", self.cfg.namespace)
+    }
+    pub fn catalog_subject(&self, hash: &str) -> String {
+        format!("{}.cat.{hash}", self.cfg.namespace)
+    }
+    pub fn layout_subject(&self) -> String {
+        format!("{}.layout", self.cfg.namespace)
+    }
+    pub fn data_subject(&self, shard: u32, hash: &str, gen: u64) -> String {
+        format!("{}.d.{shard}.{hash}.{gen:016x}", self.cfg.namespace)
+    }
+    pub fn notify_wildcard(&self) -> String {
+        format!("{}.n.>", self.cfg.namespace)
+    }
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.cfg.request_timeout_ms)
+    }
+
+    /// Runs a future on the plugin's runtime from any (blocking) host thread.
+    pub fn block<F: Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+
+    /// Connects (waiting for the cluster as configured), checks the server version, and makes
+    /// sure the catalogue and data streams exist with this engine's layout.
+    pub fn connect(cfg: ClusterSettings) -> Result<Cluster, EngineError> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("ds-jetstream")
+            .enable_all()
+            .build()
+            .map_err(|e| EngineError::new(ErrorCode::INTERNAL, format!("cannot start the plugin's runtime: {e}")))?;
+        let connected = Arc::new(AtomicBool::new(false));
+        let client = rt.block_on(Self::dial(&cfg, connected.clone()))?;
+        let version = client.server_info().version;
+        match parse_version(&version) {
+            Some(v) if v >= crate::MIN_SERVER => {}
+            _ => {
+                let (a, b, c) = crate::MIN_SERVER;
+                return Err(bad_config(format!(
+                    "nats-server {version} at {} is older than {a}.{b}.{c}, the oldest the jetstream mode supports; upgrade the cluster",
+                    cfg.urls.join(",")
+                )));
+            }
+        }
+        let mut js = {
+            let _enter = rt.enter();
+            jetstream::new(client.clone())
+        };
+        js.set_timeout(Duration::from_millis(cfg.request_timeout_ms));
+        let server_max = client.server_info().max_payload as u64;
+        let max_append = match cfg.max_append_bytes {
+            0 => server_max.saturating_sub(64 << 10),
+            n => n.min(server_max.saturating_sub(64 << 10)),
+        };
+        let cluster = Cluster {
+            rt,
+            client,
+            js,
+            cfg,
+            connected,
+            max_append,
+        };
+        cluster.block(cluster.provision())?;
+        Ok(cluster)
+    }
+
+    async fn dial(cfg: &ClusterSettings, connected: Arc<AtomicBool>) -> Result<async_nats::Client, EngineError> {
+        let c = &cfg.credentials;
+        let flag = connected.clone();
+        let mut opts = async_nats::ConnectOptions::new()
+            .name("durable-streams-server")
+            .connection_timeout(Duration::from_secs(5))
+            .request_timeout(Some(Duration::from_millis(cfg.request_timeout_ms)))
+            .retry_on_initial_connect()
+            .max_reconnects(None)
+            .event_callback(move |ev| {
+                let flag = flag.clone();
+                async move {
+                    match ev {
+                        async_nats::Event::Connected => flag.store(true, Ordering::Release),
+                        async_nats::Event::Disconnected | async_nats::Event::Closed => flag.store(false, Ordering::Release),
+                        _ => {}
+                    }
+                }
+            });
+        if let (Some(u), Some(p)) = (&c.user, &c.password) {
+            opts = opts.user_and_password(u.clone(), p.clone());
+        }
+        if let Some(t) = &c.token {
+            opts = opts.token(t.clone());
+        }
+        if let Some(f) = &c.creds_file {
+            opts = opts
+                .credentials_file(f)
+                .await
+                .map_err(|e| bad_config(format!("storage.jetstream.creds_file {f}: {e}")))?;
+        }
+        if let Some(ca) = &c.tls_ca_file {
+            opts = opts.add_root_certificates(ca.into()).require_tls(true);
+        }
+        let addrs: Vec<async_nats::ServerAddr> = cfg.urls.iter().filter_map(|u| u.parse().ok()).collect();
+        let client = opts
+            .connect(addrs)
+            .await
+            .map_err(|e| unavailable(format!("connect to {}: {e}", cfg.urls.join(","))))?;
+        // retry_on_initial_connect returns at once; wait for the first connection.
+        let started = std::time::Instant::now();
+        let mut next_note = Duration::from_secs(10);
+        while client.connection_state() != async_nats::connection::State::Connected {
+            if cfg.connect_timeout_secs > 0 && started.elapsed() >= Duration::from_secs(cfg.connect_timeout_secs) {
+                return Err(unavailable(format!(
+                    "no connection to {} within storage.jetstream.connect_timeout_secs ({})",
+                    cfg.urls.join(","),
+                    cfg.connect_timeout_secs
+                )));
+            }
+            if started.elapsed() >= next_note {
+                eprintln!("jetstream: still waiting for the NATS cluster at {}", cfg.urls.join(","));
+                next_note += Duration::from_secs(10);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        connected.store(true, Ordering::Release);
+        Ok(client)
+    }
+
+    fn stream_config(&self, name: String, subjects: Vec<String>, per_subject: i64, republish: Option<stream::Republish>) -> stream::Config {
+        stream::Config {
+            name,
+            subjects,
+            storage: stream::StorageType::File,
+            num_replicas: self.cfg.replicas,
+            max_messages_per_subject: per_subject,
+            allow_direct: true,
+            duplicate_window: Duration::from_secs(120),
+            republish,
+            ..Default::default()
+        }
+    }
+
+    /// Creates the streams when missing; refuses a cluster laid out with another shard count.
+    async fn provision(&self) -> Result<(), EngineError> {
+        let ns = &self.cfg.namespace;
+        let catalog = self.stream_config(self.catalog_stream(), vec![format!("{ns}.cat.>"), self.layout_subject()], 1, None);
+        let mut tries = 0;
+        let cat = loop {
+            match self.js.get_or_create_stream(catalog.clone()).await {
+                Ok(s) => break s,
+                Err(e) if tries < 50 => {
+                    tries += 1;
+                    if tries % 10 == 0 {
+                        eprintln!("jetstream: creating the catalogue stream: {e}; retrying");
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => return Err(unavailable(format!("create stream {}: {e}", self.catalog_stream()))),
+            }
+        };
+        let layout = serde_json::json!({"shards": self.cfg.shards, "format": 1}).to_string();
+        match cat.get_last_raw_message_by_subject(&self.layout_subject()).await {
+            Ok(m) => {
+                let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap_or_default();
+                let written = v["shards"].as_u64().unwrap_or(0);
+                if written != u64::from(self.cfg.shards) {
+                    return Err(bad_config(format!(
+                        "the data in namespace '{ns}' of the cluster was written with storage.jetstream.shards = {written}, but it is set to {}; set it back to {written}",
+                        self.cfg.shards
+                    )));
+                }
+            }
+            Err(_) => {
+                let publish = async_nats::jetstream::message::PublishMessage::build()
+                    .payload(layout.into())
+                    .expected_last_subject_sequence(0);
+                if let Ok(ack) = self.js.send_publish(self.layout_subject(), publish).await {
+                    let _ = ack.await;
+                }
+            }
+        }
+        for k in 0..self.cfg.shards {
+            let republish = stream::Republish {
+                source: format!("{ns}.d.{k}.>"),
+                destination: format!("{ns}.n.{k}.>"),
+                headers_only: true,
+            };
+            let cfg = self.stream_config(self.data_stream(k), vec![format!("{ns}.d.{k}.>")], -1, Some(republish));
+            self.js
+                .get_or_create_stream(cfg)
+                .await
+                .map_err(|e| unavailable(format!("create stream {}: {e}", self.data_stream(k))))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn versions() {
+        assert_eq!(super::parse_version("2.11.0"), Some((2, 11, 0)));
+        assert_eq!(super::parse_version("v2.15.1-beta.2"), Some((2, 15, 1)));
+        assert!(super::parse_version("2.9.10").unwrap() < crate::MIN_SERVER);
+    }
+}

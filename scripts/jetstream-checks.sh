@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The jetstream mode on a real three-node NATS cluster on loopback (started here, stopped at exit):
+# the plugin conformance kit against the .so, then the official conformance suite against a host
+# while a second host serves the same cluster and namespace.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+profile="${PROFILE:-debug}"
+dir="$(mktemp -d)"
+export NATS_BASE_PORT="${NATS_BASE_PORT:-$((20000 + RANDOM % 9000))}"
+trap '"$ROOT/scripts/cluster.sh" stop "$dir"; rm -rf "$dir"' EXIT
+"$ROOT/scripts/cluster.sh" start "$dir"
+urls="$(cat "$dir/urls")"
+
+echo "kit[jetstream]: plugins check against the cluster at $urls"
+DS_STORAGE__JETSTREAM__URLS="$urls" DS_STORAGE__JETSTREAM__SHARDS=1 \
+  "$ROOT/target/$profile/durable-streams-server" plugins check "$ROOT/target/$profile/libds_plugin_jetstream.so" --mode jetstream
+
+ns="conf$RANDOM"
+PROFILE="$profile" "$ROOT/scripts/cluster.sh" host "$dir" "$((NATS_BASE_PORT + 6000))" "$ns"
+echo "conformance[jetstream]: a second host serves the same namespace on port $((NATS_BASE_PORT + 6000))"
+DS_STORAGE__JETSTREAM__URLS="$urls" DS_STORAGE__JETSTREAM__NAMESPACE="$ns" PROFILE="$profile" \
+  "$ROOT/scripts/conformance.sh" jetstream

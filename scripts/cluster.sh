@@ -46,12 +46,21 @@ CONF
 }
 
 stop() {
-  local dir="$1"
+  local dir="$1" pids=()
   for f in "$dir"/*.pid; do
     [ -e "$f" ] || continue
+    pids+=("$(cat "$f")")
     kill "$(cat "$f")" 2>/dev/null || true
     rm -f "$f"
   done
+  # Wait for them to exit, so their files can be removed.
+  for _ in $(seq 1 100); do
+    local alive=0
+    for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ "$alive" = 0 ] && return 0
+    sleep 0.1
+  done
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
 }
 
 host() {

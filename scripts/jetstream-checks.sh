@@ -7,7 +7,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 profile="${PROFILE:-debug}"
 dir="$(mktemp -d)"
 export NATS_BASE_PORT="${NATS_BASE_PORT:-$((20000 + RANDOM % 9000))}"
-trap '"$ROOT/scripts/cluster.sh" stop "$dir"; rm -rf "$dir"' EXIT
+trap '"$ROOT/scripts/cluster.sh" stop "$dir" || true; rm -rf "$dir" || true' EXIT
 "$ROOT/scripts/cluster.sh" start "$dir"
 urls="$(cat "$dir/urls")"
 

@@ -81,6 +81,10 @@ pub struct Opts {
     /// With --summarize: label SERVER parts starting with this are this server (ratio vs best peer).
     #[arg(long, default_value = "ours")]
     pub ours: String,
+    /// Fan-out: create the stream and append through this base URL (another host serving the
+    /// same data), while subscribers read through --url.
+    #[arg(long)]
+    pub writer_url: Option<String>,
     /// Keep streams after a case (default: delete append and catch-up streams once verified).
     #[arg(long)]
     pub keep: bool,
@@ -129,6 +133,7 @@ async fn main() {
     });
     let ctx = Ctx {
         client: Client::new(&opts.url),
+        writer: Client::new(opts.writer_url.as_deref().unwrap_or(&opts.url)),
         server: proc::Server::new(opts.server_pid),
         prefix: Arc::from(prefix.as_str()),
         opts: Arc::new(opts),

@@ -251,7 +251,7 @@ async fn writer(ctx: &Ctx, run: &Run, name: &str) -> Res<(u64, Samples)> {
         tick.tick().await;
         let body = Bytes::from(format!("{seq} {}\n", run.now_ns()));
         let t0 = Instant::now();
-        let r = ctx.client.append(name, TEXT, body, None).await?;
+        let r = ctx.writer.append(name, TEXT, body, None).await?;
         if r.status != StatusCode::NO_CONTENT && r.status != StatusCode::OK {
             return fail(format!("append to {name}: unexpected status {}", r.status));
         }
@@ -264,7 +264,7 @@ async fn writer(ctx: &Ctx, run: &Run, name: &str) -> Res<(u64, Samples)> {
 async fn run_case(ctx: &Ctx, mode: Mode, n: usize) -> Res<BenchResult> {
     let label = if mode == Mode::Sse { "sse" } else { "long-poll" };
     let name = format!("{}-fan-{label}-{n}", ctx.prefix);
-    ctx.client.create(&name, TEXT).await?;
+    ctx.writer.create(&name, TEXT).await?;
     let run = Arc::new(Run {
         start: Instant::now(),
         done: OnceLock::new(),

@@ -16,6 +16,9 @@ use crate::Opts;
 #[derive(Clone)]
 pub struct Ctx {
     pub client: Client,
+    /// Where the fan-out writer appends (`--writer-url`, another host of the same data set);
+    /// the same as `client` by default.
+    pub writer: Client,
     pub opts: Arc<Opts>,
     pub server: Server,
     /// Prefix of every stream name this run creates, unique per run.

@@ -1,0 +1,175 @@
+//! Appends (compare-and-set on the data subject, re-decided under the rules on conflict) and
+//! reads (stitching a fork's inherited bytes from its source chain).
+
+use abi_stable::std_types::RVec;
+use bytes::Bytes;
+use durable_streams_core::abi::*;
+use durable_streams_core::producer::ProducerStamp;
+use durable_streams_core::rules::{self, AppendCheck, AppendDecision};
+
+use super::{BoxFut, JetStreamStorage};
+use crate::catalog::{self, ForkRef};
+use crate::cluster::unavailable;
+use crate::data::{self, Appended};
+
+impl JetStreamStorage {
+    pub(super) async fn append(&self, req: &AppendRequest<'_>) -> Result<AppendOutcome, EngineError> {
+        let name = req.name.as_str();
+        let stamp = req.producer.map(|p| ProducerStamp {
+            id: p.id.as_str().to_string(),
+            epoch: p.epoch,
+            seq: p.seq,
+        });
+        let body = Bytes::copy_from_slice(req.body.as_slice());
+        for _ in 0..50 {
+            let (entry, tail) = self.live(name, req.now_ms).await?;
+            let check = AppendCheck {
+                stream_content_type: &entry.rec.content_type,
+                content_type: req.content_type.map(|c| c.as_str()).into_option(),
+                body_is_empty: body.is_empty(),
+                close: req.close,
+                producer: stamp.as_ref().into(),
+                stream_seq: req.stream_seq.map(|s| s.as_str()).into_option(),
+            };
+            let mut writer = tail.state.writer();
+            let ack = |st: durable_streams_core::producer::ProducerState| ProducerAck {
+                epoch: st.epoch,
+                seq: st.last_seq,
+            };
+            match rules::check_append(&writer, &check) {
+                Ok(AppendDecision::Accept(update)) => {
+                    self.check_size(tail.state.tail, body.len() as u64)?;
+                    writer.apply(&update);
+                    let next = tail.state.next(&writer, body.len() as u64);
+                    let subj = self.subject(&entry.rec);
+                    match data::append(&self.c, &subj, &tail, &next, body.clone(), name).await? {
+                        Appended::Stored(seq) => {
+                            *entry.hint.lock() = Some((next.tail, seq + 1));
+                            self.touch(&entry, req.now_ms).await;
+                            return Ok(AppendOutcome {
+                                duplicate: false,
+                                tail: next.tail,
+                                closed: next.closed,
+                                producer: update.producer.map(|(_, st)| ack(st)).into(),
+                            });
+                        }
+                        Appended::Conflict => continue,
+                    }
+                }
+                Ok(AppendDecision::Duplicate { producer }) => {
+                    self.touch(&entry, req.now_ms).await;
+                    return Ok(AppendOutcome {
+                        duplicate: true,
+                        tail: tail.state.tail,
+                        closed: tail.state.closed,
+                        producer: producer.map(ack).into(),
+                    });
+                }
+                Err(rejection) => return Err(EngineError::from_rejection(rejection, tail.state.tail, tail.state.closed)),
+            }
+        }
+        Err(unavailable(format!(
+            "stream '{name}' is appended to too fast by other hosts; retry"
+        )))
+    }
+
+    /// Reads bytes below a fork's position from its source chain.
+    pub(super) fn read_inherited<'a>(
+        &'a self,
+        f: &'a ForkRef,
+        pos: u64,
+        end: u64,
+        max: usize,
+        out: &'a mut Vec<u8>,
+    ) -> BoxFut<'a, Result<u64, EngineError>> {
+        Box::pin(async move {
+            if pos < f.source_base {
+                let Some((src, _)) = catalog::get(&self.c, &f.source).await? else {
+                    return Err(EngineError::new(
+                        ErrorCode::CORRUPT,
+                        format!("fork source '{}' is missing", f.source),
+                    ));
+                };
+                let Some(up) = src.fork.clone() else {
+                    return Err(EngineError::new(
+                        ErrorCode::CORRUPT,
+                        format!("fork source '{}' has no source", f.source),
+                    ));
+                };
+                let next = self.read_inherited(&up, pos, end.min(f.source_base), max, out).await?;
+                if next < f.source_base || next >= end || out.len() >= max {
+                    return Ok(next);
+                }
+                return self.read_own(f, next, end, max, out).await;
+            }
+            self.read_own(f, pos, end, max, out).await
+        })
+    }
+
+    /// Reads a fork source's own bytes (at or above its base) up to `end`.
+    pub(super) fn read_own<'a>(
+        &'a self,
+        f: &'a ForkRef,
+        pos: u64,
+        end: u64,
+        max: usize,
+        out: &'a mut Vec<u8>,
+    ) -> BoxFut<'a, Result<u64, EngineError>> {
+        Box::pin(async move {
+            let subj = self.source_subject(f);
+            let t = data::tail(&self.c, &subj).await?;
+            let span = data::Span {
+                pos,
+                end,
+                last_seq: t.seq,
+                max,
+                hint: None,
+            };
+            let (next, _) = data::read(&self.c, &subj, span, out).await?;
+            Ok(next)
+        })
+    }
+
+    pub(super) async fn read(&self, req: &ReadRequest<'_>) -> Result<ReadChunk, EngineError> {
+        let (entry, tail) = self.live(req.name.as_str(), req.now_ms).await?;
+        self.touch(&entry, req.now_ms).await;
+        let end = tail.state.tail;
+        let start = match req.start {
+            ReadStart::Tail => end,
+            ReadStart::At => req.position,
+        };
+        if start > end {
+            return Err(EngineError::new(
+                ErrorCode::OFFSET_BEYOND_TAIL,
+                "offset is beyond the stream's tail",
+            ));
+        }
+        let max = req.max_bytes.clamp(1, 64 << 20) as usize;
+        let mut out = Vec::new();
+        let base = entry.rec.base();
+        let mut next = start;
+        if start < base && start < end {
+            // Inherited bytes come from the source chain, then the fork's own follow on.
+            let f = entry.rec.fork.clone().expect("a base above 0 is a fork");
+            next = self.read_inherited(&f, start, base.min(end), max, &mut out).await?;
+        }
+        if next >= base && next < end && out.len() < max {
+            let hint = (*entry.hint.lock()).filter(|(p, _)| *p == next).map(|(_, s)| s);
+            let span = data::Span {
+                pos: next,
+                end,
+                last_seq: tail.seq,
+                max,
+                hint,
+            };
+            let (reached, seq) = data::read(&self.c, &self.subject(&entry.rec), span, &mut out).await?;
+            *entry.hint.lock() = Some((reached, seq));
+            next = reached;
+        }
+        Ok(ReadChunk {
+            data: ByteViewBox::from_value(RVec::from(out), abi_stable::sabi_trait::TD_Opaque),
+            next,
+            meta: Self::meta(&entry.rec, &tail),
+        })
+    }
+}

@@ -1,0 +1,267 @@
+//! `JetStreamStorage`: the engine contract over the catalogue and data subjects. Every decision
+//! that must hold across hosts is a compare-and-set in the cluster (create, append, delete, fork
+//! counts); memory holds only a bounded cache of catalogue records and read positions.
+//! `lifecycle` owns create / fork / delete, `io` appends and reads, `listing` lists and the
+//! change listener.
+
+mod io;
+mod lifecycle;
+mod listing;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use abi_stable::std_types::{RResult, RSlice, RStr, RString, RVec};
+use durable_streams_core::abi::*;
+use durable_streams_core::limits::Limits;
+use durable_streams_core::ttl;
+use parking_lot::Mutex;
+
+use crate::catalog::{self, hash_of, ForkRef, Put, Record, State};
+use crate::cluster::{unavailable, Cluster, ClusterSettings};
+use crate::data::{self, Subject, Tail};
+
+/// A cached catalogue record with this host's view of access and read position.
+struct Cached {
+    rec: Record,
+    /// Last access through this host (sliding TTL), ms.
+    local_access: AtomicU64,
+    /// (position, stream sequence at or before the message holding it).
+    hint: Mutex<Option<(u64, u64)>>,
+}
+
+/// The jetstream engine.
+pub struct JetStreamStorage {
+    c: Cluster,
+    limits: Limits,
+    /// Striped per-name locks: appends to one stream through this host queue here instead of
+    /// racing each other in the cluster.
+    locks: Vec<Mutex<()>>,
+    cache: Mutex<HashMap<String, Arc<Cached>>>,
+    listening: Mutex<bool>,
+}
+
+type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
+
+fn gone_or_missing(rec: Option<&Record>, name: &str) -> EngineError {
+    match rec.map(|r| r.state) {
+        Some(State::SoftDeleted) => EngineError::gone(name),
+        _ => EngineError::not_found(name),
+    }
+}
+
+impl JetStreamStorage {
+    /// Connects to the cluster and prepares its streams.
+    pub fn open(cfg: ClusterSettings, limits: Limits) -> Result<JetStreamStorage, EngineError> {
+        let c = Cluster::connect(cfg)?;
+        Ok(JetStreamStorage {
+            c,
+            limits,
+            locks: (0..1024).map(|_| Mutex::new(())).collect(),
+            cache: Mutex::new(HashMap::new()),
+            listening: Mutex::new(false),
+        })
+    }
+
+    fn lock(&self, name: &str) -> parking_lot::MutexGuard<'_, ()> {
+        let h = name
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3));
+        self.locks[(h % self.locks.len() as u64) as usize].lock()
+    }
+
+    fn subject(&self, rec: &Record) -> Subject {
+        let hash = hash_of(&rec.name);
+        Subject {
+            stream: self.c.data_stream(rec.shard),
+            subject: self.c.data_subject(rec.shard, &hash, rec.gen),
+            id_prefix: format!("{hash}.{:016x}", rec.gen),
+            base: rec.base(),
+        }
+    }
+
+    fn source_subject(&self, f: &ForkRef) -> Subject {
+        let hash = hash_of(&f.source);
+        Subject {
+            stream: self.c.data_stream(f.source_shard),
+            subject: self.c.data_subject(f.source_shard, &hash, f.source_gen),
+            id_prefix: format!("{hash}.{:016x}", f.source_gen),
+            base: f.source_base,
+        }
+    }
+
+    fn expired(rec: &Record, local_access: u64, now: u64) -> bool {
+        ttl::is_expired(rec.lifetime(), rec.access_ms.max(local_access), now)
+    }
+
+    fn remember(&self, rec: Record) -> Arc<Cached> {
+        let entry = Arc::new(Cached {
+            local_access: AtomicU64::new(rec.access_ms),
+            rec,
+            hint: Mutex::new(None),
+        });
+        let mut cache = self.cache.lock();
+        if cache.len() >= self.c.cfg.cache_streams {
+            // Bounded memory: drop an arbitrary tenth (records are re-read on demand).
+            let drop_n = (cache.len() / 10).max(1);
+            let victims: Vec<String> = cache.keys().take(drop_n).cloned().collect();
+            for v in victims {
+                cache.remove(&v);
+            }
+        }
+        cache.insert(entry.rec.name.clone(), entry.clone());
+        entry
+    }
+
+    fn forget(&self, name: &str) {
+        self.cache.lock().remove(name);
+    }
+
+    fn meta(rec: &Record, tail: &Tail) -> StreamMeta {
+        StreamMeta {
+            content_type: rec.content_type.as_str().into(),
+            tail: tail.state.tail,
+            closed: tail.state.closed,
+            lifetime: rec.lifetime(),
+            incarnation: rec.gen,
+            fork_source: rec.fork.as_ref().map(|f| RString::from(f.source.as_str())).into(),
+            fork_position: rec.base(),
+        }
+    }
+
+    /// A live stream and its current tail: `NOT_FOUND` for absent or expired names, `GONE` for
+    /// soft-deleted ones. A cached record is checked against its data subject (a delete marker,
+    /// or a purged subject, means it changed elsewhere).
+    async fn live(&self, name: &str, now: u64) -> Result<(Arc<Cached>, Tail), EngineError> {
+        let cached = self.cache.lock().get(name).cloned();
+        for fresh in [cached.is_none(), true] {
+            let entry = match (&cached, fresh) {
+                (Some(e), false) => e.clone(),
+                _ => match catalog::get(&self.c, name).await? {
+                    Some((rec, _)) if rec.state == State::Live => self.remember(rec),
+                    other => {
+                        self.forget(name);
+                        return Err(gone_or_missing(other.as_ref().map(|(r, _)| r), name));
+                    }
+                },
+            };
+            if Self::expired(&entry.rec, entry.local_access.load(Ordering::Relaxed), now) {
+                return Err(EngineError::not_found(name));
+            }
+            let tail = data::tail(&self.c, &self.subject(&entry.rec)).await?;
+            if tail.seq != 0 && tail.state.deleted.is_none() {
+                return Ok((entry, tail));
+            }
+            self.forget(name);
+            if fresh {
+                // Deleted here and the catalogue not yet updated: a delete in progress.
+                return Err(EngineError::not_found(name));
+            }
+        }
+        Err(EngineError::not_found(name))
+    }
+
+    /// Records an access for the sliding TTL: in memory always, in the cluster when the stored
+    /// access is older than a quarter of the TTL (so other hosts see the stream alive).
+    async fn touch(&self, entry: &Cached, now: u64) {
+        entry.local_access.fetch_max(now, Ordering::Relaxed);
+        let Some(ttl) = entry.rec.ttl_secs else { return };
+        if now.saturating_sub(entry.rec.access_ms) < (ttl * 250).max(200) {
+            return;
+        }
+        if let Ok(Some((mut rec, seq))) = catalog::get(&self.c, &entry.rec.name).await {
+            if rec.state == State::Live && rec.gen == entry.rec.gen && rec.access_ms < now {
+                rec.access_ms = now;
+                if let Ok(Put::Done) = catalog::put(&self.c, &rec, seq).await {
+                    self.remember(rec).local_access.fetch_max(now, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// Changes a stream's fork count by compare-and-set; returns the record written.
+    fn local_access(&self, name: &str) -> u64 {
+        self.cache.lock().get(name).map_or(0, |e| e.local_access.load(Ordering::Relaxed))
+    }
+
+    /// A create naming a live stream: 200 when it re-confirms the configuration, else 409.
+    fn check_size(&self, tail: u64, add: u64) -> Result<(), EngineError> {
+        if add > self.c.max_append {
+            return Err(EngineError::new(
+                ErrorCode::TOO_LARGE,
+                format!(
+                    "an append in the jetstream mode holds at most {} bytes (the cluster's largest message less room for headers; storage.jetstream.max_append_bytes)",
+                    self.c.max_append
+                ),
+            ));
+        }
+        self.limits.check_stream(tail, add)
+    }
+}
+
+fn wrap<T>(r: Result<T, EngineError>) -> RResult<T, EngineError> {
+    r.into()
+}
+
+impl Engine for JetStreamStorage {
+    fn create(&self, req: &CreateRequest<'_>) -> RResult<CreateOutcome, EngineError> {
+        let _g = self.lock(req.name.as_str());
+        wrap(self.c.block(JetStreamStorage::create(self, req)))
+    }
+    fn append(&self, req: &AppendRequest<'_>) -> RResult<AppendOutcome, EngineError> {
+        let _g = self.lock(req.name.as_str());
+        wrap(self.c.block(JetStreamStorage::append(self, req)))
+    }
+    fn append_many(&self, reqs: RSlice<'_, AppendRequest<'_>>) -> RVec<RResult<AppendOutcome, EngineError>> {
+        reqs.iter().map(|r| Engine::append(self, r)).collect()
+    }
+    fn read(&self, req: &ReadRequest<'_>) -> RResult<ReadChunk, EngineError> {
+        wrap(self.c.block(JetStreamStorage::read(self, req)))
+    }
+    fn head(&self, req: &HeadRequest<'_>) -> RResult<StreamMeta, EngineError> {
+        wrap(self.c.block(async {
+            let (entry, tail) = self.live(req.name.as_str(), req.now_ms).await?;
+            Ok(Self::meta(&entry.rec, &tail))
+        }))
+    }
+    fn delete(&self, req: &DeleteRequest<'_>) -> RResult<(), EngineError> {
+        let _g = self.lock(req.name.as_str());
+        wrap(self.c.block(JetStreamStorage::delete(self, req)))
+    }
+    fn list(&self, req: &ListRequest<'_>) -> RResult<RVec<StreamListing>, EngineError> {
+        wrap(self.c.block(JetStreamStorage::list(self, req)))
+    }
+    fn list_expired(&self, req: &ExpiredRequest) -> RResult<RVec<RString>, EngineError> {
+        wrap(self.c.block(JetStreamStorage::list_expired(self, req)))
+    }
+    fn set_change_listener(&self, listener: ChangeListenerBox) -> RResult<(), EngineError> {
+        wrap(self.listen(listener))
+    }
+    fn shutdown(&self) -> RResult<(), EngineError> {
+        // Every acknowledged append is already stored on a majority of replicas.
+        let _ = self.c.block(self.c.client.flush());
+        RResult::ROk(())
+    }
+    fn extension(&self, op: RStr<'_>, _input: RSlice<'_, u8>) -> RResult<RVec<u8>, EngineError> {
+        match op.as_str() {
+            ext::HEALTH => {
+                if self.c.connected.load(Ordering::Acquire) {
+                    RResult::ROk(RVec::new())
+                } else {
+                    RResult::RErr(unavailable("not connected"))
+                }
+            }
+            ext::STATS => wrap(self.c.block(async {
+                let n = catalog::scan(&self.c).await?.iter().filter(|r| r.state == State::Live).count();
+                Ok(RVec::from(serde_json::json!({"streams": n}).to_string().into_bytes()))
+            })),
+            _ => RResult::RErr(EngineError::new(
+                ErrorCode::UNSUPPORTED,
+                format!("extension '{op}' is not supported by the jetstream engine"),
+            )),
+        }
+    }
+}

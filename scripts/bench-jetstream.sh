@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Benchmarks the jetstream mode on a three-node R3 cluster on this machine, with one host and
+# with two hosts sharing the load, beside the same work done directly against JetStream by
+# `js-raw` (tests/js-raw). Figures go to target/bench/jetstream-<timestamp>/ (JSON lines and
+# logs); BENCHMARKS.md records them.
+#
+#   scripts/bench-jetstream.sh                 (DURATION=10 s cases, 100 MB catch-up, 1000 SSE subscribers)
+#   DURATION=5 CATCHUP_MB=20 SUBSCRIBERS=200 scripts/bench-jetstream.sh
+#   NO_BUILD=1 uses target/release as it is.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+D="${DURATION:-10}"; MB="${CATCHUP_MB:-100}"; SUBS="${SUBSCRIBERS:-1000}"
+OUT="target/bench/jetstream-$(date +%Y%m%d-%H%M%S)"; mkdir -p "$OUT"
+[ "${NO_BUILD:-0}" = 1 ] || cargo build --release --workspace
+ulimit -n 65536 2>/dev/null || true
+dir="$ROOT/$OUT/cluster"
+export NATS_BASE_PORT="${NATS_BASE_PORT:-24222}" PROFILE=release
+trap '"$ROOT/scripts/cluster.sh" stop "$dir" || true' EXIT
+scripts/cluster.sh start "$dir"
+urls="$(cat "$dir/urls")"
+A=$((NATS_BASE_PORT + 6000)); B=$((NATS_BASE_PORT + 6001))
+scripts/cluster.sh host "$dir" "$A" bench
+scripts/cluster.sh host "$dir" "$B" bench
+pid_a="$(cat "$dir/host-$A.pid")"
+bench() { target/release/ds-bench --json "$@"; }
+res="$OUT/results.jsonl"
+
+echo "== raw JetStream: 64 writers x 100 B, acknowledged publishes" >&2
+target/release/js-raw --urls "$urls" --mode publish --writers 64 --size 100 --duration-secs "$D" | tee -a "$res"
+echo "== one host: 64 writers x 100 B" >&2
+bench --url "http://127.0.0.1:$A/v1/stream" --server-pid "$pid_a" --scenario appends --writers 64 --sizes 100 --duration-secs "$D" --label jetstream/one-host | tee -a "$res"
+echo "== two hosts: 32 writers each (run at the same time)" >&2
+bench --url "http://127.0.0.1:$A/v1/stream" --scenario appends --writers 32 --sizes 100 --duration-secs "$D" --label jetstream/two-hosts-A > "$OUT/two-a.jsonl" &
+bench --url "http://127.0.0.1:$B/v1/stream" --scenario appends --writers 32 --sizes 100 --duration-secs "$D" --label jetstream/two-hosts-B > "$OUT/two-b.jsonl"
+wait
+cat "$OUT/two-a.jsonl" "$OUT/two-b.jsonl" >> "$res"
+echo "== raw JetStream: ordered read of $MB MB" >&2
+target/release/js-raw --urls "$urls" --mode read --mb "$MB" | tee -a "$res"
+echo "== one host: catch-up of $MB MB" >&2
+bench --url "http://127.0.0.1:$A/v1/stream" --server-pid "$pid_a" --scenario catch-up --catchup-mb "$MB" --catchup-readers 100 --duration-secs "$D" --label jetstream/one-host | tee -a "$res"
+echo "== SSE: $SUBS subscribers on host B, the writer on host A" >&2
+bench --url "http://127.0.0.1:$B/v1/stream" --writer-url "http://127.0.0.1:$A/v1/stream" --scenario fanout --subscribers "$SUBS" --duration-secs "$D" --label jetstream/cross-host | tee -a "$res"
+echo "== stream creation (15 s)" >&2
+bench --url "http://127.0.0.1:$A/v1/stream" --scenario many-streams --max-secs 15 --streams 1000000 --label jetstream/one-host | tee -a "$res"
+echo "results: $res" >&2

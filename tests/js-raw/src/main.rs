@@ -1,0 +1,114 @@
+//! `js-raw`: the benchmark baseline for the jetstream mode. Does directly against JetStream what
+//! the server does for a client, so BENCHMARKS.md can show the cost of the server layer:
+//! `publish` (W writers, each awaiting the acknowledgement of its message before the next, on
+//! its own subject of an R-replica stream) and `read` (an ordered read of one subject's bytes).
+//! Prints one JSON line per run.
+
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, consumer, stream};
+use clap::Parser;
+use futures_util::StreamExt;
+
+#[derive(Parser, Debug)]
+struct Opts {
+    /// NATS addresses, comma-separated.
+    #[arg(long)]
+    urls: String,
+    /// publish or read.
+    #[arg(long, default_value = "publish")]
+    mode: String,
+    #[arg(long, default_value_t = 64)]
+    writers: usize,
+    #[arg(long, default_value_t = 100)]
+    size: usize,
+    #[arg(long, default_value_t = 10)]
+    duration_secs: u64,
+    /// read: megabytes to write, then read back.
+    #[arg(long, default_value_t = 100)]
+    mb: usize,
+    #[arg(long, default_value_t = 3)]
+    replicas: usize,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let o = Opts::parse();
+    let addrs: Vec<async_nats::ServerAddr> = o.urls.split(',').map(|u| u.parse()).collect::<Result<_, _>>()?;
+    let client = async_nats::connect(addrs).await?;
+    let js = jetstream::new(client);
+    let run = format!("r{}", std::process::id());
+    let name = format!("RAW_{run}");
+    let st = js
+        .create_stream(stream::Config {
+            name: name.clone(),
+            subjects: vec![format!("raw.{run}.>")],
+            num_replicas: o.replicas,
+            storage: stream::StorageType::File,
+            ..Default::default()
+        })
+        .await?;
+    let result = match o.mode.as_str() {
+        "publish" => {
+            let deadline = Instant::now() + Duration::from_secs(o.duration_secs);
+            let started = Instant::now();
+            let mut tasks = Vec::new();
+            for w in 0..o.writers {
+                let js = js.clone();
+                let subject = format!("raw.{run}.{w}");
+                let body = bytes::Bytes::from(vec![b'x'; o.size]);
+                tasks.push(tokio::spawn(async move {
+                    let mut n = 0u64;
+                    while Instant::now() < deadline {
+                        js.publish(subject.clone(), body.clone()).await.unwrap().await.unwrap();
+                        n += 1;
+                    }
+                    n
+                }));
+            }
+            let mut total = 0;
+            for t in tasks {
+                total += t.await?;
+            }
+            let secs = started.elapsed().as_secs_f64();
+            serde_json::json!({"case": format!("raw/publish/w{}/{}B", o.writers, o.size), "ops": total, "per_sec": (total as f64 / secs).round()})
+        }
+        _ => {
+            let subject = format!("raw.{run}.read");
+            let chunk = bytes::Bytes::from(vec![b'y'; 64 << 10]);
+            let n = o.mb * 16;
+            let mut acks = Vec::new();
+            for _ in 0..n {
+                acks.push(js.publish(subject.clone(), chunk.clone()).await?);
+                if acks.len() >= 256 {
+                    for a in acks.drain(..) {
+                        a.await?;
+                    }
+                }
+            }
+            for a in acks {
+                a.await?;
+            }
+            let started = Instant::now();
+            let c = st
+                .create_consumer(consumer::pull::OrderedConfig {
+                    filter_subject: subject,
+                    ..Default::default()
+                })
+                .await?;
+            let mut msgs = c.messages().await?;
+            let mut bytes = 0usize;
+            let mut got = 0;
+            while got < n {
+                let m = msgs.next().await.ok_or("ended")??;
+                bytes += m.payload.len();
+                got += 1;
+            }
+            let secs = started.elapsed().as_secs_f64();
+            serde_json::json!({"case": format!("raw/ordered-read/{}MB", o.mb), "bytes": bytes, "mb_per_sec": ((bytes as f64 / 1e6 / secs) * 10.0).round() / 10.0})
+        }
+    };
+    println!("{result}");
+    let _ = js.delete_stream(&name).await;
+    Ok(())
+}

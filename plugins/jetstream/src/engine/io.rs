@@ -21,8 +21,15 @@ impl JetStreamStorage {
             seq: p.seq,
         });
         let body = Bytes::copy_from_slice(req.body.as_slice());
+        let mut use_cache = true;
         for _ in 0..50 {
-            let (entry, tail) = self.live(name, req.now_ms).await?;
+            let cached = if use_cache { self.cached_tail(name, req.now_ms) } else { None };
+            let fresh = cached.is_none();
+            let (entry, tail) = match cached {
+                Some(c) => c,
+                None => self.live(name, req.now_ms).await?,
+            };
+            use_cache = false;
             let check = AppendCheck {
                 stream_content_type: &entry.rec.content_type,
                 content_type: req.content_type.map(|c| c.as_str()).into_option(),
@@ -42,9 +49,12 @@ impl JetStreamStorage {
                     writer.apply(&update);
                     let next = tail.state.next(&writer, body.len() as u64);
                     let subj = self.subject(&entry.rec);
+                    // Unknown until the cluster answers.
+                    *entry.tail.lock() = None;
                     match data::append(&self.c, &subj, &tail, &next, body.clone(), name).await? {
                         Appended::Stored(seq) => {
                             *entry.hint.lock() = Some((next.tail, seq + 1));
+                            *entry.tail.lock() = Some(data::Tail { state: next.clone(), seq });
                             self.touch(&entry, req.now_ms).await;
                             return Ok(AppendOutcome {
                                 duplicate: false,
@@ -56,6 +66,9 @@ impl JetStreamStorage {
                         Appended::Conflict => continue,
                     }
                 }
+                // A refusal or a duplicate is confirmed on a fresh tail (the cached one may lag
+                // another host's appends).
+                Ok(AppendDecision::Duplicate { .. }) | Err(_) if !fresh => continue,
                 Ok(AppendDecision::Duplicate { producer }) => {
                     self.touch(&entry, req.now_ms).await;
                     return Ok(AppendOutcome {

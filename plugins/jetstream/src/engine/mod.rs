@@ -31,6 +31,9 @@ struct Cached {
     local_access: AtomicU64,
     /// (position, stream sequence at or before the message holding it).
     hint: Mutex<Option<(u64, u64)>>,
+    /// The tail this host last wrote or read: appends decide on it and the compare-and-set in
+    /// the cluster catches it being stale (then it is reloaded and the append re-decided).
+    tail: Mutex<Option<Tail>>,
 }
 
 /// The jetstream engine.
@@ -102,6 +105,7 @@ impl JetStreamStorage {
             local_access: AtomicU64::new(rec.access_ms),
             rec,
             hint: Mutex::new(None),
+            tail: Mutex::new(None),
         });
         let mut cache = self.cache.lock();
         if cache.len() >= self.c.cfg.cache_streams {
@@ -153,6 +157,7 @@ impl JetStreamStorage {
             }
             let tail = data::tail(&self.c, &self.subject(&entry.rec)).await?;
             if tail.seq != 0 && tail.state.deleted.is_none() {
+                *entry.tail.lock() = Some(tail.clone());
                 return Ok((entry, tail));
             }
             self.forget(name);
@@ -162,6 +167,17 @@ impl JetStreamStorage {
             }
         }
         Err(EngineError::not_found(name))
+    }
+
+    /// The cached entry and the tail this host last saw, when both are at hand and the stream
+    /// has not expired: an append may decide on them (the compare-and-set checks them).
+    fn cached_tail(&self, name: &str, now: u64) -> Option<(Arc<Cached>, Tail)> {
+        let entry = self.cache.lock().get(name).cloned()?;
+        if Self::expired(&entry.rec, entry.local_access.load(Ordering::Relaxed), now) {
+            return None;
+        }
+        let tail = entry.tail.lock().clone()?;
+        Some((entry, tail))
     }
 
     /// Records an access for the sliding TTL: in memory always, in the cluster when the stored

@@ -23,7 +23,7 @@ A=$((NATS_BASE_PORT + 6000)); B=$((NATS_BASE_PORT + 6001))
 scripts/cluster.sh host "$dir" "$A" bench
 scripts/cluster.sh host "$dir" "$B" bench
 pid_a="$(cat "$dir/host-$A.pid")"
-bench() { target/release/ds-bench --json "$@"; }
+bench() { target/release/ds-bench --json "$@" || echo "ds-bench: a case failed (see above)" >&2; }
 res="$OUT/results.jsonl"
 
 echo "== raw JetStream: 64 writers x 100 B, acknowledged publishes" >&2

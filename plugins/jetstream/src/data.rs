@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::message::PublishMessage as Publish;
 use async_nats::jetstream::message::StreamMessage;
-use async_nats::jetstream::stream::{LastRawMessageErrorKind, RawMessageErrorKind};
+use async_nats::jetstream::stream::{DirectGetErrorKind, LastRawMessageErrorKind, RawMessageErrorKind};
 use bytes::Bytes;
 use durable_streams_core::abi::{EngineError, ErrorCode};
 use durable_streams_core::producer::{ProducerStamp, ProducerState};
@@ -224,11 +224,25 @@ pub async fn get(c: &Cluster, stream: &str, seq: u64) -> Result<StreamMessage, E
 }
 
 /// The first message of `s` at or after stream sequence `from` (leader read), if any.
-async fn next(c: &Cluster, s: &Subject, from: u64) -> Result<Option<StreamMessage>, EngineError> {
+async fn next(c: &Cluster, s: &Subject, from: u64, known_last: u64) -> Result<Option<StreamMessage>, EngineError> {
     let st =
         c.js.get_stream_no_info(&s.stream)
             .await
             .map_err(|e| unavailable(format!("stream {}: {e}", s.stream)))?;
+    // Direct get first (any replica answers, payload not base64-encoded). A replica holds a
+    // prefix of the log, so a message it returns is the right one; "not found" below a sequence
+    // known to exist may be a lagging replica, and is asked again of the leader.
+    match st
+        .direct_get_builder()
+        .sequence(from.max(1))
+        .next_by_subject(s.subject.clone())
+        .send()
+        .await
+    {
+        Ok(m) => return Ok(Some(m)),
+        Err(e) if e.kind() == DirectGetErrorKind::NotFound && from > known_last => return Ok(None),
+        Err(_) => {}
+    }
     match st
         .raw_message_builder()
         .sequence(from.max(1))
@@ -249,7 +263,7 @@ async fn locate(c: &Cluster, s: &Subject, pos: u64, from: u64, to: u64) -> Resul
     let mut best: Option<StreamMessage> = None;
     while lo <= hi {
         let mid = lo + (hi - lo) / 2;
-        let Some(m) = next(c, s, mid).await? else {
+        let Some(m) = next(c, s, mid, to).await? else {
             if mid == 0 {
                 break;
             }
@@ -279,7 +293,7 @@ async fn locate(c: &Cluster, s: &Subject, pos: u64, from: u64, to: u64) -> Resul
     }
     // `best` ends at or before pos: the holder is the next non-empty message after it.
     let mut from = best.map_or(from, |m| m.sequence + 1);
-    while let Some(m) = next(c, s, from).await? {
+    while let Some(m) = next(c, s, from, to).await? {
         let st = decode_state(&m)?;
         if st.tail > pos && !m.payload.is_empty() {
             return Ok(Some(m));
@@ -317,7 +331,7 @@ pub async fn read(c: &Cluster, s: &Subject, span: Span, out: &mut Vec<u8>) -> Re
         Some(h) => {
             let mut from = h;
             let mut found = None;
-            while let Some(m) = next(c, s, from).await? {
+            while let Some(m) = next(c, s, from, last_seq).await? {
                 let st = decode_state(&m)?;
                 if start_of(&m, &st) > pos {
                     break; // the hint was past pos: search instead
@@ -361,7 +375,7 @@ pub async fn read(c: &Cluster, s: &Subject, span: Span, out: &mut Vec<u8>) -> Re
         if at >= end || out.len() >= max || m.sequence >= last_seq {
             return Ok((at, m.sequence + 1));
         }
-        match next(c, s, m.sequence + 1).await? {
+        match next(c, s, m.sequence + 1, last_seq).await? {
             Some(n) if n.sequence <= last_seq => m = n,
             _ => return Ok((at, m.sequence + 1)),
         }

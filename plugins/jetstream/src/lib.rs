@@ -38,6 +38,7 @@ pub fn info() -> PluginInfo {
             capabilities: Capabilities::DURABLE
                 .union(Capabilities::SYNCED)
                 .union(Capabilities::BLOCKING_IO)
+                .union(Capabilities::BATCH_APPEND)
                 .union(Capabilities::EXTERNAL_WRITERS),
             description: "NATS JetStream cluster: appends acknowledged once stored on a majority of replicas; shared by several hosts"
                 .into(),

@@ -69,11 +69,15 @@ impl JetStreamStorage {
         })
     }
 
-    fn lock(&self, name: &str) -> parking_lot::MutexGuard<'_, ()> {
+    fn stripe(&self, name: &str) -> usize {
         let h = name
             .bytes()
             .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3));
-        self.locks[(h % self.locks.len() as u64) as usize].lock()
+        (h % self.locks.len() as u64) as usize
+    }
+
+    fn lock(&self, name: &str) -> parking_lot::MutexGuard<'_, ()> {
+        self.locks[self.stripe(name)].lock()
     }
 
     fn subject(&self, rec: &Record) -> Subject {
@@ -231,8 +235,39 @@ impl Engine for JetStreamStorage {
         let _g = self.lock(req.name.as_str());
         wrap(self.c.block(JetStreamStorage::append(self, req)))
     }
+    /// A group from the host's writer thread: appends to different streams are in flight
+    /// together (each stream's in order), so the group costs about one round trip to the
+    /// cluster rather than one per append.
     fn append_many(&self, reqs: RSlice<'_, AppendRequest<'_>>) -> RVec<RResult<AppendOutcome, EngineError>> {
-        reqs.iter().map(|r| Engine::append(self, r)).collect()
+        let reqs = reqs.as_slice();
+        let mut by_stream: Vec<(&str, Vec<usize>)> = Vec::new();
+        for (i, r) in reqs.iter().enumerate() {
+            match by_stream.iter_mut().find(|(n, _)| *n == r.name.as_str()) {
+                Some((_, v)) => v.push(i),
+                None => by_stream.push((r.name.as_str(), vec![i])),
+            }
+        }
+        let mut stripes: Vec<usize> = by_stream.iter().map(|(n, _)| self.stripe(n)).collect();
+        stripes.sort_unstable();
+        stripes.dedup();
+        let _guards: Vec<_> = stripes.iter().map(|&i| self.locks[i].lock()).collect();
+        let done = self
+            .c
+            .block(futures_util::future::join_all(by_stream.iter().map(|(_, idxs)| async move {
+                let mut out = Vec::with_capacity(idxs.len());
+                for &i in idxs {
+                    out.push((i, JetStreamStorage::append(self, &reqs[i]).await));
+                }
+                out
+            })));
+        let mut results: Vec<Option<RResult<AppendOutcome, EngineError>>> = (0..reqs.len()).map(|_| None).collect();
+        for (i, r) in done.into_iter().flatten() {
+            results[i] = Some(r.into());
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| RResult::RErr(EngineError::new(ErrorCode::INTERNAL, "append lost in a group"))))
+            .collect()
     }
     fn read(&self, req: &ReadRequest<'_>) -> RResult<ReadChunk, EngineError> {
         wrap(self.c.block(JetStreamStorage::read(self, req)))

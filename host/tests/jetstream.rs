@@ -13,6 +13,13 @@ use std::time::{Duration, Instant};
 use common::Server;
 use reqwest::blocking::Client;
 
+/// One cluster at a time: each test runs three NATS nodes and two hosts, and timing-sensitive
+/// faults (elections, hung nodes) should not compete with another test's cluster for the CPU.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn hosts(cluster: &ds_nats_cluster::Cluster, ns: &str) -> (Server, Server) {
     let urls = cluster.urls();
     let env = [
@@ -31,6 +38,7 @@ fn client() -> Client {
 
 #[test]
 fn written_on_one_host_read_on_the_other() {
+    let _serial = serial();
     let cluster = ds_nats_cluster::Cluster::start(3);
     let (a, b) = hosts(&cluster, "xread");
     let c = client();
@@ -93,6 +101,7 @@ fn written_on_one_host_read_on_the_other() {
 
 #[test]
 fn concurrent_appends_from_two_hosts_are_stored_once_in_order() {
+    let _serial = serial();
     let cluster = ds_nats_cluster::Cluster::start(3);
     let (a, b) = hosts(&cluster, "xconc");
     let c = client();
@@ -146,6 +155,7 @@ fn concurrent_appends_from_two_hosts_are_stored_once_in_order() {
 
 #[test]
 fn producers_closure_and_creates_hold_across_hosts() {
+    let _serial = serial();
     let cluster = ds_nats_cluster::Cluster::start(3);
     let (a, b) = hosts(&cluster, "xrules");
     let c = client();
@@ -289,6 +299,7 @@ fn read_all(c: &Client, url: &str) -> Vec<u8> {
 /// the node catches up when it returns.
 #[test]
 fn a_killed_node_loses_nothing_acknowledged() {
+    let _serial = serial();
     let mut cluster = ds_nats_cluster::Cluster::start(3);
     let (a, b) = hosts(&cluster, "xkill");
     let c = client();
@@ -324,6 +335,7 @@ fn a_killed_node_loses_nothing_acknowledged() {
 /// host are answered correctly: every acknowledged append once, nothing twice.
 #[test]
 fn a_killed_host_loses_nothing_acknowledged() {
+    let _serial = serial();
     let cluster = ds_nats_cluster::Cluster::start(3);
     let (mut a, b) = hosts(&cluster, "xhost");
     let c = client();
@@ -388,6 +400,7 @@ fn a_killed_host_loses_nothing_acknowledged() {
 /// Then one node hangs (SIGSTOP): requests still answer, nothing is lost.
 #[test]
 fn cluster_down_then_back_and_a_hung_node() {
+    let _serial = serial();
     let mut cluster = ds_nats_cluster::Cluster::start(3);
     let (mut a, _b) = hosts(&cluster, "xdown");
     let c = client();
@@ -436,6 +449,7 @@ fn cluster_down_then_back_and_a_hung_node() {
     // A hung node: slower, but answered, and nothing lost.
     cluster.pause(1);
     let started = Instant::now();
+    let c = Client::builder().timeout(Duration::from_secs(90)).build().unwrap();
     for i in 0..20 {
         let r = c
             .post(a.url("/v1/stream/d"))

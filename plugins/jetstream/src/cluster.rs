@@ -143,6 +143,9 @@ impl Cluster {
             .request_timeout(Some(Duration::from_millis(cfg.request_timeout_ms)))
             .retry_on_initial_connect()
             .max_reconnects(None)
+            // A hung node (alive, not answering) is noticed within seconds, and the client moves
+            // to another node, instead of waiting for TCP to give up.
+            .ping_interval(Duration::from_secs(2))
             .event_callback(move |ev| {
                 let flag = flag.clone();
                 async move {

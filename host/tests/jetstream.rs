@@ -212,17 +212,19 @@ fn producers_closure_and_creates_hold_across_hosts() {
     assert_eq!(c.get(a.url("/v1/stream/new")).send().unwrap().status(), 404);
 }
 
-/// Appends through both hosts with idempotent producers, retrying (same stamp) on 503 or a
-/// dropped connection until acknowledged. Returns (acknowledged offset, body) pairs.
+/// Appends with idempotent producers: writer `w` starts on `urls[w % len]` and retries (same
+/// stamp) on 503, and on a dropped connection moves to `fallback` when given, until its append
+/// is acknowledged. Returns (acknowledged offset, body, fresh) triples.
 fn producer_writers(
     urls: Vec<String>,
+    fallback: Option<String>,
     writers: usize,
     stop: Arc<std::sync::atomic::AtomicBool>,
 ) -> Vec<std::thread::JoinHandle<Vec<(String, String, bool)>>> {
     (0..writers)
         .map(|w| {
-            let url = urls[w % urls.len()].clone();
-            let stop = stop.clone();
+            let mut url = urls[w % urls.len()].clone();
+            let (stop, fallback) = (stop.clone(), fallback.clone());
             std::thread::spawn(move || {
                 let c = Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
                 let mut acked = Vec::new();
@@ -246,7 +248,11 @@ fn producer_writers(
                             }
                             Ok(r) if r.status() == 503 => std::thread::sleep(Duration::from_millis(200)),
                             Ok(r) => panic!("{body}: unexpected {}", r.status()),
-                            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+                            Err(_) => match &fallback {
+                                // The host is gone: retry the same stamp on the other one.
+                                Some(f) => url = f.clone(),
+                                None => std::thread::sleep(Duration::from_millis(200)),
+                            },
                         }
                     }
                     seq += 1;
@@ -308,7 +314,7 @@ fn a_killed_node_loses_nothing_acknowledged() {
         .send()
         .unwrap();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let writers = producer_writers(vec![a.url("/v1/stream/k"), b.url("/v1/stream/k")], 6, stop.clone());
+    let writers = producer_writers(vec![a.url("/v1/stream/k"), b.url("/v1/stream/k")], None, 6, stop.clone());
     std::thread::sleep(Duration::from_secs(3));
     cluster.kill(0);
     std::thread::sleep(Duration::from_secs(12));
@@ -345,41 +351,7 @@ fn a_killed_host_loses_nothing_acknowledged() {
         .unwrap();
     // Writers start on A; after A dies they continue on B with the same producer stamps.
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (a_url, b_url) = (a.url("/v1/stream/h"), b.url("/v1/stream/h"));
-    let writers: Vec<_> = (0..4)
-        .map(|w| {
-            let (a_url, b_url, stop) = (a_url.clone(), b_url.clone(), stop.clone());
-            std::thread::spawn(move || {
-                let c = Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
-                let (mut acked, mut seq, mut url) = (Vec::new(), 0u64, a_url.clone());
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    let body = format!("[w{w}-{seq}]");
-                    loop {
-                        let r = c
-                            .post(&url)
-                            .header("Content-Type", "application/octet-stream")
-                            .header("Producer-Id", format!("h{w}"))
-                            .header("Producer-Epoch", "0")
-                            .header("Producer-Seq", seq.to_string())
-                            .body(body.clone())
-                            .send();
-                        match r {
-                            Ok(r) if r.status() == 200 || r.status() == 204 => {
-                                let fresh = r.status() == 200;
-                                acked.push((r.headers()["stream-next-offset"].to_str().unwrap().to_string(), body.clone(), fresh));
-                                break;
-                            }
-                            Ok(r) if r.status() == 503 => std::thread::sleep(Duration::from_millis(100)),
-                            Ok(r) => panic!("{body}: unexpected {}", r.status()),
-                            Err(_) => url = b_url.clone(), // A is gone: retry the same stamp on B
-                        }
-                    }
-                    seq += 1;
-                }
-                acked
-            })
-        })
-        .collect();
+    let writers = producer_writers(vec![a.url("/v1/stream/h")], Some(b.url("/v1/stream/h")), 4, stop.clone());
     std::thread::sleep(Duration::from_secs(2));
     a.child.kill().unwrap();
     std::thread::sleep(Duration::from_secs(3));

@@ -377,6 +377,30 @@ fn plugin_settings_are_the_plugins_to_check() {
         "a key no plugin owns: {err}"
     );
 
+    // The jetstream plugin refuses to run without the cluster's addresses, or with a bad one.
+    for (env, needle) in [
+        (vec![("DS_STORAGE__MODE", "jetstream")], "storage.jetstream.urls is not set"),
+        (
+            vec![
+                ("DS_STORAGE__MODE", "jetstream"),
+                ("DS_STORAGE__JETSTREAM__URLS", "nats://a:4222,not a url"),
+            ],
+            "is not a NATS address",
+        ),
+        (
+            vec![
+                ("DS_STORAGE__MODE", "jetstream"),
+                ("DS_STORAGE__JETSTREAM__URLS", "nats://a:4222"),
+                ("DS_STORAGE__JETSTREAM__REPLICAS", "9"),
+            ],
+            "storage.jetstream.replicas (from environment variable DS_STORAGE__JETSTREAM__REPLICAS)",
+        ),
+    ] {
+        let out = run(&dir.path, &["config", "check"], &env);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.code() == Some(2) && err.contains(needle), "{env:?}: {err}");
+    }
+
     // Another plugin's keys are left alone (switching modes by configuration alone works).
     let out = run(
         &dir.path,

@@ -203,15 +203,6 @@ fn make_state(config: Config, storage: Storage, readiness: Readiness) -> Arc<App
         let live = live.clone();
         readiness.on_drain(move || live.wake_all());
     }
-    if storage
-        .capabilities()
-        .contains(durable_streams_core::abi::Capabilities::EXTERNAL_WRITERS)
-    {
-        // Writes that happen outside this host reach live readers through the engine's callback.
-        if let Err(e) = storage.call_sync(|e| e.set_change_listener(live::listener(live.clone()))) {
-            tracing::error!(error = %e, "engine refused the change listener; live reads will miss external writes");
-        }
-    }
     let metrics = metrics::Metrics::new(&storage.commit);
     let info = metrics::PluginLabels {
         name: storage.plugin.name.to_string(),
@@ -232,6 +223,21 @@ fn make_state(config: Config, storage: Storage, readiness: Readiness) -> Arc<App
             None
         }
     };
+    if storage
+        .capabilities()
+        .contains(durable_streams_core::abi::Capabilities::EXTERNAL_WRITERS)
+    {
+        // Writes that happen outside this host reach live readers and the subscription service
+        // through the engine's callback.
+        if let Some(s) = subs.clone() {
+            // Hand delivery to another host at once instead of after the lease runs out.
+            readiness.on_drain(move || s.lease.release(&s.storage));
+        }
+        let observer = subs.clone().map(|s| -> live::Observer { Arc::new(move |name: &str| s.external_change(name)) });
+        if let Err(e) = storage.call_sync(|e| e.set_change_listener(live::listener(live.clone(), observer))) {
+            tracing::error!(error = %e, "engine refused the change listener; live reads will miss external writes");
+        }
+    }
     let sweep = std::time::Duration::from_secs(config.server.sweep_interval_secs.max(1));
     let state = Arc::new(AppState {
         config: Arc::new(config),

@@ -121,19 +121,25 @@ impl Drop for Waiter<'_> {
     }
 }
 
+/// Someone else told of every external change (the subscription service), from any thread.
+pub type Observer = Arc<dyn Fn(&str) + Send + Sync>;
+
 /// The host side of an `EXTERNAL_WRITERS` engine's change notifications: called from the
-/// plugin's own threads, it only touches the sync mutex and `Notify` (no runtime needed).
-struct HostListener(Arc<LiveTail>);
+/// plugin's own threads, it only touches sync mutexes and `Notify` (no runtime needed).
+struct HostListener(Arc<LiveTail>, Option<Observer>);
 
 impl ChangeListener for HostListener {
     fn stream_changed(&self, name: RStr<'_>) {
         self.0.wake(name.as_str());
+        if let Some(o) = &self.1 {
+            o(name.as_str());
+        }
     }
 }
 
 /// A listener to hand to `Engine::set_change_listener`.
-pub fn listener(live: Arc<LiveTail>) -> ChangeListenerBox {
-    ChangeListenerBox::from_value(HostListener(live), TD_Opaque)
+pub fn listener(live: Arc<LiveTail>, observer: Option<Observer>) -> ChangeListenerBox {
+    ChangeListenerBox::from_value(HostListener(live, observer), TD_Opaque)
 }
 
 #[cfg(test)]
@@ -148,7 +154,7 @@ mod tests {
             let notified = w.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let l = listener(live.clone());
+            let l = listener(live.clone(), None);
             std::thread::spawn(move || l.stream_changed(RStr::from("s"))).join().unwrap();
             tokio::time::timeout(std::time::Duration::from_secs(2), notified)
                 .await

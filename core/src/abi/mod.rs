@@ -42,6 +42,14 @@ pub mod ext {
     /// Empty answer when the engine can serve; `UNAVAILABLE` when its storage cannot be reached
     /// (the host's `/readyz` then answers 503).
     pub const HEALTH: &str = "health";
+    /// A small compare-and-set register shared by every host on the engine's storage (used by
+    /// `EXTERNAL_WRITERS` engines for cluster-wide leases). Input `{"key": str}`; answer
+    /// `{"revision": u64, "value": str}`, revision 0 and value "" when never written.
+    pub const REGISTER_GET: &str = "register.get";
+    /// Input `{"key": str, "expect": u64, "value": str}`: writes `value` if the register's
+    /// revision is still `expect` (0: never written) and answers `{"revision": u64}`; answers
+    /// `CONFIG_CONFLICT` when another write came first. Revisions only grow.
+    pub const REGISTER_SET: &str = "register.set";
 }
 
 /// The root module every plugin exports.

@@ -35,6 +35,9 @@ pub struct SubscriptionsConfig {
     pub retired_key_days: u64,
     /// How long one webhook request may take.
     pub delivery_timeout_secs: u64,
+    /// Several hosts on one shared engine: the delivering host's lease is taken over after it
+    /// has not been renewed for this long.
+    pub delivery_lease_secs: u64,
 }
 
 impl Default for SubscriptionsConfig {
@@ -44,6 +47,7 @@ impl Default for SubscriptionsConfig {
             key_rotation_days: 30,
             retired_key_days: 7,
             delivery_timeout_secs: 10,
+            delivery_lease_secs: 10,
         }
     }
 }

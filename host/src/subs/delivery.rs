@@ -6,7 +6,8 @@ use std::sync::Arc;
 use rand::Rng;
 
 use super::model::Retry;
-use super::{ssrf, Inner, Subscriptions};
+use super::store::Record;
+use super::{ssrf, Inner, Refusal, Subscriptions};
 use crate::state::now_ms;
 
 /// A webhook request ready to send.
@@ -81,47 +82,52 @@ async fn send(this: &Subscriptions, d: &Delivery) -> Result<Option<serde_json::V
 pub async fn deliver(this: Arc<Subscriptions>, d: Delivery) {
     let result = send(&this, &d).await;
     let now = now_ms();
-    let save = {
-        let mut inner = this.inner.lock();
-        inner.inflight.remove(&d.id);
-        let Some(sub) = inner.subs.get_mut(&d.id) else { return };
-        let current = sub.generation == d.generation && sub.wake.as_ref().is_some_and(|w| w.wake_id == d.wake_id);
-        if !current {
-            return;
-        }
-        match result {
-            Ok(body) if body.as_ref().and_then(|b| b.get("done")).and_then(|v| v.as_bool()) == Some(true) => {
-                let snapshot = sub.wake.take().map(|w| w.snapshot).unwrap_or_default();
-                for (p, t) in snapshot {
-                    if let Some(l) = sub.links.get_mut(&p) {
-                        l.acked = l.acked.max(t);
+    this.inner.lock().inflight.remove(&d.id);
+    let attempt_failed = result.is_err();
+    let recorded = this
+        .mutate(|inner| -> Result<_, ()> {
+            let Some(cur) = inner.subs.get(&d.id) else { return Ok((None, ())) };
+            let current = cur.generation == d.generation && cur.wake.as_ref().is_some_and(|w| w.wake_id == d.wake_id);
+            if !current {
+                return Ok((None, ()));
+            }
+            let mut sub = cur.clone();
+            match &result {
+                Ok(body) if body.as_ref().and_then(|b| b.get("done")).and_then(|v| v.as_bool()) == Some(true) => {
+                    let snapshot = sub.wake.take().map(|w| w.snapshot).unwrap_or_default();
+                    for (p, t) in snapshot {
+                        if let Some(l) = sub.links.get_mut(&p) {
+                            l.acked = l.acked.max(t);
+                        }
+                    }
+                    sub.retry = None;
+                }
+                Ok(_) => {
+                    if let Some(w) = sub.wake.as_mut() {
+                        w.delivered = true;
+                        w.lease_until_ms = now + sub.config.lease_ttl_ms;
+                    }
+                    sub.retry = None;
+                }
+                Err(_) => {
+                    let attempt = sub.retry.as_ref().map_or(1, |r| r.attempt + 1);
+                    let next = now + backoff_ms(attempt);
+                    sub.retry = Some(Retry {
+                        attempt,
+                        next_attempt_at_ms: next,
+                    });
+                    if let Some(w) = sub.wake.as_mut() {
+                        w.lease_until_ms = w.lease_until_ms.max(next + sub.config.lease_ttl_ms);
                     }
                 }
-                sub.retry = None;
             }
-            Ok(_) => {
-                if let Some(w) = sub.wake.as_mut() {
-                    w.delivered = true;
-                    w.lease_until_ms = now + sub.config.lease_ttl_ms;
-                }
-                sub.retry = None;
-            }
-            Err(why) => {
-                let attempt = sub.retry.as_ref().map_or(1, |r| r.attempt + 1);
-                let next = now + backoff_ms(attempt);
-                tracing::warn!(subscription = %d.id, attempt, error = %why, "webhook delivery failed; retry scheduled");
-                sub.retry = Some(Retry {
-                    attempt,
-                    next_attempt_at_ms: next,
-                });
-                if let Some(w) = sub.wake.as_mut() {
-                    w.lease_until_ms = w.lease_until_ms.max(next + sub.config.lease_ttl_ms);
-                }
-            }
-        }
-        this.save(sub)
-    };
-    if let Err(e) = save.await {
+            Ok((Some(Record::Put(Box::new(sub))), ()))
+        })
+        .await;
+    if let (true, Err(why)) = (attempt_failed, &result) {
+        tracing::warn!(subscription = %d.id, error = %why, "webhook delivery failed; retry scheduled");
+    }
+    if let Err(Refusal::Engine(e)) = recorded {
         tracing::error!(error = %e, "could not persist a delivery outcome");
     }
     this.kick.notify_one();

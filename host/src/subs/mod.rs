@@ -1,40 +1,42 @@
 //! Subscriptions (protocol sections 6-7): durable cursors over streams that wake workers by
-//! webhook or pull-wake, with generation fencing and leases. Owns subscription state and its
-//! persistence; `routes` owns the HTTP shapes; `delivery` owns outgoing webhooks.
+//! webhook or pull-wake, with generation fencing and leases. Owns subscription state and how it
+//! is kept in the engine; `routes` owns the HTTP shapes, `delivery` outgoing webhooks, `tick`
+//! the delivery loop, `lease` which host delivers when several share the engine.
 //!
-//! A std mutex guards the state: it is never held across an await. Changes are persisted by
-//! submitting an append to the engine while the lock is held (so they commit in order) and
-//! awaiting the result after releasing it.
+//! The state is a fold of an internal log stream. Every change is computed from the state under
+//! a std mutex (never held across an await), appended as the log's next record with
+//! compare-and-set (`store::Cursor`), and applied once the engine accepts it; a host that lost
+//! the race reads the records it missed and computes the change again. With an engine several
+//! hosts share (`EXTERNAL_WRITERS`), every host follows the log, so the control API and
+//! callbacks work on any of them, and one host at a time delivers.
 
 pub mod delivery;
+pub mod lease;
 pub mod model;
 pub mod routes;
 pub mod signing;
 pub mod ssrf;
 pub mod store;
+mod tick;
 
-use std::collections::{BTreeMap, HashMap};
-use std::future::Future;
-use std::pin::Pin;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use abi_stable::std_types::{ROption, RStr};
-use durable_streams_core::abi::{EngineError, HeadRequest, ListRequest};
+use durable_streams_core::abi::{Capabilities, EngineError, ErrorCode, HeadRequest, ListRequest};
 use durable_streams_core::Offset;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use crate::config::SubscriptionsConfig;
-use crate::plugin::{OwnedAppend, Storage};
+use crate::plugin::Storage;
 use crate::state::now_ms;
-use model::{glob_match, Link, Sub, Wake};
+use model::{glob_match, Link, Sub};
 
 /// Names under this prefix are the server's own state streams, never application streams.
 pub const INTERNAL_PREFIX: &str = "__ds/";
 use signing::KeyRing;
-use store::Record;
-
-type Persist = Pin<Box<dyn Future<Output = Result<(), EngineError>> + Send>>;
+use store::{Cursor, Record};
 
 /// State guarded by the service's mutex.
 pub struct Inner {
@@ -42,8 +44,22 @@ pub struct Inner {
     /// Last known tail of every linked stream.
     pub tails: HashMap<String, u64>,
     pub keys: KeyRing,
-    /// Subscriptions with a webhook request on the wire (not persisted).
-    pub inflight: std::collections::HashSet<String>,
+    /// Subscriptions with a webhook request on the wire from this host (not persisted).
+    pub inflight: HashSet<String>,
+    /// Where this host is in the subscription log and the key log.
+    pub log: Cursor,
+    pub keys_log: Cursor,
+    /// Linked streams written through another host, whose tail must be read again.
+    pub stale: HashSet<String>,
+}
+
+/// Why a change was not made.
+#[derive(Debug)]
+pub enum Refusal<E> {
+    /// The change's own rule refused it (the caller's answer).
+    Refused(E),
+    /// The engine could not record it.
+    Engine(EngineError),
 }
 
 /// The subscription service.
@@ -56,6 +72,9 @@ pub struct Subscriptions {
     pub http: reqwest::Client,
     /// Wakes live readers of pull-wake streams.
     pub live: Arc<crate::live::LiveTail>,
+    /// Other hosts write the same engine: follow the log, and deliver only under the lease.
+    pub shared: bool,
+    pub lease: lease::Lease,
 }
 
 fn random_id(prefix: &str) -> String {
@@ -63,20 +82,46 @@ fn random_id(prefix: &str) -> String {
     format!("{prefix}{n:032x}")
 }
 
-impl Subscriptions {
-    /// Loads persisted subscriptions and keys (creating keys on first start).
-    pub fn open(storage: Storage, config: SubscriptionsConfig, live: Arc<crate::live::LiveTail>) -> Result<Arc<Subscriptions>, String> {
-        let (subs, ring) = store::load(&storage)?;
+/// Commits the key ring (first start, or rotation) unless another host did it first; returns
+/// the ring in force and the key log's cursor.
+fn settle_keys(storage: &Storage, config: &SubscriptionsConfig, mut ring: Option<KeyRing>, mut at: Cursor) -> Result<(KeyRing, Cursor), EngineError> {
+    loop {
         let now = now_ms();
         let mut keys = ring.clone().unwrap_or_else(|| KeyRing::generate(now));
         let rotated = keys.rotate_if_due(now, config.key_rotation_days * 86_400_000, config.retired_key_days * 86_400_000);
-        if ring.is_none() || rotated {
-            storage
-                .call_sync(|e| e.append(&store::record(store::KEYS_STREAM, &keys).as_request()))
-                .map_err(|e| e.to_string())?;
+        if ring.is_some() && !rotated {
+            return Ok((keys, at));
         }
+        match storage.call_sync(|e| e.append(&store::record(store::KEYS_STREAM, &keys, at).as_request())) {
+            Ok(out) => {
+                return Ok((
+                    keys,
+                    Cursor {
+                        pos: out.tail,
+                        count: at.count + 1,
+                    },
+                ))
+            }
+            Err(e) if e.code == ErrorCode::STREAM_SEQ_REGRESSION => {
+                let (values, to) = store::read_from(storage, store::KEYS_STREAM, at)?;
+                if let Some(r) = store::last_ring(values)? {
+                    ring = Some(r);
+                }
+                at = to;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+impl Subscriptions {
+    /// Loads persisted subscriptions and keys (creating keys on first start).
+    pub fn open(storage: Storage, config: SubscriptionsConfig, live: Arc<crate::live::LiveTail>) -> Result<Arc<Subscriptions>, String> {
+        let loaded = store::load(&storage)?;
+        let (keys, keys_log) = settle_keys(&storage, &config, loaded.ring, loaded.keys_log).map_err(|e| format!("cannot record signing keys: {e}"))?;
+        let now = now_ms();
         let mut tails = HashMap::new();
-        for s in subs.values() {
+        for s in loaded.subs.values() {
             for p in s.links.keys() {
                 if let Ok(m) = storage.call_sync(|e| {
                     e.head(&HeadRequest {
@@ -93,29 +138,124 @@ impl Subscriptions {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| e.to_string())?;
+        let shared = storage.capabilities().contains(Capabilities::EXTERNAL_WRITERS);
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
+        let holder = format!("{host}/{}/{:08x}", std::process::id(), rand::random::<u32>());
+        let timing = lease::Timing {
+            ttl: std::time::Duration::from_secs(config.delivery_lease_secs.clamp(3, 60)),
+        };
         Ok(Arc::new(Subscriptions {
             inner: Mutex::new(Inner {
-                subs,
+                subs: loaded.subs,
                 tails,
                 keys,
                 inflight: Default::default(),
+                log: loaded.log,
+                keys_log,
+                stale: Default::default(),
             }),
             storage,
             config,
             kick: Notify::new(),
             http,
             live,
+            shared,
+            lease: lease::Lease::new(holder, timing),
         }))
     }
 
-    /// Submits the persistence of `sub` (or its deletion) in order; await after unlocking.
-    fn persist(&self, rec: &Record) -> Persist {
-        let fut = self.storage.submit_append(store::record(store::SUBS_STREAM, rec));
-        Box::pin(async move { fut.await.map(|_| ()) })
+    /// Applies one record of the log to the state.
+    fn apply(&self, inner: &mut Inner, rec: Record) {
+        match rec {
+            Record::Put(s) => {
+                for (p, l) in &s.links {
+                    let known = inner.tails.contains_key(p);
+                    let t = inner.tails.entry(p.clone()).or_insert(l.acked);
+                    *t = (*t).max(l.acked);
+                    if self.shared && !known {
+                        inner.stale.insert(p.clone());
+                    }
+                }
+                inner.subs.insert(s.id.clone(), *s);
+            }
+            Record::Delete(id) => {
+                inner.subs.remove(&id);
+            }
+        }
     }
 
-    fn save(&self, sub: &Sub) -> Persist {
-        self.persist(&Record::Put(Box::new(sub.clone())))
+    /// Reads the log records (and key rings) other hosts wrote since this host last looked.
+    pub async fn catch_up(&self) -> Result<(), EngineError> {
+        let from = self.inner.lock().log;
+        let (values, to) = store::read_from_async(&self.storage, store::SUBS_STREAM, from).await?;
+        let mut records = Vec::with_capacity(values.len());
+        for v in values {
+            records.push(store::parse(v)?);
+        }
+        {
+            let mut inner = self.inner.lock();
+            // Another task of this host applied these records meanwhile.
+            if inner.log == from {
+                for r in records {
+                    self.apply(&mut inner, r);
+                }
+                inner.log = to;
+            }
+        }
+        let from = self.inner.lock().keys_log;
+        let (values, to) = store::read_from_async(&self.storage, store::KEYS_STREAM, from).await?;
+        let ring = store::last_ring(values)?;
+        let mut inner = self.inner.lock();
+        if inner.keys_log == from {
+            if let Some(r) = ring {
+                inner.keys = r;
+            }
+            inner.keys_log = to;
+        }
+        Ok(())
+    }
+
+    /// Before answering from the state: with a shared engine, read what other hosts wrote.
+    pub async fn refresh(&self) -> Result<(), EngineError> {
+        if self.shared {
+            self.catch_up().await
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Makes one change: `change` looks at the state and answers the record to append (none:
+    /// nothing to change) and a reply. It runs again after a lost race, on the newer state.
+    pub async fn mutate<R, E>(&self, mut change: impl FnMut(&Inner) -> Result<(Option<Record>, R), E>) -> Result<R, Refusal<E>> {
+        for _ in 0..64 {
+            let (rec, reply, at) = {
+                let inner = self.inner.lock();
+                let (rec, reply) = change(&inner).map_err(Refusal::Refused)?;
+                (rec, reply, inner.log)
+            };
+            let Some(rec) = rec else { return Ok(reply) };
+            match self.storage.append(store::record(store::SUBS_STREAM, &rec, at)).await {
+                Ok(out) => {
+                    let mut inner = self.inner.lock();
+                    // Unless a catch-up already read it, the record follows `at` exactly (the
+                    // compare-and-set says so).
+                    if inner.log == at {
+                        self.apply(&mut inner, rec);
+                        inner.log = Cursor {
+                            pos: out.tail,
+                            count: at.count + 1,
+                        };
+                    }
+                    return Ok(reply);
+                }
+                Err(e) if e.code == ErrorCode::STREAM_SEQ_REGRESSION => self.catch_up().await.map_err(Refusal::Engine)?,
+                Err(e) => return Err(Refusal::Engine(e)),
+            }
+        }
+        Err(Refusal::Engine(EngineError::new(
+            ErrorCode::UNAVAILABLE,
+            "subscription state changed too often to record this change; retry",
+        )))
     }
 
     /// The tail of `path` as last seen.
@@ -128,49 +268,86 @@ impl Subscriptions {
         sub.pending(&|p| Self::tail_of(inner, p))
     }
 
-    /// Called after every acknowledged append or create: links newly matching streams (at the
-    /// position before the append) and wakes the delivery loop.
-    pub fn on_append(&self, path: &str, before: u64, tail: u64) {
+    fn relevant(inner: &Inner, path: &str) -> bool {
+        inner
+            .subs
+            .values()
+            .any(|s| s.links.contains_key(path) || s.config.pattern.as_deref().is_some_and(|p| glob_match(p, path)))
+    }
+
+    /// Called after every acknowledged append or create on this host: links newly matching
+    /// streams (at the position before the append) and wakes the delivery loop.
+    pub fn on_append(self: &Arc<Self>, path: &str, before: u64, tail: u64) {
         if path.starts_with(INTERNAL_PREFIX) {
             return;
         }
-        let mut saves = Vec::new();
-        {
+        let to_link: Vec<String> = {
             let mut inner = self.inner.lock();
             // Fast path: appends to streams no subscription watches cost one lock and a scan.
-            let relevant = inner
-                .subs
-                .values()
-                .any(|s| s.links.contains_key(path) || s.config.pattern.as_deref().is_some_and(|p| glob_match(p, path)));
-            if !relevant {
+            if !Self::relevant(&inner, path) {
                 return;
             }
-            inner.tails.insert(path.to_string(), tail);
-            let ids: Vec<String> = inner.subs.keys().cloned().collect();
-            for id in ids {
-                let sub = inner.subs.get_mut(&id).expect("listed");
-                let glob = sub.config.pattern.as_deref().is_some_and(|p| glob_match(p, path));
-                if glob && !sub.links.get(path).is_some_and(|l| l.glob) {
-                    let link = sub.links.entry(path.to_string()).or_insert(Link {
-                        glob: false,
-                        explicit: false,
-                        acked: before,
-                    });
-                    link.glob = true;
-                    saves.push(self.save(sub));
+            let t = inner.tails.entry(path.to_string()).or_insert(tail);
+            *t = (*t).max(tail);
+            inner
+                .subs
+                .values()
+                .filter(|s| s.config.pattern.as_deref().is_some_and(|p| glob_match(p, path)) && !s.links.get(path).is_some_and(|l| l.glob))
+                .map(|s| s.id.clone())
+                .collect()
+        };
+        self.kick.notify_one();
+        if to_link.is_empty() {
+            return;
+        }
+        let this = self.clone();
+        let path = path.to_string();
+        tokio::spawn(async move {
+            for id in to_link {
+                let r = this
+                    .mutate(|inner| -> Result<_, ()> {
+                        let Some(cur) = inner.subs.get(&id) else { return Ok((None, ())) };
+                        if cur.links.get(&path).is_some_and(|l| l.glob) {
+                            return Ok((None, ()));
+                        }
+                        let mut sub = cur.clone();
+                        sub.links
+                            .entry(path.clone())
+                            .or_insert(Link {
+                                glob: false,
+                                explicit: false,
+                                acked: before,
+                            })
+                            .glob = true;
+                        Ok((Some(Record::Put(Box::new(sub))), ()))
+                    })
+                    .await;
+                if let Err(Refusal::Engine(e)) = r {
+                    tracing::error!(error = %e, subscription = %id, "could not persist a subscription link");
                 }
             }
+            this.kick.notify_one();
+        });
+    }
+
+    /// A stream changed through another host (the engine's change listener; any thread): its
+    /// tail is read again before the next wake decision.
+    pub fn external_change(&self, path: &str) {
+        if path == store::SUBS_STREAM || path == store::KEYS_STREAM {
+            self.kick.notify_one();
+            return;
+        }
+        if path.starts_with(INTERNAL_PREFIX) {
+            return;
+        }
+        {
+            let mut inner = self.inner.lock();
+            if !inner.subs.values().any(|s| s.links.contains_key(path)) {
+                return;
+            }
+            inner.stale.insert(path.to_string());
         }
         self.kick.notify_one();
-        if !saves.is_empty() {
-            tokio::spawn(async move {
-                for s in saves {
-                    if let Err(e) = s.await {
-                        tracing::error!(error = %e, "could not persist a subscription link");
-                    }
-                }
-            });
-        }
     }
 
     /// Current tails of every stream matching `pattern` (backfill on create).
@@ -220,30 +397,14 @@ impl Subscriptions {
             .unwrap_or(0)
     }
 
-    /// Issues a wake for `sub` if it is idle and has pending work. Returns the wake if issued.
-    pub fn maybe_wake(inner: &mut Inner, id: &str, now: u64) -> Option<Sub> {
-        let pending = {
-            let sub = inner.subs.get(id)?;
-            if sub.wake.is_some() {
-                return None;
-            }
-            Self::pending(inner, sub)
-        };
-        if pending.is_empty() {
-            return None;
+    /// Reads the tails of `paths` again (with a shared engine, before deciding on a wake).
+    pub async fn refresh_tails(&self, paths: Vec<String>) {
+        for p in paths {
+            let t = self.tail_now(&p).await;
+            let mut inner = self.inner.lock();
+            let e = inner.tails.entry(p).or_insert(t);
+            *e = (*e).max(t);
         }
-        let sub = inner.subs.get_mut(id)?;
-        sub.generation += 1;
-        let pull = sub.config.kind == "pull-wake";
-        sub.wake = Some(Wake {
-            wake_id: random_id("w_"),
-            snapshot: pending,
-            holder: None,
-            lease_until_ms: if pull { u64::MAX } else { now + sub.config.lease_ttl_ms },
-            delivered: false,
-        });
-        sub.retry = None;
-        Some(sub.clone())
     }
 
     /// The `streams` array of a wake or claim.
@@ -263,98 +424,6 @@ impl Subscriptions {
             })
             .collect()
     }
-
-    /// Writes pull-wake events for a wake to the subscription's wake stream.
-    fn wake_events(&self, sub: &Sub) -> Option<OwnedAppend> {
-        let wake = sub.wake.as_ref()?;
-        let stream = sub.config.wake_stream.clone()?;
-        let now = now_ms();
-        let events: Vec<serde_json::Value> = wake
-            .snapshot
-            .iter()
-            .map(|(p, _)| serde_json::json!({"type": "wake", "subscription_id": sub.id, "stream": p, "generation": sub.generation, "ts": now}))
-            .collect();
-        let mut body = Vec::new();
-        for e in events {
-            body.extend_from_slice(e.to_string().as_bytes());
-            body.push(b',');
-        }
-        Some(OwnedAppend {
-            name: stream,
-            content_type: Some("application/json".into()),
-            body: body.into(),
-            close: false,
-            producer: None,
-            stream_seq: None,
-            now_ms: now,
-        })
-    }
 }
 
 pub use routes::dispatch;
-
-impl Subscriptions {
-    /// One pass of the delivery loop: expire leases, issue wakes, start due webhook deliveries.
-    pub async fn tick(self: &Arc<Self>) {
-        let now = now_ms();
-        let mut saves = Vec::new();
-        let mut pull_events = Vec::new();
-        let mut deliveries = Vec::new();
-        {
-            let mut inner = self.inner.lock();
-            let ids: Vec<String> = inner.subs.keys().cloned().collect();
-            for id in ids {
-                // Expired leases clear the holder and the wake.
-                let expired = inner
-                    .subs
-                    .get(&id)
-                    .and_then(|s| s.wake.as_ref())
-                    .is_some_and(|w| w.lease_until_ms <= now);
-                if expired {
-                    let sub = inner.subs.get_mut(&id).expect("listed");
-                    sub.wake = None;
-                    sub.retry = None;
-                    saves.push(self.save(sub));
-                }
-                if let Some(sub) = Self::maybe_wake(&mut inner, &id, now) {
-                    saves.push(self.save(&sub));
-                    if sub.config.kind == "pull-wake" {
-                        if let Some(a) = self.wake_events(&sub) {
-                            let stream = a.name.clone();
-                            pull_events.push((stream, self.storage.submit_append(a)));
-                        }
-                    }
-                }
-                if let Some(d) = delivery::prepare(&mut inner, &id, now) {
-                    deliveries.push(d);
-                }
-            }
-        }
-        for s in saves {
-            if let Err(e) = s.await {
-                tracing::error!(error = %e, "could not persist subscription state");
-            }
-        }
-        for (stream, p) in pull_events {
-            match p.await {
-                Ok(_) => self.live.wake(&stream),
-                Err(e) => tracing::warn!(error = %e, stream = %stream, "could not write a pull-wake event (does the wake stream exist?)"),
-            }
-        }
-        for d in deliveries {
-            let this = self.clone();
-            tokio::spawn(async move { delivery::deliver(this, d).await });
-        }
-    }
-
-    /// Runs the delivery loop forever.
-    pub async fn run(self: Arc<Self>) {
-        loop {
-            self.tick().await;
-            tokio::select! {
-                _ = self.kick.notified() => {}
-                _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {}
-            }
-        }
-    }
-}

@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::model::{Link, Sub, SubConfig, SubRequest};
 use super::store::Record;
-use super::{ssrf, Subscriptions};
+use super::{ssrf, Inner, Refusal, Subscriptions};
 use crate::state::{now_ms, AppState};
 
 fn error(status: StatusCode, code: &str, message: impl Into<String>, extra: serde_json::Value) -> Response {
@@ -68,8 +68,7 @@ fn json(status: StatusCode, v: serde_json::Value) -> Response {
         .into_response()
 }
 
-fn sub_json(subs: &Subscriptions, sub: &Sub) -> serde_json::Value {
-    let inner = subs.inner.lock();
+fn sub_json(inner: &Inner, sub: &Sub) -> serde_json::Value {
     let streams: Vec<serde_json::Value> = sub
         .links
         .iter()
@@ -94,6 +93,14 @@ fn sub_json(subs: &Subscriptions, sub: &Sub) -> serde_json::Value {
     })
 }
 
+/// The answer to a refused or unrecorded change.
+fn refusal(r: Refusal<Response>) -> Response {
+    match r {
+        Refusal::Refused(resp) => resp,
+        Refusal::Engine(e) => crate::http::error::ApiError::from(e).into_response(),
+    }
+}
+
 /// A problem with a stream path in a request body, as a response.
 fn invalid_stream(p: &str) -> Option<Response> {
     name::validate(p).err().map(|e| bad(format!("stream '{p}': {e}")))
@@ -109,6 +116,10 @@ pub async fn dispatch(state: &Arc<AppState>, rest: &str, parts: &Parts, body: Bo
             serde_json::Value::Null,
         );
     };
+    // With a shared engine, first read what other hosts changed (read-your-writes across hosts).
+    if let Err(e) = subs.refresh().await {
+        return crate::http::error::ApiError::from(e).into_response();
+    }
     if rest == "jwks.json" && parts.method == Method::GET {
         let jwks = subs.inner.lock().keys.jwks();
         return (
@@ -135,9 +146,9 @@ pub async fn dispatch(state: &Arc<AppState>, rest: &str, parts: &Parts, body: Bo
     match (&parts.method, tail) {
         (&Method::PUT, "") => create(state, &subs, id, parts, &bytes).await,
         (&Method::GET, "") => {
-            let found = subs.inner.lock().subs.get(id).cloned();
-            match found {
-                Some(s) => json(StatusCode::OK, sub_json(&subs, &s)),
+            let inner = subs.inner.lock();
+            match inner.subs.get(id) {
+                Some(s) => json(StatusCode::OK, sub_json(&inner, s)),
                 None => not_found(id),
             }
         }
@@ -203,22 +214,15 @@ async fn create(state: &AppState, subs: &Arc<Subscriptions>, id: &str, parts: &P
         lease_ttl_ms: lease,
         description: req.description.clone(),
     };
-    let existing = subs.inner.lock().subs.get(id).cloned();
-    if let Some(existing) = existing {
-        return if existing.config.hash() == config.hash() {
-            json(StatusCode::OK, sub_json(subs, &existing))
-        } else {
-            error(
-                StatusCode::CONFLICT,
-                "SUBSCRIPTION_EXISTS",
-                "a subscription with this id exists with a different configuration",
-                serde_json::Value::Null,
-            )
-        };
+    let existing = {
+        let inner = subs.inner.lock();
+        inner.subs.get(id).map(|e| (e.config.hash() == config.hash(), sub_json(&inner, e)))
+    };
+    if let Some((same, body)) = existing {
+        return if same { json(StatusCode::OK, body) } else { exists_differently() };
     }
     // Link existing streams at their current tails: no historical replay.
     let mut links = std::collections::BTreeMap::new();
-    let mut tails = Vec::new();
     if let Some(p) = &config.pattern {
         for (path, tail) in subs.matching_streams(p).await {
             links.insert(
@@ -229,7 +233,6 @@ async fn create(state: &AppState, subs: &Arc<Subscriptions>, id: &str, parts: &P
                     acked: tail,
                 },
             );
-            tails.push((path, tail));
         }
     }
     for s in &streams {
@@ -242,7 +245,6 @@ async fn create(state: &AppState, subs: &Arc<Subscriptions>, id: &str, parts: &P
                 acked: tail,
             })
             .explicit = true;
-        tails.push((s.clone(), tail));
     }
     let origin = crate::http::origin::of(parts, state.origin_rules());
     let (scheme, host) = match &origin {
@@ -259,42 +261,42 @@ async fn create(state: &AppState, subs: &Arc<Subscriptions>, id: &str, parts: &P
         created_at_ms: now_ms(),
         base_url: format!("{scheme}://{host}{}", state.config.base_path()),
     };
-    let save = {
-        let mut inner = subs.inner.lock();
-        if inner.subs.contains_key(id) {
-            drop(inner);
-            return error(
-                StatusCode::CONFLICT,
-                "SUBSCRIPTION_EXISTS",
-                "created concurrently",
-                serde_json::Value::Null,
-            );
+    let r = subs
+        .mutate(|inner| match inner.subs.get(id) {
+            // Created meanwhile (on this host or another): the same answer as above.
+            Some(e) if e.config.hash() == sub.config.hash() => Ok((None, (StatusCode::OK, sub_json(inner, e)))),
+            Some(_) => Err(exists_differently()),
+            None => Ok((Some(Record::Put(Box::new(sub.clone()))), (StatusCode::CREATED, sub_json(inner, &sub)))),
+        })
+        .await;
+    match r {
+        Ok((status, body)) => {
+            subs.kick.notify_one();
+            json(status, body)
         }
-        for (p, t) in tails {
-            inner.tails.entry(p).or_insert(t);
-        }
-        inner.subs.insert(id.to_string(), sub.clone());
-        subs.save(&sub)
-    };
-    if let Err(e) = save.await {
-        subs.inner.lock().subs.remove(id);
-        return crate::http::error::ApiError::from(e).into_response();
+        Err(r) => refusal(r),
     }
-    subs.kick.notify_one();
-    json(StatusCode::CREATED, sub_json(subs, &sub))
+}
+
+fn exists_differently() -> Response {
+    error(
+        StatusCode::CONFLICT,
+        "SUBSCRIPTION_EXISTS",
+        "a subscription with this id exists with a different configuration",
+        serde_json::Value::Null,
+    )
 }
 
 async fn delete(subs: &Subscriptions, id: &str) -> Response {
-    let save = {
-        let mut inner = subs.inner.lock();
-        if inner.subs.remove(id).is_none() {
-            return not_found(id);
-        }
-        subs.persist(&Record::Delete(id.to_string()))
-    };
-    match save.await {
+    let r = subs
+        .mutate(|inner| match inner.subs.contains_key(id) {
+            true => Ok((Some(Record::Delete(id.to_string())), ())),
+            false => Err(not_found(id)),
+        })
+        .await;
+    match r {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => crate::http::error::ApiError::from(e).into_response(),
+        Err(r) => refusal(r),
     }
 }
 
@@ -315,48 +317,49 @@ async fn add_streams(subs: &Arc<Subscriptions>, id: &str, bytes: &[u8]) -> Respo
         }
         tails.push((s.clone(), subs.tail_now(s).await));
     }
-    let save = {
-        let mut inner = subs.inner.lock();
-        for (p, t) in &tails {
-            inner.tails.entry(p.clone()).or_insert(*t);
-        }
-        let Some(sub) = inner.subs.get_mut(id) else { return not_found(id) };
-        for (p, t) in tails {
-            sub.links
-                .entry(p)
-                .or_insert(Link {
-                    glob: false,
-                    explicit: false,
-                    acked: t,
-                })
-                .explicit = true;
-        }
-        subs.save(sub)
-    };
-    match save.await {
+    let r = subs
+        .mutate(|inner| {
+            let Some(cur) = inner.subs.get(id) else { return Err(not_found(id)) };
+            let mut sub = cur.clone();
+            for (p, t) in &tails {
+                sub.links
+                    .entry(p.clone())
+                    .or_insert(Link {
+                        glob: false,
+                        explicit: false,
+                        acked: *t,
+                    })
+                    .explicit = true;
+            }
+            Ok((Some(Record::Put(Box::new(sub))), ()))
+        })
+        .await;
+    match r {
         Ok(()) => {
             subs.kick.notify_one();
             StatusCode::NO_CONTENT.into_response()
         }
-        Err(e) => crate::http::error::ApiError::from(e).into_response(),
+        Err(r) => refusal(r),
     }
 }
 
 async fn remove_stream(subs: &Subscriptions, id: &str, path: &str) -> Response {
-    let save = {
-        let mut inner = subs.inner.lock();
-        let Some(sub) = inner.subs.get_mut(id) else { return not_found(id) };
-        if let Some(l) = sub.links.get_mut(path) {
-            l.explicit = false;
-            if !l.glob {
-                sub.links.remove(path);
+    let r = subs
+        .mutate(|inner| {
+            let Some(cur) = inner.subs.get(id) else { return Err(not_found(id)) };
+            let mut sub = cur.clone();
+            if let Some(l) = sub.links.get_mut(path) {
+                l.explicit = false;
+                if !l.glob {
+                    sub.links.remove(path);
+                }
             }
-        }
-        subs.save(sub)
-    };
-    match save.await {
+            Ok((Some(Record::Put(Box::new(sub))), ()))
+        })
+        .await;
+    match r {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => crate::http::error::ApiError::from(e).into_response(),
+        Err(r) => refusal(r),
     }
 }
 
@@ -406,57 +409,58 @@ async fn settle(subs: &Arc<Subscriptions>, id: &str, parts: &Parts, bytes: &[u8]
         }
     }
     let now = now_ms();
-    let (save, next_wake) = {
-        let mut inner = subs.inner.lock();
-        let claims = bearer(parts).and_then(|t| inner.keys.verify(t));
-        let Some((tok_sub, tok_gen, tok_wake)) = claims else {
-            return error(
-                StatusCode::UNAUTHORIZED,
-                "UNAUTHORIZED",
-                "a valid bearer token for this wake is required",
-                serde_json::Value::Null,
-            );
-        };
-        if tok_sub != id {
-            return error(
-                StatusCode::UNAUTHORIZED,
-                "UNAUTHORIZED",
-                "the token belongs to another subscription",
-                serde_json::Value::Null,
-            );
-        }
-        let Some(sub) = inner.subs.get(id) else { return not_found(id) };
-        let want_kind = if kind == Settle::Callback { "webhook" } else { "pull-wake" };
-        let current = sub
-            .wake
-            .as_ref()
-            .is_some_and(|w| w.wake_id == body.wake_id && w.wake_id == tok_wake && (kind == Settle::Callback || w.holder.is_some()))
-            && sub.generation == body.generation
-            && sub.generation == tok_gen
-            && sub.config.kind == want_kind;
-        if !current {
-            return fenced();
-        }
-        let sub = inner.subs.get_mut(id).expect("checked");
-        for (p, pos) in acks {
-            if let Some(l) = sub.links.get_mut(&p) {
-                l.acked = l.acked.max(pos);
+    let token = bearer(parts).map(str::to_string);
+    let r = subs
+        .mutate(|inner| {
+            let claims = token.as_deref().and_then(|t| inner.keys.verify(t));
+            let Some((tok_sub, tok_gen, tok_wake)) = claims else {
+                return Err(error(
+                    StatusCode::UNAUTHORIZED,
+                    "UNAUTHORIZED",
+                    "a valid bearer token for this wake is required",
+                    serde_json::Value::Null,
+                ));
+            };
+            if tok_sub != id {
+                return Err(error(
+                    StatusCode::UNAUTHORIZED,
+                    "UNAUTHORIZED",
+                    "the token belongs to another subscription",
+                    serde_json::Value::Null,
+                ));
             }
-        }
-        if kind == Settle::Release || body.done {
-            sub.wake = None;
-            sub.retry = None;
-        } else if let Some(w) = sub.wake.as_mut() {
-            w.lease_until_ms = now + sub.config.lease_ttl_ms;
-        }
-        let save = subs.save(sub);
-        let sub = inner.subs.get(id).expect("checked");
-        let next = !Subscriptions::pending(&inner, sub).is_empty();
-        (save, next)
+            let Some(cur) = inner.subs.get(id) else { return Err(not_found(id)) };
+            let want_kind = if kind == Settle::Callback { "webhook" } else { "pull-wake" };
+            let current = cur
+                .wake
+                .as_ref()
+                .is_some_and(|w| w.wake_id == body.wake_id && w.wake_id == tok_wake && (kind == Settle::Callback || w.holder.is_some()))
+                && cur.generation == body.generation
+                && cur.generation == tok_gen
+                && cur.config.kind == want_kind;
+            if !current {
+                return Err(fenced());
+            }
+            let mut sub = cur.clone();
+            for (p, pos) in &acks {
+                if let Some(l) = sub.links.get_mut(p) {
+                    l.acked = l.acked.max(*pos);
+                }
+            }
+            if kind == Settle::Release || body.done {
+                sub.wake = None;
+                sub.retry = None;
+            } else if let Some(w) = sub.wake.as_mut() {
+                w.lease_until_ms = now + sub.config.lease_ttl_ms;
+            }
+            let next = !Subscriptions::pending(inner, &sub).is_empty();
+            Ok((Some(Record::Put(Box::new(sub))), next))
+        })
+        .await;
+    let next_wake = match r {
+        Ok(n) => n,
+        Err(r) => return refusal(r),
     };
-    if let Err(e) = save.await {
-        return crate::http::error::ApiError::from(e).into_response();
-    }
     subs.kick.notify_one();
     if kind == Settle::Release {
         return StatusCode::NO_CONTENT.into_response();
@@ -474,53 +478,60 @@ async fn claim(subs: &Arc<Subscriptions>, id: &str, bytes: &[u8]) -> Response {
         Ok(b) => b,
         Err(e) => return bad(format!("invalid body: {e}")),
     };
+    if subs.shared {
+        // Tails written through other hosts decide whether there is work to claim.
+        let paths: Vec<String> = subs.inner.lock().subs.get(id).map(|s| s.links.keys().cloned().collect()).unwrap_or_default();
+        subs.refresh_tails(paths).await;
+    }
     let now = now_ms();
-    let (save, reply) = {
-        let mut inner = subs.inner.lock();
-        let Some(sub) = inner.subs.get(id) else { return not_found(id) };
-        if sub.config.kind != "pull-wake" {
-            return bad("only pull-wake subscriptions are claimed");
-        }
-        if let Some(w) = &sub.wake {
-            if let Some(h) = &w.holder {
-                if w.lease_until_ms > now {
-                    return error(
-                        StatusCode::CONFLICT,
-                        "ALREADY_CLAIMED",
-                        "another worker holds the lease",
-                        serde_json::json!({"current_holder": h, "generation": sub.generation}),
-                    );
+    let r = subs
+        .mutate(|inner| {
+            let Some(cur) = inner.subs.get(id) else { return Err(not_found(id)) };
+            if cur.config.kind != "pull-wake" {
+                return Err(bad("only pull-wake subscriptions are claimed"));
+            }
+            let mut sub = cur.clone();
+            match &sub.wake {
+                Some(w) => {
+                    if let Some(h) = &w.holder {
+                        if w.lease_until_ms > now {
+                            return Err(error(
+                                StatusCode::CONFLICT,
+                                "ALREADY_CLAIMED",
+                                "another worker holds the lease",
+                                serde_json::json!({"current_holder": h, "generation": sub.generation}),
+                            ));
+                        }
+                    }
+                }
+                None => {
+                    if !Subscriptions::issue_wake(inner, &mut sub, now) {
+                        return Err(error(StatusCode::CONFLICT, "NO_PENDING_WORK", "nothing to claim", serde_json::Value::Null));
+                    }
                 }
             }
-        } else if Subscriptions::maybe_wake(&mut inner, id, now).is_none() {
-            return error(StatusCode::CONFLICT, "NO_PENDING_WORK", "nothing to claim", serde_json::Value::Null);
-        }
-        let pending = {
-            let sub = inner.subs.get(id).expect("checked");
-            Subscriptions::pending(&inner, sub)
-        };
-        let sub = inner.subs.get_mut(id).expect("checked");
-        let lease = sub.config.lease_ttl_ms;
-        let w = sub.wake.as_mut().expect("a wake exists");
-        w.holder = Some(body.worker.clone());
-        w.lease_until_ms = now + lease;
-        if !pending.is_empty() {
-            w.snapshot = pending;
-        }
-        let (wake_id, generation, snapshot) = (w.wake_id.clone(), sub.generation, w.snapshot.clone());
-        let save = subs.save(sub);
-        let sub = inner.subs.get(id).expect("checked");
-        let reply = serde_json::json!({
-            "wake_id": wake_id,
-            "generation": generation,
-            "token": inner.keys.token(id, generation, &wake_id),
-            "streams": Subscriptions::streams_json(&inner, sub, &snapshot),
-            "lease_ttl_ms": lease,
-        });
-        (save, reply)
-    };
-    match save.await {
-        Ok(()) => json(StatusCode::OK, reply),
-        Err(e) => crate::http::error::ApiError::from(e).into_response(),
+            let pending = Subscriptions::pending(inner, &sub);
+            let lease = sub.config.lease_ttl_ms;
+            let generation = sub.generation;
+            let w = sub.wake.as_mut().expect("a wake exists");
+            w.holder = Some(body.worker.clone());
+            w.lease_until_ms = now + lease;
+            if !pending.is_empty() {
+                w.snapshot = pending;
+            }
+            let (wake_id, snapshot) = (w.wake_id.clone(), w.snapshot.clone());
+            let reply = serde_json::json!({
+                "wake_id": wake_id,
+                "generation": generation,
+                "token": inner.keys.token(id, generation, &wake_id),
+                "streams": Subscriptions::streams_json(inner, &sub, &snapshot),
+                "lease_ttl_ms": lease,
+            });
+            Ok((Some(Record::Put(Box::new(sub))), reply))
+        })
+        .await;
+    match r {
+        Ok(reply) => json(StatusCode::OK, reply),
+        Err(r) => refusal(r),
     }
 }

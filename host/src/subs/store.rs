@@ -1,12 +1,13 @@
 //! Persistence of subscriptions and signing keys through the storage engine: two internal JSON
 //! streams (`__ds/state/subscriptions`, `__ds/state/keys`) under the reserved prefix, appended on
-//! every change and replayed at startup. Durable engines make them durable; clients cannot
+//! every change (compare-and-set through `Stream-Seq`, see [`Cursor`]) and replayed at startup
+//! and whenever another host may have written. Durable engines make them durable; clients cannot
 //! address them (the `__ds` prefix is routed to the control API).
 
 use std::collections::BTreeMap;
 
 use abi_stable::std_types::{ROption, RSlice, RStr};
-use durable_streams_core::abi::{CreateRequest, ErrorCode, Lifetime, ReadRequest, ReadStart};
+use durable_streams_core::abi::{CreateRequest, EngineError, ErrorCode, Lifetime, ReadRequest, ReadStart};
 use durable_streams_core::json;
 
 use super::model::Sub;
@@ -43,46 +44,117 @@ fn ensure(storage: &Storage, name: &str) -> Result<(), String> {
     }
 }
 
-/// Every JSON message of an internal stream, in order.
-fn read_all(storage: &Storage, name: &str) -> Result<Vec<serde_json::Value>, String> {
-    let mut out = Vec::new();
-    let mut pos = 0;
-    loop {
-        let chunk = match storage.call_sync(|e| {
-            e.read(&ReadRequest {
-                name: RStr::from(name),
-                start: ReadStart::At,
-                position: pos,
-                max_bytes: 4 << 20,
-                now_ms: now_ms(),
-            })
-        }) {
-            Ok(c) => c,
-            Err(e) if e.code == ErrorCode::NOT_FOUND => return Ok(out),
-            Err(e) => return Err(format!("cannot read {name}: {e}")),
-        };
-        let data = chunk.data.bytes();
-        let bytes = data.as_slice();
-        let mut start = 0;
-        for end in json::message_ends(bytes) {
-            let v = serde_json::from_slice(&bytes[start..end - 1]).map_err(|e| format!("{name}: damaged record: {e}"))?;
-            out.push(v);
-            start = end;
-        }
-        pos = chunk.next;
-        if chunk.next >= chunk.meta.tail {
-            return Ok(out);
-        }
+/// A reader's place in an internal stream: byte position and the number of records before it.
+/// Every change is appended with `Stream-Seq` = `count + 1`, so a host whose view is stale
+/// cannot append (the engine answers `STREAM_SEQ_REGRESSION`): the stream is a compare-and-set
+/// log that any number of hosts share.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Cursor {
+    pub pos: u64,
+    pub count: u64,
+}
+
+impl Cursor {
+    /// The `Stream-Seq` of the record that follows this cursor (zero-padded: it compares as a
+    /// string).
+    pub fn next_seq(&self) -> String {
+        format!("{:020}", self.count + 1)
     }
 }
 
-/// Loads subscriptions and keys (creating the internal streams and a first key if absent).
-pub fn load(storage: &Storage) -> Result<(BTreeMap<String, Sub>, Option<KeyRing>), String> {
+/// The JSON messages of `name` after `from`, and the cursor after them.
+fn read_chunk(
+    storage: &Storage,
+    name: &str,
+    from: Cursor,
+) -> Result<Option<(Vec<serde_json::Value>, Cursor, bool)>, EngineError> {
+    let chunk = match storage.call_sync(|e| {
+        e.read(&ReadRequest {
+            name: RStr::from(name),
+            start: ReadStart::At,
+            position: from.pos,
+            max_bytes: 4 << 20,
+            now_ms: now_ms(),
+        })
+    }) {
+        Ok(c) => c,
+        Err(e) if e.code == ErrorCode::NOT_FOUND => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let data = chunk.data.bytes();
+    let bytes = data.as_slice();
+    let mut out = Vec::new();
+    let mut start = 0;
+    for end in json::message_ends(bytes) {
+        let v = serde_json::from_slice(&bytes[start..end - 1])
+            .map_err(|e| EngineError::new(ErrorCode::CORRUPT, format!("{name}: damaged record: {e}")))?;
+        out.push(v);
+        start = end;
+    }
+    let to = Cursor {
+        pos: chunk.next,
+        count: from.count + out.len() as u64,
+    };
+    Ok(Some((out, to, chunk.next >= chunk.meta.tail)))
+}
+
+/// Every JSON message of `name` after `from`, in order, and the cursor after the last.
+pub fn read_from(storage: &Storage, name: &str, from: Cursor) -> Result<(Vec<serde_json::Value>, Cursor), EngineError> {
+    let mut out = Vec::new();
+    let mut at = from;
+    while let Some((mut values, to, done)) = read_chunk(storage, name, at)? {
+        out.append(&mut values);
+        at = to;
+        if done {
+            break;
+        }
+    }
+    Ok((out, at))
+}
+
+/// `read_from` off the async threads (on the blocking pool for blocking engines).
+pub async fn read_from_async(storage: &Storage, name: &'static str, from: Cursor) -> Result<(Vec<serde_json::Value>, Cursor), EngineError> {
+    if storage.capabilities().contains(durable_streams_core::abi::Capabilities::BLOCKING_IO) {
+        let s = storage.clone();
+        tokio::task::spawn_blocking(move || read_from(&s, name, from))
+            .await
+            .map_err(|e| EngineError::new(ErrorCode::INTERNAL, format!("state read failed: {e}")))?
+    } else {
+        read_from(storage, name, from)
+    }
+}
+
+/// What `load` found.
+pub struct Loaded {
+    pub subs: BTreeMap<String, Sub>,
+    pub log: Cursor,
+    pub ring: Option<KeyRing>,
+    pub keys_log: Cursor,
+}
+
+/// Decodes one subscription record.
+pub fn parse(v: serde_json::Value) -> Result<Record, EngineError> {
+    serde_json::from_value::<Record>(v).map_err(|e| EngineError::new(ErrorCode::CORRUPT, format!("{SUBS_STREAM}: {e}")))
+}
+
+/// The last key ring among `values`.
+pub fn last_ring(values: Vec<serde_json::Value>) -> Result<Option<KeyRing>, EngineError> {
+    values
+        .into_iter()
+        .next_back()
+        .map(serde_json::from_value::<KeyRing>)
+        .transpose()
+        .map_err(|e| EngineError::new(ErrorCode::CORRUPT, format!("{KEYS_STREAM}: {e}")))
+}
+
+/// Loads subscriptions and keys (creating the internal streams if absent).
+pub fn load(storage: &Storage) -> Result<Loaded, String> {
     ensure(storage, SUBS_STREAM)?;
     ensure(storage, KEYS_STREAM)?;
     let mut subs = BTreeMap::new();
-    for v in read_all(storage, SUBS_STREAM)? {
-        match serde_json::from_value::<Record>(v).map_err(|e| format!("{SUBS_STREAM}: {e}"))? {
+    let (values, log) = read_from(storage, SUBS_STREAM, Cursor::default()).map_err(|e| format!("cannot read {SUBS_STREAM}: {e}"))?;
+    for v in values {
+        match parse(v).map_err(|e| e.to_string())? {
             Record::Put(s) => {
                 subs.insert(s.id.clone(), *s);
             }
@@ -91,16 +163,18 @@ pub fn load(storage: &Storage) -> Result<(BTreeMap<String, Sub>, Option<KeyRing>
             }
         }
     }
-    let ring = read_all(storage, KEYS_STREAM)?
-        .pop()
-        .map(serde_json::from_value::<KeyRing>)
-        .transpose()
-        .map_err(|e| format!("{KEYS_STREAM}: {e}"))?;
-    Ok((subs, ring))
+    let (values, keys_log) = read_from(storage, KEYS_STREAM, Cursor::default()).map_err(|e| format!("cannot read {KEYS_STREAM}: {e}"))?;
+    let ring = last_ring(values).map_err(|e| e.to_string())?;
+    Ok(Loaded {
+        subs,
+        log,
+        ring,
+        keys_log,
+    })
 }
 
-/// The append that records `value` in an internal stream.
-pub fn record(stream: &str, value: &impl serde::Serialize) -> OwnedAppend {
+/// The append that records `value` in an internal stream as the record after `at`.
+pub fn record(stream: &str, value: &impl serde::Serialize, at: Cursor) -> OwnedAppend {
     let mut body = serde_json::to_vec(value).unwrap_or_default();
     body.push(b',');
     OwnedAppend {
@@ -109,7 +183,7 @@ pub fn record(stream: &str, value: &impl serde::Serialize) -> OwnedAppend {
         body: body.into(),
         close: false,
         producer: None,
-        stream_seq: None,
+        stream_seq: Some(at.next_seq()),
         now_ms: now_ms(),
     }
 }

@@ -145,7 +145,8 @@ pub async fn scan(c: &Cluster) -> Result<Vec<Record>, EngineError> {
             .await
             .map_err(|e| unavailable(format!("catalogue stream: {e}")))?;
     let cfg = consumer::pull::OrderedConfig {
-        filter_subject: format!("{}.cat.>", c.cfg.namespace),
+        // One token after `cat`: stream records only (registers live at `cat.reg.<hash>`).
+        filter_subject: format!("{}.cat.*", c.cfg.namespace),
         deliver_policy: consumer::DeliverPolicy::LastPerSubject,
         ..Default::default()
     };

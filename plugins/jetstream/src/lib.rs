@@ -7,12 +7,14 @@
 //! message per append, each carrying the writer state after it. Appends are compare-and-set on
 //! the subject's last sequence plus a message id, so racing hosts serialize and retries
 //! deduplicate. Notifications of appends are republished (headers only) to `<ns>.n.>` and wake
-//! live readers on every host.
+//! live readers on every host. Small compare-and-set registers (`<ns>.cat.reg.<hash>`) carry the
+//! hosts' shared leases.
 
 mod catalog;
 mod cluster;
 mod data;
 mod engine;
+mod register;
 
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::RVec;

@@ -23,6 +23,7 @@ use parking_lot::Mutex;
 use crate::catalog::{self, hash_of, ForkRef, Put, Record, State};
 use crate::cluster::{unavailable, Cluster, ClusterSettings};
 use crate::data::{self, Subject, Tail};
+use crate::register;
 
 /// A cached catalogue record with this host's view of access and read position.
 struct Cached {
@@ -296,8 +297,17 @@ impl Engine for JetStreamStorage {
         let _ = self.c.block(self.c.client.flush());
         RResult::ROk(())
     }
-    fn extension(&self, op: RStr<'_>, _input: RSlice<'_, u8>) -> RResult<RVec<u8>, EngineError> {
+    fn extension(&self, op: RStr<'_>, input: RSlice<'_, u8>) -> RResult<RVec<u8>, EngineError> {
+        let answer = |v: serde_json::Value| RVec::from(v.to_string().into_bytes());
         match op.as_str() {
+            ext::REGISTER_GET => wrap(self.c.block(async {
+                let req: register::GetInput = register::input(input.as_slice())?;
+                register::get(&self.c, &req.key).await.map(answer)
+            })),
+            ext::REGISTER_SET => wrap(self.c.block(async {
+                let req: register::SetInput = register::input(input.as_slice())?;
+                register::set(&self.c, &req).await.map(answer)
+            })),
             ext::HEALTH => {
                 if self.c.connected.load(Ordering::Acquire) {
                     RResult::ROk(RVec::new())

@@ -233,7 +233,9 @@ fn make_state(config: Config, storage: Storage, readiness: Readiness) -> Arc<App
             // Hand delivery to another host at once instead of after the lease runs out.
             readiness.on_drain(move || s.lease.release(&s.storage));
         }
-        let observer = subs.clone().map(|s| -> live::Observer { Arc::new(move |name: &str| s.external_change(name)) });
+        let observer = subs
+            .clone()
+            .map(|s| -> live::Observer { Arc::new(move |name: &str| s.external_change(name)) });
         if let Err(e) = storage.call_sync(|e| e.set_change_listener(live::listener(live.clone(), observer))) {
             tracing::error!(error = %e, "engine refused the change listener; live reads will miss external writes");
         }

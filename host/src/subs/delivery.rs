@@ -82,7 +82,6 @@ async fn send(this: &Subscriptions, d: &Delivery) -> Result<Option<serde_json::V
 pub async fn deliver(this: Arc<Subscriptions>, d: Delivery) {
     let result = send(&this, &d).await;
     let now = now_ms();
-    this.inner.lock().inflight.remove(&d.id);
     let attempt_failed = result.is_err();
     let recorded = this
         .mutate(|inner| -> Result<_, ()> {
@@ -124,6 +123,8 @@ pub async fn deliver(this: Arc<Subscriptions>, d: Delivery) {
             Ok((Some(Record::Put(Box::new(sub))), ()))
         })
         .await;
+    // Only now: until the outcome is recorded, the loop must not send this wake again.
+    this.inner.lock().inflight.remove(&d.id);
     if let (true, Err(why)) = (attempt_failed, &result) {
         tracing::warn!(subscription = %d.id, error = %why, "webhook delivery failed; retry scheduled");
     }

@@ -158,7 +158,11 @@ impl Lease {
             v.mine.take()
         };
         if let Some((rev, _)) = mine {
-            let _ = call(storage, ext::REGISTER_SET, serde_json::json!({"key": KEY, "expect": rev, "value": ""}));
+            let _ = call(
+                storage,
+                ext::REGISTER_SET,
+                serde_json::json!({"key": KEY, "expect": rev, "value": ""}),
+            );
         }
     }
 }

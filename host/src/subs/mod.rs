@@ -84,7 +84,12 @@ fn random_id(prefix: &str) -> String {
 
 /// Commits the key ring (first start, or rotation) unless another host did it first; returns
 /// the ring in force and the key log's cursor.
-fn settle_keys(storage: &Storage, config: &SubscriptionsConfig, mut ring: Option<KeyRing>, mut at: Cursor) -> Result<(KeyRing, Cursor), EngineError> {
+fn settle_keys(
+    storage: &Storage,
+    config: &SubscriptionsConfig,
+    mut ring: Option<KeyRing>,
+    mut at: Cursor,
+) -> Result<(KeyRing, Cursor), EngineError> {
     loop {
         let now = now_ms();
         let mut keys = ring.clone().unwrap_or_else(|| KeyRing::generate(now));
@@ -118,7 +123,8 @@ impl Subscriptions {
     /// Loads persisted subscriptions and keys (creating keys on first start).
     pub fn open(storage: Storage, config: SubscriptionsConfig, live: Arc<crate::live::LiveTail>) -> Result<Arc<Subscriptions>, String> {
         let loaded = store::load(&storage)?;
-        let (keys, keys_log) = settle_keys(&storage, &config, loaded.ring, loaded.keys_log).map_err(|e| format!("cannot record signing keys: {e}"))?;
+        let (keys, keys_log) =
+            settle_keys(&storage, &config, loaded.ring, loaded.keys_log).map_err(|e| format!("cannot record signing keys: {e}"))?;
         let now = now_ms();
         let mut tails = HashMap::new();
         for s in loaded.subs.values() {

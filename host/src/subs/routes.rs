@@ -2,6 +2,9 @@
 //! streams), webhook callbacks, pull-wake claim / ack / release, and the JWKS document.
 //! Errors are problem+json with an `error: {code, message}` member, as clients expect.
 
+// Changes refuse with the finished response (one per request, never on a hot path).
+#![allow(clippy::result_large_err)]
+
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -266,7 +269,10 @@ async fn create(state: &AppState, subs: &Arc<Subscriptions>, id: &str, parts: &P
             // Created meanwhile (on this host or another): the same answer as above.
             Some(e) if e.config.hash() == sub.config.hash() => Ok((None, (StatusCode::OK, sub_json(inner, e)))),
             Some(_) => Err(exists_differently()),
-            None => Ok((Some(Record::Put(Box::new(sub.clone()))), (StatusCode::CREATED, sub_json(inner, &sub)))),
+            None => Ok((
+                Some(Record::Put(Box::new(sub.clone()))),
+                (StatusCode::CREATED, sub_json(inner, &sub)),
+            )),
         })
         .await;
     match r {
@@ -431,13 +437,12 @@ async fn settle(subs: &Arc<Subscriptions>, id: &str, parts: &Parts, bytes: &[u8]
             }
             let Some(cur) = inner.subs.get(id) else { return Err(not_found(id)) };
             let want_kind = if kind == Settle::Callback { "webhook" } else { "pull-wake" };
-            let current = cur
-                .wake
-                .as_ref()
-                .is_some_and(|w| w.wake_id == body.wake_id && w.wake_id == tok_wake && (kind == Settle::Callback || w.holder.is_some()))
-                && cur.generation == body.generation
-                && cur.generation == tok_gen
-                && cur.config.kind == want_kind;
+            let current =
+                cur.wake.as_ref().is_some_and(|w| {
+                    w.wake_id == body.wake_id && w.wake_id == tok_wake && (kind == Settle::Callback || w.holder.is_some())
+                }) && cur.generation == body.generation
+                    && cur.generation == tok_gen
+                    && cur.config.kind == want_kind;
             if !current {
                 return Err(fenced());
             }
@@ -480,7 +485,13 @@ async fn claim(subs: &Arc<Subscriptions>, id: &str, bytes: &[u8]) -> Response {
     };
     if subs.shared {
         // Tails written through other hosts decide whether there is work to claim.
-        let paths: Vec<String> = subs.inner.lock().subs.get(id).map(|s| s.links.keys().cloned().collect()).unwrap_or_default();
+        let paths: Vec<String> = subs
+            .inner
+            .lock()
+            .subs
+            .get(id)
+            .map(|s| s.links.keys().cloned().collect())
+            .unwrap_or_default();
         subs.refresh_tails(paths).await;
     }
     let now = now_ms();
@@ -506,7 +517,12 @@ async fn claim(subs: &Arc<Subscriptions>, id: &str, bytes: &[u8]) -> Response {
                 }
                 None => {
                     if !Subscriptions::issue_wake(inner, &mut sub, now) {
-                        return Err(error(StatusCode::CONFLICT, "NO_PENDING_WORK", "nothing to claim", serde_json::Value::Null));
+                        return Err(error(
+                            StatusCode::CONFLICT,
+                            "NO_PENDING_WORK",
+                            "nothing to claim",
+                            serde_json::Value::Null,
+                        ));
                     }
                 }
             }

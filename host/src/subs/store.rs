@@ -63,11 +63,7 @@ impl Cursor {
 }
 
 /// The JSON messages of `name` after `from`, and the cursor after them.
-fn read_chunk(
-    storage: &Storage,
-    name: &str,
-    from: Cursor,
-) -> Result<Option<(Vec<serde_json::Value>, Cursor, bool)>, EngineError> {
+fn read_chunk(storage: &Storage, name: &str, from: Cursor) -> Result<Option<(Vec<serde_json::Value>, Cursor, bool)>, EngineError> {
     let chunk = match storage.call_sync(|e| {
         e.read(&ReadRequest {
             name: RStr::from(name),
@@ -114,7 +110,10 @@ pub fn read_from(storage: &Storage, name: &str, from: Cursor) -> Result<(Vec<ser
 
 /// `read_from` off the async threads (on the blocking pool for blocking engines).
 pub async fn read_from_async(storage: &Storage, name: &'static str, from: Cursor) -> Result<(Vec<serde_json::Value>, Cursor), EngineError> {
-    if storage.capabilities().contains(durable_streams_core::abi::Capabilities::BLOCKING_IO) {
+    if storage
+        .capabilities()
+        .contains(durable_streams_core::abi::Capabilities::BLOCKING_IO)
+    {
         let s = storage.clone();
         tokio::task::spawn_blocking(move || read_from(&s, name, from))
             .await
@@ -165,12 +164,7 @@ pub fn load(storage: &Storage) -> Result<Loaded, String> {
     }
     let (values, keys_log) = read_from(storage, KEYS_STREAM, Cursor::default()).map_err(|e| format!("cannot read {KEYS_STREAM}: {e}"))?;
     let ring = last_ring(values).map_err(|e| e.to_string())?;
-    Ok(Loaded {
-        subs,
-        log,
-        ring,
-        keys_log,
-    })
+    Ok(Loaded { subs, log, ring, keys_log })
 }
 
 /// The append that records `value` in an internal stream as the record after `at`.

@@ -163,7 +163,9 @@ impl Subscriptions {
                         let stream = a.name.clone();
                         match self.storage.append(a).await {
                             Ok(_) => self.live.wake(&stream),
-                            Err(e) => tracing::warn!(error = %e, stream = %stream, "could not write a pull-wake event (does the wake stream exist?)"),
+                            Err(e) => {
+                                tracing::warn!(error = %e, stream = %stream, "could not write a pull-wake event (does the wake stream exist?)")
+                            }
                         }
                     }
                 }

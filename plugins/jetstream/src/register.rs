@@ -91,9 +91,7 @@ pub async fn set(c: &Cluster, req: &SetInput) -> Result<serde_json::Value, Engin
                             format!("register '{}' moved past revision {}", req.key, req.expect),
                         ))
                     }
-                    _ if std::time::Instant::now() < deadline => {
-                        tokio::time::sleep(std::time::Duration::from_millis(100)).await
-                    }
+                    _ if std::time::Instant::now() < deadline => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
                     _ => return Err(unavailable(format!("write register: {e}; the outcome is unknown"))),
                 }
             }

@@ -6,6 +6,7 @@ mod lifecycle;
 mod lifetime;
 mod listing;
 mod read;
+mod shared;
 
 use crate::support::Case;
 
@@ -49,5 +50,6 @@ pub fn all() -> Vec<Case> {
         lifetime::expires_at_is_absolute,
         lifetime::expired_listing_and_sweeper_delete,
         listing::list_prefix_start_after_limit,
+        shared::register_is_compare_and_set,
     ]
 }

@@ -1,0 +1,55 @@
+//! What engines shared by several hosts (`EXTERNAL_WRITERS`) offer the hosts: compare-and-set
+//! registers (`ext::REGISTER_GET` / `ext::REGISTER_SET`). An engine without them answers
+//! `UNSUPPORTED` and the case passes (single-host engines never need them).
+
+use abi_stable::std_types::{RResult, RSlice, RStr};
+use durable_streams_core::abi::*;
+
+use crate::support::*;
+
+fn call(e: &EngineBox, op: &str, input: serde_json::Value) -> RResult<serde_json::Value, EngineError> {
+    let bytes = input.to_string().into_bytes();
+    match e.extension(RStr::from(op), RSlice::from(bytes.as_slice())) {
+        RResult::ROk(out) => match serde_json::from_slice(out.as_slice()) {
+            Ok(v) => RResult::ROk(v),
+            Err(err) => RResult::RErr(EngineError::new(
+                ErrorCode::INTERNAL,
+                format!("{op} answered undecodable JSON: {err}"),
+            )),
+        },
+        RResult::RErr(err) => RResult::RErr(err),
+    }
+}
+
+pub fn register_is_compare_and_set(e: &EngineBox) -> Result<(), Failure> {
+    let first = call(e, ext::REGISTER_GET, serde_json::json!({"key": "lease/x"}));
+    if let RResult::RErr(err) = &first {
+        if err.code == ErrorCode::UNSUPPORTED {
+            return Ok(());
+        }
+    }
+    let v = ok(first, "get a register never written")?;
+    check(v["revision"] == 0 && v["value"] == "", || {
+        format!("an unwritten register is revision 0, value \"\": {v}")
+    })?;
+    let set = |expect: u64, value: &str| {
+        call(
+            e,
+            ext::REGISTER_SET,
+            serde_json::json!({"key": "lease/x", "expect": expect, "value": value}),
+        )
+    };
+    let r1 = ok(set(0, "a"), "first write")?["revision"].as_u64().unwrap_or(0);
+    check(r1 > 0, || "a write answers a revision above 0".into())?;
+    let v = ok(call(e, ext::REGISTER_GET, serde_json::json!({"key": "lease/x"})), "get")?;
+    check(v["revision"] == r1 && v["value"] == "a", || format!("read back ({r1}, a): {v}"))?;
+    code(set(0, "late"), ErrorCode::CONFIG_CONFLICT, "a write expecting a stale revision")?;
+    let r2 = ok(set(r1, "b"), "write at the current revision")?["revision"].as_u64().unwrap_or(0);
+    check(r2 > r1, || format!("revisions grow: {r1} then {r2}"))?;
+    code(set(r1, "c"), ErrorCode::CONFIG_CONFLICT, "a second write at the same revision")?;
+    let other = ok(call(e, ext::REGISTER_GET, serde_json::json!({"key": "lease/y"})), "get another key")?;
+    check(other["revision"] == 0, || format!("keys are independent: {other}"))?;
+    let bad = e.extension(RStr::from(ext::REGISTER_SET), RSlice::from(&b"{\"key\": 1}"[..]));
+    code(bad, ErrorCode::INVALID_ARGUMENT, "an ill-formed register request")?;
+    Ok(())
+}

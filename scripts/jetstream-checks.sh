@@ -12,7 +12,8 @@ trap '"$ROOT/scripts/cluster.sh" stop "$dir" || true; rm -rf "$dir" || true' EXI
 urls="$(cat "$dir/urls")"
 
 echo "kit[jetstream]: plugins check against the cluster at $urls"
-DS_STORAGE__JETSTREAM__URLS="$urls" DS_STORAGE__JETSTREAM__SHARDS=1 \
+# sweep_scan_secs=0: the kit's sweeper cases call list_expired back to back.
+DS_STORAGE__JETSTREAM__URLS="$urls" DS_STORAGE__JETSTREAM__SHARDS=1 DS_STORAGE__JETSTREAM__SWEEP_SCAN_SECS=0 \
   "$ROOT/target/$profile/durable-streams-server" plugins check "$ROOT/target/$profile/libds_plugin_jetstream.so" --mode jetstream
 
 ns="conf$RANDOM"

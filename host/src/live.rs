@@ -28,6 +28,17 @@ pub struct Entry {
     generation: AtomicU64,
     /// (generation when the read began, start position, chunk).
     cache: Mutex<Option<(u64, u64, Cached)>>,
+    /// The read in progress, which readers woken by the same write join instead of each reading.
+    flight: Mutex<Option<Arc<Flight>>>,
+}
+
+/// One engine read shared by every reader that may use its result.
+pub struct Flight {
+    /// The wake generation when the read began.
+    pub generation: u64,
+    pub start: u64,
+    /// The chunk, or `None` when the read failed (each reader then reads for its own error).
+    pub result: tokio::sync::OnceCell<Option<Cached>>,
 }
 
 impl Entry {
@@ -43,6 +54,22 @@ impl Entry {
             Some((g, s, c)) if *s == start && *g >= at_least => Some(c.clone()),
             _ => None,
         }
+    }
+
+    /// The read from `start` to join: one that began at or after wake generation `at_least`, or
+    /// a new one (the caller runs it through `Flight::result`).
+    pub fn flight(&self, start: u64, at_least: u64) -> Arc<Flight> {
+        let mut f = self.flight.lock();
+        if let Some(cur) = f.as_ref().filter(|c| c.start == start && c.generation >= at_least) {
+            return cur.clone();
+        }
+        let new = Arc::new(Flight {
+            generation: self.generation(),
+            start,
+            result: tokio::sync::OnceCell::new(),
+        });
+        *f = Some(new.clone());
+        new
     }
 
     /// Offers a chunk read from `start` that began at wake generation `generation`.
@@ -74,6 +101,7 @@ impl LiveTail {
                     notify: Arc::new(Notify::new()),
                     generation: AtomicU64::new(0),
                     cache: Mutex::new(None),
+                    flight: Mutex::new(None),
                 })
             })
             .clone();

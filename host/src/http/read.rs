@@ -113,9 +113,22 @@ pub async fn read_live(state: &AppState, name: &str, from: ReadFrom, entry: &cra
     if let Some(c) = entry.cached(at.0, generation).and_then(|c| c.downcast::<Chunk>().ok()) {
         return Ok((*c).clone());
     }
-    let chunk = read_step(state, name, from).await?;
-    entry.offer(generation, at.0, std::sync::Arc::new(chunk.clone()));
-    Ok(chunk)
+    // Readers woken by one write share one engine read (a thousand SSE readers of a stream
+    // cost one read per write, not a thousand).
+    let flight = entry.flight(at.0, generation);
+    let shared = flight
+        .result
+        .get_or_init(|| async {
+            let chunk = read_step(state, name, from).await.ok()?;
+            let c: crate::live::Cached = std::sync::Arc::new(chunk);
+            entry.offer(flight.generation, at.0, c.clone());
+            Some(c)
+        })
+        .await;
+    match shared.as_ref().and_then(|c| c.clone().downcast::<Chunk>().ok()) {
+        Some(c) => Ok((*c).clone()),
+        None => read_step(state, name, from).await,
+    }
 }
 
 /// Headers common to catch-up and long-poll data responses.

@@ -138,8 +138,9 @@ pub async fn put(c: &Cluster, rec: &Record, expected: u64) -> Result<Put, Engine
     }
 }
 
-/// Every record (last value of every catalogue subject), in no particular order.
-pub async fn scan(c: &Cluster) -> Result<Vec<Record>, EngineError> {
+/// Calls `each` with every record (last value of every catalogue subject), in no particular
+/// order, holding none of them: memory stays flat however many streams the cluster has.
+pub async fn scan(c: &Cluster, mut each: impl FnMut(Record)) -> Result<(), EngineError> {
     let stream =
         c.js.get_stream(c.catalog_stream())
             .await
@@ -154,10 +155,8 @@ pub async fn scan(c: &Cluster) -> Result<Vec<Record>, EngineError> {
         .create_consumer(cfg)
         .await
         .map_err(|e| unavailable(format!("catalogue scan: {e}")))?;
-    let pending = consumer.cached_info().num_pending;
-    let mut out = Vec::with_capacity(pending as usize);
-    if pending == 0 {
-        return Ok(out);
+    if consumer.cached_info().num_pending == 0 {
+        return Ok(());
     }
     let mut messages = consumer.messages().await.map_err(|e| unavailable(format!("catalogue scan: {e}")))?;
     while let Some(m) = tokio::time::timeout(c.timeout(), messages.next())
@@ -166,11 +165,11 @@ pub async fn scan(c: &Cluster) -> Result<Vec<Record>, EngineError> {
     {
         let m = m.map_err(|e| unavailable(format!("catalogue scan: {e}")))?;
         let rec: Record = serde_json::from_slice(&m.payload).map_err(|e| corrupt(&m.subject, e))?;
-        out.push(rec);
+        each(rec);
         let left = m.info().map(|i| i.pending).unwrap_or(0);
         if left == 0 {
             break;
         }
     }
-    Ok(out)
+    Ok(())
 }

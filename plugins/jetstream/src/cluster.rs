@@ -25,6 +25,8 @@ pub struct ClusterSettings {
     pub max_append_bytes: u64,
     /// Streams whose state is kept in memory (least recently used are dropped).
     pub cache_streams: usize,
+    /// Whole-catalogue scans (sweeps, stream counts) at most this often, seconds.
+    pub sweep_scan_secs: u64,
 }
 
 /// Credentials and TLS trust for the cluster.

@@ -72,6 +72,7 @@ pub fn settings(s: &Settings) -> Result<ClusterSettings, EngineError> {
         connect_timeout_secs: s.u64("jetstream.connect_timeout_secs", 0, 0..=86_400)?,
         max_append_bytes: s.u64("jetstream.max_append_bytes", 0, 0..=64 << 20)?,
         cache_streams: s.u64("jetstream.cache_streams", 100_000, 16..=100_000_000)? as usize,
+        sweep_scan_secs: s.u64("jetstream.sweep_scan_secs", 60, 0..=86_400)?,
         namespace: String::new(),
     };
     s.finish()?;

@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 fn settings(urls: &str, namespace: &str) -> String {
     serde_json::json!({
-        "jetstream": {"urls": urls, "namespace": namespace, "shards": 2},
-        "sources": {"jetstream.urls": "test", "jetstream.namespace": "test", "jetstream.shards": "test"},
+        "jetstream": {"urls": urls, "namespace": namespace, "shards": 2, "sweep_scan_secs": 0},
+        "sources": {"jetstream.urls": "test", "jetstream.namespace": "test", "jetstream.shards": "test", "jetstream.sweep_scan_secs": "test"},
     })
     .to_string()
 }

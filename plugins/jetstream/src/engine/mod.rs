@@ -46,6 +46,10 @@ pub struct JetStreamStorage {
     locks: Vec<Mutex<()>>,
     cache: Mutex<HashMap<String, Arc<Cached>>>,
     listening: Mutex<bool>,
+    /// Catalogue scans for the sweeper and `/metrics` happen at most this often (seconds).
+    sweep_scan_secs: u64,
+    last_sweep_scan: Mutex<Option<std::time::Instant>>,
+    live_count: Mutex<Option<(u64, std::time::Instant)>>,
 }
 
 type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
@@ -60,6 +64,7 @@ fn gone_or_missing(rec: Option<&Record>, name: &str) -> EngineError {
 impl JetStreamStorage {
     /// Connects to the cluster and prepares its streams.
     pub fn open(cfg: ClusterSettings, limits: Limits) -> Result<JetStreamStorage, EngineError> {
+        let sweep_scan_secs = cfg.sweep_scan_secs;
         let c = Cluster::connect(cfg)?;
         Ok(JetStreamStorage {
             c,
@@ -67,6 +72,9 @@ impl JetStreamStorage {
             locks: (0..1024).map(|_| Mutex::new(())).collect(),
             cache: Mutex::new(HashMap::new()),
             listening: Mutex::new(false),
+            sweep_scan_secs,
+            last_sweep_scan: Mutex::new(None),
+            live_count: Mutex::new(None),
         })
     }
 
@@ -316,7 +324,7 @@ impl Engine for JetStreamStorage {
                 }
             }
             ext::STATS => wrap(self.c.block(async {
-                let n = catalog::scan(&self.c).await?.iter().filter(|r| r.state == State::Live).count();
+                let n = self.live_count().await?;
                 Ok(RVec::from(serde_json::json!({"streams": n}).to_string().into_bytes()))
             })),
             _ => RResult::RErr(EngineError::new(

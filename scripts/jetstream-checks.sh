@@ -17,6 +17,9 @@ DS_STORAGE__JETSTREAM__URLS="$urls" DS_STORAGE__JETSTREAM__SHARDS=1 DS_STORAGE__
   "$ROOT/target/$profile/durable-streams-server" plugins check "$ROOT/target/$profile/libds_plugin_jetstream.so" --mode jetstream
 
 ns="conf$RANDOM"
+# The second host is configured like the one under test (scripts/conformance.sh): either may
+# hold the subscription-delivery lease and send the suite's loopback webhooks.
+DS_SUBSCRIPTIONS__ALLOW_LOOPBACK_HTTP=true DS_SERVER__SWEEP_INTERVAL_SECS=1 DS_SERVER__LONG_POLL_TIMEOUT_MS=1500 \
 PROFILE="$profile" "$ROOT/scripts/cluster.sh" host "$dir" "$((NATS_BASE_PORT + 6000))" "$ns"
 echo "conformance[jetstream]: a second host serves the same namespace on port $((NATS_BASE_PORT + 6000))"
 DS_STORAGE__JETSTREAM__URLS="$urls" DS_STORAGE__JETSTREAM__NAMESPACE="$ns" PROFILE="$profile" \

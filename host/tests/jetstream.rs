@@ -449,7 +449,19 @@ fn cluster_down_then_back_and_a_hung_node() {
         }
     }
     cluster.resume(1);
-    let body = c.get(a.url("/v1/stream/d")).send().unwrap().text().unwrap();
+    // Right after the node wakes, a read may still be told to retry (503 + Retry-After).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let body = loop {
+        let r = c.get(a.url("/v1/stream/d")).send().unwrap();
+        let status = r.status();
+        let body = r.text().unwrap();
+        if status == 200 || Instant::now() > deadline {
+            assert_eq!(status, 200, "{body}");
+            break body;
+        }
+        assert_eq!(status, 503, "only a retry-later answer is allowed meanwhile: {body}");
+        std::thread::sleep(Duration::from_millis(500));
+    };
     let tail = body.strip_prefix("before after").unwrap_or_else(|| panic!("{body}"));
     let stored: Vec<&str> = tail.split('|').skip(1).collect();
     let unique: HashSet<&str> = stored.iter().copied().collect();

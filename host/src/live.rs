@@ -26,8 +26,8 @@ pub struct Entry {
     pub notify: Arc<Notify>,
     /// Incremented by every wake, before waiters are notified.
     generation: AtomicU64,
-    /// (generation when the read began, start position, chunk).
-    cache: Mutex<Option<(u64, u64, Cached)>>,
+    /// Recent reads, newest last: (generation when the read began, start, next, chunk).
+    cache: Mutex<std::collections::VecDeque<(u64, u64, u64, Cached)>>,
     /// The read in progress, which readers woken by the same write join instead of each reading.
     flight: Mutex<Option<Arc<Flight>>>,
 }
@@ -47,13 +47,22 @@ impl Entry {
         self.generation.load(Ordering::Acquire)
     }
 
-    /// A chunk read from `start` by a read that began at or after wake generation `at_least`:
-    /// it holds everything a fresh read would (later writes wake the reader again).
-    pub fn cached(&self, start: u64, at_least: u64) -> Option<Cached> {
-        match &*self.cache.lock() {
-            Some((g, s, c)) if *s == start && *g >= at_least => Some(c.clone()),
-            _ => None,
+    /// A recent chunk covering `pos`, and its start. A chunk read at or after wake generation
+    /// `at_least` holds everything a fresh read would (later writes wake the reader again), so
+    /// it serves any `pos` within `[start, next]`; an older one serves only a reader behind its
+    /// end (that reader moves on by it and reads again), so lagging readers catch up without
+    /// each reading the engine.
+    /// Answers the chunk and whether it is fresh.
+    pub fn covering(&self, pos: u64, at_least: u64) -> Option<(Cached, bool)> {
+        let cache = self.cache.lock();
+        if let Some((_, _, _, c)) = cache.iter().rev().find(|(g, s, n, _)| *g >= at_least && *s <= pos && pos <= *n) {
+            return Some((c.clone(), true));
         }
+        cache
+            .iter()
+            .filter(|(_, s, n, _)| *s <= pos && pos < *n)
+            .max_by_key(|(_, _, n, _)| *n)
+            .map(|(_, _, _, c)| (c.clone(), false))
     }
 
     /// The read from `start` to join: one that began at or after wake generation `at_least`, or
@@ -72,11 +81,16 @@ impl Entry {
         new
     }
 
-    /// Offers a chunk read from `start` that began at wake generation `generation`.
-    pub fn offer(&self, generation: u64, start: u64, chunk: Cached) {
+    /// Offers a chunk covering `[start, next)` read by a read that began at wake generation
+    /// `generation`.
+    pub fn offer(&self, generation: u64, start: u64, next: u64, chunk: Cached) {
         let mut c = self.cache.lock();
-        if c.as_ref().is_none_or(|(g, _, _)| *g <= generation) {
-            *c = Some((generation, start, chunk));
+        if c.iter().any(|(g, s, n, _)| *g == generation && *s == start && *n == next) {
+            return;
+        }
+        c.push_back((generation, start, next, chunk));
+        while c.len() > 4 {
+            c.pop_front();
         }
     }
 }
@@ -100,7 +114,7 @@ impl LiveTail {
                 Arc::new(Entry {
                     notify: Arc::new(Notify::new()),
                     generation: AtomicU64::new(0),
-                    cache: Mutex::new(None),
+                    cache: Mutex::new(Default::default()),
                     flight: Mutex::new(None),
                 })
             })
@@ -173,6 +187,36 @@ pub fn listener(live: Arc<LiveTail>, observer: Option<Observer>) -> ChangeListen
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recent_chunks_serve_fresh_readers_anywhere_and_lagging_readers_behind_their_end() {
+        let live = LiveTail::default();
+        let w = live.watch("s");
+        let chunk = |tag: &str| -> Cached { Arc::new(tag.to_string()) };
+        let tag = |c: Option<(Cached, bool)>| c.map(|(c, fresh)| (c.downcast::<String>().unwrap().to_string(), fresh));
+        w.entry.offer(0, 0, 10, chunk("old"));
+        live.wake("s"); // generation 1
+        w.entry.offer(1, 10, 20, chunk("new"));
+        let g = w.entry.generation();
+        assert_eq!(tag(w.entry.covering(15, g)), Some(("new".into(), true)));
+        assert_eq!(
+            tag(w.entry.covering(20, g)),
+            Some(("new".into(), true)),
+            "fresh at its end: nothing more"
+        );
+        assert_eq!(
+            tag(w.entry.covering(5, g)),
+            Some(("old".into(), false)),
+            "a lagging reader moves on by an old chunk"
+        );
+        assert_eq!(
+            tag(w.entry.covering(10, g + 1)),
+            Some(("new".into(), false)),
+            "older than a later wake: stale"
+        );
+        assert_eq!(tag(w.entry.covering(20, g + 1)), None, "a stale chunk is no use at its end");
+        assert_eq!(tag(w.entry.covering(25, g)), None);
+    }
 
     #[tokio::test]
     async fn external_change_from_a_plain_thread_wakes_waiters() {

@@ -35,6 +35,7 @@ pub async fn handle(state: &AppState, name: String, parts: &Parts, q: &ReadQuery
     let _live = crate::metrics::GaugeGuard::new(&state.metrics.long_polls);
     let mut from = q.from;
     let mut first = true;
+    let mut incarnation = 0;
     loop {
         let notified = waiter.notify.notified();
         let mut notified = pin!(notified);
@@ -44,9 +45,10 @@ pub async fn handle(state: &AppState, name: String, parts: &Parts, q: &ReadQuery
         let chunk = if first {
             read_step(state, &name, from).await?
         } else {
-            read_live(state, &name, from, &waiter.entry).await?
+            read_live(state, &name, from, &waiter.entry, incarnation).await?
         };
         first = false;
+        incarnation = chunk.meta.incarnation;
         if !chunk.data.is_empty() {
             return Ok(data_response(parts, &chunk, cursor(), true));
         }

@@ -99,6 +99,7 @@ async fn run(
     let _live = crate::metrics::GaugeGuard::new(&state.metrics.sse);
     let mut from = ReadFrom::At(Offset(start));
     let mut first_round = true;
+    let mut incarnation = 0;
     loop {
         // Register for wake-ups before reading, so an append that lands after the read wakes us.
         let notified = waiter.notify.notified();
@@ -111,12 +112,13 @@ async fn run(
             let read = if first_round {
                 read_step(&state, &name, from).await
             } else {
-                read_live(&state, &name, from, &waiter.entry).await
+                read_live(&state, &name, from, &waiter.entry, incarnation).await
             };
             let chunk = match read {
                 Ok(c) => c,
                 Err(_) => return,
             };
+            incarnation = chunk.meta.incarnation;
             let cursor = next_cursor(client_cursor.as_deref());
             if !chunk.data.is_empty() {
                 push_data_event(&mut buf, &chunk, base64);

@@ -395,11 +395,15 @@ pub async fn read(c: &Cluster, s: &Subject, span: Span, out: &mut Vec<u8>) -> Re
         max,
         hint,
     } = span;
+    let mut ahead = Ahead::new();
+    // What is still wanted, for sizing batches.
+    let wanted = |have: usize, at: u64| max.saturating_sub(have).min((end - at) as usize) + 1024;
     let first = match hint {
         Some(h) => {
+            // The hinted message and the ones after it come in one batch.
             let mut from = h;
             let mut found = None;
-            while let Some(m) = next(c, s, from, last_seq).await? {
+            while let Some(m) = next_ahead(c, s, &mut ahead, from, last_seq, wanted(0, pos)).await? {
                 let st = decode_state(&m)?;
                 if start_of(&m, &st) > pos {
                     break; // the hint was past pos: search instead
@@ -415,7 +419,10 @@ pub async fn read(c: &Cluster, s: &Subject, span: Span, out: &mut Vec<u8>) -> Re
             }
             match found {
                 Some(m) => Some(m),
-                None => locate(c, s, pos, 1, last_seq).await?,
+                None => {
+                    ahead.clear();
+                    locate(c, s, pos, 1, last_seq).await?
+                }
             }
         }
         None => locate(c, s, pos, 1, last_seq).await?,
@@ -427,7 +434,6 @@ pub async fn read(c: &Cluster, s: &Subject, span: Span, out: &mut Vec<u8>) -> Re
         ));
     };
     let mut at = pos;
-    let mut ahead = Ahead::new();
     loop {
         let st = decode_state(&m)?;
         let start = start_of(&m, &st);
@@ -445,8 +451,7 @@ pub async fn read(c: &Cluster, s: &Subject, span: Span, out: &mut Vec<u8>) -> Re
             return Ok((at, m.sequence + 1));
         }
         // Following messages come in batches of about what is still wanted.
-        let want = (max.saturating_sub(out.len())).min((end - at) as usize) + 1024;
-        match next_ahead(c, s, &mut ahead, m.sequence + 1, last_seq, want).await? {
+        match next_ahead(c, s, &mut ahead, m.sequence + 1, last_seq, wanted(out.len(), at)).await? {
             Some(n) if n.sequence <= last_seq => m = n,
             _ => return Ok((at, m.sequence + 1)),
         }

@@ -11,7 +11,7 @@ use super::cursor::next_cursor;
 use super::error::ApiError;
 use super::headers as h;
 use super::query::ReadQuery;
-use super::read::{data_response, read_live, read_step, Chunk};
+use super::read::{data_response, read_first, read_live, Chunk};
 use crate::state::AppState;
 
 fn no_content(chunk: &Chunk, cursor: Option<String>) -> Response {
@@ -40,10 +40,10 @@ pub async fn handle(state: &AppState, name: String, parts: &Parts, q: &ReadQuery
         let notified = waiter.notify.notified();
         let mut notified = pin!(notified);
         notified.as_mut().enable();
-        // The first read goes to the engine (it renews a sliding TTL); reads after a wake may
-        // share the chunk another reader just read.
+        // The first read goes to the engine when it must renew a sliding TTL; reads after a
+        // wake may share the chunk another reader just read.
         let chunk = if first {
-            read_step(state, &name, from).await?
+            read_first(state, &name, from, &waiter.entry).await?
         } else {
             read_live(state, &name, from, &waiter.entry, incarnation).await?
         };

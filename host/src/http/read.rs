@@ -120,6 +120,24 @@ pub async fn read_step(state: &AppState, name: &str, from: ReadFrom) -> Result<C
     })
 }
 
+/// A live request's first read: from a fresh recent chunk (read after the latest wake) when
+/// the stream has no sliding TTL to renew and has not expired, else from the engine. A thousand
+/// long-polls re-arriving after each write then cost one engine read, not a thousand.
+pub async fn read_first(state: &AppState, name: &str, from: ReadFrom, entry: &crate::live::Entry) -> Result<Chunk, ApiError> {
+    if let ReadFrom::At(at) = from {
+        if let Some((c, true)) = entry.covering(at.0, entry.generation()) {
+            if let Some(part) = c.downcast::<Chunk>().ok().and_then(|c| c.from(at.0)) {
+                let lt = &part.meta.lifetime;
+                let now = crate::state::now_ms();
+                if lt.ttl_secs.is_none() && lt.expires_at_ms.into_option().is_none_or(|t| now < t) {
+                    return Ok(part);
+                }
+            }
+        }
+    }
+    read_step(state, name, from).await
+}
+
 /// A live reader's read (after its first): served from a recent chunk of the same stream and
 /// `incarnation` when one covers `from` (see `live::Entry::covering`), else from the one engine
 /// read that readers woken by the same write share. 1000 SSE subscribers cost about one engine

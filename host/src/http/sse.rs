@@ -17,7 +17,7 @@ use super::cursor::next_cursor;
 use super::error::ApiError;
 use super::headers as h;
 use super::query::ReadQuery;
-use super::read::{read_live, read_step, Chunk};
+use super::read::{read_first, read_live, read_step, Chunk};
 use crate::state::AppState;
 
 /// Writes one `data:` line per payload line (split on CR, LF and CRLF).
@@ -107,10 +107,10 @@ async fn run(
         notified.as_mut().enable();
         let mut buf = BytesMut::new();
         let chunk = loop {
-            // The first read goes to the engine (it renews a sliding TTL); reads after a wake
-            // may share the chunk another subscriber just read.
+            // The first read goes to the engine when it must renew a sliding TTL; reads after a
+            // wake may share the chunk another subscriber just read.
             let read = if first_round {
-                read_step(&state, &name, from).await
+                read_first(&state, &name, from, &waiter.entry).await
             } else {
                 read_live(&state, &name, from, &waiter.entry, incarnation).await
             };

@@ -126,7 +126,8 @@ pub async fn read_step(state: &AppState, name: &str, from: ReadFrom) -> Result<C
 pub async fn read_first(state: &AppState, name: &str, from: ReadFrom, entry: &crate::live::Entry) -> Result<Chunk, ApiError> {
     if let ReadFrom::At(at) = from {
         if let Some((c, true)) = entry.covering(at.0, entry.generation()) {
-            if let Some(part) = c.downcast::<Chunk>().ok().and_then(|c| c.from(at.0)) {
+            let part = c.downcast::<Chunk>().ok().and_then(|c| c.from(at.0));
+            if let Some(part) = part.filter(|p| !p.data.is_empty() || p.up_to_date()) {
                 let lt = &part.meta.lifetime;
                 let now = crate::state::now_ms();
                 if lt.ttl_secs.is_none() && lt.expires_at_ms.into_option().is_none_or(|t| now < t) {
@@ -156,7 +157,8 @@ pub async fn read_live(
     if let Some((c, fresh)) = entry.covering(at.0, generation) {
         let part = c.downcast::<Chunk>().ok().and_then(|c| c.from(at.0));
         // Only bytes of the incarnation the reader follows (a name may be re-created).
-        if let Some(mut part) = part.filter(|p| p.meta.incarnation == incarnation) {
+        // An empty part of a chunk that stopped short of the tail says nothing: read instead.
+        if let Some(mut part) = part.filter(|p| p.meta.incarnation == incarnation && (!p.data.is_empty() || p.up_to_date())) {
             if !fresh {
                 // Older than the reader's wake: more may follow, so never "up to date" (the
                 // reader reads again at once, instead of waiting for a wake already spent).

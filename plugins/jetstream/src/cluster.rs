@@ -213,24 +213,30 @@ impl Cluster {
         }
     }
 
+    /// Gets or creates one JetStream stream, retrying for a while: a cluster that has just
+    /// started may still be electing its meta leader, and each stream its own.
+    async fn ensure_stream(&self, cfg: stream::Config) -> Result<stream::Stream, EngineError> {
+        let mut tries = 0;
+        loop {
+            match self.js.get_or_create_stream(cfg.clone()).await {
+                Ok(s) => return Ok(s),
+                Err(e) if tries < 50 => {
+                    tries += 1;
+                    if tries % 10 == 0 {
+                        eprintln!("jetstream: creating stream {}: {e}; retrying", cfg.name);
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => return Err(unavailable(format!("create stream {}: {e}", cfg.name))),
+            }
+        }
+    }
+
     /// Creates the streams when missing; refuses a cluster laid out with another shard count.
     async fn provision(&self) -> Result<(), EngineError> {
         let ns = &self.cfg.namespace;
         let catalog = self.stream_config(self.catalog_stream(), vec![format!("{ns}.cat.>"), self.layout_subject()], 1, None);
-        let mut tries = 0;
-        let cat = loop {
-            match self.js.get_or_create_stream(catalog.clone()).await {
-                Ok(s) => break s,
-                Err(e) if tries < 50 => {
-                    tries += 1;
-                    if tries % 10 == 0 {
-                        eprintln!("jetstream: creating the catalogue stream: {e}; retrying");
-                    }
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-                Err(e) => return Err(unavailable(format!("create stream {}: {e}", self.catalog_stream()))),
-            }
-        };
+        let cat = self.ensure_stream(catalog).await?;
         let layout = serde_json::json!({"shards": self.cfg.shards, "format": 1}).to_string();
         match cat.get_last_raw_message_by_subject(&self.layout_subject()).await {
             Ok(m) => {
@@ -259,10 +265,7 @@ impl Cluster {
                 headers_only: true,
             };
             let cfg = self.stream_config(self.data_stream(k), vec![format!("{ns}.d.{k}.>")], -1, Some(republish));
-            self.js
-                .get_or_create_stream(cfg)
-                .await
-                .map_err(|e| unavailable(format!("create stream {}: {e}", self.data_stream(k))))?;
+            self.ensure_stream(cfg).await?;
         }
         Ok(())
     }

@@ -150,6 +150,9 @@ pub async fn read_live(
     entry: &crate::live::Entry,
     incarnation: u64,
 ) -> Result<Chunk, ApiError> {
+    // Served from memory, a read completes without yielding: let other tasks run between the
+    // reads of a reader that is catching up.
+    tokio::task::consume_budget().await;
     let ReadFrom::At(at) = from else {
         return read_step(state, name, from).await;
     };

@@ -12,11 +12,18 @@ use durable_streams_core::abi::{ChangeListener, ChangeListenerBox};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
-/// Per-stream wake-up registry. Entries exist only while someone waits.
+/// Per-stream wake-up registry. Entries exist while someone waits, and an entry holding recent
+/// reads lingers `LINGER` after its last reader leaves: long-polls all answered by one write
+/// come back within milliseconds and find the chunk they need.
 #[derive(Default)]
 pub struct LiveTail {
     waiters: Mutex<HashMap<String, Arc<Entry>>>,
+    /// When idle entries were last dropped.
+    pruned: Mutex<Option<std::time::Instant>>,
 }
+
+/// How long an idle entry with recent reads is kept.
+const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The most recent live read of a stream, shared by readers woken by the same write.
 pub type Cached = Arc<dyn std::any::Any + Send + Sync>;
@@ -30,6 +37,8 @@ pub struct Entry {
     cache: Mutex<std::collections::VecDeque<(u64, u64, u64, Cached)>>,
     /// The read in progress, which readers woken by the same write join instead of each reading.
     flight: Mutex<Option<Arc<Flight>>>,
+    /// Since when nobody waits (kept for its recent reads), if so.
+    idle_since: Mutex<Option<std::time::Instant>>,
 }
 
 /// One engine read shared by every reader that may use its result.
@@ -89,7 +98,8 @@ impl Entry {
             return;
         }
         c.push_back((generation, start, next, chunk));
-        while c.len() > 4 {
+        // At most 4 chunks and about 1 MiB per stream (the newest is always kept).
+        while c.len() > 4 || (c.len() > 1 && c.iter().map(|(_, s, n, _)| n - s).sum::<u64>() > 1 << 20) {
             c.pop_front();
         }
     }
@@ -106,9 +116,9 @@ pub struct Waiter<'a> {
 impl LiveTail {
     /// Registers interest in `name`.
     pub fn watch(&self, name: &str) -> Waiter<'_> {
-        let entry = self
-            .waiters
-            .lock()
+        let mut map = self.waiters.lock();
+        self.prune(&mut map);
+        let entry = map
             .entry(name.to_string())
             .or_insert_with(|| {
                 Arc::new(Entry {
@@ -116,15 +126,28 @@ impl LiveTail {
                     generation: AtomicU64::new(0),
                     cache: Mutex::new(Default::default()),
                     flight: Mutex::new(None),
+                    idle_since: Mutex::new(None),
                 })
             })
             .clone();
+        drop(map);
+        *entry.idle_since.lock() = None;
         Waiter {
             tail: self,
             name: name.to_string(),
             notify: entry.notify.clone(),
             entry,
         }
+    }
+
+    /// Drops entries idle for longer than `LINGER` (at most once a second).
+    fn prune(&self, map: &mut HashMap<String, Arc<Entry>>) {
+        let mut last = self.pruned.lock();
+        if last.is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(1)) {
+            return;
+        }
+        *last = Some(std::time::Instant::now());
+        map.retain(|_, e| Arc::strong_count(e) > 1 || e.idle_since.lock().is_none_or(|t| t.elapsed() < LINGER));
     }
 
     /// Wakes every reader waiting on `name`.
@@ -155,9 +178,13 @@ impl Drop for Waiter<'_> {
     fn drop(&mut self) {
         let mut map = self.tail.waiters.lock();
         if let Some(e) = map.get(&self.name) {
-            // The map and this waiter hold it: nobody else waits.
+            // The map and this waiter hold it: nobody else waits. Recent reads keep it a while.
             if Arc::strong_count(e) <= 2 && Arc::ptr_eq(e, &self.entry) {
-                map.remove(&self.name);
+                if e.cache.lock().is_empty() {
+                    map.remove(&self.name);
+                } else {
+                    *e.idle_since.lock() = Some(std::time::Instant::now());
+                }
             }
         }
     }
@@ -216,6 +243,23 @@ mod tests {
         );
         assert_eq!(tag(w.entry.covering(20, g + 1)), None, "a stale chunk is no use at its end");
         assert_eq!(tag(w.entry.covering(25, g)), None);
+    }
+
+    #[test]
+    fn an_entry_with_recent_reads_outlives_its_last_reader_briefly() {
+        let live = LiveTail::default();
+        {
+            let w = live.watch("s");
+            w.entry.offer(0, 0, 10, Arc::new(()));
+        }
+        assert_eq!(live.watched(), 1, "kept for the readers coming back");
+        let w = live.watch("s");
+        assert!(w.entry.covering(10, 0).is_some_and(|(_, fresh)| fresh), "the next long-poll finds the chunk");
+        drop(w);
+        {
+            let _empty = live.watch("t");
+        }
+        assert_eq!(live.watched(), 1, "an entry without reads goes at once");
     }
 
     #[tokio::test]

@@ -90,6 +90,11 @@ impl Entry {
         new
     }
 
+    /// The most recent chunk offered, if any.
+    pub fn newest(&self) -> Option<Cached> {
+        self.cache.lock().back().map(|(_, _, _, c)| c.clone())
+    }
+
     /// Offers a chunk covering `[start, next)` read by a read that began at wake generation
     /// `generation`.
     pub fn offer(&self, generation: u64, start: u64, next: u64, chunk: Cached) {
@@ -254,7 +259,10 @@ mod tests {
         }
         assert_eq!(live.watched(), 1, "kept for the readers coming back");
         let w = live.watch("s");
-        assert!(w.entry.covering(10, 0).is_some_and(|(_, fresh)| fresh), "the next long-poll finds the chunk");
+        assert!(
+            w.entry.covering(10, 0).is_some_and(|(_, fresh)| fresh),
+            "the next long-poll finds the chunk"
+        );
         drop(w);
         {
             let _empty = live.watch("t");

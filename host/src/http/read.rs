@@ -6,7 +6,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use durable_streams_core::abi::{ByteViewBox, ReadRequest, ReadStart, StreamMeta};
-use durable_streams_core::{content_type, ReadFrom};
+use durable_streams_core::{content_type, Offset, ReadFrom};
 
 use super::body::ChunkBody;
 use super::error::ApiError;
@@ -120,23 +120,52 @@ pub async fn read_step(state: &AppState, name: &str, from: ReadFrom) -> Result<C
     })
 }
 
-/// A live request's first read: from a fresh recent chunk (read after the latest wake) when
-/// the stream has no sliding TTL to renew and has not expired, else from the engine. A thousand
-/// long-polls re-arriving after each write then cost one engine read, not a thousand.
+/// A live request's first read. When the stream has no sliding TTL to renew (and has not
+/// expired), as its most recent live read shows: from a fresh recent chunk (read after the
+/// latest wake), else from the engine read other readers at the same offset share. Otherwise
+/// from the engine (each first read renews the TTL). A thousand long-polls re-arriving after
+/// each write then cost about one engine read, not a thousand.
 pub async fn read_first(state: &AppState, name: &str, from: ReadFrom, entry: &crate::live::Entry) -> Result<Chunk, ApiError> {
-    if let ReadFrom::At(at) = from {
-        if let Some((c, true)) = entry.covering(at.0, entry.generation()) {
-            let part = c.downcast::<Chunk>().ok().and_then(|c| c.from(at.0));
-            if let Some(part) = part.filter(|p| !p.data.is_empty() || p.up_to_date()) {
-                let lt = &part.meta.lifetime;
-                let now = crate::state::now_ms();
-                if lt.ttl_secs.is_none() && lt.expires_at_ms.into_option().is_none_or(|t| now < t) {
-                    return Ok(part);
-                }
-            }
+    let ReadFrom::At(at) = from else {
+        return read_step(state, name, from).await;
+    };
+    let now = crate::state::now_ms();
+    let no_renewal = |c: &Chunk| {
+        let lt = &c.meta.lifetime;
+        lt.ttl_secs.is_none() && lt.expires_at_ms.into_option().is_none_or(|t| now < t)
+    };
+    let newest = entry.newest().and_then(|c| c.downcast::<Chunk>().ok());
+    if !newest.as_deref().is_some_and(no_renewal) {
+        return read_step(state, name, from).await;
+    }
+    let generation = entry.generation();
+    if let Some((c, true)) = entry.covering(at.0, generation) {
+        let part = c.downcast::<Chunk>().ok().and_then(|c| c.from(at.0));
+        if let Some(part) = part.filter(|p| (!p.data.is_empty() || p.up_to_date()) && no_renewal(p)) {
+            return Ok(part);
         }
     }
-    read_step(state, name, from).await
+    shared_read(state, name, at, entry, generation).await
+}
+
+/// The engine read from `at` that readers woken at or before `generation` share.
+async fn shared_read(state: &AppState, name: &str, at: Offset, entry: &crate::live::Entry, generation: u64) -> Result<Chunk, ApiError> {
+    let from = ReadFrom::At(at);
+    let flight = entry.flight(at.0, generation);
+    let shared = flight
+        .result
+        .get_or_init(|| async {
+            let chunk = read_step(state, name, from).await.ok()?;
+            let next = chunk.next;
+            let c: crate::live::Cached = std::sync::Arc::new(chunk);
+            entry.offer(flight.generation, at.0, next, c.clone());
+            Some(c)
+        })
+        .await;
+    match shared.as_ref().and_then(|c| c.clone().downcast::<Chunk>().ok()) {
+        Some(c) => Ok((*c).clone()),
+        None => read_step(state, name, from).await,
+    }
 }
 
 /// A live reader's read (after its first): served from a recent chunk of the same stream and
@@ -172,21 +201,7 @@ pub async fn read_live(
     }
     // Readers woken by one write share one engine read (a thousand SSE readers of a stream
     // cost one read per write, not a thousand).
-    let flight = entry.flight(at.0, generation);
-    let shared = flight
-        .result
-        .get_or_init(|| async {
-            let chunk = read_step(state, name, from).await.ok()?;
-            let next = chunk.next;
-            let c: crate::live::Cached = std::sync::Arc::new(chunk);
-            entry.offer(flight.generation, at.0, next, c.clone());
-            Some(c)
-        })
-        .await;
-    match shared.as_ref().and_then(|c| c.clone().downcast::<Chunk>().ok()) {
-        Some(c) => Ok((*c).clone()),
-        None => read_step(state, name, from).await,
-    }
+    shared_read(state, name, at, entry, generation).await
 }
 
 /// Headers common to catch-up and long-poll data responses.

@@ -53,6 +53,10 @@ pub struct Metrics {
     pub sse: Gauge,
     pub streams: Gauge,
     pub plugin: Family<PluginLabels, Gauge>,
+    /// How many of the engine's streams are the server's own (`__ds/...`), and when that was
+    /// counted: it changes only when the server first starts on a store, and counting may
+    /// read a whole catalogue (jetstream), so it is redone every 10 minutes, not per scrape.
+    pub internal_streams: parking_lot::Mutex<Option<(usize, std::time::Instant)>>,
 }
 
 impl Metrics {
@@ -99,6 +103,7 @@ impl Metrics {
             sse,
             streams,
             plugin,
+            internal_streams: parking_lot::Mutex::new(None),
         })
     }
 

@@ -138,28 +138,31 @@ pub const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.
 
 async fn metrics_route(State(state): State<Arc<AppState>>) -> Response {
     use abi_stable::std_types::{ROption, RSlice, RStr};
-    let stats = state
+    let total = state
         .storage
-        .call(|e| {
-            let total = e.extension(RStr::from(durable_streams_core::abi::ext::STATS), RSlice::from(&b""[..]));
-            // The server's own state streams (`__ds/...`) are not application streams.
-            let internal = e.list(&durable_streams_core::abi::ListRequest {
-                prefix: RStr::from(crate::subs::INTERNAL_PREFIX),
-                start_after: ROption::RNone,
-                limit: 1000,
-                now_ms: crate::state::now_ms(),
-            });
-            match (total, internal) {
-                (abi_stable::std_types::RResult::ROk(t), abi_stable::std_types::RResult::ROk(i)) => {
-                    abi_stable::std_types::RResult::ROk((t, i.len()))
-                }
-                (abi_stable::std_types::RResult::RErr(e), _) | (_, abi_stable::std_types::RResult::RErr(e)) => {
-                    abi_stable::std_types::RResult::RErr(e)
-                }
-            }
-        })
+        .call(|e| e.extension(RStr::from(durable_streams_core::abi::ext::STATS), RSlice::from(&b""[..])))
         .await;
-    if let Ok((bytes, internal)) = stats {
+    let known = *state.metrics.internal_streams.lock();
+    let internal = match known {
+        Some((n, at)) if at.elapsed() < std::time::Duration::from_secs(600) => Ok(n),
+        _ => state
+            .storage
+            .call(|e| {
+                // The server's own state streams (`__ds/...`) are not application streams.
+                e.list(&durable_streams_core::abi::ListRequest {
+                    prefix: RStr::from(crate::subs::INTERNAL_PREFIX),
+                    start_after: ROption::RNone,
+                    limit: 1000,
+                    now_ms: crate::state::now_ms(),
+                })
+            })
+            .await
+            .map(|l| {
+                *state.metrics.internal_streams.lock() = Some((l.len(), std::time::Instant::now()));
+                l.len()
+            }),
+    };
+    if let (Ok(bytes), Ok(internal)) = (total, internal) {
         if let Some(n) = serde_json::from_slice::<serde_json::Value>(&bytes)
             .ok()
             .and_then(|v| v.get("streams").and_then(|n| n.as_i64()))

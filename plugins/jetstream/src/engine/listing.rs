@@ -1,56 +1,84 @@
 //! Listing (a scan of the catalogue), the sweeper's expired names, and the change listener fed
 //! by the republished append headers.
 
-use std::collections::BTreeMap;
-
 use abi_stable::std_types::{RStr, RString, RVec};
 use durable_streams_core::abi::*;
 use futures_util::StreamExt;
 
 use super::JetStreamStorage;
-use crate::catalog::{self, Record, State};
+use crate::catalog::{self, State};
 use crate::cluster::unavailable;
 use crate::data::{self};
 
+/// How long a listing's sorted names serve the following pages.
+const SNAPSHOT_FOR: std::time::Duration = std::time::Duration::from_secs(30);
+
 impl JetStreamStorage {
+    /// A page of live streams under a prefix, in name order. The first page scans the
+    /// catalogue once and keeps the sorted matching names (names only) for `SNAPSHOT_FOR`, so
+    /// paging through every stream costs one scan, not one per page; each listed stream's record
+    /// and tail are read fresh.
     pub(super) async fn list(&self, req: &ListRequest<'_>) -> Result<RVec<StreamListing>, EngineError> {
         let prefix = req.prefix.as_str();
         let after = req.start_after.map(|s| s.as_str().to_string()).into_option();
+        let reuse = after.is_some()
+            && self
+                .list_snapshot
+                .lock()
+                .as_ref()
+                .is_some_and(|(p, _, at)| p == prefix && at.elapsed() < SNAPSHOT_FOR);
+        let names = if reuse {
+            self.list_snapshot.lock().as_ref().map(|(_, n, _)| n.clone()).unwrap_or_default()
+        } else {
+            let mut names = Vec::new();
+            catalog::scan(&self.c, |r| {
+                if r.state == State::Live && r.name.starts_with(prefix) && !Self::expired(&r, self.local_access(&r.name), req.now_ms) {
+                    names.push(r.name);
+                }
+            })
+            .await?;
+            names.sort_unstable();
+            let names = std::sync::Arc::new(names);
+            *self.list_snapshot.lock() = Some((prefix.to_string(), names.clone(), std::time::Instant::now()));
+            names
+        };
+        let from = after.as_ref().map_or(0, |a| names.partition_point(|n| n.as_str() <= a.as_str()));
         let limit = req.limit as usize;
-        // The `limit` smallest matching names, kept in a bounded ordered map while the
-        // catalogue streams past: one page costs one scan and memory for one page. Some may
-        // turn out empty or deleted below, so a little more is kept than asked.
-        let keep = limit.saturating_add(limit / 4 + 8);
-        let mut page: BTreeMap<String, Record> = BTreeMap::new();
-        catalog::scan(&self.c, |r| {
-            let wanted = r.state == State::Live
-                && r.name.starts_with(prefix)
-                && after.as_ref().is_none_or(|a| r.name.as_str() > a.as_str())
-                && !Self::expired(&r, self.local_access(&r.name), req.now_ms);
-            if !wanted || (page.len() >= keep && page.last_key_value().is_some_and(|(k, _)| r.name >= *k)) {
-                return;
-            }
-            page.insert(r.name.clone(), r);
-            if page.len() > keep {
-                page.pop_last();
-            }
-        })
-        .await?;
         let mut out = RVec::new();
-        for rec in page.into_values() {
-            if out.len() >= limit {
-                break;
-            }
-            let tail = data::tail(&self.c, &self.subject(&rec)).await?;
-            if tail.seq == 0 || tail.state.deleted.is_some() {
-                continue;
-            }
-            out.push(StreamListing {
-                name: rec.name.as_str().into(),
-                meta: Self::meta(&rec, &tail),
-            });
+        let mut at = from;
+        while out.len() < limit && at < names.len() {
+            // Records and tails of the next names, 64 requests in flight.
+            let want = (limit - out.len()).min(names.len() - at);
+            let batch = &names[at..at + want];
+            at += want;
+            let found: Vec<Option<StreamListing>> = futures_util::stream::iter(batch.iter())
+                .map(|name| self.listing_of(name, req.now_ms))
+                .buffered(64)
+                .collect::<Vec<_>>()
+                .await
+                .into_iter()
+                .collect::<Result<_, _>>()?;
+            out.extend(found.into_iter().flatten());
         }
         Ok(out)
+    }
+
+    /// A live stream's listing (record and tail read now), `None` when it is gone or empty.
+    async fn listing_of(&self, name: &str, now: u64) -> Result<Option<StreamListing>, EngineError> {
+        let Some((rec, _)) = catalog::get(&self.c, name).await? else {
+            return Ok(None);
+        };
+        if rec.state != State::Live || Self::expired(&rec, self.local_access(name), now) {
+            return Ok(None);
+        }
+        let tail = data::tail(&self.c, &self.subject(&rec)).await?;
+        if tail.seq == 0 || tail.state.deleted.is_some() {
+            return Ok(None);
+        }
+        Ok(Some(StreamListing {
+            name: rec.name.as_str().into(),
+            meta: Self::meta(&rec, &tail),
+        }))
     }
 
     /// Expired names for the sweeper. Expired streams already answer `NOT_FOUND` to every

@@ -37,6 +37,9 @@ struct Cached {
     tail: Mutex<Option<Tail>>,
 }
 
+/// A listing's prefix, its sorted live names, and when they were read.
+type ListSnapshot = (String, Arc<Vec<String>>, std::time::Instant);
+
 /// The jetstream engine.
 pub struct JetStreamStorage {
     c: Cluster,
@@ -50,6 +53,8 @@ pub struct JetStreamStorage {
     sweep_scan_secs: u64,
     last_sweep_scan: Mutex<Option<std::time::Instant>>,
     live_count: Mutex<Option<(u64, std::time::Instant)>>,
+    /// The last listing's prefix and sorted names, for the pages after its first.
+    list_snapshot: Mutex<Option<ListSnapshot>>,
 }
 
 type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
@@ -75,6 +80,7 @@ impl JetStreamStorage {
             sweep_scan_secs,
             last_sweep_scan: Mutex::new(None),
             live_count: Mutex::new(None),
+            list_snapshot: Mutex::new(None),
         })
     }
 

@@ -21,15 +21,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 }
 
 fn hosts(cluster: &ds_nats_cluster::Cluster, ns: &str) -> (Server, Server) {
-    let urls = cluster.urls();
-    let env = [
-        ("DS_STORAGE__MODE", "jetstream"),
-        ("DS_STORAGE__JETSTREAM__URLS", urls.as_str()),
-        ("DS_STORAGE__JETSTREAM__NAMESPACE", ns),
-        ("DS_STORAGE__JETSTREAM__SHARDS", "2"),
-        ("DS_SERVER__LONG_POLL_TIMEOUT_SECS", "10"),
-    ];
-    (Server::start(&env), Server::start(&env))
+    common::jetstream_hosts(&cluster.urls(), ns, &[("DS_SERVER__LONG_POLL_TIMEOUT_SECS", "10")])
 }
 
 fn client() -> Client {

@@ -13,15 +13,7 @@ use common::Server;
 use reqwest::blocking::Client;
 
 fn hosts(cluster: &ds_nats_cluster::Cluster, ns: &str) -> (Server, Server) {
-    let urls = cluster.urls();
-    let env = [
-        ("DS_STORAGE__MODE", "jetstream"),
-        ("DS_STORAGE__JETSTREAM__URLS", urls.as_str()),
-        ("DS_STORAGE__JETSTREAM__NAMESPACE", ns),
-        ("DS_STORAGE__JETSTREAM__SHARDS", "2"),
-        ("DS_SUBSCRIPTIONS__ALLOW_LOOPBACK_HTTP", "true"),
-    ];
-    (Server::start(&env), Server::start(&env))
+    common::jetstream_hosts(&cluster.urls(), ns, &[("DS_SUBSCRIPTIONS__ALLOW_LOOPBACK_HTTP", "true")])
 }
 
 fn client() -> Client {

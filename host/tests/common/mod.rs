@@ -199,3 +199,16 @@ impl ServerRef {
             .map(|r| r.status().as_u16())
     }
 }
+
+/// Two real hosts on the `jetstream` mode of `urls` (a test cluster), namespace `ns`, with
+/// `extra` overrides.
+pub fn jetstream_hosts(urls: &str, ns: &str, extra: &[(&str, &str)]) -> (Server, Server) {
+    let mut env = vec![
+        ("DS_STORAGE__MODE", "jetstream"),
+        ("DS_STORAGE__JETSTREAM__URLS", urls),
+        ("DS_STORAGE__JETSTREAM__NAMESPACE", ns),
+        ("DS_STORAGE__JETSTREAM__SHARDS", "2"),
+    ];
+    env.extend_from_slice(extra);
+    (Server::start(&env), Server::start(&env))
+}

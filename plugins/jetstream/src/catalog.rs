@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::consumer;
 use async_nats::jetstream::message::PublishMessage as Publish;
+use async_nats::jetstream::message::StreamMessage;
 use durable_streams_core::abi::{EngineError, ErrorCode, Lifetime};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -85,27 +86,32 @@ fn corrupt(subject: &str, e: impl std::fmt::Display) -> EngineError {
     EngineError::new(ErrorCode::CORRUPT, format!("undecodable catalogue record on {subject}: {e}"))
 }
 
-/// The current record of `name` (leader read: read-after-write).
-pub async fn get(c: &Cluster, name: &str) -> Result<Option<Versioned>, EngineError> {
-    let subject = c.catalog_subject(&hash_of(name));
+/// The last message on a subject of the catalogue stream, if any (a leader read: it sees
+/// every acknowledged write).
+pub async fn last_on(c: &Cluster, subject: &str) -> Result<Option<StreamMessage>, EngineError> {
     let stream =
         c.js.get_stream_no_info(c.catalog_stream())
             .await
             .map_err(|e| unavailable(format!("catalogue stream: {e}")))?;
-    match stream.get_last_raw_message_by_subject(&subject).await {
-        Ok(m) => {
-            let rec: Record = serde_json::from_slice(&m.payload).map_err(|e| corrupt(&subject, e))?;
-            if rec.name != name {
-                return Err(EngineError::new(
-                    ErrorCode::INTERNAL,
-                    format!("catalogue hash collision between '{name}' and '{}'", rec.name),
-                ));
-            }
-            Ok(Some((rec, m.sequence)))
-        }
+    match stream.get_last_raw_message_by_subject(subject).await {
+        Ok(m) => Ok(Some(m)),
         Err(e) if e.kind() == async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound => Ok(None),
-        Err(e) => Err(unavailable(format!("read catalogue: {e}"))),
+        Err(e) => Err(unavailable(format!("read {subject}: {e}"))),
     }
+}
+
+/// The current record of `name` (leader read: read-after-write).
+pub async fn get(c: &Cluster, name: &str) -> Result<Option<Versioned>, EngineError> {
+    let subject = c.catalog_subject(&hash_of(name));
+    let Some(m) = last_on(c, &subject).await? else { return Ok(None) };
+    let rec: Record = serde_json::from_slice(&m.payload).map_err(|e| corrupt(&subject, e))?;
+    if rec.name != name {
+        return Err(EngineError::new(
+            ErrorCode::INTERNAL,
+            format!("catalogue hash collision between '{name}' and '{}'", rec.name),
+        ));
+    }
+    Ok(Some((rec, m.sequence)))
 }
 
 /// Writes `rec` if the subject's last sequence is still `expected` (0: never written).

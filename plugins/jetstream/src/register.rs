@@ -6,7 +6,7 @@ use async_nats::jetstream::message::PublishMessage as Publish;
 use durable_streams_core::abi::{EngineError, ErrorCode};
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::hash_of;
+use crate::catalog::{self, hash_of};
 use crate::cluster::{unavailable, Cluster};
 
 #[derive(Deserialize)]
@@ -43,21 +43,12 @@ pub fn input<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, EngineError> 
 /// `{"revision", "value"}` of `key` (a leader read: it sees every acknowledged write).
 pub async fn get(c: &Cluster, key: &str) -> Result<serde_json::Value, EngineError> {
     let subject = subject(c, key);
-    let stream =
-        c.js.get_stream_no_info(c.catalog_stream())
-            .await
-            .map_err(|e| unavailable(format!("catalogue stream: {e}")))?;
-    match stream.get_last_raw_message_by_subject(&subject).await {
-        Ok(m) => {
-            let s: Stored = serde_json::from_slice(&m.payload)
-                .map_err(|e| EngineError::new(ErrorCode::CORRUPT, format!("undecodable register on {subject}: {e}")))?;
-            Ok(serde_json::json!({"revision": m.sequence, "value": s.value}))
-        }
-        Err(e) if e.kind() == async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound => {
-            Ok(serde_json::json!({"revision": 0, "value": ""}))
-        }
-        Err(e) => Err(unavailable(format!("read register: {e}"))),
-    }
+    let Some(m) = catalog::last_on(c, &subject).await? else {
+        return Ok(serde_json::json!({"revision": 0, "value": ""}));
+    };
+    let s: Stored = serde_json::from_slice(&m.payload)
+        .map_err(|e| EngineError::new(ErrorCode::CORRUPT, format!("undecodable register on {subject}: {e}")))?;
+    Ok(serde_json::json!({"revision": m.sequence, "value": s.value}))
 }
 
 /// Writes `value` if the register is still at revision `expect`: `{"revision"}` or

@@ -29,6 +29,11 @@ struct Opts {
     mb: usize,
     #[arg(long, default_value_t = 3)]
     replicas: usize,
+    /// publish: what each publish carries beyond its body, comma-separated, to see what the
+    /// server's choices cost the cluster: msgid (Nats-Msg-Id), expect (expected last subject
+    /// sequence), headers (the server's three DS-* headers), republish (headers-only republish).
+    #[arg(long, default_value = "")]
+    extras: String,
 }
 
 #[tokio::main]
@@ -45,6 +50,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             subjects: vec![format!("raw.{run}.>")],
             num_replicas: o.replicas,
             storage: stream::StorageType::File,
+            republish: o.extras.contains("republish").then(|| stream::Republish {
+                source: format!("raw.{run}.>"),
+                destination: format!("rawn.{run}.>"),
+                headers_only: true,
+            }),
             ..Default::default()
         })
         .await?;
@@ -57,10 +67,38 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let js = js.clone();
                 let subject = format!("raw.{run}.{w}");
                 let body = bytes::Bytes::from(vec![b'x'; o.size]);
+                let extras = o.extras.clone();
+                let stream_name = name.clone();
                 tasks.push(tokio::spawn(async move {
                     let mut n = 0u64;
+                    let mut last = 0u64;
                     while Instant::now() < deadline {
-                        js.publish(subject.clone(), body.clone()).await.unwrap().await.unwrap();
+                        if extras.is_empty() {
+                            js.publish(subject.clone(), body.clone()).await.unwrap().await.unwrap();
+                        } else {
+                            let mut m = jetstream::context::Publish::build().payload(body.clone());
+                            if extras.contains("msgid") {
+                                m = m.message_id(format!("{w}.{n}"));
+                            }
+                            if extras.contains("expect") {
+                                m = m.expected_last_subject_sequence(last);
+                            }
+                            if extras.contains("headers") {
+                                m = m
+                                    .header("DS-State", format!("{{\"tail\":{},\"n\":{n},\"closed\":false,\"closed_by\":null,\"stream_seq\":null,\"producers\":{{}},\"deleted\":null}}", n * 100))
+                                    .header("DS-Nonce", "0123456789abcdef")
+                                    .header("DS-Name", subject.as_str());
+                            }
+                            match js.send_publish(subject.clone(), m).await.unwrap().await {
+                                Ok(ack) => last = ack.sequence,
+                                Err(e) => {
+                                    eprintln!("js-raw: {e}");
+                                    let st = js.get_stream(&stream_name).await.unwrap();
+                                    last = st.get_last_raw_message_by_subject(&subject).await.map_or(0, |m| m.sequence);
+                                    continue;
+                                }
+                            }
+                        }
                         n += 1;
                     }
                     n

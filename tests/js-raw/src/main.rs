@@ -76,7 +76,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                         if extras.is_empty() {
                             js.publish(subject.clone(), body.clone()).await.unwrap().await.unwrap();
                         } else {
-                            let mut m = jetstream::context::Publish::build().payload(body.clone());
+                            let mut m = jetstream::message::PublishMessage::build().payload(body.clone());
                             if extras.contains("msgid") {
                                 m = m.message_id(format!("{w}.{n}"));
                             }

@@ -257,27 +257,38 @@ async fn next(c: &Cluster, s: &Subject, from: u64, known_last: u64) -> Result<Op
 }
 
 /// Messages fetched ahead by a read, in sequence order.
-type Ahead = std::collections::VecDeque<StreamMessage>;
+pub type Ahead = std::collections::VecDeque<StreamMessage>;
 
 /// Up to `n` messages of `s` from stream sequence `from` on, about `max_bytes` of payload, in one
 /// round trip (batched direct get, nats-server 2.11+; any replica answers). Empty when the
 /// replica that answered has nothing there yet: the caller then asks the leader.
 async fn batch(c: &Cluster, s: &Subject, from: u64, n: usize, max_bytes: usize) -> Result<Vec<StreamMessage>, EngineError> {
+    batch_with(&c.client, c.timeout(), s, from, n, max_bytes).await
+}
+
+/// [`batch`] with the parts of a cluster it needs, for a task that outlives the read.
+pub async fn batch_with(
+    client: &async_nats::Client,
+    timeout: Duration,
+    s: &Subject,
+    from: u64,
+    n: usize,
+    max_bytes: usize,
+) -> Result<Vec<StreamMessage>, EngineError> {
     use futures_util::StreamExt;
-    let inbox = c.client.new_inbox();
-    let mut replies = c
-        .client
+    let inbox = client.new_inbox();
+    let mut replies = client
         .subscribe(inbox.clone())
         .await
         .map_err(|e| unavailable(format!("read {}: {e}", s.subject)))?;
     let req = serde_json::json!({"seq": from.max(1), "next_by_subj": s.subject, "batch": n, "max_bytes": max_bytes});
-    c.client
+    client
         .publish_with_reply(format!("$JS.API.DIRECT.GET.{}", s.stream), inbox, req.to_string().into())
         .await
         .map_err(|e| unavailable(format!("read {}: {e}", s.subject)))?;
     let mut out = Vec::new();
     loop {
-        let m = match tokio::time::timeout(c.timeout(), replies.next()).await {
+        let m = match tokio::time::timeout(timeout, replies.next()).await {
             Ok(Some(m)) => m,
             // A silent or lost batch: what arrived is still in order; the leader read follows.
             _ => break,
@@ -386,8 +397,10 @@ pub struct Span {
     pub hint: Option<u64>,
 }
 
-/// Reads `span` of `s` into `out`. Returns the position reached and a hint for continuing.
-pub async fn read(c: &Cluster, s: &Subject, span: Span, out: &mut Vec<u8>) -> Result<(u64, u64), EngineError> {
+/// Reads `span` of `s` into `out`, taking messages from `ahead` (fetched earlier, in order, none
+/// past `last_seq`) before asking the cluster. Returns the position reached and a hint for
+/// continuing.
+pub async fn read(c: &Cluster, s: &Subject, span: Span, ahead: &mut Ahead, out: &mut Vec<u8>) -> Result<(u64, u64), EngineError> {
     let Span {
         pos,
         end,
@@ -395,7 +408,6 @@ pub async fn read(c: &Cluster, s: &Subject, span: Span, out: &mut Vec<u8>) -> Re
         max,
         hint,
     } = span;
-    let mut ahead = Ahead::new();
     // What is still wanted, for sizing batches.
     let wanted = |have: usize, at: u64| max.saturating_sub(have).min((end - at) as usize) + 1024;
     let first = match hint {
@@ -403,7 +415,7 @@ pub async fn read(c: &Cluster, s: &Subject, span: Span, out: &mut Vec<u8>) -> Re
             // The hinted message and the ones after it come in one batch.
             let mut from = h;
             let mut found = None;
-            while let Some(m) = next_ahead(c, s, &mut ahead, from, last_seq, wanted(0, pos)).await? {
+            while let Some(m) = next_ahead(c, s, ahead, from, last_seq, wanted(0, pos)).await? {
                 let st = decode_state(&m)?;
                 if start_of(&m, &st) > pos {
                     break; // the hint was past pos: search instead
@@ -451,7 +463,7 @@ pub async fn read(c: &Cluster, s: &Subject, span: Span, out: &mut Vec<u8>) -> Re
             return Ok((at, m.sequence + 1));
         }
         // Following messages come in batches of about what is still wanted.
-        match next_ahead(c, s, &mut ahead, m.sequence + 1, last_seq, wanted(out.len(), at)).await? {
+        match next_ahead(c, s, ahead, m.sequence + 1, last_seq, wanted(out.len(), at)).await? {
             Some(n) if n.sequence <= last_seq => m = n,
             _ => return Ok((at, m.sequence + 1)),
         }

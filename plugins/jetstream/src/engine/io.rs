@@ -7,10 +7,18 @@ use durable_streams_core::abi::*;
 use durable_streams_core::producer::ProducerStamp;
 use durable_streams_core::rules::{self, AppendCheck, AppendDecision};
 
+use super::ahead::Fetch;
 use super::{BoxFut, JetStreamStorage};
 use crate::catalog::{self, ForkRef};
 use crate::cluster::unavailable;
 use crate::data::{self, Appended};
+
+/// A data read started before the tail read answers (see [`JetStreamStorage::early`]).
+struct Early<'a> {
+    subject: String,
+    seq: u64,
+    messages: BoxFut<'a, Vec<async_nats::jetstream::message::StreamMessage>>,
+}
 
 impl JetStreamStorage {
     pub(super) async fn append(&self, req: &AppendRequest<'_>) -> Result<AppendOutcome, EngineError> {
@@ -138,13 +146,59 @@ impl JetStreamStorage {
                 max,
                 hint: None,
             };
-            let (next, _) = data::read(&self.c, &subj, span, out).await?;
+            let (next, _) = data::read(&self.c, &subj, span, &mut data::Ahead::new(), out).await?;
             Ok(next)
         })
     }
 
+    /// What a read at `pos` of `name` can fetch before its tail read answers: the batch fetched
+    /// ahead for that position, or (when this host knows a tail past `pos` and where `pos`
+    /// lies) that batch now. The caller keeps only what the tail read allows.
+    fn early(&self, name: &str, pos: u64, max: usize) -> Option<Early<'_>> {
+        let entry = self.cache.lock().get(name).cloned()?;
+        if pos < entry.rec.base() {
+            return None;
+        }
+        let subject = self.subject(&entry.rec);
+        let timeout = self.c.timeout();
+        if let Some(slot) = entry.ahead.take(pos, &subject.subject) {
+            let seq = slot.seq;
+            return Some(Early {
+                subject: subject.subject,
+                seq,
+                messages: Box::pin(slot.messages(timeout)),
+            });
+        }
+        let below_tail = entry.tail.lock().as_ref().is_some_and(|t| t.state.tail > pos);
+        let seq = (*entry.hint.lock()).filter(|(p, _)| *p == pos && below_tail).map(|(_, s)| s)?;
+        let client = &self.c.client;
+        Some(Early {
+            subject: subject.subject.clone(),
+            seq,
+            messages: Box::pin(async move {
+                data::batch_with(client, timeout, &subject, seq, 1024, max + 1024)
+                    .await
+                    .unwrap_or_default()
+            }),
+        })
+    }
+
     pub(super) async fn read(&self, req: &ReadRequest<'_>) -> Result<ReadChunk, EngineError> {
-        let (entry, tail) = self.live(req.name.as_str(), req.now_ms).await?;
+        let name = req.name.as_str();
+        let max = req.max_bytes.clamp(1, 64 << 20) as usize;
+        // The tail read and the data read go out together; the tail read decides what is served.
+        let early = match req.start {
+            ReadStart::At => self.early(name, req.position, max),
+            ReadStart::Tail => None,
+        };
+        let early = async move {
+            match early {
+                Some(e) => Some((e.subject, e.seq, e.messages.await)),
+                None => None,
+            }
+        };
+        let (live, early) = futures_util::future::join(self.live(name, req.now_ms), early).await;
+        let (entry, tail) = live?;
         self.touch(&entry, req.now_ms).await;
         let end = tail.state.tail;
         let start = match req.start {
@@ -157,8 +211,7 @@ impl JetStreamStorage {
                 "offset is beyond the stream's tail",
             ));
         }
-        let max = req.max_bytes.clamp(1, 64 << 20) as usize;
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(max.min((end - start) as usize));
         let base = entry.rec.base();
         let mut next = start;
         if start < base && start < end {
@@ -167,7 +220,15 @@ impl JetStreamStorage {
             next = self.read_inherited(&f, start, base.min(end), max, &mut out).await?;
         }
         if next >= base && next < end && out.len() < max {
-            let hint = (*entry.hint.lock()).filter(|(p, _)| *p == next).map(|(_, s)| s);
+            let subj = self.subject(&entry.rec);
+            let mut hint = (*entry.hint.lock()).filter(|(p, _)| *p == next).map(|(_, s)| s);
+            let mut ahead = data::Ahead::new();
+            if let Some((subject, seq, messages)) = early {
+                if subject == subj.subject && next == start {
+                    hint = Some(seq);
+                    ahead.extend(messages.into_iter().filter(|m| m.sequence >= seq && m.sequence <= tail.seq));
+                }
+            }
             let span = data::Span {
                 pos: next,
                 end,
@@ -175,8 +236,19 @@ impl JetStreamStorage {
                 max,
                 hint,
             };
-            let (reached, seq) = data::read(&self.c, &self.subject(&entry.rec), span, &mut out).await?;
+            let (reached, seq) = data::read(&self.c, &subj, span, &mut ahead, &mut out).await?;
             *entry.hint.lock() = Some((reached, seq));
+            if reached < end {
+                // A reader still behind the tail will most likely ask for what follows.
+                let fetch = Fetch {
+                    subject: &subj,
+                    pos: reached,
+                    seq,
+                    bytes: max.min((end - reached) as usize) + 1024,
+                };
+                self.read_ahead
+                    .start(&self.c.rt, &self.c.client, self.c.timeout(), &entry.ahead, fetch);
+            }
             next = reached;
         }
         Ok(ReadChunk {

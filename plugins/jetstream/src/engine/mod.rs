@@ -4,6 +4,7 @@
 //! `lifecycle` owns create / fork / delete, `io` appends and reads, `listing` lists and the
 //! change listener.
 
+mod ahead;
 mod io;
 mod lifecycle;
 mod listing;
@@ -35,6 +36,8 @@ struct Cached {
     /// The tail this host last wrote or read: appends decide on it and the compare-and-set in
     /// the cluster catches it being stale (then it is reloaded and the append re-decided).
     tail: Mutex<Option<Tail>>,
+    /// Batches fetched ahead for this stream's catch-up readers.
+    ahead: ahead::Slots,
 }
 
 /// A listing's prefix, its sorted live names, and when they were read.
@@ -55,6 +58,7 @@ pub struct JetStreamStorage {
     live_count: Mutex<Option<(u64, std::time::Instant)>>,
     /// The last listing's prefix and sorted names, for the pages after its first.
     list_snapshot: Mutex<Option<ListSnapshot>>,
+    read_ahead: ahead::ReadAhead,
 }
 
 type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
@@ -81,6 +85,7 @@ impl JetStreamStorage {
             last_sweep_scan: Mutex::new(None),
             live_count: Mutex::new(None),
             list_snapshot: Mutex::new(None),
+            read_ahead: ahead::ReadAhead::default(),
         })
     }
 
@@ -125,6 +130,7 @@ impl JetStreamStorage {
             rec,
             hint: Mutex::new(None),
             tail: Mutex::new(None),
+            ahead: ahead::Slots::default(),
         });
         let mut cache = self.cache.lock();
         if cache.len() >= self.c.cfg.cache_streams {

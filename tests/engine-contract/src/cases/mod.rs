@@ -39,6 +39,7 @@ pub fn all() -> Vec<Case> {
         read::reads_are_bounded_and_whole_records,
         read::read_at_tail_and_beyond,
         read::read_tail_start,
+        read::continued_reads_see_changes,
         fork::fork_shares_prefix_and_diverges,
         fork::fork_at_mid_record_position,
         fork::fork_errors,

@@ -63,3 +63,38 @@ pub fn read_tail_start(e: &EngineBox) -> Result<(), Failure> {
         "tail read is empty, at the tail, with closure".into()
     })
 }
+
+/// A reader continuing where its last read stopped sees what was appended since, and nothing of
+/// an earlier incarnation of the name (engines that fetch ahead must check what they kept).
+pub fn continued_reads_see_changes(e: &EngineBox) -> Result<(), Failure> {
+    ok(Create::new("s").run(e), "create")?;
+    for _ in 0..6 {
+        ok(Append::new("s", b"aaaa").run(e), "append")?;
+    }
+    let c = ok(rd(e, "s", ReadStart::At, 0, 8), "first read")?;
+    check(c.next == 8, || format!("first read stopped at {}", c.next))?;
+    for _ in 0..2 {
+        ok(Append::new("s", b"bbbb").run(e), "append more")?;
+    }
+    let c = ok(rd(e, "s", ReadStart::At, 8, 100), "continued read")?;
+    check(c.data.bytes().as_slice() == b"aaaaaaaaaaaaaaaabbbbbbbb" && c.next == 32, || {
+        format!(
+            "continued read returned {:?}, next {}",
+            String::from_utf8_lossy(c.data.bytes().as_slice()),
+            c.next
+        )
+    })?;
+    ok(rd(e, "s", ReadStart::At, 0, 8), "read before delete")?;
+    ok(delete(e, "s", NOW), "delete")?;
+    ok(Create::new("s").run(e), "re-create")?;
+    for _ in 0..6 {
+        ok(Append::new("s", b"zzzz").run(e), "append to the new stream")?;
+    }
+    let c = ok(rd(e, "s", ReadStart::At, 8, 8), "read of the new stream")?;
+    check(c.data.bytes().as_slice() == b"zzzzzzzz" && c.next == 16, || {
+        format!(
+            "the re-created stream read {:?}",
+            String::from_utf8_lossy(c.data.bytes().as_slice())
+        )
+    })
+}

@@ -4,13 +4,12 @@
 //! (linked by embedders and tests as [`InMemoryStorage`]). Knows nothing of HTTP or tokio.
 
 mod store;
-mod stream;
 
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::RVec;
 use durable_streams_core::abi::{Capabilities, EngineBox, EngineError, ErrorCode, GuardedEngine, ModeInfo, PluginInfo, ABI_VERSION};
 
-pub use store::InMemoryStorage;
+pub use store::{InMemoryStorage, MemoryStore};
 
 /// The storage mode this plugin provides.
 pub const MODE: &str = "memory";

@@ -1,0 +1,26 @@
+//! The stream catalogue shared by local engines: a complete `Engine` ([`Catalog`]) built from a
+//! small persistence trait ([`Persistence`]). The catalogue owns every protocol rule of a
+//! stream's life (create-or-match, forks and reference counts, soft delete and its cascade,
+//! expiry and sliding renewal, listing, producer / `Stream-Seq` / closure checks and the group
+//! overlay); a store owns only where bytes live: commit a batch atomically, read a stream's own
+//! bytes, and hand back what was committed at open. No HTTP, no async runtime, no files.
+//!
+//! A plugin whose state lives elsewhere (a cluster) implements `Engine` directly instead.
+
+mod catalog;
+mod engine;
+mod entry;
+mod open;
+mod persist;
+mod reads;
+
+pub use catalog::Catalog;
+pub use entry::Entry;
+pub use open::{Fold, OpenOptions};
+pub use persist::{After, Appended, Batch, Change, Created, Persistence, Recovered, Span};
+
+/// What plugins built on the catalogue need of the ABI, for [`engine_via_deref!`].
+pub mod abi {
+    pub use abi_stable::std_types::{RResult, RSlice, RStr, RString, RVec};
+    pub use durable_streams_core::abi::*;
+}

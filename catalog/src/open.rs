@@ -1,0 +1,188 @@
+//! Opening a catalogue over a store's committed data: from the streams a state-keeping store
+//! hands back ([`Recovered`]), or by folding a log of changes in commit order ([`Fold`]). Links
+//! forks, counts references, and (when the store may be written) deletes soft-deleted streams
+//! no fork references any more.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use durable_streams_core::abi::{EngineError, ErrorCode};
+use durable_streams_core::limits::Limits;
+
+use crate::catalog::Catalog;
+use crate::entry::Entry;
+use crate::persist::{Change, Persistence, Recovered};
+
+/// How to open.
+#[derive(Clone, Copy, Debug)]
+pub struct OpenOptions {
+    pub limits: Limits,
+    /// Delete soft-deleted streams that no fork references (off for read-only tools).
+    pub collect_orphans: bool,
+    /// The access time given to every stream (sliding TTLs restart at open), ms.
+    pub now_ms: u64,
+}
+
+/// A built entry and its name.
+type Named<D> = (String, Arc<Entry<D>>);
+
+fn corrupt(msg: String) -> EngineError {
+    EngineError::new(ErrorCode::CORRUPT, msg)
+}
+
+impl<P: Persistence> Catalog<P> {
+    /// A catalogue over `store` holding `streams`.
+    pub fn open(store: P, streams: Vec<Recovered<P::Data>>, opts: OpenOptions) -> Result<Self, EngineError> {
+        let catalog = Catalog::with_streams(store, BTreeMap::new(), opts.limits);
+        let mut waiting: HashMap<u64, Recovered<P::Data>> = streams.into_iter().map(|r| (r.id, r)).collect();
+        let mut built: HashMap<u64, Named<P::Data>> = HashMap::new();
+        let ids: Vec<u64> = waiting.keys().copied().collect();
+        for id in ids {
+            catalog.build(id, &mut waiting, &mut built, opts.now_ms)?;
+        }
+        let mut map = BTreeMap::new();
+        for (name, entry) in built.values() {
+            if !entry.hidden.load(Ordering::Acquire) {
+                map.insert(name.clone(), entry.clone());
+            }
+        }
+        *catalog.streams.write() = map;
+        if opts.collect_orphans {
+            let orphans: Vec<Named<P::Data>> = built
+                .into_values()
+                .filter(|(_, e)| e.is_soft_deleted() && e.refcount.load(Ordering::Acquire) == 0)
+                .collect();
+            for (name, e) in orphans {
+                // A cascade may have taken it already.
+                if !e.state.lock().removed {
+                    catalog.remove(&name, &e, true)?;
+                }
+            }
+        }
+        Ok(catalog)
+    }
+
+    /// Builds the entry `id` after its fork source.
+    fn build(
+        &self,
+        id: u64,
+        waiting: &mut HashMap<u64, Recovered<P::Data>>,
+        built: &mut HashMap<u64, Named<P::Data>>,
+        now_ms: u64,
+    ) -> Result<(), EngineError> {
+        let Some(r) = waiting.remove(&id) else { return Ok(()) };
+        let fork = match r.fork {
+            Some((src_id, _)) => {
+                if waiting.contains_key(&src_id) {
+                    self.build(src_id, waiting, built, now_ms)?;
+                }
+                let (src_name, src) = built
+                    .get(&src_id)
+                    .cloned()
+                    .ok_or_else(|| corrupt(format!("stream '{}' is a fork of stream id {src_id}, which is missing", r.name)))?;
+                src.refcount.fetch_add(1, Ordering::AcqRel);
+                Some((src_name, src))
+            }
+            None => None,
+        };
+        let base = r.fork.map_or(0, |(_, pos)| pos);
+        let entry = Entry::new(id, self.intern(&r.content_type), r.lifetime, fork, base, r.data);
+        entry.soft_deleted.store(r.soft_deleted, Ordering::Release);
+        entry.hidden.store(r.hidden, Ordering::Release);
+        entry.touch(now_ms);
+        {
+            let mut st = entry.state.lock();
+            st.tail = r.tail;
+            st.set_writer(r.writer);
+        }
+        built.insert(id, (r.name, Arc::new(entry)));
+        Ok(())
+    }
+}
+
+/// Rebuilds streams from a log of committed changes, in commit order, for
+/// [`Catalog::open`]. The store decodes its records into [`Change`]s and feeds them here with
+/// the receipt each would have had when committed.
+pub struct Fold<'p, P: Persistence> {
+    store: &'p P,
+    streams: HashMap<u64, Recovered<P::Data>>,
+    max_id: u64,
+}
+
+impl<'p, P: Persistence> Fold<'p, P> {
+    pub fn new(store: &'p P) -> Self {
+        Fold {
+            store,
+            streams: HashMap::new(),
+            max_id: 0,
+        }
+    }
+
+    /// Applies one committed change; an append or removal of an unknown stream is corruption.
+    pub fn apply(&mut self, change: &Change<'_>, receipt: &P::Receipt) -> Result<(), EngineError> {
+        match change {
+            Change::Create(c) => {
+                self.max_id = self.max_id.max(c.id);
+                let data = P::Data::default();
+                self.store.apply(&data, change, receipt);
+                let base = c.fork.map_or(0, |(_, pos)| pos);
+                let writer = durable_streams_core::rules::WriterState {
+                    closed: c.closed,
+                    ..Default::default()
+                };
+                self.streams.insert(
+                    c.id,
+                    Recovered {
+                        id: c.id,
+                        name: c.name.to_string(),
+                        content_type: c.content_type.to_string(),
+                        lifetime: c.lifetime,
+                        fork: c.fork,
+                        soft_deleted: false,
+                        hidden: false,
+                        tail: base + c.initial.len() as u64,
+                        writer,
+                        data,
+                    },
+                );
+            }
+            Change::Append(a) => {
+                let store = self.store;
+                let s = self.known(a.id)?;
+                store.apply(&s.data, change, receipt);
+                s.tail = a.start + a.body.len() as u64;
+                s.writer.apply(a.update);
+            }
+            Change::SoftDelete { id, hidden } => {
+                let s = self.known(*id)?;
+                s.soft_deleted = true;
+                s.hidden |= *hidden;
+            }
+            Change::Delete { id } => {
+                let s = self
+                    .streams
+                    .remove(id)
+                    .ok_or_else(|| corrupt(format!("delete of unknown stream id {id}")))?;
+                self.store.forget(s.id, &s.data);
+            }
+        }
+        Ok(())
+    }
+
+    fn known(&mut self, id: u64) -> Result<&mut Recovered<P::Data>, EngineError> {
+        self.streams
+            .get_mut(&id)
+            .ok_or_else(|| corrupt(format!("a change to unknown stream id {id}")))
+    }
+
+    /// The highest stream id created, deleted ones included (for a store's id counter).
+    pub fn max_id(&self) -> u64 {
+        self.max_id
+    }
+
+    /// The streams as they stand after every change fed.
+    pub fn finish(self) -> Vec<Recovered<P::Data>> {
+        self.streams.into_values().collect()
+    }
+}

@@ -1,0 +1,135 @@
+//! The persistence trait a local engine implements: commit a batch of changes atomically, read
+//! a stream's own bytes, and hand back what was committed at open. Owns the vocabulary of
+//! changes; applies no protocol rule (the catalogue decided every change before it gets here).
+
+use durable_streams_core::abi::{EngineError, Lifetime};
+use durable_streams_core::rules::{StateUpdate, WriterState};
+
+/// A stream created (a fork when `fork` names its source's id and the fork position).
+#[derive(Clone, Copy, Debug)]
+pub struct Created<'a> {
+    pub id: u64,
+    pub name: &'a str,
+    pub content_type: &'a str,
+    pub lifetime: Lifetime,
+    pub closed: bool,
+    pub fork: Option<(u64, u64)>,
+    /// The first record (may be empty).
+    pub initial: &'a [u8],
+}
+
+/// Bytes appended to a stream with the writer-state change they carry (an empty `body` is a
+/// close without data).
+#[derive(Clone, Copy, Debug)]
+pub struct Appended<'a> {
+    pub id: u64,
+    /// Stream position of the first byte of `body`.
+    pub start: u64,
+    pub body: &'a [u8],
+    pub update: &'a StateUpdate,
+}
+
+/// One change of a batch.
+#[derive(Clone, Copy, Debug)]
+pub enum Change<'a> {
+    Create(Created<'a>),
+    Append(Appended<'a>),
+    /// Deleted while forks still read it: kept for them. `hidden`: its name is free again.
+    SoftDelete {
+        id: u64,
+        hidden: bool,
+    },
+    /// Gone for good: its bytes may be dropped.
+    Delete {
+        id: u64,
+    },
+}
+
+/// A stream's tail and writer state after a batch, for every stream an append of it changed
+/// (stores that keep state rather than a log of changes write this).
+#[derive(Clone, Copy, Debug)]
+pub struct After<'a> {
+    pub id: u64,
+    pub tail: u64,
+    pub writer: &'a WriterState,
+}
+
+/// What one commit must make durable, all or nothing.
+#[derive(Clone, Copy, Debug)]
+pub struct Batch<'a> {
+    pub changes: &'a [Change<'a>],
+    pub after: &'a [After<'a>],
+}
+
+/// A read of a stream's own bytes: whole records covering `[pos, end)` appended after `out`,
+/// stopping before a record that would take `out` past `max` bytes (one record always fits
+/// in an empty `out`). Every byte returned must have passed the store's checksum, if it has one.
+#[derive(Clone, Copy, Debug)]
+pub struct Span {
+    pub pos: u64,
+    pub end: u64,
+    pub max: usize,
+}
+
+/// A stream as a store that keeps state (rather than a log) hands it back at open.
+pub struct Recovered<D> {
+    pub id: u64,
+    pub name: String,
+    pub content_type: String,
+    pub lifetime: Lifetime,
+    /// Source id and fork position.
+    pub fork: Option<(u64, u64)>,
+    pub soft_deleted: bool,
+    pub hidden: bool,
+    pub tail: u64,
+    pub writer: WriterState,
+    pub data: D,
+}
+
+/// Where a local engine keeps streams. Calls arrive one mutation at a time (the catalogue
+/// serializes `commit`), reads concurrently with it and with each other.
+pub trait Persistence: Send + Sync + 'static {
+    /// What the store keeps in memory per stream to find its bytes (locations, or the bytes).
+    type Data: Default + Send + Sync + 'static;
+    /// What `commit` learned about one change (for example where its record landed).
+    type Receipt;
+
+    /// The engine's name in messages ("the memory engine").
+    fn describe(&self) -> &'static str;
+
+    /// A new stream id, unique for the life of the data (ids of failed creates may be skipped).
+    fn allocate_id(&self, name: &str) -> u64;
+
+    /// Makes `batch` durable as the mode promises, all of it or none of it; one receipt per
+    /// change, in order. An error leaves the store as it was before.
+    fn commit(&self, batch: &Batch<'_>) -> Result<Vec<Self::Receipt>, EngineError>;
+
+    /// Teaches a stream's in-memory data a committed `Create` or `Append` (also called by
+    /// [`crate::Fold`] while replaying a log).
+    fn apply(&self, data: &Self::Data, change: &Change<'_>, receipt: &Self::Receipt);
+
+    /// Reads `span` of stream `id`'s own bytes (never below its fork position) into `out`;
+    /// returns the position after the last byte copied.
+    fn read(&self, id: u64, data: &Self::Data, span: Span, out: &mut Vec<u8>) -> Result<u64, EngineError>;
+
+    /// Releases a deleted stream's in-memory data.
+    fn forget(&self, _id: u64, _data: &Self::Data) {}
+
+    /// Refuses an addition of `bytes` the store cannot hold (the memory engine's budget).
+    fn admit(&self, _bytes: u64) -> Result<(), EngineError> {
+        Ok(())
+    }
+
+    /// Makes everything committed durable before exit.
+    fn shutdown(&self) -> Result<(), EngineError> {
+        Ok(())
+    }
+
+    /// Figures the store adds to the `stats` extension.
+    fn stats(&self, _out: &mut serde_json::Map<String, serde_json::Value>) {}
+
+    /// Extension operations of the store's own (`None`: not one of its operations).
+    fn extension(&self, _op: &str, _input: &[u8]) -> Option<Result<Vec<u8>, EngineError>> {
+        None
+    }
+}

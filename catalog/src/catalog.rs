@@ -1,7 +1,7 @@
-//! `Catalog<P>`: the stream catalogue of a local engine and every protocol rule over it
-//! (create-or-match, forks and their reference counts, soft delete and its cascade, expiry and
-//! sliding renewal, producer / `Stream-Seq` / closure checks with the group overlay). Decides
-//! changes and hands them to the store as one batch; changes memory only after the commit.
+//! `Catalog<P>`: the stream catalogue of a local engine and the rules of a stream's life over it
+//! (create-or-match, forks and their reference counts, soft delete and its cascade, expiry).
+//! Decides changes and hands them to the store; changes memory only after the commit. Appends
+//! are `group`'s.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
@@ -10,8 +10,7 @@ use std::sync::Arc;
 use abi_stable::std_types::ROption;
 use durable_streams_core::abi::*;
 use durable_streams_core::limits::Limits;
-use durable_streams_core::producer::ProducerStamp;
-use durable_streams_core::rules::{self, AppendCheck, AppendDecision, StateUpdate, WriterState};
+use durable_streams_core::rules;
 use durable_streams_core::ttl;
 use parking_lot::{Mutex, RwLock};
 
@@ -34,28 +33,6 @@ struct Removal<D> {
     name: String,
     full: bool,
     hidden: bool,
-}
-
-/// A stream an append group touches, with its writer state and tail as the group leaves them.
-struct Touched<D> {
-    entry: Arc<Entry<D>>,
-    writer: WriterState,
-    tail: u64,
-}
-
-/// One accepted append of a group, until the commit answers.
-struct Pending<D> {
-    index: usize,
-    entry: Arc<Entry<D>>,
-    start: u64,
-    update: StateUpdate,
-}
-
-fn ack(p: durable_streams_core::producer::ProducerState) -> ProducerAck {
-    ProducerAck {
-        epoch: p.epoch,
-        seq: p.last_seq,
-    }
 }
 
 impl<P: Persistence> Catalog<P> {
@@ -168,16 +145,37 @@ impl<P: Persistence> Catalog<P> {
         }
     }
 
-    /// Removes `entry` (named `name`) now, committing the plan; used at open for orphans too.
+    /// Commits `changes` in order: in one batch when they share a commit unit, else one by one.
+    /// Returns the receipts of the changes committed and the error that stopped the rest.
+    fn commit_steps(&self, changes: &[Change<'_>]) -> (Vec<P::Receipt>, Option<EngineError>) {
+        let unit = |c: &Change<'_>| self.store.unit(c.id());
+        if changes.windows(2).all(|w| unit(&w[0]) == unit(&w[1])) {
+            return match self.store.commit(&Batch { changes, after: &[] }) {
+                Ok(r) => (r, None),
+                Err(e) => (Vec::new(), Some(e)),
+            };
+        }
+        let mut done = Vec::with_capacity(changes.len());
+        for c in changes {
+            match self.store.commit(&Batch {
+                changes: std::slice::from_ref(c),
+                after: &[],
+            }) {
+                Ok(r) => done.extend(r),
+                Err(e) => return (done, Some(e)),
+            }
+        }
+        (done, None)
+    }
+
+    /// Removes `entry` (named `name`) now: what committed is applied even if a later step of a
+    /// cascade fails (a soft-deleted stream left without forks is collected at the next open).
     pub(crate) fn remove(&self, name: &str, entry: &Arc<Entry<P::Data>>, hidden: bool) -> Result<(), EngineError> {
         let plan = Self::removal_plan(name, entry, hidden);
         let changes: Vec<Change<'_>> = Self::removal_changes(&plan).collect();
-        self.store.commit(&Batch {
-            changes: &changes,
-            after: &[],
-        })?;
-        self.apply_removals(&plan);
-        Ok(())
+        let (done, failed) = self.commit_steps(&changes);
+        self.apply_removals(&plan[..done.len()]);
+        failed.map_or(Ok(()), Err)
     }
 
     pub(crate) fn create(&self, req: &CreateRequest<'_>) -> Result<CreateOutcome, EngineError> {
@@ -249,18 +247,15 @@ impl<P: Persistence> Catalog<P> {
             fork: fork.as_ref().map(|(_, src)| (src.id, base)),
             initial,
         }));
-        let receipts = self.store.commit(&Batch {
-            changes: &changes,
-            after: &[],
-        })?;
-        if !removal.is_empty() {
-            self.apply_removals(&removal);
+        let (receipts, failed) = self.commit_steps(&changes);
+        self.apply_removals(&removal[..receipts.len().min(removal.len())]);
+        if let Some(e) = failed {
+            return Err(e);
         }
         let entry = Arc::new(Entry::new(id, content_type.clone(), lifetime, fork, base, P::Data::default()));
         entry.touch(req.now_ms);
         let created = changes.last().expect("the create");
-        self.store
-            .apply(&entry.data, created, receipts.last().expect("a receipt per change"));
+        P::apply(&entry.data, created, receipts.last().expect("a receipt per change"));
         {
             let mut st = entry.state.lock();
             st.tail = base + initial.len() as u64;
@@ -272,132 +267,6 @@ impl<P: Persistence> Catalog<P> {
         let meta = entry.meta();
         self.streams.write().insert(name.to_string(), entry);
         Ok(CreateOutcome { created: true, meta })
-    }
-
-    /// Appends a group: each request decided in order against the state the earlier ones of
-    /// the group leave (the overlay), all accepted ones committed together.
-    pub(crate) fn append_many(&self, reqs: &[AppendRequest<'_>]) -> Vec<Result<AppendOutcome, EngineError>> {
-        let _w = self.writer.lock();
-        let mut overlay: Vec<Touched<P::Data>> = Vec::new();
-        let mut pending: Vec<Pending<P::Data>> = Vec::new();
-        let mut results: Vec<Result<AppendOutcome, EngineError>> = Vec::with_capacity(reqs.len());
-        for (index, req) in reqs.iter().enumerate() {
-            let entry = match self.live(req.name.as_str(), req.now_ms) {
-                Ok(e) => e,
-                Err(e) => {
-                    results.push(Err(e));
-                    continue;
-                }
-            };
-            let slot = match overlay.iter().position(|t| Arc::ptr_eq(&t.entry, &entry)) {
-                Some(i) => i,
-                None => {
-                    let st = entry.state.lock();
-                    if st.removed {
-                        drop(st);
-                        results.push(Err(EngineError::not_found(req.name.as_str())));
-                        continue;
-                    }
-                    let (writer, tail) = (st.writer(), st.tail);
-                    drop(st);
-                    overlay.push(Touched {
-                        entry: entry.clone(),
-                        writer,
-                        tail,
-                    });
-                    overlay.len() - 1
-                }
-            };
-            let Touched { writer, tail, .. } = &mut overlay[slot];
-            let stamp = req.producer.into_option().map(|p| ProducerStamp {
-                id: p.id.as_str().to_string(),
-                epoch: p.epoch,
-                seq: p.seq,
-            });
-            let check = AppendCheck {
-                stream_content_type: &entry.content_type,
-                content_type: req.content_type.map(|c| c.as_str()).into_option(),
-                body_is_empty: req.body.is_empty(),
-                close: req.close,
-                producer: stamp.as_ref(),
-                stream_seq: req.stream_seq.map(|s| s.as_str()).into_option(),
-            };
-            entry.touch(req.now_ms);
-            match rules::check_append(writer, &check) {
-                Ok(AppendDecision::Accept(update)) => {
-                    let add = req.body.len() as u64;
-                    if let Err(e) = self.limits.check_stream(*tail, add).and_then(|_| self.store.admit(add)) {
-                        results.push(Err(e));
-                        continue;
-                    }
-                    let start = *tail;
-                    *tail += add;
-                    writer.apply(&update);
-                    results.push(Ok(AppendOutcome {
-                        duplicate: false,
-                        tail: *tail,
-                        closed: writer.closed,
-                        producer: update.producer.as_ref().map(|(_, p)| ack(*p)).into(),
-                    }));
-                    pending.push(Pending {
-                        index,
-                        entry,
-                        start,
-                        update,
-                    });
-                }
-                Ok(AppendDecision::Duplicate { producer }) => results.push(Ok(AppendOutcome {
-                    duplicate: true,
-                    tail: *tail,
-                    closed: writer.closed,
-                    producer: producer.map(ack).into(),
-                })),
-                Err(r) => results.push(Err(EngineError::from_rejection(r, *tail, writer.closed))),
-            }
-        }
-        if pending.is_empty() {
-            return results;
-        }
-        let changes: Vec<Change<'_>> = pending
-            .iter()
-            .map(|p| {
-                Change::Append(Appended {
-                    id: p.entry.id,
-                    start: p.start,
-                    body: reqs[p.index].body.as_slice(),
-                    update: &p.update,
-                })
-            })
-            .collect();
-        let after: Vec<After<'_>> = overlay
-            .iter()
-            .filter(|t| pending.iter().any(|p| Arc::ptr_eq(&p.entry, &t.entry)))
-            .map(|t| After {
-                id: t.entry.id,
-                tail: t.tail,
-                writer: &t.writer,
-            })
-            .collect();
-        match self.store.commit(&Batch {
-            changes: &changes,
-            after: &after,
-        }) {
-            Ok(receipts) => {
-                for ((p, change), receipt) in pending.iter().zip(&changes).zip(&receipts) {
-                    // Data first, then the tail that makes it visible to readers.
-                    self.store.apply(&p.entry.data, change, receipt);
-                    let mut st = p.entry.state.lock();
-                    st.tail = p.start + reqs[p.index].body.len() as u64;
-                    st.apply(&p.update);
-                }
-            }
-            Err(e) => {
-                for p in &pending {
-                    results[p.index] = Err(e.clone());
-                }
-            }
-        }
-        results
     }
 
     pub(crate) fn delete(&self, req: &DeleteRequest<'_>) -> Result<(), EngineError> {

@@ -59,6 +59,38 @@ impl<P: Persistence> Engine for Catalog<P> {
     }
 }
 
+/// Declares a plugin's named engine type over a store: a newtype of [`Catalog`] that derefs to
+/// it, converts from it, and is an `Engine`.
+///
+/// ```ignore
+/// durable_streams_catalog::named_engine! {
+///     /// The memory engine.
+///     pub struct InMemoryStorage(MemoryStore);
+/// }
+/// ```
+#[macro_export]
+macro_rules! named_engine {
+    ($(#[$meta:meta])* $vis:vis struct $name:ident($store:ty);) => {
+        $(#[$meta])*
+        $vis struct $name($crate::Catalog<$store>);
+
+        impl ::std::ops::Deref for $name {
+            type Target = $crate::Catalog<$store>;
+            fn deref(&self) -> &Self::Target {
+                &self.0
+            }
+        }
+
+        impl ::std::convert::From<$crate::Catalog<$store>> for $name {
+            fn from(catalog: $crate::Catalog<$store>) -> Self {
+                $name(catalog)
+            }
+        }
+
+        $crate::engine_via_deref!($name);
+    };
+}
+
 /// Implements `Engine` for a type that derefs to a [`Catalog`] (a plugin's named engine type),
 /// forwarding every method.
 #[macro_export]

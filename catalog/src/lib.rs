@@ -10,6 +10,7 @@
 mod catalog;
 mod engine;
 mod entry;
+mod group;
 mod open;
 mod persist;
 mod reads;

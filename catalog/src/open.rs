@@ -12,7 +12,7 @@ use durable_streams_core::limits::Limits;
 
 use crate::catalog::Catalog;
 use crate::entry::Entry;
-use crate::persist::{Change, Persistence, Recovered};
+use crate::persist::{Appended, Change, Persistence, Recovered};
 
 /// How to open.
 #[derive(Clone, Copy, Debug)]
@@ -41,9 +41,17 @@ impl<P: Persistence> Catalog<P> {
         for id in ids {
             catalog.build(id, &mut waiting, &mut built, opts.now_ms)?;
         }
-        let mut map = BTreeMap::new();
+        let mut map: BTreeMap<String, Arc<Entry<P::Data>>> = BTreeMap::new();
         for (name, entry) in built.values() {
-            if !entry.hidden.load(Ordering::Acquire) {
+            if entry.hidden.load(Ordering::Acquire) {
+                continue;
+            }
+            // Two streams of one name (older data): the live one, else the newer.
+            let replace = map.get(name).is_none_or(|old| {
+                (old.is_soft_deleted() && !entry.is_soft_deleted())
+                    || (old.is_soft_deleted() == entry.is_soft_deleted() && old.id < entry.id)
+            });
+            if replace {
                 map.insert(name.clone(), entry.clone());
             }
         }
@@ -104,28 +112,29 @@ impl<P: Persistence> Catalog<P> {
 /// Rebuilds streams from a log of committed changes, in commit order, for
 /// [`Catalog::open`]. The store decodes its records into [`Change`]s and feeds them here with
 /// the receipt each would have had when committed.
-pub struct Fold<'p, P: Persistence> {
-    store: &'p P,
+pub struct Fold<P: Persistence> {
     streams: HashMap<u64, Recovered<P::Data>>,
     max_id: u64,
 }
 
-impl<'p, P: Persistence> Fold<'p, P> {
-    pub fn new(store: &'p P) -> Self {
+impl<P: Persistence> Default for Fold<P> {
+    fn default() -> Self {
         Fold {
-            store,
             streams: HashMap::new(),
             max_id: 0,
         }
     }
+}
 
+impl<P: Persistence> Fold<P> {
     /// Applies one committed change; an append or removal of an unknown stream is corruption.
+    /// An append's `start` is not looked at: it follows from the stream's tail.
     pub fn apply(&mut self, change: &Change<'_>, receipt: &P::Receipt) -> Result<(), EngineError> {
         match change {
             Change::Create(c) => {
                 self.max_id = self.max_id.max(c.id);
                 let data = P::Data::default();
-                self.store.apply(&data, change, receipt);
+                P::apply(&data, change, receipt);
                 let base = c.fork.map_or(0, |(_, pos)| pos);
                 let writer = durable_streams_core::rules::WriterState {
                     closed: c.closed,
@@ -148,10 +157,10 @@ impl<'p, P: Persistence> Fold<'p, P> {
                 );
             }
             Change::Append(a) => {
-                let store = self.store;
                 let s = self.known(a.id)?;
-                store.apply(&s.data, change, receipt);
-                s.tail = a.start + a.body.len() as u64;
+                let placed = Appended { start: s.tail, ..*a };
+                P::apply(&s.data, &Change::Append(placed), receipt);
+                s.tail += a.body.len() as u64;
                 s.writer.apply(a.update);
             }
             Change::SoftDelete { id, hidden } => {
@@ -160,11 +169,9 @@ impl<'p, P: Persistence> Fold<'p, P> {
                 s.hidden |= *hidden;
             }
             Change::Delete { id } => {
-                let s = self
-                    .streams
+                self.streams
                     .remove(id)
                     .ok_or_else(|| corrupt(format!("delete of unknown stream id {id}")))?;
-                self.store.forget(s.id, &s.data);
             }
         }
         Ok(())

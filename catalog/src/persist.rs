@@ -45,6 +45,17 @@ pub enum Change<'a> {
     },
 }
 
+impl Change<'_> {
+    /// The stream the change is about.
+    pub fn id(&self) -> u64 {
+        match self {
+            Change::Create(c) => c.id,
+            Change::Append(a) => a.id,
+            Change::SoftDelete { id, .. } | Change::Delete { id } => *id,
+        }
+    }
+}
+
 /// A stream's tail and writer state after a batch, for every stream an append of it changed
 /// (stores that keep state rather than a log of changes write this).
 #[derive(Clone, Copy, Debug)]
@@ -92,7 +103,7 @@ pub trait Persistence: Send + Sync + 'static {
     /// What the store keeps in memory per stream to find its bytes (locations, or the bytes).
     type Data: Default + Send + Sync + 'static;
     /// What `commit` learned about one change (for example where its record landed).
-    type Receipt;
+    type Receipt: Send;
 
     /// The engine's name in messages ("the memory engine").
     fn describe(&self) -> &'static str;
@@ -101,12 +112,20 @@ pub trait Persistence: Send + Sync + 'static {
     fn allocate_id(&self, name: &str) -> u64;
 
     /// Makes `batch` durable as the mode promises, all of it or none of it; one receipt per
-    /// change, in order. An error leaves the store as it was before.
+    /// change, in order. An error leaves the store as it was before. Every change of a batch
+    /// belongs to one commit unit (see [`Persistence::unit`]).
     fn commit(&self, batch: &Batch<'_>) -> Result<Vec<Self::Receipt>, EngineError>;
 
+    /// The commit unit of stream `id`: changes commit atomically only within one unit (the
+    /// acid engine's shard files). An append group is committed as one batch per unit, in
+    /// parallel, each succeeding or failing alone; a removal spanning units, step by step.
+    fn unit(&self, _id: u64) -> usize {
+        0
+    }
+
     /// Teaches a stream's in-memory data a committed `Create` or `Append` (also called by
-    /// [`crate::Fold`] while replaying a log).
-    fn apply(&self, data: &Self::Data, change: &Change<'_>, receipt: &Self::Receipt);
+    /// [`crate::Fold`] while replaying a log, before the store is open).
+    fn apply(data: &Self::Data, change: &Change<'_>, receipt: &Self::Receipt);
 
     /// Reads `span` of stream `id`'s own bytes (never below its fork position) into `out`;
     /// returns the position after the last byte copied.

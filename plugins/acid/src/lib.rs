@@ -4,20 +4,80 @@
 //! Streams are spread over `storage.acid_shard_count` redb files (`<data_dir>/acid/shard-NNN.redb`)
 //! by a stable hash of their name; `storage.acid_backend = "memory"` keeps the shards in memory.
 
-mod engine;
 mod load;
+mod rows;
 mod shard;
-mod stream;
+mod store;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::RVec;
+use durable_streams_catalog::{Catalog, OpenOptions};
 use durable_streams_core::abi::*;
 use durable_streams_core::limits::Limits;
+use parking_lot::Mutex;
 
-pub use engine::{AcidStorage, Backend};
+pub use store::{shard_of, AcidStore};
+
+durable_streams_catalog::named_engine! {
+    /// The acid engine: the stream catalogue over an [`AcidStore`].
+    pub struct AcidStorage(AcidStore);
+}
+
+/// Where shards live.
+pub enum Backend<'a> {
+    /// Shard files in `dir`; `create: false` opens existing data only and creates no file
+    /// (the offline `list` / `export` commands).
+    File {
+        dir: &'a Path,
+        create: bool,
+    },
+    Memory,
+}
+
+impl AcidStorage {
+    pub fn open(backend: Backend<'_>, shard_count: usize) -> Result<AcidStorage, EngineError> {
+        Self::open_with(backend, shard_count, Limits::default())
+    }
+
+    /// Opens the shards, enforcing `limits.max_stream_bytes`.
+    pub fn open_with(backend: Backend<'_>, shard_count: usize, limits: Limits) -> Result<AcidStorage, EngineError> {
+        if !(1..=1024).contains(&shard_count) {
+            return Err(EngineError::new(
+                ErrorCode::BAD_CONFIG,
+                format!("storage.acid_shard_count must be between 1 and 1024, not {shard_count}"),
+            ));
+        }
+        let (shards, writable) = match backend {
+            Backend::Memory => (
+                (0..shard_count)
+                    .map(|_| shard::Shard::open_memory())
+                    .collect::<Result<Vec<_>, _>>()?,
+                true,
+            ),
+            Backend::File { dir, create } => (load::open_shard_files(dir, shard_count, create)?, create),
+        };
+        let counters = shards.iter().map(|s| s.next_counter()).collect::<Result<Vec<_>, _>>()?;
+        let streams = load::recovered(&shards)?;
+        let store = AcidStore {
+            shards,
+            counters: Mutex::new(counters),
+            recovered_streams: streams.len(),
+        };
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let opts = OpenOptions {
+            limits,
+            collect_orphans: writable,
+            now_ms,
+        };
+        Ok(AcidStorage(Catalog::open(store, streams, opts)?))
+    }
+}
 
 pub const MODE: &str = "acid";
 
@@ -77,7 +137,7 @@ pub fn open_engine_with(opts: &AcidOptions<'_>) -> Result<Arc<AcidStorage>, Engi
             ))
         }
     };
-    Ok(Arc::new(AcidStorage::open(b, opts.shard_count)?.with_limits(opts.limits)))
+    Ok(Arc::new(AcidStorage::open_with(b, opts.shard_count, opts.limits)?))
 }
 
 /// Opens the engine for `mode` from the JSON configuration, as the server would.

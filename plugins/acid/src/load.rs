@@ -1,17 +1,14 @@
-//! Startup: checks the shard layout, rebuilds the in-memory stream map from every shard's
-//! catalog, derives fork reference counts, and collects soft-deleted streams nobody references.
+//! Startup: checks the shard layout and reads every shard's catalogue and state rows for the
+//! catalogue to open with (which links forks and collects soft-deleted streams nobody
+//! references).
 
-use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::Arc;
 
+use durable_streams_catalog::Recovered;
 use durable_streams_core::abi::{EngineError, ErrorCode};
-use parking_lot::Mutex;
 
-use crate::engine::AcidStorage;
+use crate::rows::{decode_catalog, decode_state};
 use crate::shard::Shard;
-use crate::stream::{decode_catalog, decode_state, AcidStream, Catalog, Inner};
 
 pub fn sync_dir(dir: &Path) -> Result<(), EngineError> {
     std::fs::File::open(dir)
@@ -148,14 +145,10 @@ pub fn open_shard_files(dir: &Path, configured: usize, create: bool) -> Result<V
     Ok(shards)
 }
 
-/// Rebuilds every stream, sources before forks.
-pub fn load_streams(shards: &[Shard]) -> Result<BTreeMap<String, Arc<AcidStream>>, EngineError> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    let mut pending: Vec<(usize, u64, Catalog, Inner)> = Vec::new();
-    for (i, shard) in shards.iter().enumerate() {
+/// Every stream of every shard as stored, for the catalogue to open with.
+pub fn recovered(shards: &[Shard]) -> Result<Vec<Recovered<()>>, EngineError> {
+    let mut out = Vec::new();
+    for shard in shards {
         let where_ = || {
             shard
                 .path
@@ -170,94 +163,21 @@ pub fn load_streams(shards: &[Shard]) -> Result<BTreeMap<String, Arc<AcidStream>
                     format!("undecodable stream {id} in {}; refusing to start", where_()),
                 )
             };
-            let cat = decode_catalog(&cat).map_err(|_| bad())?;
-            let inner = match st {
-                Some(b) => decode_state(&b).map_err(|_| bad())?,
-                None => return Err(bad()),
-            };
-            pending.push((i, id, cat, inner));
-        }
-    }
-    let mut by_id: HashMap<u64, Arc<AcidStream>> = HashMap::new();
-    while !pending.is_empty() {
-        let before = pending.len();
-        let mut rest = Vec::new();
-        for (shard, id, cat, inner) in pending {
-            let fork = match cat.fork {
-                None => None,
-                Some((src_id, _)) => match by_id.get(&src_id) {
-                    Some(src) => Some((src.name.clone(), src.clone())),
-                    None => {
-                        rest.push((shard, id, cat, inner));
-                        continue;
-                    }
-                },
-            };
-            if let Some((_, src)) = &fork {
-                src.refcount.fetch_add(1, Ordering::AcqRel);
-            }
-            let s = Arc::new(AcidStream {
+            let row = decode_catalog(&cat).map_err(|_| bad())?;
+            let (tail, writer) = decode_state(st.as_deref().ok_or_else(bad)?).map_err(|_| bad())?;
+            out.push(Recovered {
                 id,
-                shard,
-                name: cat.name,
-                content_type: cat.content_type,
-                lifetime: cat.lifetime,
-                base: cat.fork.map(|f| f.1).unwrap_or(0),
-                fork,
-                refcount: AtomicU32::new(0),
-                soft_deleted: AtomicBool::new(cat.soft_deleted),
-                hidden: AtomicBool::new(cat.hidden),
-                last_access_ms: AtomicU64::new(now),
-                inner: Mutex::new(inner),
+                name: row.name,
+                content_type: row.content_type,
+                lifetime: row.lifetime,
+                fork: row.fork,
+                soft_deleted: row.soft_deleted,
+                hidden: row.hidden,
+                tail,
+                writer,
+                data: (),
             });
-            by_id.insert(id, s);
-        }
-        if rest.len() == before {
-            return Err(EngineError::new(
-                ErrorCode::CORRUPT,
-                format!("{} forks reference sources that do not exist; refusing to start", rest.len()),
-            ));
-        }
-        pending = rest;
-    }
-    let mut map = BTreeMap::new();
-    let mut ordered: Vec<&Arc<AcidStream>> = by_id.values().collect();
-    ordered.sort_by_key(|s| s.id >> 16);
-    for s in ordered {
-        if s.hidden.load(Ordering::Acquire) {
-            continue;
-        }
-        let replace = match map.get(&s.name) {
-            None => true,
-            Some(old) => {
-                let old: &Arc<AcidStream> = old;
-                old.soft_deleted.load(Ordering::Acquire) && !s.soft_deleted.load(Ordering::Acquire)
-            }
-        };
-        if replace {
-            map.insert(s.name.clone(), s.clone());
         }
     }
-    // Keep unmapped (hidden) soft-deleted streams alive through their forks' Arcs only.
-    Ok(map)
-}
-
-/// Collects soft-deleted streams that no fork references any more (a crash between a fork's
-/// delete and its source's collection leaves such a stream behind).
-pub fn collect_orphans(engine: &AcidStorage) -> Result<(), EngineError> {
-    loop {
-        let orphans: Vec<Arc<AcidStream>> = engine
-            .streams
-            .read()
-            .values()
-            .filter(|s| s.soft_deleted.load(Ordering::Acquire) && s.refcount.load(Ordering::Acquire) == 0)
-            .cloned()
-            .collect();
-        if orphans.is_empty() {
-            return Ok(());
-        }
-        for s in orphans {
-            engine.remove(&s, false)?;
-        }
-    }
+    Ok(out)
 }

@@ -6,22 +6,88 @@
 //! it; `file-fast` writes to the OS before acknowledging (a process crash loses nothing) and
 //! fsyncs every `storage.file_fast_sync_interval_ms` (a machine crash may lose that window).
 
-mod engine;
-mod engine_abi;
 mod log;
 pub mod record;
 mod replay;
-mod stream;
+mod store;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::RVec;
+use durable_streams_catalog::{Catalog, OpenOptions};
 use durable_streams_core::abi::*;
 use durable_streams_core::limits::Limits;
+use parking_lot::Mutex;
 
-pub use engine::{Durability, FileStorage};
+pub use store::{Durability, FileStore};
+
+durable_streams_catalog::named_engine! {
+    /// The file engine: the stream catalogue over a [`FileStore`].
+    pub struct FileStorage(FileStore);
+}
+
+impl FileStorage {
+    /// Opens (recovering) the log under `dir`.
+    pub fn open(dir: &Path, durability: Durability) -> Result<FileStorage, EngineError> {
+        Self::open_with(dir, durability, Limits::default())
+    }
+
+    /// Opens the log under `dir`, enforcing `limits.max_stream_bytes`.
+    pub fn open_with(dir: &Path, durability: Durability, limits: Limits) -> Result<FileStorage, EngineError> {
+        let r = replay::recover(dir)?;
+        let store = FileStore {
+            log: r.log,
+            tail: Mutex::new(r.tail),
+            next_id: AtomicU64::new(r.next_id),
+            durability,
+            stop: Arc::new(AtomicBool::new(false)),
+            recovered_streams: r.streams.len(),
+        };
+        let opts = OpenOptions {
+            limits,
+            collect_orphans: false,
+            now_ms: now_ms(),
+        };
+        Ok(FileStorage(Catalog::open(store, r.streams, opts)?))
+    }
+
+    /// file-fast: fsync the active segment every `interval_ms` on a background thread.
+    pub fn start_background_sync(self: &Arc<Self>, interval_ms: u64) {
+        if self.store().durability != Durability::Buffered || interval_ms == 0 {
+            return;
+        }
+        let weak = Arc::downgrade(self);
+        let stop = self.store().stop.clone();
+        let _ = std::thread::Builder::new().name("ds-file-sync".into()).spawn(move || loop {
+            std::thread::sleep(std::time::Duration::from_millis(interval_ms));
+            if stop.load(Ordering::Acquire) {
+                return;
+            }
+            let Some(engine) = weak.upgrade() else { return };
+            let file = {
+                let tail = engine.store().tail.lock();
+                engine.store().log.active_file(&tail)
+            };
+            let _ = file.sync_data();
+        });
+    }
+}
+
+impl Drop for FileStorage {
+    fn drop(&mut self) {
+        self.store().stop.store(true, Ordering::Release);
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
 
 pub const MODE_FAST: &str = "file-fast";
 pub const MODE_DURABLE: &str = "file-durable";
@@ -63,7 +129,7 @@ pub fn open_mode(mode: &str, data_dir: PathBuf, sync_interval_ms: u64, limits: L
             ))
         }
     };
-    let engine = Arc::new(FileStorage::open(&data_dir.join("file"), durability)?.with_limits(limits));
+    let engine = Arc::new(FileStorage::open_with(&data_dir.join("file"), durability, limits)?);
     engine.start_background_sync(sync_interval_ms);
     Ok(engine)
 }

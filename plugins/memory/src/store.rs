@@ -53,7 +53,7 @@ impl Persistence for MemoryStore {
         Ok(vec![(); batch.changes.len()])
     }
 
-    fn apply(&self, data: &Held, change: &Change<'_>, _: &()) {
+    fn apply(data: &Held, change: &Change<'_>, _: &()) {
         let mut h = data.0.lock();
         match change {
             Change::Create(c) => {
@@ -103,17 +103,10 @@ impl Persistence for MemoryStore {
     }
 }
 
-/// The memory engine: the stream catalogue over a [`MemoryStore`].
-pub struct InMemoryStorage(Catalog<MemoryStore>);
-
-impl std::ops::Deref for InMemoryStorage {
-    type Target = Catalog<MemoryStore>;
-    fn deref(&self) -> &Self::Target {
-        &self.0
-    }
+durable_streams_catalog::named_engine! {
+    /// The memory engine: the stream catalogue over a [`MemoryStore`].
+    pub struct InMemoryStorage(MemoryStore);
 }
-
-durable_streams_catalog::engine_via_deref!(InMemoryStorage);
 
 impl Default for InMemoryStorage {
     fn default() -> Self {

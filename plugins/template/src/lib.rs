@@ -57,7 +57,7 @@ impl Persistence for ToyStore {
         Ok(vec![(); batch.changes.len()])
     }
 
-    fn apply(&self, data: &Records, change: &Change<'_>, _: &()) {
+    fn apply(data: &Records, change: &Change<'_>, _: &()) {
         let (start, bytes) = match change {
             Change::Create(c) => (c.fork.map_or(0, |(_, pos)| pos), c.initial),
             Change::Append(a) => (a.start, a.body),
@@ -87,17 +87,10 @@ impl Persistence for ToyStore {
     }
 }
 
-/// The template engine: the catalogue over the toy store.
-pub struct TemplateStorage(Catalog<ToyStore>);
-
-impl std::ops::Deref for TemplateStorage {
-    type Target = Catalog<ToyStore>;
-    fn deref(&self) -> &Self::Target {
-        &self.0
-    }
+durable_streams_catalog::named_engine! {
+    /// The template engine: the catalogue over the toy store.
+    pub struct TemplateStorage(ToyStore);
 }
-
-durable_streams_catalog::engine_via_deref!(TemplateStorage);
 
 /// What the plugin says about itself.
 pub fn info() -> PluginInfo {

@@ -1,0 +1,206 @@
+//! Appends: a group of requests decided in order against the state the earlier ones leave (the
+//! overlay), with the rules of `durable_streams_core::rules`, then committed together (one batch
+//! per commit unit of the store, in parallel, each succeeding or failing alone). Memory changes
+//! only after a commit: the data first, then the tail that makes it visible.
+
+use std::sync::Arc;
+
+use durable_streams_core::abi::*;
+use durable_streams_core::producer::{ProducerStamp, ProducerState};
+use durable_streams_core::rules::{self, AppendCheck, AppendDecision, StateUpdate, WriterState};
+
+use crate::catalog::Catalog;
+use crate::entry::Entry;
+use crate::persist::*;
+
+/// A stream the group touches, with its writer state and tail as the group leaves them.
+struct Touched<D> {
+    entry: Arc<Entry<D>>,
+    writer: WriterState,
+    tail: u64,
+}
+
+/// One accepted append, until its commit answers.
+struct Pending<D> {
+    index: usize,
+    entry: Arc<Entry<D>>,
+    start: u64,
+    update: StateUpdate,
+    unit: usize,
+}
+
+/// A decided request: its answer, and the append to commit if it was accepted.
+type Decided<D> = (AppendOutcome, Option<Pending<D>>);
+
+fn ack(p: ProducerState) -> ProducerAck {
+    ProducerAck {
+        epoch: p.epoch,
+        seq: p.last_seq,
+    }
+}
+
+impl<P: Persistence> Catalog<P> {
+    pub(crate) fn append_many(&self, reqs: &[AppendRequest<'_>]) -> Vec<Result<AppendOutcome, EngineError>> {
+        let _w = self.writer.lock();
+        let mut overlay: Vec<Touched<P::Data>> = Vec::new();
+        let mut pending: Vec<Pending<P::Data>> = Vec::new();
+        let mut results: Vec<Result<AppendOutcome, EngineError>> = Vec::with_capacity(reqs.len());
+        for (index, req) in reqs.iter().enumerate() {
+            match self.decide(index, req, &mut overlay) {
+                Ok((outcome, accepted)) => {
+                    pending.extend(accepted);
+                    results.push(Ok(outcome));
+                }
+                Err(e) => results.push(Err(e)),
+            }
+        }
+        if pending.is_empty() {
+            return results;
+        }
+        let mut units: Vec<usize> = pending.iter().map(|p| p.unit).collect();
+        units.sort_unstable();
+        units.dedup();
+        let commit = |unit: usize| self.commit_unit(reqs, &pending, &overlay, unit);
+        let outcomes: Vec<(usize, Result<(), EngineError>)> = if units.len() == 1 {
+            vec![(units[0], commit(units[0]))]
+        } else {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = units.iter().map(|&u| (u, scope.spawn(move || commit(u)))).collect();
+                handles
+                    .into_iter()
+                    .map(|(u, h)| {
+                        let r = h
+                            .join()
+                            .unwrap_or_else(|_| Err(EngineError::new(ErrorCode::INTERNAL, "a commit panicked")));
+                        (u, r)
+                    })
+                    .collect()
+            })
+        };
+        for (unit, outcome) in outcomes {
+            if let Err(e) = outcome {
+                for p in pending.iter().filter(|p| p.unit == unit) {
+                    results[p.index] = Err(e.clone());
+                }
+            }
+        }
+        results
+    }
+
+    /// Decides one request against the overlay: the answer, and the append to commit if any.
+    fn decide(&self, index: usize, req: &AppendRequest<'_>, overlay: &mut Vec<Touched<P::Data>>) -> Result<Decided<P::Data>, EngineError> {
+        let entry = self.live(req.name.as_str(), req.now_ms)?;
+        let slot = match overlay.iter().position(|t| Arc::ptr_eq(&t.entry, &entry)) {
+            Some(i) => i,
+            None => {
+                let (writer, tail) = {
+                    let st = entry.state.lock();
+                    if st.removed {
+                        return Err(EngineError::not_found(req.name.as_str()));
+                    }
+                    (st.writer(), st.tail)
+                };
+                overlay.push(Touched {
+                    entry: entry.clone(),
+                    writer,
+                    tail,
+                });
+                overlay.len() - 1
+            }
+        };
+        let Touched { writer, tail, .. } = &mut overlay[slot];
+        let stamp = req.producer.into_option().map(|p| ProducerStamp {
+            id: p.id.as_str().to_string(),
+            epoch: p.epoch,
+            seq: p.seq,
+        });
+        let check = AppendCheck {
+            stream_content_type: &entry.content_type,
+            content_type: req.content_type.map(|c| c.as_str()).into_option(),
+            body_is_empty: req.body.is_empty(),
+            close: req.close,
+            producer: stamp.as_ref(),
+            stream_seq: req.stream_seq.map(|s| s.as_str()).into_option(),
+        };
+        entry.touch(req.now_ms);
+        match rules::check_append(writer, &check) {
+            Ok(AppendDecision::Accept(update)) => {
+                let add = req.body.len() as u64;
+                self.limits.check_stream(*tail, add)?;
+                self.store.admit(add)?;
+                let start = *tail;
+                *tail += add;
+                writer.apply(&update);
+                let outcome = AppendOutcome {
+                    duplicate: false,
+                    tail: *tail,
+                    closed: writer.closed,
+                    producer: update.producer.as_ref().map(|(_, p)| ack(*p)).into(),
+                };
+                let unit = self.store.unit(entry.id);
+                Ok((
+                    outcome,
+                    Some(Pending {
+                        index,
+                        entry,
+                        start,
+                        update,
+                        unit,
+                    }),
+                ))
+            }
+            Ok(AppendDecision::Duplicate { producer }) => Ok((
+                AppendOutcome {
+                    duplicate: true,
+                    tail: *tail,
+                    closed: writer.closed,
+                    producer: producer.map(ack).into(),
+                },
+                None,
+            )),
+            Err(r) => Err(EngineError::from_rejection(r, *tail, writer.closed)),
+        }
+    }
+
+    /// Commits the appends of one unit and applies them to memory.
+    fn commit_unit(
+        &self,
+        reqs: &[AppendRequest<'_>],
+        pending: &[Pending<P::Data>],
+        overlay: &[Touched<P::Data>],
+        unit: usize,
+    ) -> Result<(), EngineError> {
+        let mine: Vec<&Pending<P::Data>> = pending.iter().filter(|p| p.unit == unit).collect();
+        let changes: Vec<Change<'_>> = mine
+            .iter()
+            .map(|p| {
+                Change::Append(Appended {
+                    id: p.entry.id,
+                    start: p.start,
+                    body: reqs[p.index].body.as_slice(),
+                    update: &p.update,
+                })
+            })
+            .collect();
+        let after: Vec<After<'_>> = overlay
+            .iter()
+            .filter(|t| mine.iter().any(|p| Arc::ptr_eq(&p.entry, &t.entry)))
+            .map(|t| After {
+                id: t.entry.id,
+                tail: t.tail,
+                writer: &t.writer,
+            })
+            .collect();
+        let receipts = self.store.commit(&Batch {
+            changes: &changes,
+            after: &after,
+        })?;
+        for ((p, change), receipt) in mine.iter().zip(&changes).zip(&receipts) {
+            P::apply(&p.entry.data, change, receipt);
+            let mut st = p.entry.state.lock();
+            st.tail = p.start + reqs[p.index].body.len() as u64;
+            st.apply(&p.update);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,162 @@
+//! `AcidStore`: the acid engine's persistence over sharded redb databases. A stream lives in
+//! one shard (by a hash of its name); a batch is one write transaction in its shard (catalogue,
+//! state and data rows together), durable at commit for file shards. Applies no protocol rule.
+
+use durable_streams_catalog::{Batch, Change, Persistence, Span};
+use durable_streams_core::abi::{ext, EngineError, ErrorCode};
+use durable_streams_core::rules::WriterState;
+use parking_lot::Mutex;
+
+use crate::rows::{decode_catalog, encode_catalog, encode_state, CatalogRow};
+use redb::ReadableTable;
+
+use crate::shard::{db_err, Shard, DATA, META, STATE, STREAMS};
+
+/// The shards and each one's next id counter.
+pub struct AcidStore {
+    pub(crate) shards: Vec<Shard>,
+    pub(crate) counters: Mutex<Vec<u64>>,
+    /// Streams found at open (for the `recovery` extension).
+    pub(crate) recovered_streams: usize,
+}
+
+/// Stable across restarts (FNV-1a), unlike std's hasher.
+pub fn shard_of(name: &str, n: usize) -> usize {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h % n as u64) as usize
+}
+
+/// Ids carry their shard in the low 16 bits.
+fn shard_of_id(id: u64) -> usize {
+    (id & 0xffff) as usize
+}
+
+fn write_change(txn: &redb::WriteTransaction, change: &Change<'_>) -> Result<(), EngineError> {
+    match change {
+        Change::Create(c) => {
+            let base = c.fork.map_or(0, |(_, pos)| pos);
+            let row = CatalogRow {
+                name: c.name.to_string(),
+                content_type: c.content_type.to_string(),
+                lifetime: c.lifetime,
+                fork: c.fork,
+                soft_deleted: false,
+                hidden: false,
+            };
+            let writer = WriterState {
+                closed: c.closed,
+                ..Default::default()
+            };
+            let mut streams = txn.open_table(STREAMS).map_err(|e| db_err("open streams", e))?;
+            streams
+                .insert(c.id, encode_catalog(&row).as_slice())
+                .map_err(|e| db_err("create", e))?;
+            let state = encode_state(base + c.initial.len() as u64, &writer);
+            let mut st = txn.open_table(STATE).map_err(|e| db_err("open state", e))?;
+            st.insert(c.id, state.as_slice()).map_err(|e| db_err("create", e))?;
+            if !c.initial.is_empty() {
+                let mut data = txn.open_table(DATA).map_err(|e| db_err("open data", e))?;
+                data.insert((c.id, base), c.initial).map_err(|e| db_err("create", e))?;
+            }
+            let mut meta = txn.open_table(META).map_err(|e| db_err("open meta", e))?;
+            let next = (c.id >> 16) + 1;
+            let current = meta.get("next").map_err(|e| db_err("read meta", e))?.map_or(0, |g| g.value());
+            meta.insert("next", next.max(current)).map_err(|e| db_err("create", e))?;
+        }
+        Change::Append(a) => {
+            if !a.body.is_empty() {
+                let mut data = txn.open_table(DATA).map_err(|e| db_err("open data", e))?;
+                data.insert((a.id, a.start), a.body).map_err(|e| db_err("append", e))?;
+            }
+        }
+        Change::SoftDelete { id, hidden } => {
+            let mut streams = txn.open_table(STREAMS).map_err(|e| db_err("open streams", e))?;
+            let bytes = streams.get(*id).map_err(|e| db_err("read stream", e))?.map(|g| g.value().to_vec());
+            let mut row = bytes
+                .as_deref()
+                .and_then(|b| decode_catalog(b).ok())
+                .ok_or_else(|| EngineError::new(ErrorCode::CORRUPT, format!("stream id {id} has no readable catalogue row")))?;
+            row.soft_deleted = true;
+            row.hidden = *hidden;
+            streams
+                .insert(*id, encode_catalog(&row).as_slice())
+                .map_err(|e| db_err("soft delete", e))?;
+        }
+        Change::Delete { id } => {
+            let id = *id;
+            txn.open_table(STREAMS)
+                .map_err(|e| db_err("open streams", e))?
+                .remove(id)
+                .map_err(|e| db_err("delete", e))?;
+            txn.open_table(STATE)
+                .map_err(|e| db_err("open state", e))?
+                .remove(id)
+                .map_err(|e| db_err("delete", e))?;
+            txn.open_table(DATA)
+                .map_err(|e| db_err("open data", e))?
+                .retain_in((id, 0)..=(id, u64::MAX), |_, _| false)
+                .map_err(|e| db_err("delete data", e))?;
+        }
+    }
+    Ok(())
+}
+
+impl Persistence for AcidStore {
+    type Data = ();
+    type Receipt = ();
+
+    fn describe(&self) -> &'static str {
+        "the acid engine"
+    }
+
+    fn allocate_id(&self, name: &str) -> u64 {
+        let shard = shard_of(name, self.shards.len());
+        let mut counters = self.counters.lock();
+        let counter = counters[shard];
+        counters[shard] = counter + 1;
+        (counter << 16) | shard as u64
+    }
+
+    fn unit(&self, id: u64) -> usize {
+        shard_of_id(id)
+    }
+
+    fn commit(&self, batch: &Batch<'_>) -> Result<Vec<()>, EngineError> {
+        let Some(first) = batch.changes.first() else {
+            return Ok(Vec::new());
+        };
+        let shard = &self.shards[shard_of_id(first.id())];
+        shard.write(|txn| {
+            for change in batch.changes {
+                write_change(txn, change)?;
+            }
+            if !batch.after.is_empty() {
+                let mut st = txn.open_table(STATE).map_err(|e| db_err("open state", e))?;
+                for a in batch.after {
+                    st.insert(a.id, encode_state(a.tail, a.writer).as_slice())
+                        .map_err(|e| db_err("append", e))?;
+                }
+            }
+            Ok(())
+        })?;
+        Ok(vec![(); batch.changes.len()])
+    }
+
+    fn apply(_: &(), _: &Change<'_>, _: &()) {}
+
+    fn read(&self, id: u64, _: &(), span: Span, out: &mut Vec<u8>) -> Result<u64, EngineError> {
+        self.shards[shard_of_id(id)].read_into(id, span.pos, span.end, span.max, out)
+    }
+
+    fn extension(&self, op: &str, _input: &[u8]) -> Option<Result<Vec<u8>, EngineError>> {
+        if op != ext::RECOVERY {
+            return None;
+        }
+        let v = serde_json::json!({"streams": self.recovered_streams, "shards": self.shards.len(), "cut_tail": null});
+        Some(Ok(v.to_string().into_bytes()))
+    }
+}

@@ -20,8 +20,9 @@ use crate::persist::*;
 /// A complete engine over the store `P`.
 pub struct Catalog<P: Persistence> {
     pub(crate) store: P,
-    /// Serializes mutations (decide, commit, apply).
-    pub(crate) writer: Mutex<()>,
+    /// Serializes mutations (decide, commit, apply): held exclusively, or shared by single
+    /// appends of stores with concurrent appends (each holding its stream's `appending` lock).
+    pub(crate) writer: RwLock<()>,
     pub(crate) streams: RwLock<BTreeMap<String, Arc<Entry<P::Data>>>>,
     pub(crate) limits: Limits,
     types: Mutex<HashMap<String, Arc<str>>>,
@@ -39,7 +40,7 @@ impl<P: Persistence> Catalog<P> {
     pub(crate) fn with_streams(store: P, streams: BTreeMap<String, Arc<Entry<P::Data>>>, limits: Limits) -> Self {
         Catalog {
             store,
-            writer: Mutex::new(()),
+            writer: RwLock::new(()),
             streams: RwLock::new(streams),
             limits,
             types: Mutex::new(HashMap::new()),
@@ -180,7 +181,7 @@ impl<P: Persistence> Catalog<P> {
 
     pub(crate) fn create(&self, req: &CreateRequest<'_>) -> Result<CreateOutcome, EngineError> {
         let name = req.name.as_str();
-        let _w = self.writer.lock();
+        let _w = self.writer.write();
         let existing = self.streams.read().get(name).cloned();
         let mut removal = Vec::new();
         if let Some(ex) = &existing {
@@ -271,7 +272,7 @@ impl<P: Persistence> Catalog<P> {
 
     pub(crate) fn delete(&self, req: &DeleteRequest<'_>) -> Result<(), EngineError> {
         let name = req.name.as_str();
-        let _w = self.writer.lock();
+        let _w = self.writer.write();
         let Some(entry) = self.streams.read().get(name).cloned() else {
             return Err(EngineError::not_found(name));
         };

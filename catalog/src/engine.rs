@@ -39,7 +39,7 @@ impl<P: Persistence> Engine for Catalog<P> {
         RResult::ROk(())
     }
     fn shutdown(&self) -> RResult<(), EngineError> {
-        let _w = self.writer.lock();
+        let _w = self.writer.write();
         self.store.shutdown().into()
     }
     fn extension(&self, op: RStr<'_>, input: RSlice<'_, u8>) -> RResult<RVec<u8>, EngineError> {

@@ -25,6 +25,8 @@ pub struct Entry<D> {
     pub(crate) hidden: AtomicBool,
     pub(crate) last_access_ms: AtomicU64,
     pub(crate) state: Mutex<State>,
+    /// Held by a single append running beside others (see `Catalog::writer`).
+    pub(crate) appending: Mutex<()>,
     /// What the store keeps to find the bytes.
     pub data: D,
 }
@@ -92,6 +94,7 @@ impl<D> Entry<D> {
             hidden: AtomicBool::new(false),
             last_access_ms: AtomicU64::new(0),
             state: Mutex::new(State::default()),
+            appending: Mutex::new(()),
             data,
         }
     }

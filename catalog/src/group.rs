@@ -41,7 +41,25 @@ fn ack(p: ProducerState) -> ProducerAck {
 
 impl<P: Persistence> Catalog<P> {
     pub(crate) fn append_many(&self, reqs: &[AppendRequest<'_>]) -> Vec<Result<AppendOutcome, EngineError>> {
-        let _w = self.writer.lock();
+        if let [req] = reqs {
+            if self.store.concurrent_appends() {
+                // One append: appends to other streams go on beside it; creates, deletes and
+                // groups wait for it.
+                let _shared = self.writer.read();
+                let entry = match self.live(req.name.as_str(), req.now_ms) {
+                    Ok(e) => e,
+                    Err(e) => return vec![Err(e)],
+                };
+                let _one = entry.appending.lock();
+                return self.append_locked(reqs);
+            }
+        }
+        let _w = self.writer.write();
+        self.append_locked(reqs)
+    }
+
+    /// [`Catalog::append_many`] with the mutation lock held.
+    fn append_locked(&self, reqs: &[AppendRequest<'_>]) -> Vec<Result<AppendOutcome, EngineError>> {
         let mut overlay: Vec<Touched<P::Data>> = Vec::new();
         let mut pending: Vec<Pending<P::Data>> = Vec::new();
         let mut results: Vec<Result<AppendOutcome, EngineError>> = Vec::with_capacity(reqs.len());

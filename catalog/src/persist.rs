@@ -123,6 +123,12 @@ pub trait Persistence: Send + Sync + 'static {
         0
     }
 
+    /// Whether `commit` may run for single appends to different streams at the same time (the
+    /// memory engine: nothing to serialize). Otherwise every mutation is serialized.
+    fn concurrent_appends(&self) -> bool {
+        false
+    }
+
     /// Teaches a stream's in-memory data a committed `Create` or `Append` (also called by
     /// [`crate::Fold`] while replaying a log, before the store is open).
     fn apply(data: &Self::Data, change: &Change<'_>, receipt: &Self::Receipt);

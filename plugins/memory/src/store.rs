@@ -49,6 +49,10 @@ impl Persistence for MemoryStore {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
+    fn concurrent_appends(&self) -> bool {
+        true
+    }
+
     fn commit(&self, batch: &Batch<'_>) -> Result<Vec<()>, EngineError> {
         Ok(vec![(); batch.changes.len()])
     }

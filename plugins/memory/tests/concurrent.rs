@@ -105,4 +105,19 @@ fn concurrent_single_appends_lose_nothing() {
     // The churned stream holds whole records only, and as many as its tail says.
     let data = read_all(&e, "churn");
     assert_eq!(data.len() % 4, 0);
+    assert_eq!(
+        e.bytes_held(),
+        6 * per_thread as u64 * 4 + data.len() as u64,
+        "bytes held = bytes stored"
+    );
+    // Deleting every stream gives every byte back.
+    for s in ["a", "b", "c", "churn"] {
+        let r = e.delete(&DeleteRequest {
+            name: RStr::from(s),
+            now_ms: 1,
+            only_if_expired: false,
+        });
+        assert!(r.is_ok());
+    }
+    assert_eq!(e.bytes_held(), 0, "deleted streams' bytes are released");
 }

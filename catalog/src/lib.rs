@@ -16,7 +16,6 @@ mod persist;
 mod reads;
 
 pub use catalog::Catalog;
-pub use entry::Entry;
 pub use open::{Fold, OpenOptions};
 pub use persist::{After, Appended, Batch, Change, Created, Persistence, Recovered, Span};
 

@@ -3,7 +3,6 @@
 //! the sliding-TTL access time.
 
 use std::ops::Bound;
-use std::sync::Arc;
 
 use abi_stable::std_types::{RString, RVec};
 use durable_streams_core::abi::*;
@@ -98,10 +97,5 @@ impl<P: Persistence> Catalog<P> {
     /// Streams in the catalogue, soft-deleted ones aside.
     pub fn live_streams(&self) -> usize {
         self.streams.read().values().filter(|e| !e.is_soft_deleted()).count()
-    }
-
-    /// The entry named `name`, whatever its state (for stores' own tools).
-    pub fn entry(&self, name: &str) -> Option<Arc<Entry<P::Data>>> {
-        self.streams.read().get(name).cloned()
     }
 }

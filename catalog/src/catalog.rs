@@ -4,7 +4,7 @@
 //! are `group`'s.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use abi_stable::std_types::ROption;
@@ -26,6 +26,8 @@ pub struct Catalog<P: Persistence> {
     pub(crate) streams: RwLock<BTreeMap<String, Arc<Entry<P::Data>>>>,
     pub(crate) limits: Limits,
     types: Mutex<HashMap<String, Arc<str>>>,
+    /// Bytes of stream data held (own bytes of every stream, deleted ones kept for forks too).
+    pub(crate) stored: AtomicU64,
 }
 
 /// Streams leaving the catalogue: soft (kept for forks, name hidden or not) or for good.
@@ -44,6 +46,7 @@ impl<P: Persistence> Catalog<P> {
             streams: RwLock::new(streams),
             limits,
             types: Mutex::new(HashMap::new()),
+            stored: AtomicU64::new(0),
         }
     }
 
@@ -128,7 +131,12 @@ impl<P: Persistence> Catalog<P> {
         for r in plan {
             let mapped = map.get(&r.name).is_some_and(|m| Arc::ptr_eq(m, &r.entry));
             if r.full {
-                r.entry.state.lock().removed = true;
+                let own = {
+                    let mut st = r.entry.state.lock();
+                    st.removed = true;
+                    st.tail.saturating_sub(r.entry.base)
+                };
+                self.stored.fetch_sub(own, Ordering::Relaxed);
                 if let Some((_, src)) = &r.entry.fork {
                     src.refcount.fetch_sub(1, Ordering::AcqRel);
                 }
@@ -265,6 +273,7 @@ impl<P: Persistence> Catalog<P> {
         if let Some((_, src)) = &entry.fork {
             src.refcount.fetch_add(1, Ordering::AcqRel);
         }
+        self.stored.fetch_add(initial.len() as u64, Ordering::Relaxed);
         let meta = entry.meta();
         self.streams.write().insert(name.to_string(), entry);
         Ok(CreateOutcome { created: true, meta })

@@ -49,6 +49,7 @@ impl<P: Persistence> Engine for Catalog<P> {
         if op.as_str() == ext::STATS {
             let mut v = serde_json::Map::new();
             v.insert("streams".into(), self.live_streams().into());
+            v.insert("stream_bytes".into(), self.stored.load(std::sync::atomic::Ordering::Relaxed).into());
             self.store.stats(&mut v);
             return RResult::ROk(RVec::from(serde_json::Value::Object(v).to_string().into_bytes()));
         }

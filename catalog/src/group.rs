@@ -214,6 +214,8 @@ impl<P: Persistence> Catalog<P> {
             after: &after,
         })?;
         for ((p, change), receipt) in mine.iter().zip(&changes).zip(&receipts) {
+            let added = reqs[p.index].body.len() as u64;
+            self.stored.fetch_add(added, std::sync::atomic::Ordering::Relaxed);
             P::apply(&p.entry.data, change, receipt);
             let mut st = p.entry.state.lock();
             st.tail = p.start + reqs[p.index].body.len() as u64;

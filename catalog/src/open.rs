@@ -104,6 +104,7 @@ impl<P: Persistence> Catalog<P> {
             st.tail = r.tail;
             st.set_writer(r.writer);
         }
+        self.stored.fetch_add(r.tail.saturating_sub(base), Ordering::Relaxed);
         built.insert(id, (r.name, Arc::new(entry)));
         Ok(())
     }

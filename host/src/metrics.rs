@@ -52,6 +52,9 @@ pub struct Metrics {
     pub long_polls: Gauge,
     pub sse: Gauge,
     pub streams: Gauge,
+    /// Bytes of stream data the engine holds, and the bytes of its files (engines that say).
+    pub stream_bytes: Gauge,
+    pub disk_bytes: Gauge,
     pub plugin: Family<PluginLabels, Gauge>,
     /// How many of the engine's streams are the server's own (`__ds/...`), and when that was
     /// counted: it changes only when the server first starts on a store, and counting may
@@ -68,6 +71,8 @@ impl Metrics {
         let long_polls = Gauge::default();
         let sse = Gauge::default();
         let streams = Gauge::default();
+        let stream_bytes = Gauge::default();
+        let disk_bytes = Gauge::default();
         let plugin = Family::<PluginLabels, Gauge>::default();
         registry.register(
             "ds_http_requests",
@@ -93,6 +98,16 @@ impl Metrics {
             "Application streams held by the engine (the server's internal __ds/ state streams are not counted)",
             streams.clone(),
         );
+        registry.register(
+            "ds_storage_stream_bytes",
+            "Bytes of stream data the engine holds (deleted streams kept for forks and the server's own state streams included)",
+            stream_bytes.clone(),
+        );
+        registry.register(
+            "ds_storage_disk_bytes",
+            "Bytes of the engine's files, live and dead data alike (0 for engines without files)",
+            disk_bytes.clone(),
+        );
         registry.register("ds_plugin_info", "The loaded storage plugin", plugin.clone());
         Arc::new(Metrics {
             registry,
@@ -102,6 +117,8 @@ impl Metrics {
             long_polls,
             sse,
             streams,
+            stream_bytes,
+            disk_bytes,
             plugin,
             internal_streams: parking_lot::Mutex::new(None),
         })

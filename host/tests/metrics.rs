@@ -65,3 +65,49 @@ fn metrics_names_and_bounded_labels() {
         }
     }
 }
+
+/// The gauge `name` in an OpenMetrics text.
+fn gauge(text: &str, name: &str) -> i64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+}
+
+/// Stream bytes follow what is stored and deleted; disk bytes show what the files hold, so
+/// their difference is the dead data a compaction could reclaim.
+#[test]
+fn storage_byte_gauges_follow_data_and_deletes() {
+    for mode in ["memory", "file-durable", "acid"] {
+        let dir = tempdir::Dir::new();
+        let s = Server::start(&[("DS_STORAGE__MODE", mode), ("DS_STORAGE__DATA_DIR", dir.path.to_str().unwrap())]);
+        let c = Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+        let scrape = || c.get(s.url("/metrics")).send().unwrap().text().unwrap();
+        let before = gauge(&scrape(), "ds_storage_stream_bytes");
+        c.put(s.url("/v1/stream/bytes"))
+            .header("Content-Type", "text/plain")
+            .send()
+            .unwrap();
+        for _ in 0..10 {
+            let r = c
+                .post(s.url("/v1/stream/bytes"))
+                .header("Content-Type", "text/plain")
+                .body("x".repeat(1000))
+                .send()
+                .unwrap();
+            assert_eq!(r.status(), 204);
+        }
+        let text = scrape();
+        let held = gauge(&text, "ds_storage_stream_bytes");
+        assert_eq!(held - before, 10_000, "{mode}: ten appends of 1000 bytes");
+        let disk = gauge(&text, "ds_storage_disk_bytes");
+        if mode == "memory" {
+            assert_eq!(disk, 0, "memory has no files");
+        } else {
+            assert!(disk >= held, "{mode}: the files hold at least the data ({disk} < {held})");
+        }
+        assert_eq!(c.delete(s.url("/v1/stream/bytes")).send().unwrap().status(), 204);
+        let after = gauge(&scrape(), "ds_storage_stream_bytes");
+        assert_eq!(after, before, "{mode}: a deleted stream's bytes are no longer held");
+    }
+}

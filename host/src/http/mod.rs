@@ -163,11 +163,16 @@ async fn metrics_route(State(state): State<Arc<AppState>>) -> Response {
             }),
     };
     if let (Ok(bytes), Ok(internal)) = (total, internal) {
-        if let Some(n) = serde_json::from_slice::<serde_json::Value>(&bytes)
-            .ok()
-            .and_then(|v| v.get("streams").and_then(|n| n.as_i64()))
-        {
+        let stats = serde_json::from_slice::<serde_json::Value>(&bytes).unwrap_or_default();
+        let figure = |key: &str| stats.get(key).and_then(|n| n.as_i64());
+        if let Some(n) = figure("streams") {
             state.metrics.streams.set(n.saturating_sub(internal as i64).max(0));
+        }
+        if let Some(n) = figure("stream_bytes") {
+            state.metrics.stream_bytes.set(n);
+        }
+        if let Some(n) = figure("disk_bytes") {
+            state.metrics.disk_bytes.set(n);
         }
     }
     (

@@ -152,6 +152,12 @@ impl Persistence for AcidStore {
         self.shards[shard_of_id(id)].read_into(id, span.pos, span.end, span.max, out)
     }
 
+    fn stats(&self, out: &mut serde_json::Map<String, serde_json::Value>) {
+        let files = self.shards.iter().filter_map(|s| s.path.as_ref());
+        let bytes: u64 = files.filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
+        out.insert("disk_bytes".into(), bytes.into());
+    }
+
     fn extension(&self, op: &str, _input: &[u8]) -> Option<Result<Vec<u8>, EngineError>> {
         if op != ext::RECOVERY {
             return None;

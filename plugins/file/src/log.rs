@@ -284,6 +284,16 @@ impl Log {
         Ok(buf)
     }
 
+    /// Bytes of every segment file (live and dead records alike).
+    pub fn disk_bytes(&self) -> u64 {
+        self.segments
+            .read()
+            .values()
+            .filter_map(|f| f.metadata().ok())
+            .map(|m| m.len())
+            .sum()
+    }
+
     pub fn segment_path(&self, seg: u32) -> PathBuf {
         seg_path(&self.dir, seg)
     }

@@ -244,6 +244,10 @@ impl Persistence for FileStore {
         self.log.sync_active(&tail)
     }
 
+    fn stats(&self, out: &mut serde_json::Map<String, serde_json::Value>) {
+        out.insert("disk_bytes".into(), self.log.disk_bytes().into());
+    }
+
     fn extension(&self, op: &str, _input: &[u8]) -> Option<Result<Vec<u8>, EngineError>> {
         if op != durable_streams_core::abi::ext::RECOVERY {
             return None;

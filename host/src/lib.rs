@@ -230,8 +230,15 @@ fn make_state(config: Config, storage: Storage, readiness: Readiness) -> Arc<App
         // Writes that happen outside this host reach live readers and the subscription service
         // through the engine's callback.
         if let Some(s) = subs.clone() {
-            // Hand delivery to another host at once instead of after the lease runs out.
-            readiness.on_drain(move || s.lease.release(&s.storage));
+            // Hand delivery to another host at once instead of after the lease runs out. The
+            // release is an engine call that may wait on the network: off the async workers.
+            readiness.on_drain(move || {
+                let s = s.clone();
+                match tokio::runtime::Handle::try_current() {
+                    Ok(rt) => drop(rt.spawn_blocking(move || s.lease.release(&s.storage))),
+                    Err(_) => s.lease.release(&s.storage),
+                }
+            });
         }
         let observer = subs
             .clone()

@@ -1,7 +1,8 @@
 //! Subscriptions with two hosts on one real three-node NATS cluster: their state lives in the
 //! cluster (the control API answers the same on either host), every wake is delivered by one
 //! host only, a pull-wake claimed through one host is acknowledged through the other, and when
-//! the delivering host is killed (-9) the other takes delivery over within 15 s.
+//! the delivering host is killed (-9) the other takes delivery over within 15 s; one that is
+//! shut down gracefully hands the lease over at once.
 
 mod common;
 
@@ -203,4 +204,60 @@ fn pull_wake_claimed_on_one_host_is_acknowledged_on_the_other() {
         .send()
         .unwrap();
     assert_eq!(r.status(), 409, "the finished wake is fenced on A too");
+}
+
+/// A delivering host that is shut down gracefully (SIGTERM) gives the lease up while it drains,
+/// so the other host delivers the next wake without waiting out the lease (10 s).
+#[test]
+fn a_draining_deliverer_hands_delivery_over_at_once() {
+    let cluster = ds_nats_cluster::Cluster::start(3);
+    let (a, b) = hosts(&cluster, "xdrain");
+    let c = client();
+    let rx = Receiver::start();
+    *rx.succeed.lock().unwrap() = true;
+    let r = c
+        .put(a.url("/v1/stream/ev/d"))
+        .header("Content-Type", "application/json")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let config =
+        serde_json::json!({"type": "webhook", "pattern": "ev/*", "webhook": {"url": format!("http://127.0.0.1:{}/hook", rx.port)}});
+    let r = c
+        .put(a.url("/v1/stream/__ds/subscriptions/s2"))
+        .header("Content-Type", "application/json")
+        .body(config.to_string())
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let first = append(&c, &a, "ev/d", "{\"i\":1}");
+    wait_for("the first wake acknowledged", 30, || {
+        acked(&c, &b, "s2", "ev/d").as_deref() == Some(first.as_str())
+    });
+    let delivers = |s: &Server| s.log_text().contains("this host now delivers subscription wakes");
+    let (mut draining, alive) = match (delivers(&a), delivers(&b)) {
+        (true, false) => (a, b),
+        (false, true) => (b, a),
+        other => panic!("exactly one host should have taken the delivery lease: {other:?}"),
+    };
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &draining.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let _ = draining.child.wait();
+    let stopped = Instant::now();
+    let tail = append(&c, &alive, "ev/d", "{\"after\":\"drain\"}");
+    wait_for("the other host's delivery", 30, || {
+        acked(&c, &alive, "s2", "ev/d").as_deref() == Some(tail.as_str())
+    });
+    let took = stopped.elapsed();
+    println!(
+        "delivering host drained: the other host delivered {:.1} s later",
+        took.as_secs_f64()
+    );
+    assert!(
+        took < Duration::from_secs(8),
+        "a released lease is taken over at once, not after the 10 s lease: {took:?}"
+    );
 }

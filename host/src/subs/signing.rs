@@ -73,6 +73,16 @@ impl KeyRing {
 
     /// Rotates when the active key is older than `rotate_after_ms`, and drops retired keys older
     /// than `keep_retired_ms`. Returns whether anything changed.
+    /// Whether [`KeyRing::rotate_if_due`] would change the ring at `now_ms` (without generating
+    /// a key to find out).
+    pub fn rotation_due(&self, now_ms: u64, rotate_after_ms: u64, keep_retired_ms: u64) -> bool {
+        now_ms.saturating_sub(self.active().created_ms) >= rotate_after_ms
+            || self
+                .keys
+                .iter()
+                .any(|k| k.retired_ms.is_some_and(|r| now_ms.saturating_sub(r) >= keep_retired_ms))
+    }
+
     pub fn rotate_if_due(&mut self, now_ms: u64, rotate_after_ms: u64, keep_retired_ms: u64) -> bool {
         let mut changed = false;
         if now_ms.saturating_sub(self.active().created_ms) >= rotate_after_ms {
@@ -170,7 +180,11 @@ mod tests {
         assert_eq!(ring.verify(&t), Some(("s".into(), 3, "w1".into())));
         assert_eq!(ring.verify(&format!("{t}x")), None);
         let old = ring.active_kid();
+        assert!(!ring.rotation_due(10, 50, 1000));
+        assert!(ring.rotation_due(100, 50, 1000));
         assert!(ring.rotate_if_due(100, 50, 1000));
+        assert!(!ring.rotation_due(120, 50, 1000), "just rotated");
+        assert!(ring.rotation_due(1200, 1_000_000, 1000), "the retired key's time is up");
         assert_ne!(ring.active_kid(), old);
         assert_eq!(ring.jwks()["keys"].as_array().unwrap().len(), 2, "the retired key stays published");
         assert!(ring.rotate_if_due(2000, 1_000_000, 1000));

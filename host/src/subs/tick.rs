@@ -97,10 +97,9 @@ impl Subscriptions {
     async fn maintain_keys(&self) {
         let (ring, at) = {
             let inner = self.inner.lock();
-            let mut probe = inner.keys.clone();
-            let now = now_ms();
             let day = 86_400_000;
-            if !probe.rotate_if_due(now, self.config.key_rotation_days * day, self.config.retired_key_days * day) {
+            let (rotate, keep) = (self.config.key_rotation_days * day, self.config.retired_key_days * day);
+            if !inner.keys.rotation_due(now_ms(), rotate, keep) {
                 return;
             }
             (inner.keys.clone(), inner.keys_log)

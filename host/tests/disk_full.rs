@@ -1,6 +1,7 @@
 //! Disk full, on a small tmpfs in a private mount namespace: the append fails with 507
-//! problem+json and leaves nothing partial, reads keep working, writes work again once space is
-//! freed (no restart), and later acknowledged appends survive a restart. Skipped, with the
+//! problem+json and leaves nothing partial, reads keep working, a subscription change (an
+//! append to the server's own log) is refused and leaves nothing, writes work again once space
+//! is freed (no restart), and later acknowledged appends survive a restart. Skipped, with the
 //! reason printed, where mount namespaces are not permitted.
 
 mod common;
@@ -151,8 +152,52 @@ fn disk_full(mode: &str) {
         got == expect(&acked),
         "{mode}: reads after ENOSPC must show exactly the acknowledged data"
     );
+    // A change to the subscriptions (an append to their internal log) is refused cleanly too,
+    // and leaves no subscription behind. The last bytes of the filesystem go first, so that
+    // even a small record cannot fit.
+    let _ = std::fs::write(ns.inside("filler2"), vec![0u8; 12 << 20]);
+    // What is left of the log's last allocated page takes smaller and smaller appends until
+    // not even a one-byte record fits.
+    for size in [500usize, 100, 20, 1] {
+        for i in 0..64 {
+            let r = c
+                .post(&url)
+                .header("Content-Type", "application/octet-stream")
+                .body(vec![b'.'; size])
+                .send()
+                .unwrap();
+            match r.status().as_u16() {
+                204 => acked.push(vec![b'.'; size]),
+                507 => break,
+                other => panic!("{mode}: small append {i} of {size} bytes got {other}"),
+            }
+        }
+    }
+    let sub_url = format!("http://127.0.0.1:{port}/v1/stream/__ds/subscriptions/full-sub");
+    let sub = r#"{"type":"pull-wake","pattern":"full*","wake_stream":"full-wake"}"#;
+    let put_sub = || c.put(&sub_url).header("Content-Type", "application/json").body(sub).send().unwrap();
+    let r = put_sub();
+    let status = r.status().as_u16();
+    assert_eq!(r.headers()["content-type"], "application/problem+json", "{mode}: {status}");
+    assert!(
+        matches!(status, 503 | 507),
+        "{mode}: a subscription change on a full disk got {status}"
+    );
+    assert_eq!(
+        c.get(&sub_url).send().unwrap().status(),
+        404,
+        "{mode}: a refused change leaves nothing"
+    );
+    std::fs::remove_file(ns.inside("filler2")).unwrap();
     // Free space without restarting: writes work again.
     std::fs::remove_file(ns.inside("filler")).unwrap();
+    let r = put_sub();
+    assert_eq!(
+        r.status(),
+        201,
+        "{mode}: the subscription once space is back: {}",
+        r.text().unwrap_or_default()
+    );
     let mut resumed = false;
     for i in 1000..1010 {
         let r = c

@@ -99,7 +99,9 @@ pub fn open_shard_files(dir: &Path, configured: usize, create: bool) -> Result<V
         if !create {
             return Err(missing_data());
         }
-        let shards = (0..configured).map(|i| Shard::open_file(&path(i))).collect::<Result<Vec<_>, _>>()?;
+        let shards = (0..configured)
+            .map(|i| Shard::open_file(&path(i), create))
+            .collect::<Result<Vec<_>, _>>()?;
         // New shard files must survive a power cut too, and so must the recorded count.
         sync_dir(dir)?;
         shards[0].record_shard_count(configured as u64)?;
@@ -111,7 +113,7 @@ pub fn open_shard_files(dir: &Path, configured: usize, create: bool) -> Result<V
             format!("{} is missing; refusing to start (restore it)", path(0).display()),
         ));
     }
-    let first = Shard::open_file(&path(0))?;
+    let first = Shard::open_file(&path(0), create)?;
     let written = match first.recorded_shard_count()? {
         Some(n) => n as usize,
         // Data from before the count was recorded: every shard file was created at open.
@@ -137,7 +139,7 @@ pub fn open_shard_files(dir: &Path, configured: usize, create: bool) -> Result<V
     }
     let mut shards = vec![first];
     for i in 1..written {
-        shards.push(Shard::open_file(&path(i))?);
+        shards.push(Shard::open_file(&path(i), create)?);
     }
     if create && shards[0].recorded_shard_count()?.is_none() {
         shards[0].record_shard_count(written as u64)?;

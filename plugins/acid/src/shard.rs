@@ -32,17 +32,44 @@ pub struct Shard {
     db: parking_lot::RwLock<Option<Database>>,
     pub path: Option<PathBuf>,
     pub durable: bool,
+    /// Bytes given back to the filesystem by compaction at open.
+    pub reclaimed: u64,
+}
+
+/// Compacts a file of at least 4 MiB of which less than half is in use (the pages of deleted
+/// streams): redb reuses free pages while it runs, but only compaction shortens the file.
+/// Returns the bytes given back.
+fn compact_if_mostly_free(db: &mut Database, path: &Path) -> Result<u64, EngineError> {
+    let len = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    let before = len(path);
+    if before < 4 << 20 {
+        return Ok(0);
+    }
+    let used = {
+        let txn = db.begin_write().map_err(|e| db_err("begin write", e))?;
+        let stats = txn.stats().map_err(|e| db_err("stats", e))?;
+        let used = stats.allocated_pages() * stats.page_size() as u64;
+        txn.abort().map_err(|e| db_err("abort", e))?;
+        used
+    };
+    if used.saturating_mul(2) >= before {
+        return Ok(0);
+    }
+    db.compact()
+        .map_err(|e| EngineError::new(ErrorCode::IO, format!("compact {}: {e}", path.display())))?;
+    Ok(before.saturating_sub(len(path)))
 }
 
 impl Shard {
-    /// Opens (creating) the shard file, refusing damaged files with one message naming it.
-    pub fn open_file(path: &Path) -> Result<Shard, EngineError> {
+    /// Opens (creating) the shard file, refusing damaged files with one message naming it;
+    /// `compact`: give the free space of a mostly free file back to the filesystem first.
+    pub fn open_file(path: &Path, compact: bool) -> Result<Shard, EngineError> {
         // redb asserts on some damaged layouts; contain that (quietly) and refuse the file.
         let hook = std::panic::take_hook();
         std::panic::set_hook(Box::new(|_| {}));
         let opened = std::panic::catch_unwind(|| Database::create(path));
         std::panic::set_hook(hook);
-        let db = match opened {
+        let mut db = match opened {
             Ok(Ok(db)) => db,
             Ok(Err(redb::DatabaseError::DatabaseAlreadyOpen)) => {
                 return Err(EngineError::new(
@@ -77,10 +104,23 @@ impl Shard {
                 ));
             }
         };
+        let mut reclaimed = 0;
+        if compact {
+            match compact_if_mostly_free(&mut db, path) {
+                Ok(n) => reclaimed = n,
+                // A compaction that fails (a full disk) is not a reason to refuse the data: it
+                // is opened again as it stands and serves uncompacted.
+                Err(_) => {
+                    drop(db);
+                    db = Database::create(path).map_err(|e| db_err("reopen after a failed compaction", e))?;
+                }
+            }
+        }
         let shard = Shard {
             db: parking_lot::RwLock::new(Some(db)),
             path: Some(path.to_path_buf()),
             durable: true,
+            reclaimed,
         };
         shard.ensure_tables()?;
         Ok(shard)
@@ -95,6 +135,7 @@ impl Shard {
             db: parking_lot::RwLock::new(Some(db)),
             path: None,
             durable: false,
+            reclaimed: 0,
         };
         shard.ensure_tables()?;
         Ok(shard)

@@ -162,7 +162,8 @@ impl Persistence for AcidStore {
         if op != ext::RECOVERY {
             return None;
         }
-        let v = serde_json::json!({"streams": self.recovered_streams, "shards": self.shards.len(), "cut_tail": null});
+        let reclaimed: u64 = self.shards.iter().map(|s| s.reclaimed).sum();
+        let v = serde_json::json!({"streams": self.recovered_streams, "shards": self.shards.len(), "cut_tail": null, "compacted_bytes": reclaimed});
         Some(Ok(v.to_string().into_bytes()))
     }
 }

@@ -1,6 +1,7 @@
 //! Space under churn: streams created with data and then deleted, round after round. The acid
 //! engine deletes a removed stream's rows in the same transaction and redb reuses the freed
-//! pages, so the shard files level off instead of growing with everything ever written.
+//! pages, so the shard files level off instead of growing with everything ever written; a
+//! reopen compacts files that are mostly free.
 
 use abi_stable::std_types::{RNone, ROption, RSlice, RStr};
 use ds_plugin_acid::open_engine;
@@ -69,6 +70,25 @@ fn shard_files_level_off_under_churn() {
     );
     // And stopped growing: the last rounds add (almost) nothing.
     assert!(sizes[11] <= sizes[5] + (2 << 20), "shard files keep growing under churn: {sizes:?}");
+    // Reopened with every stream gone, the mostly free files are compacted: the space goes back
+    // to the filesystem, and what the engine reports says how much.
+    drop(e);
+    let e = open_engine(dir.clone(), "file", 2, Default::default()).expect("reopen");
+    let compacted = shard_bytes(&dir);
+    assert!(
+        compacted < last / 2,
+        "reopening compacts mostly free shard files: {last} bytes before, {compacted} after"
+    );
+    let recovery = e
+        .extension(RStr::from(ext::RECOVERY), RSlice::from(&b""[..]))
+        .into_result()
+        .expect("recovery");
+    let v: serde_json::Value = serde_json::from_slice(recovery.as_slice()).unwrap();
+    assert!(v["compacted_bytes"].as_u64().unwrap_or(0) > 0, "{v}");
+    println!(
+        "churn: {} rounds, shard files per round {sizes:?}; reopened and compacted: {last} -> {compacted} bytes",
+        sizes.len()
+    );
     drop(e);
     let _ = std::fs::remove_dir_all(&dir);
 }

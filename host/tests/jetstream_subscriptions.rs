@@ -45,6 +45,23 @@ fn append(c: &Client, host: &Server, stream: &str, body: &str) -> String {
     r.headers()["stream-next-offset"].to_str().unwrap().to_string()
 }
 
+/// PUT of a JSON body (a stream or a subscription) through `host`; the status.
+fn put_json(c: &Client, host: &Server, path: &str, body: &serde_json::Value) -> u16 {
+    let r = c.put(host.url(path)).header("Content-Type", "application/json");
+    let r = if body.is_null() { r } else { r.body(body.to_string()) };
+    r.send().unwrap().status().as_u16()
+}
+
+/// The host holding the delivery lease, then the other one.
+fn deliverer_first(a: Server, b: Server) -> (Server, Server) {
+    let delivers = |s: &Server| s.log_text().contains("this host now delivers subscription wakes");
+    match (delivers(&a), delivers(&b)) {
+        (true, false) => (a, b),
+        (false, true) => (b, a),
+        other => panic!("exactly one host should have taken the delivery lease: {other:?}"),
+    }
+}
+
 /// The acked offset of `stream` in subscription `id`, as `host` reports it.
 fn acked(c: &Client, host: &Server, id: &str, stream: &str) -> Option<String> {
     let v = js(c.get(host.url(&format!("/v1/stream/__ds/subscriptions/{id}"))).send().unwrap());
@@ -63,24 +80,11 @@ fn webhook_wakes_are_delivered_once_and_taken_over_when_the_deliverer_dies() {
     let rx = Receiver::start();
     *rx.succeed.lock().unwrap() = true;
     for (host, s) in [(&a, "ev/a"), (&b, "ev/b")] {
-        let r = c
-            .put(host.url(&format!("/v1/stream/{s}")))
-            .header("Content-Type", "application/json")
-            .send()
-            .unwrap();
-        assert_eq!(r.status(), 201);
+        assert_eq!(put_json(&c, host, &format!("/v1/stream/{s}"), &serde_json::Value::Null), 201);
     }
     let config =
         serde_json::json!({"type": "webhook", "pattern": "ev/*", "webhook": {"url": format!("http://127.0.0.1:{}/hook", rx.port)}});
-    let put = |host: &Server, body: &serde_json::Value| {
-        c.put(host.url("/v1/stream/__ds/subscriptions/s1"))
-            .header("Content-Type", "application/json")
-            .body(body.to_string())
-            .send()
-            .unwrap()
-            .status()
-            .as_u16()
-    };
+    let put = |host: &Server, body: &serde_json::Value| put_json(&c, host, "/v1/stream/__ds/subscriptions/s1", body);
     assert_eq!(put(&a, &config), 201, "created through A");
     // The state is in the cluster: B answers at once, re-confirms, and refuses another config.
     let on_b = js(c.get(b.url("/v1/stream/__ds/subscriptions/s1")).send().unwrap());
@@ -114,12 +118,7 @@ fn webhook_wakes_are_delivered_once_and_taken_over_when_the_deliverer_dies() {
     println!("two hosts: {} wakes delivered, each once", wakes.len());
 
     // Kill the delivering host; the other takes delivery over.
-    let delivers = |s: &Server| s.log_text().contains("this host now delivers subscription wakes");
-    let (mut dead, alive) = match (delivers(&a), delivers(&b)) {
-        (true, false) => (a, b),
-        (false, true) => (b, a),
-        other => panic!("exactly one host should have taken the delivery lease: {other:?}"),
-    };
+    let (mut dead, alive) = deliverer_first(a, b);
     dead.child.kill().unwrap();
     let _ = dead.child.wait();
     let killed = Instant::now();
@@ -133,7 +132,10 @@ fn webhook_wakes_are_delivered_once_and_taken_over_when_the_deliverer_dies() {
         })
     });
     let took = killed.elapsed();
-    assert!(delivers(&alive), "the survivor took the lease");
+    assert!(
+        alive.log_text().contains("this host now delivers subscription wakes"),
+        "the survivor took the lease"
+    );
     wait_for("the survivor's cursor at the tail", 10, || {
         acked(&c, &alive, "s1", "ev/a").as_deref() == Some(tail.as_str())
     });
@@ -156,13 +158,7 @@ fn pull_wake_claimed_on_one_host_is_acknowledged_on_the_other() {
             .unwrap();
     }
     let sub = serde_json::json!({"type": "pull-wake", "pattern": "jobs/*", "wake_stream": "wake/q", "lease_ttl_ms": 30000});
-    let r = c
-        .put(b.url("/v1/stream/__ds/subscriptions/p1"))
-        .header("Content-Type", "application/json")
-        .body(sub.to_string())
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    assert_eq!(put_json(&c, &b, "/v1/stream/__ds/subscriptions/p1", &sub), 201);
     let tail = append(&c, &a, "jobs/1", "{\"job\":1}");
     // The wake event reaches the wake stream (written by whichever host delivers).
     wait_for("a wake event", 20, || {
@@ -215,31 +211,15 @@ fn a_draining_deliverer_hands_delivery_over_at_once() {
     let c = client();
     let rx = Receiver::start();
     *rx.succeed.lock().unwrap() = true;
-    let r = c
-        .put(a.url("/v1/stream/ev/d"))
-        .header("Content-Type", "application/json")
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    assert_eq!(put_json(&c, &a, "/v1/stream/ev/d", &serde_json::Value::Null), 201);
     let config =
         serde_json::json!({"type": "webhook", "pattern": "ev/*", "webhook": {"url": format!("http://127.0.0.1:{}/hook", rx.port)}});
-    let r = c
-        .put(a.url("/v1/stream/__ds/subscriptions/s2"))
-        .header("Content-Type", "application/json")
-        .body(config.to_string())
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    assert_eq!(put_json(&c, &a, "/v1/stream/__ds/subscriptions/s2", &config), 201);
     let first = append(&c, &a, "ev/d", "{\"i\":1}");
     wait_for("the first wake acknowledged", 30, || {
         acked(&c, &b, "s2", "ev/d").as_deref() == Some(first.as_str())
     });
-    let delivers = |s: &Server| s.log_text().contains("this host now delivers subscription wakes");
-    let (mut draining, alive) = match (delivers(&a), delivers(&b)) {
-        (true, false) => (a, b),
-        (false, true) => (b, a),
-        other => panic!("exactly one host should have taken the delivery lease: {other:?}"),
-    };
+    let (mut draining, alive) = deliverer_first(a, b);
     let term = std::process::Command::new("kill")
         .args(["-TERM", &draining.child.id().to_string()])
         .status()

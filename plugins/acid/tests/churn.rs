@@ -3,9 +3,11 @@
 //! pages, so the shard files level off instead of growing with everything ever written; a
 //! reopen compacts files that are mostly free.
 
-use abi_stable::std_types::{RNone, ROption, RSlice, RStr};
+use abi_stable::sabi_trait::TD_Opaque;
+use abi_stable::std_types::{RSlice, RStr};
 use ds_plugin_acid::open_engine;
 use durable_streams_core::abi::*;
+use durable_streams_engine_tests::{delete, Append, Create};
 
 fn shard_bytes(dir: &std::path::Path) -> u64 {
     std::fs::read_dir(dir.join("acid"))
@@ -19,7 +21,8 @@ fn shard_bytes(dir: &std::path::Path) -> u64 {
 fn shard_files_level_off_under_churn() {
     let dir = std::env::temp_dir().join(format!("ds-acid-churn-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let e = open_engine(dir.clone(), "file", 2, Default::default()).expect("open");
+    let open = || EngineBox::from_value(open_engine(dir.clone(), "file", 2, Default::default()).expect("open"), TD_Opaque);
+    let e = open();
     let chunk = vec![7u8; 64 << 10];
     let (streams, appends) = (8, 8);
     let live = (streams * appends * chunk.len()) as u64;
@@ -27,36 +30,13 @@ fn shard_files_level_off_under_churn() {
     for round in 0..12 {
         let names: Vec<String> = (0..streams).map(|i| format!("churn-{round}-{i}")).collect();
         for name in &names {
-            let r = e.create(&CreateRequest {
-                name: RStr::from(name.as_str()),
-                content_type: ROption::RSome(RStr::from("application/octet-stream")),
-                lifetime: Lifetime::default(),
-                closed: false,
-                initial: RSlice::from(&b""[..]),
-                fork: RNone,
-                now_ms: 1,
-            });
-            assert!(r.is_ok());
+            assert!(Create::new(name).run(&e).is_ok());
             for _ in 0..appends {
-                let r = e.append(&AppendRequest {
-                    name: RStr::from(name.as_str()),
-                    content_type: RNone,
-                    body: RSlice::from(chunk.as_slice()),
-                    close: false,
-                    producer: RNone,
-                    stream_seq: RNone,
-                    now_ms: 1,
-                });
-                assert!(r.is_ok());
+                assert!(Append::new(name, &chunk).run(&e).is_ok());
             }
         }
         for name in &names {
-            let r = e.delete(&DeleteRequest {
-                name: RStr::from(name.as_str()),
-                now_ms: 1,
-                only_if_expired: false,
-            });
-            assert!(r.is_ok());
+            assert!(delete(&e, name, 1).is_ok());
         }
         sizes.push(shard_bytes(&dir));
     }
@@ -73,7 +53,7 @@ fn shard_files_level_off_under_churn() {
     // Reopened with every stream gone, the mostly free files are compacted: the space goes back
     // to the filesystem, and what the engine reports says how much.
     drop(e);
-    let e = open_engine(dir.clone(), "file", 2, Default::default()).expect("reopen");
+    let e = open();
     let compacted = shard_bytes(&dir);
     assert!(
         compacted < last / 2,

@@ -4,57 +4,25 @@
 
 use std::sync::Arc;
 
-use abi_stable::std_types::{RNone, ROption, RSlice, RStr};
+use abi_stable::sabi_trait::TD_Opaque;
 use ds_plugin_memory::InMemoryStorage;
 use durable_streams_core::abi::*;
+use durable_streams_engine_tests::{delete, read_all, Append, Create, NOW};
 
-fn create(e: &InMemoryStorage, name: &str) {
-    let r = e.create(&CreateRequest {
-        name: RStr::from(name),
-        content_type: ROption::RSome(RStr::from("application/octet-stream")),
-        lifetime: Lifetime::default(),
-        closed: false,
-        initial: RSlice::from(&b""[..]),
-        fork: RNone,
-        now_ms: 1,
-    });
-    assert!(r.is_ok(), "create {name}");
+fn append(e: &EngineBox, name: &str, body: &[u8]) -> Option<u64> {
+    Append::new(name, body).run(e).into_result().ok().map(|o| o.tail)
 }
 
-fn append(e: &InMemoryStorage, name: &str, body: &[u8]) -> Option<u64> {
-    e.append(&AppendRequest {
-        name: RStr::from(name),
-        content_type: RNone,
-        body: RSlice::from(body),
-        close: false,
-        producer: RNone,
-        stream_seq: RNone,
-        now_ms: 1,
-    })
-    .into_result()
-    .ok()
-    .map(|o| o.tail)
-}
-
-fn read_all(e: &InMemoryStorage, name: &str) -> Vec<u8> {
-    let c = e
-        .read(&ReadRequest {
-            name: RStr::from(name),
-            start: ReadStart::At,
-            position: 0,
-            max_bytes: u64::MAX,
-            now_ms: 1,
-        })
-        .into_result()
-        .expect("read");
-    c.data.bytes().as_slice().to_vec()
+fn read(e: &EngineBox, name: &str) -> Vec<u8> {
+    read_all(e, name, 0, u64::MAX, NOW).expect("read")
 }
 
 #[test]
 fn concurrent_single_appends_lose_nothing() {
-    let e = Arc::new(InMemoryStorage::new());
+    let storage = Arc::new(InMemoryStorage::new());
+    let e = Arc::new(EngineBox::from_value(storage.clone(), TD_Opaque));
     for s in ["a", "b", "c", "churn"] {
-        create(&e, s);
+        assert!(Create::new(s).run(&e).is_ok());
     }
     let per_thread = 2000;
     let writers: Vec<_> = (0..6u8)
@@ -75,12 +43,8 @@ fn concurrent_single_appends_lose_nothing() {
         let e = e.clone();
         std::thread::spawn(move || {
             for _ in 0..200 {
-                let _ = e.delete(&DeleteRequest {
-                    name: RStr::from("churn"),
-                    now_ms: 1,
-                    only_if_expired: false,
-                });
-                create(&e, "churn");
+                let _ = delete(&e, "churn", NOW);
+                assert!(Create::new("churn").run(&e).is_ok());
             }
         })
     };
@@ -95,7 +59,7 @@ fn concurrent_single_appends_lose_nothing() {
         let n = tails.len();
         tails.dedup();
         assert_eq!(tails.len(), n, "{stream}: two appends were given one tail");
-        let data = read_all(&e, stream);
+        let data = read(&e, stream);
         assert_eq!(data.len(), n * 4, "{stream}: every acknowledged append is stored once");
         // Each 4-byte record is one writer's, never interleaved with another's.
         for rec in data.chunks(4) {
@@ -103,21 +67,16 @@ fn concurrent_single_appends_lose_nothing() {
         }
     }
     // The churned stream holds whole records only, and as many as its tail says.
-    let data = read_all(&e, "churn");
+    let data = read(&e, "churn");
     assert_eq!(data.len() % 4, 0);
     assert_eq!(
-        e.bytes_held(),
+        storage.bytes_held(),
         6 * per_thread as u64 * 4 + data.len() as u64,
         "bytes held = bytes stored"
     );
     // Deleting every stream gives every byte back.
     for s in ["a", "b", "c", "churn"] {
-        let r = e.delete(&DeleteRequest {
-            name: RStr::from(s),
-            now_ms: 1,
-            only_if_expired: false,
-        });
-        assert!(r.is_ok());
+        assert!(delete(&e, s, NOW).is_ok());
     }
-    assert_eq!(e.bytes_held(), 0, "deleted streams' bytes are released");
+    assert_eq!(storage.bytes_held(), 0, "deleted streams' bytes are released");
 }

@@ -8,7 +8,7 @@ mod cases;
 pub mod durability;
 mod support;
 
-pub use support::{Case, Failure, Summary};
+pub use support::{delete, read_all, Append, Case, Create, Failure, Summary, NOW};
 
 use durable_streams_core::abi::EngineBox;
 

@@ -116,6 +116,7 @@ impl<P: Persistence> Catalog<P> {
 pub struct Fold<P: Persistence> {
     streams: HashMap<u64, Recovered<P::Data>>,
     max_id: u64,
+    orphans: u64,
 }
 
 impl<P: Persistence> Default for Fold<P> {
@@ -123,6 +124,7 @@ impl<P: Persistence> Default for Fold<P> {
         Fold {
             streams: HashMap::new(),
             max_id: 0,
+            orphans: 0,
         }
     }
 }
@@ -182,6 +184,22 @@ impl<P: Persistence> Fold<P> {
         self.streams
             .get_mut(&id)
             .ok_or_else(|| corrupt(format!("a change to unknown stream id {id}")))
+    }
+
+    /// Skips a change to a stream no longer in the log: a log compacted by dropping removed
+    /// streams' records may keep some of them after the stream's CREATE is gone. Counted.
+    pub fn skip_orphan(&mut self, change: &Change<'_>) -> bool {
+        let orphan = !matches!(change, Change::Create(_)) && !self.streams.contains_key(&change.id());
+        if orphan {
+            self.max_id = self.max_id.max(change.id());
+            self.orphans += 1;
+        }
+        orphan
+    }
+
+    /// Changes skipped by [`Fold::skip_orphan`].
+    pub fn orphans(&self) -> u64 {
+        self.orphans
     }
 
     /// The highest stream id created, deleted ones included (for a store's id counter).

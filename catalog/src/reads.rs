@@ -99,3 +99,26 @@ impl<P: Persistence> Catalog<P> {
         self.streams.read().values().filter(|e| !e.is_soft_deleted()).count()
     }
 }
+
+impl<P: Persistence> Catalog<P> {
+    /// Visits every stream the catalogue holds, deleted ones still read by forks included, once
+    /// each, with its id and the store's data; under the catalogue's read lock (keep `f` short).
+    /// A stream committed before this call is visited unless it was removed (and forgotten).
+    pub fn visit_streams(&self, mut f: impl FnMut(u64, &P::Data)) {
+        let map = self.streams.read();
+        let mut off_map = std::collections::HashSet::new();
+        for e in map.values() {
+            f(e.id, &e.data);
+            // Sources that left the map (hidden, or shadowed at open) are reached through forks.
+            let mut cur = e.fork.as_ref();
+            while let Some((src_name, src)) = cur {
+                let in_map = map.get(src_name).is_some_and(|m| std::sync::Arc::ptr_eq(m, src));
+                if in_map || !off_map.insert(src.id) {
+                    break;
+                }
+                f(src.id, &src.data);
+                cur = src.fork.as_ref();
+            }
+        }
+    }
+}

@@ -39,13 +39,17 @@ pub fn namespace_of(mode: &str) -> String {
     mode.replace('-', "_")
 }
 
-/// Whether `key` (a dotted path under `[storage]`) is in the namespace of one of `modes`.
+/// Whether `key` (a dotted path under `[storage]`) is in the namespace of one of `modes`: it
+/// starts with the mode's name (`file_fast_...`) or with its family, the part before the first
+/// `-` (`file_...`: keys shared by the modes `file-fast` and `file-durable`).
 pub fn in_namespace(key: &str, modes: &[&str]) -> bool {
-    modes.iter().any(|m| {
-        let ns = namespace_of(m);
-        key.strip_prefix(ns.as_str())
+    let under = |ns: &str| {
+        key.strip_prefix(ns)
             .is_some_and(|rest| rest.starts_with('_') || rest.starts_with('.'))
-    })
+    };
+    modes
+        .iter()
+        .any(|m| under(&namespace_of(m)) || m.split_once('-').is_some_and(|(family, _)| under(family)))
 }
 
 /// The settings a plugin receives, read with typed getters.
@@ -262,5 +266,7 @@ mod tests {
         assert!(in_namespace("jetstream.urls", &["jetstream"]));
         assert!(!in_namespace("acidic", &["acid"]));
         assert!(!in_namespace("acid", &["acid"]));
+        assert!(in_namespace("file_segment_bytes", &["file-durable"]));
+        assert!(!in_namespace("filesystem_x", &["file-durable"]));
     }
 }

@@ -43,6 +43,27 @@ impl Default for CommitMetrics {
     }
 }
 
+/// Engine figures exported as gauges when the engine reports them in `stats`: (key, metric,
+/// help). Counts are since the engine opened.
+pub const ENGINE_FIGURES: &[(&str, &str, &str)] = &[
+    (
+        "dead_bytes",
+        "ds_storage_dead_bytes",
+        "Bytes of the engine's files known to hold removed data, waiting for compaction (an estimate; file modes)",
+    ),
+    ("compactions", "ds_storage_compactions", "Compactions run since the engine opened"),
+    (
+        "compacted_bytes",
+        "ds_storage_compacted_bytes",
+        "Bytes of files given back by compaction since the engine opened",
+    ),
+    (
+        "compaction_failures",
+        "ds_storage_compaction_failures",
+        "Compactions that failed (for example on a full disk) and left the files as they were",
+    ),
+];
+
 /// Every metric the server exports.
 pub struct Metrics {
     registry: Registry,
@@ -55,6 +76,8 @@ pub struct Metrics {
     /// Bytes of stream data the engine holds, and the bytes of its files (engines that say).
     pub stream_bytes: Gauge,
     pub disk_bytes: Gauge,
+    /// Figures an engine reports in its `stats` extension, by key (see [`ENGINE_FIGURES`]).
+    pub engine_figures: Vec<(&'static str, Gauge)>,
     pub plugin: Family<PluginLabels, Gauge>,
     /// How many of the engine's streams are the server's own (`__ds/...`), and when that was
     /// counted: it changes only when the server first starts on a store, and counting may
@@ -108,6 +131,14 @@ impl Metrics {
             "Bytes of the engine's files, live and dead data alike (0 for engines without files)",
             disk_bytes.clone(),
         );
+        let engine_figures = ENGINE_FIGURES
+            .iter()
+            .map(|(key, name, help)| {
+                let g = Gauge::default();
+                registry.register(*name, *help, g.clone());
+                (*key, g)
+            })
+            .collect();
         registry.register("ds_plugin_info", "The loaded storage plugin", plugin.clone());
         Arc::new(Metrics {
             registry,
@@ -119,6 +150,7 @@ impl Metrics {
             streams,
             stream_bytes,
             disk_bytes,
+            engine_figures,
             plugin,
             internal_streams: parking_lot::Mutex::new(None),
         })

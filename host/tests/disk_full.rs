@@ -1,8 +1,9 @@
 //! Disk full, on a small tmpfs in a private mount namespace: the append fails with 507
 //! problem+json and leaves nothing partial, reads keep working, a subscription change (an
 //! append to the server's own log) is refused and leaves nothing, writes work again once space
-//! is freed (no restart), and later acknowledged appends survive a restart. Skipped, with the
-//! reason printed, where mount namespaces are not permitted.
+//! is freed (no restart), and later acknowledged appends survive a restart. A compaction that
+//! runs out of space leaves the old segments in place and the server serving, and succeeds once
+//! space is back. Skipped, with the reason printed, where mount namespaces are not permitted.
 
 mod common;
 
@@ -53,6 +54,10 @@ impl Namespace {
     }
 
     fn server(&self, mode: &str, port: u16) -> Child {
+        self.server_with(mode, port, &[])
+    }
+
+    fn server_with(&self, mode: &str, port: u16, env: &[(&str, &str)]) -> Child {
         Command::new("nsenter")
             .args(["-t", &self.holder.id().to_string(), "-m", "--"])
             .arg(env!("CARGO_BIN_EXE_durable-streams-server"))
@@ -62,6 +67,7 @@ impl Namespace {
             .env("DS_STORAGE__DATA_DIR", self.mount.join("data"))
             .env("DS_STORAGE__ACID_SHARD_COUNT", "1")
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -264,4 +270,122 @@ fn disk_full_file_fast() {
 #[test]
 fn disk_full_acid() {
     disk_full("acid");
+}
+
+/// Fills the filesystem: big writes, then smaller ones, until not even one byte fits.
+fn fill(path: &std::path::Path) {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path).unwrap();
+    for size in [1 << 20, 64 << 10, 4096, 512, 1] {
+        while f.write_all(&vec![0u8; size]).is_ok() {}
+    }
+}
+
+fn metric(c: &Client, port: u16, name: &str) -> u64 {
+    let text = c.get(format!("http://127.0.0.1:{port}/metrics")).send().unwrap().text().unwrap();
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0) as u64
+}
+
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn compaction_on_a_full_disk_file_durable() {
+    let mode = "file-durable";
+    let dir = tempdir::Dir::new();
+    let ns = match Namespace::new(&dir.path, "8m") {
+        Ok(ns) => ns,
+        Err(why) => {
+            println!("SKIPPED compaction disk-full test: {why}");
+            return;
+        }
+    };
+    let env = [
+        ("DS_STORAGE__FILE_SEGMENT_BYTES", "65536"),
+        ("DS_STORAGE__FILE_COMPACT_INTERVAL_MS", "500"),
+        ("DS_STORAGE__FILE_COMPACT_DEAD_PERCENT", "30"),
+    ];
+    let port = free_port();
+    let mut server = ns.server_with(mode, port, &env);
+    wait_ready(port);
+    let c = Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
+    let url = |name: &str| format!("http://127.0.0.1:{port}/v1/stream/{name}");
+    let put = |name: &str, body: Vec<u8>| {
+        c.put(url(name))
+            .header("Content-Type", "application/octet-stream")
+            .body(body)
+            .send()
+            .unwrap()
+            .status()
+    };
+    // Kept and doomed data side by side in every segment: each compaction output holds kept
+    // bytes (tens of KiB), more than the space left below.
+    assert_eq!(put("keep", Vec::new()), 201);
+    let mut kept = Vec::new();
+    for i in 0..16u8 {
+        assert_eq!(put(&format!("doomed{i}"), vec![i; 24 << 10]), 201);
+        let part = vec![b'k' ^ i; 24 << 10];
+        let r = c
+            .post(url("keep"))
+            .header("Content-Type", "application/octet-stream")
+            .body(part.clone())
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 204);
+        kept.extend_from_slice(&part);
+    }
+    // Full, but for a little room for the deletes' records.
+    std::fs::write(ns.inside("reserve"), vec![0u8; 16 << 10]).unwrap();
+    fill(&ns.inside("filler"));
+    std::fs::remove_file(ns.inside("reserve")).unwrap();
+    for i in 0..16u8 {
+        assert_eq!(c.delete(url(&format!("doomed{i}"))).send().unwrap().status(), 204);
+    }
+    fill(&ns.inside("filler2"));
+    wait_for("a compaction failed for lack of space", || {
+        metric(&c, port, "ds_storage_compaction_failures") > 0
+    });
+    let leftovers: Vec<String> = std::fs::read_dir(ns.inside("data/file"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".compacting"))
+        .collect();
+    assert!(leftovers.is_empty(), "a failed compaction left {leftovers:?}");
+    let read = |port: u16, name: &str| {
+        let r = c.get(format!("http://127.0.0.1:{port}/v1/stream/{name}?offset=-1")).send().unwrap();
+        (r.status().as_u16(), r.bytes().unwrap().to_vec())
+    };
+    assert_eq!(
+        read(port, "keep"),
+        (200, kept.clone()),
+        "{mode}: reads go on while compaction cannot"
+    );
+    std::fs::remove_file(ns.inside("filler2")).unwrap();
+    std::fs::remove_file(ns.inside("filler")).unwrap();
+    wait_for("a compaction succeeded once space was back", || {
+        metric(&c, port, "ds_storage_compactions") > 0
+    });
+    let reclaimed = metric(&c, port, "ds_storage_compacted_bytes");
+    assert!(reclaimed > 0);
+    assert_eq!(read(port, "keep"), (200, kept.clone()));
+    server.kill().unwrap();
+    let _ = server.wait();
+    let port2 = free_port();
+    let mut server2 = ns.server_with(mode, port2, &env);
+    wait_ready(port2);
+    assert_eq!(read(port2, "keep"), (200, kept.clone()), "{mode}: after a restart");
+    assert_eq!(read(port2, "doomed3").0, 404);
+    let _ = server2.kill();
+    let _ = server2.wait();
+    println!("{mode}: compaction on a full disk failed cleanly, then reclaimed {reclaimed} bytes once space was back");
 }

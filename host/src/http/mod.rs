@@ -174,6 +174,11 @@ async fn metrics_route(State(state): State<Arc<AppState>>) -> Response {
         if let Some(n) = figure("disk_bytes") {
             state.metrics.disk_bytes.set(n);
         }
+        for (key, gauge) in &state.metrics.engine_figures {
+            if let Some(n) = figure(key) {
+                gauge.set(n);
+            }
+        }
     }
     (
         StatusCode::OK,

@@ -6,9 +6,12 @@
 //! it; `file-fast` writes to the OS before acknowledging (a process crash loses nothing) and
 //! fsyncs every `storage.file_fast_sync_interval_ms` (a machine crash may lose that window).
 
+mod background;
+mod compact;
 mod log;
 pub mod record;
 mod replay;
+mod scan;
 mod store;
 
 use std::path::{Path, PathBuf};
@@ -22,7 +25,39 @@ use durable_streams_core::abi::*;
 use durable_streams_core::limits::Limits;
 use parking_lot::Mutex;
 
+use background::Background;
+pub use compact::{Done as Compaction, Policy};
+pub use log::SEGMENT_BYTES;
 pub use store::{Durability, FileStore};
+
+/// How to open a file engine (the `[storage]` keys it reads, with their defaults).
+#[derive(Clone, Copy, Debug)]
+pub struct FileOptions {
+    pub durability: Durability,
+    pub limits: Limits,
+    /// `file_segment_bytes`: segments roll over past this size.
+    pub segment_bytes: u64,
+    /// `file_fast_sync_interval_ms`: file-fast's periodic fsync (0: never).
+    pub sync_interval_ms: u64,
+    /// `file_compact_interval_ms`: how often the background compaction looks (0: never).
+    pub compact_interval_ms: u64,
+    /// `file_compact_dead_percent`.
+    pub compaction: Policy,
+}
+
+impl FileOptions {
+    /// The defaults for a durability.
+    pub fn new(durability: Durability) -> FileOptions {
+        FileOptions {
+            durability,
+            limits: Limits::default(),
+            segment_bytes: SEGMENT_BYTES,
+            sync_interval_ms: 1000,
+            compact_interval_ms: 1000,
+            compaction: Policy { dead_percent: 50 },
+        }
+    }
+}
 
 durable_streams_catalog::named_engine! {
     /// The file engine: the stream catalogue over a [`FileStore`].
@@ -30,49 +65,54 @@ durable_streams_catalog::named_engine! {
 }
 
 impl FileStorage {
-    /// Opens (recovering) the log under `dir`.
+    /// Opens (recovering) the log under `dir` with the default options.
     pub fn open(dir: &Path, durability: Durability) -> Result<FileStorage, EngineError> {
-        Self::open_with(dir, durability, Limits::default())
+        Self::open_with(dir, &FileOptions::new(durability))
     }
 
-    /// Opens the log under `dir`, enforcing `limits.max_stream_bytes`.
-    pub fn open_with(dir: &Path, durability: Durability, limits: Limits) -> Result<FileStorage, EngineError> {
-        let r = replay::recover(dir)?;
+    /// Opens (recovering) the log under `dir`; starts no background thread.
+    pub fn open_with(dir: &Path, opts: &FileOptions) -> Result<FileStorage, EngineError> {
+        let r = replay::recover(dir, opts.segment_bytes)?;
         let store = FileStore {
             log: r.log,
             tail: Mutex::new(r.tail),
             next_id: AtomicU64::new(r.next_id),
-            durability,
+            durability: opts.durability,
             stop: Arc::new(AtomicBool::new(false)),
             recovered_streams: r.streams.len(),
+            orphans_skipped: r.orphans,
+            tombs: Mutex::new(r.tombs),
+            compactions: Default::default(),
+            compacting: Mutex::new(()),
         };
-        let opts = OpenOptions {
-            limits,
+        let open = OpenOptions {
+            limits: opts.limits,
             collect_orphans: false,
             now_ms: now_ms(),
         };
-        Ok(FileStorage(Catalog::open(store, r.streams, opts)?))
+        let engine = FileStorage(Catalog::open(store, r.streams, open)?);
+        engine.count_dead_at_open();
+        Ok(engine)
     }
 
-    /// file-fast: fsync the active segment every `interval_ms` on a background thread.
-    pub fn start_background_sync(self: &Arc<Self>, interval_ms: u64) {
-        if self.store().durability != Durability::Buffered || interval_ms == 0 {
-            return;
-        }
-        let weak = Arc::downgrade(self);
-        let stop = self.store().stop.clone();
-        let _ = std::thread::Builder::new().name("ds-file-sync".into()).spawn(move || loop {
-            std::thread::sleep(std::time::Duration::from_millis(interval_ms));
-            if stop.load(Ordering::Acquire) {
-                return;
+    /// Estimates each segment's dead bytes after replay: what no stream's record accounts for.
+    fn count_dead_at_open(&self) {
+        let log = &self.store().log;
+        let mut live: std::collections::HashMap<u32, u64> = Default::default();
+        self.0.visit_streams(|_, data| {
+            *live.entry(data.create_seg.load(Ordering::Relaxed)).or_default() += 96;
+            for e in data.list.lock().iter() {
+                *live.entry(e.loc.seg).or_default() += e.loc.len as u64;
             }
-            let Some(engine) = weak.upgrade() else { return };
-            let file = {
-                let tail = engine.store().tail.lock();
-                engine.store().log.active_file(&tail)
-            };
-            let _ = file.sync_data();
         });
+        let active = self.store().tail.lock().seg();
+        for (key, seg) in log.segments.read().iter() {
+            if seg.disk < active {
+                let bytes = seg.bytes.load(Ordering::Relaxed);
+                seg.dead
+                    .store(bytes.saturating_sub(live.get(key).copied().unwrap_or(0)), Ordering::Relaxed);
+            }
+        }
     }
 }
 
@@ -117,21 +157,76 @@ pub fn info() -> PluginInfo {
     }
 }
 
-/// Opens a file engine in `data_dir/file` for `mode`.
-pub fn open_mode(mode: &str, data_dir: PathBuf, sync_interval_ms: u64, limits: Limits) -> Result<Arc<FileStorage>, EngineError> {
-    let durability = match mode {
-        MODE_FAST => Durability::Buffered,
-        MODE_DURABLE => Durability::Synced,
-        _ => {
-            return Err(EngineError::new(
-                ErrorCode::UNKNOWN_MODE,
-                format!("the file plugin does not provide mode '{mode}'"),
-            ))
-        }
-    };
-    let engine = Arc::new(FileStorage::open_with(&data_dir.join("file"), durability, limits)?);
-    engine.start_background_sync(sync_interval_ms);
-    Ok(engine)
+/// The durability of `mode`.
+pub fn durability_of(mode: &str) -> Result<Durability, EngineError> {
+    match mode {
+        MODE_FAST => Ok(Durability::Buffered),
+        MODE_DURABLE => Ok(Durability::Synced),
+        _ => Err(EngineError::new(
+            ErrorCode::UNKNOWN_MODE,
+            format!("the file plugin does not provide mode '{mode}'"),
+        )),
+    }
+}
+
+/// A file engine with its background threads (file-fast's periodic fsync, compaction), which
+/// are stopped and joined when it is dropped.
+pub struct FileEngine {
+    // Declared first: dropped (threads joined) before the engine.
+    _background: Background,
+    engine: Arc<FileStorage>,
+}
+
+impl std::ops::Deref for FileEngine {
+    type Target = FileStorage;
+    fn deref(&self) -> &FileStorage {
+        &self.engine
+    }
+}
+
+durable_streams_catalog::engine_via_deref!(FileEngine);
+
+impl FileEngine {
+    /// The engine itself (for embedders and tests that run compaction).
+    pub fn storage(&self) -> Arc<FileStorage> {
+        self.engine.clone()
+    }
+}
+
+/// Opens a file engine in `data_dir/file` with its background threads.
+pub fn open_mode(data_dir: PathBuf, opts: &FileOptions) -> Result<FileEngine, EngineError> {
+    let engine = Arc::new(FileStorage::open_with(&data_dir.join("file"), opts)?);
+    let mut background = Background::default();
+    if opts.durability == Durability::Buffered && opts.sync_interval_ms > 0 {
+        let weak = Arc::downgrade(&engine);
+        background.every("ds-file-sync", opts.sync_interval_ms, move || {
+            let Some(engine) = weak.upgrade() else { return false };
+            let store = engine.store();
+            if store.stop.load(Ordering::Acquire) {
+                return false;
+            }
+            let seg = store.log.active_seg(&store.tail.lock());
+            let _ = seg.file.sync_data();
+            true
+        });
+    }
+    if opts.compact_interval_ms > 0 {
+        let weak = Arc::downgrade(&engine);
+        let policy = opts.compaction;
+        background.every("ds-file-compact", opts.compact_interval_ms, move || {
+            let Some(engine) = weak.upgrade() else { return false };
+            if engine.store().stop.load(Ordering::Acquire) {
+                return false;
+            }
+            // A failure (a full disk) leaves the inputs as they were; counted, retried later.
+            let _ = engine.compact(policy);
+            true
+        });
+    }
+    Ok(FileEngine {
+        _background: background,
+        engine,
+    })
 }
 
 /// For the offline `list` / `export`: refuses a data directory holding no file-mode log rather
@@ -163,14 +258,13 @@ pub fn require_existing(data_dir: &std::path::Path) -> Result<(), EngineError> {
 /// Opens the engine for `mode` from the JSON configuration, as the server would.
 pub fn open(mode: &str, config: &str) -> Result<EngineBox, EngineError> {
     let settings = durable_streams_core::settings::Settings::parse(config, &[MODE_FAST, MODE_DURABLE])?;
-    let interval = settings.u64("file_fast_sync_interval_ms", 1000, 0..=3_600_000)?;
+    let mut opts = FileOptions::new(durability_of(mode)?);
+    opts.sync_interval_ms = settings.u64("file_fast_sync_interval_ms", 1000, 0..=3_600_000)?;
+    opts.segment_bytes = settings.u64("file_segment_bytes", SEGMENT_BYTES, 4096..=(1 << 30))?;
+    opts.compact_interval_ms = settings.u64("file_compact_interval_ms", 1000, 0..=86_400_000)?;
+    opts.compaction.dead_percent = settings.u64("file_compact_dead_percent", 50, 10..=90)?;
+    opts.limits = settings.limits();
     settings.finish()?;
-    if ![MODE_FAST, MODE_DURABLE].contains(&mode) {
-        return Err(EngineError::new(
-            ErrorCode::UNKNOWN_MODE,
-            format!("the file plugin does not provide mode '{mode}'"),
-        ));
-    }
     if settings.validate_only() {
         return Ok(SettingsChecked::boxed());
     }
@@ -178,7 +272,7 @@ pub fn open(mode: &str, config: &str) -> Result<EngineBox, EngineError> {
     if settings.open_existing() {
         require_existing(&data_dir)?;
     }
-    let engine = open_mode(mode, data_dir, interval, settings.limits())?;
+    let engine = open_mode(data_dir, &opts)?;
     Ok(EngineBox::from_value(GuardedEngine::new(engine), TD_Opaque))
 }
 

@@ -5,15 +5,20 @@ use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use durable_streams_core::abi::{EngineError, ErrorCode};
 use parking_lot::RwLock;
 
-use crate::record::{self, Header, HEADER_LEN, MAX_PAYLOAD};
+use crate::record::Header;
+use crate::scan;
 
-/// Segments roll over past this size.
+/// Segments roll over past this size unless configured (`storage.file_segment_bytes`).
 pub const SEGMENT_BYTES: u64 = 64 << 20;
+
+/// Suffix of a compaction's output while it is written (removed at open if found).
+pub const TMP_SUFFIX: &str = ".compacting";
 
 /// Where a record lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,11 +33,42 @@ pub struct Replayed<'a> {
     pub loc: Loc,
     pub header: Header,
     pub payload: &'a [u8],
+    /// A compacted segment came at or before this record: records of streams whose CREATE was
+    /// dropped (removed streams) may follow.
+    pub after_compaction: bool,
 }
+
+/// One segment file. Its key in the log (the `seg` of a [`Loc`]) is its file number until a
+/// compaction replaces it: the output gets a fresh key (the file takes the number of the last
+/// segment it replaced), so readers holding locations in the old files keep reading them until
+/// every stream has been moved to the new one.
+pub struct Seg {
+    pub file: File,
+    /// The number in the file name (`seg-NNNNNNNN.log`): the replay order.
+    pub disk: u32,
+    /// Bytes in the file.
+    pub bytes: AtomicU64,
+    /// Bytes of records known dead (an estimate that guides compaction).
+    pub dead: AtomicU64,
+}
+
+impl Seg {
+    fn new(file: File, disk: u32, bytes: u64) -> Arc<Seg> {
+        Arc::new(Seg {
+            file,
+            disk,
+            bytes: AtomicU64::new(bytes),
+            dead: AtomicU64::new(0),
+        })
+    }
+}
+
+/// Keys of compaction outputs start here (file numbers stay below).
+pub const FIRST_OUTPUT_KEY: u32 = 1 << 31;
 
 /// The writer's position; owned by whoever holds the engine's writer lock.
 pub struct Tail {
-    active: Arc<File>,
+    active: Arc<Seg>,
     seg: u32,
     len: u64,
     pub next_lsn: u64,
@@ -40,12 +76,23 @@ pub struct Tail {
     failed: Option<String>,
 }
 
+impl Tail {
+    /// The segment being written (every lower one is sealed).
+    pub fn seg(&self) -> u32 {
+        self.seg
+    }
+}
+
 /// The segment files.
 pub struct Log {
     /// Held for the life of the engine: one process per data directory.
     _lock: File,
-    dir: PathBuf,
-    segments: RwLock<BTreeMap<u32, Arc<File>>>,
+    pub(crate) dir: PathBuf,
+    pub(crate) segments: RwLock<BTreeMap<u32, Arc<Seg>>>,
+    /// The next key for a compaction output.
+    pub(crate) next_key: AtomicU32,
+    /// Roll over to a new segment past this size.
+    pub(crate) segment_bytes: u64,
     /// What opening found: reported to the host (the `recovery` extension), which logs it.
     pub recovery: Recovery,
 }
@@ -58,9 +105,17 @@ pub struct Recovery {
     pub segments: usize,
     /// A torn or zero-filled tail cut back: the file, where it was cut, and how many bytes went.
     pub cut_tail: Option<(PathBuf, u64, u64)>,
+    /// Segments written by compaction.
+    pub compacted_segments: usize,
+    /// Outputs of compactions a crash interrupted before they were named (removed).
+    pub unfinished_compactions: usize,
+    /// Inputs of finished compactions a crash left behind (removed).
+    pub superseded_removed: usize,
+    /// Stream ids below this were used (from compaction headers).
+    pub next_id_floor: u64,
 }
 
-fn io_err(what: &str, path: &Path, e: std::io::Error) -> EngineError {
+pub(crate) fn io_err(what: &str, path: &Path, e: std::io::Error) -> EngineError {
     let code = if e.raw_os_error() == Some(28) {
         ErrorCode::STORAGE_FULL
     } else {
@@ -69,11 +124,11 @@ fn io_err(what: &str, path: &Path, e: std::io::Error) -> EngineError {
     EngineError::new(code, format!("{what} {}: {e}", path.display()))
 }
 
-fn seg_path(dir: &Path, seg: u32) -> PathBuf {
+pub(crate) fn seg_path(dir: &Path, seg: u32) -> PathBuf {
     dir.join(format!("seg-{seg:08}.log"))
 }
 
-fn sync_dir(dir: &Path) -> Result<(), EngineError> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), EngineError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| io_err("fsync directory", dir, e))
@@ -100,21 +155,16 @@ fn create_dir_durable(dir: &Path) -> Result<(), EngineError> {
     Ok(())
 }
 
-fn corrupt(path: &Path, off: u64, why: &str) -> EngineError {
-    EngineError::new(
-        ErrorCode::CORRUPT,
-        format!(
-            "corrupt record in {} at byte {off}: {why}; refusing to start (restore the file or move it aside)",
-            path.display()
-        ),
-    )
-}
-
 impl Log {
     /// Opens (creating) the log in `dir`, replaying every valid record in order through
     /// `visit`. A torn or zero-filled tail of the last segment is cut off; damage anywhere else
-    /// refuses to open, naming the file.
-    pub fn open(dir: &Path, mut visit: impl FnMut(Replayed<'_>) -> Result<(), EngineError>) -> Result<(Log, Tail), EngineError> {
+    /// refuses to open, naming the file. What an interrupted compaction left is finished first:
+    /// its unfinished output removed, or the inputs its finished output replaced.
+    pub fn open(
+        dir: &Path,
+        segment_bytes: u64,
+        mut visit: impl FnMut(Replayed<'_>) -> Result<(), EngineError>,
+    ) -> Result<(Log, Tail), EngineError> {
         create_dir_durable(dir)?;
         let lock_path = dir.join("LOCK");
         let lock = OpenOptions::new()
@@ -129,33 +179,67 @@ impl Log {
                 format!("data directory {} is in use by another process ({e}); stop it first", dir.display()),
             ));
         }
-        let mut ids: Vec<u32> = std::fs::read_dir(dir)
-            .map_err(|e| io_err("list", dir, e))?
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let n = e.file_name().into_string().ok()?;
-                n.strip_prefix("seg-")?.strip_suffix(".log")?.parse().ok()
-            })
-            .collect();
+        let mut recovery = Recovery::default();
+        let mut ids = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(|e| io_err("list", dir, e))?.flatten() {
+            let Ok(n) = entry.file_name().into_string() else { continue };
+            if n.starts_with("seg-") && n.ends_with(TMP_SUFFIX) {
+                // A compaction's output that never got its name: the inputs are intact.
+                std::fs::remove_file(entry.path()).map_err(|e| io_err("remove", &entry.path(), e))?;
+                recovery.unfinished_compactions += 1;
+            } else if let Some(id) = n
+                .strip_prefix("seg-")
+                .and_then(|n| n.strip_suffix(".log"))
+                .and_then(|n| n.parse().ok())
+            {
+                ids.push(id);
+            }
+        }
         ids.sort_unstable();
-        let mut segments = BTreeMap::new();
-        let mut recovery = Recovery {
-            segments: ids.len(),
-            ..Default::default()
-        };
-        let first_lsn = 1u64;
-        let mut next_lsn = first_lsn;
-        let mut last_len = 0u64;
-        for (i, &seg) in ids.iter().enumerate() {
+        let mut contents = Vec::with_capacity(ids.len());
+        for &seg in &ids {
             let path = seg_path(dir, seg);
-            let is_last = i + 1 == ids.len();
+            let bytes = std::fs::read(&path).map_err(|e| io_err("read", &path, e))?;
+            contents.push((seg, bytes));
+        }
+        let starts: Vec<_> = contents
+            .iter()
+            .map(|(seg, b)| (*seg, scan::first_lsn(b), scan::compacted_header(b)))
+            .collect();
+        let stale = scan::superseded(&starts);
+        for seg in &stale {
+            let path = seg_path(dir, *seg);
+            std::fs::remove_file(&path).map_err(|e| io_err("remove", &path, e))?;
+            recovery.superseded_removed += 1;
+        }
+        if recovery.unfinished_compactions + recovery.superseded_removed > 0 {
+            sync_dir(dir)?;
+        }
+        contents.retain(|(seg, _)| !stale.contains(seg));
+        recovery.segments = contents.len();
+        let mut segments = BTreeMap::new();
+        let mut next_lsn = 1u64;
+        let mut last_len = 0u64;
+        let n = contents.len();
+        for (i, (seg, bytes)) in contents.into_iter().enumerate() {
+            let path = seg_path(dir, seg);
+            let is_last = i + 1 == n;
             let file = OpenOptions::new()
                 .read(true)
                 .write(true)
                 .open(&path)
                 .map_err(|e| io_err("open", &path, e))?;
-            let bytes = std::fs::read(&path).map_err(|e| io_err("read", &path, e))?;
-            let end = scan(&path, seg, &bytes, is_last, &mut next_lsn, &mut visit)?;
+            let mut counted = |r: Replayed<'_>| {
+                recovery.records += 1;
+                visit(r)
+            };
+            let after = recovery.compacted_segments > 0;
+            let scanned = scan::scan(&path, seg, &bytes, is_last, after, &mut next_lsn, &mut counted)?;
+            let end = scanned.end;
+            if let Some(c) = scanned.compacted {
+                recovery.compacted_segments += 1;
+                recovery.next_id_floor = recovery.next_id_floor.max(c.next_id);
+            }
             if end < bytes.len() as u64 {
                 recovery.cut_tail = Some((path.clone(), end, bytes.len() as u64 - end));
                 file.set_len(end)
@@ -165,31 +249,34 @@ impl Log {
             if is_last {
                 last_len = end;
             }
-            segments.insert(seg, Arc::new(file));
+            segments.insert(seg, Seg::new(file, seg, end));
         }
-        let seg = ids.last().copied().unwrap_or(0);
+        let seg = segments.keys().next_back().copied().unwrap_or(0);
         let active = match segments.get(&seg) {
             Some(f) => f.clone(),
             None => {
                 let path = seg_path(dir, seg);
-                let f = Arc::new(
+                let f = Seg::new(
                     OpenOptions::new()
                         .read(true)
                         .write(true)
                         .create_new(true)
                         .open(&path)
                         .map_err(|e| io_err("create", &path, e))?,
+                    seg,
+                    0,
                 );
                 sync_dir(dir)?;
                 segments.insert(seg, f.clone());
                 f
             }
         };
-        recovery.records = next_lsn - first_lsn;
         let log = Log {
             _lock: lock,
             dir: dir.to_path_buf(),
             segments: RwLock::new(segments),
+            next_key: AtomicU32::new(FIRST_OUTPUT_KEY),
+            segment_bytes,
             recovery,
         };
         Ok((
@@ -213,42 +300,46 @@ impl Log {
                 format!("the log refuses writes after an earlier failure: {why}"),
             ));
         }
-        if tail.len > 0 && tail.len + buf.len() as u64 > SEGMENT_BYTES {
+        if tail.len > 0 && tail.len + buf.len() as u64 > self.segment_bytes {
             self.rotate(tail)?;
         }
         let start = tail.len;
-        if let Err(e) = tail.active.write_all_at(buf, start) {
+        if let Err(e) = tail.active.file.write_all_at(buf, start) {
             let err = io_err("write", &seg_path(&self.dir, tail.seg), e);
-            if let Err(e2) = tail.active.set_len(start) {
+            if let Err(e2) = tail.active.file.set_len(start) {
                 tail.failed = Some(format!("could not cut back a failed write: {e2}"));
             }
             return Err(err);
         }
         if sync {
-            if let Err(e) = tail.active.sync_data() {
+            if let Err(e) = tail.active.file.sync_data() {
                 // After a failed fsync the page cache state is unknown: fail closed.
                 tail.failed = Some(format!("fsync failed: {e}"));
-                let _ = tail.active.set_len(start);
+                let _ = tail.active.file.set_len(start);
                 return Err(io_err("fsync", &seg_path(&self.dir, tail.seg), e));
             }
         }
         tail.len += buf.len() as u64;
+        tail.active.bytes.store(tail.len, Ordering::Relaxed);
         Ok((tail.seg, start))
     }
 
     fn rotate(&self, tail: &mut Tail) -> Result<(), EngineError> {
         tail.active
+            .file
             .sync_data()
             .map_err(|e| io_err("fsync", &seg_path(&self.dir, tail.seg), e))?;
         let seg = tail.seg + 1;
         let path = seg_path(&self.dir, seg);
-        let f = Arc::new(
+        let f = Seg::new(
             OpenOptions::new()
                 .read(true)
                 .write(true)
                 .create_new(true)
                 .open(&path)
                 .map_err(|e| io_err("create", &path, e))?,
+            seg,
+            0,
         );
         sync_dir(&self.dir)?;
         self.segments.write().insert(seg, f.clone());
@@ -261,113 +352,52 @@ impl Log {
     /// Flushes the active segment (file-fast's periodic sync).
     pub fn sync_active(&self, tail: &Tail) -> Result<(), EngineError> {
         tail.active
+            .file
             .sync_data()
             .map_err(|e| io_err("fsync", &seg_path(&self.dir, tail.seg), e))
     }
 
-    /// The active segment's file, for syncing without holding the writer lock.
-    pub fn active_file(&self, tail: &Tail) -> Arc<File> {
+    /// The active segment, for syncing without holding the writer lock.
+    pub fn active_seg(&self, tail: &Tail) -> Arc<Seg> {
         tail.active.clone()
     }
 
-    /// Reads `len` bytes at `off` of segment `seg`.
-    pub fn read(&self, seg: u32, off: u64, len: usize) -> Result<Vec<u8>, EngineError> {
-        let file = self
-            .segments
+    /// The segment under key `seg`.
+    pub fn seg(&self, seg: u32) -> Result<Arc<Seg>, EngineError> {
+        self.segments
             .read()
             .get(&seg)
             .cloned()
-            .ok_or_else(|| EngineError::new(ErrorCode::CORRUPT, format!("segment {seg} is missing")))?;
+            .ok_or_else(|| EngineError::new(ErrorCode::CORRUPT, format!("segment {seg} is missing")))
+    }
+
+    /// Reads `len` bytes at `off` of segment `seg`.
+    pub fn read(&self, seg: &Seg, off: u64, len: usize) -> Result<Vec<u8>, EngineError> {
         let mut buf = vec![0u8; len];
-        file.read_exact_at(&mut buf, off)
-            .map_err(|e| io_err("read", &seg_path(&self.dir, seg), e))?;
+        seg.file
+            .read_exact_at(&mut buf, off)
+            .map_err(|e| io_err("read", &seg_path(&self.dir, seg.disk), e))?;
         Ok(buf)
+    }
+
+    /// Counts `bytes` of segment `seg` as dead (if it still exists).
+    pub fn add_dead(&self, seg: u32, bytes: u64) {
+        if let Some(s) = self.segments.read().get(&seg) {
+            s.dead.fetch_add(bytes, Ordering::Relaxed);
+        }
     }
 
     /// Bytes of every segment file (live and dead records alike).
     pub fn disk_bytes(&self) -> u64 {
-        self.segments
-            .read()
-            .values()
-            .filter_map(|f| f.metadata().ok())
-            .map(|m| m.len())
-            .sum()
+        self.segments.read().values().map(|s| s.bytes.load(Ordering::Relaxed)).sum()
     }
 
-    pub fn segment_path(&self, seg: u32) -> PathBuf {
-        seg_path(&self.dir, seg)
+    /// Bytes counted dead in every segment.
+    pub fn dead_bytes(&self) -> u64 {
+        self.segments.read().values().map(|s| s.dead.load(Ordering::Relaxed)).sum()
     }
-}
 
-/// Scans one segment; returns the length of its valid prefix.
-fn scan(
-    path: &Path,
-    seg: u32,
-    bytes: &[u8],
-    is_last: bool,
-    next_lsn: &mut u64,
-    visit: &mut impl FnMut(Replayed<'_>) -> Result<(), EngineError>,
-) -> Result<u64, EngineError> {
-    let mut off = 0usize;
-    let torn = |off: usize, why: &str| -> Result<u64, EngineError> {
-        if is_last {
-            Ok(off as u64)
-        } else {
-            Err(corrupt(path, off as u64, why))
-        }
-    };
-    while off < bytes.len() {
-        if bytes.len() - off < HEADER_LEN {
-            return torn(off, "truncated record header");
-        }
-        let h = record::parse_header(&bytes[off..off + HEADER_LEN]);
-        if h.crc == 0 && h.len == 0 && h.lsn == 0 {
-            // Zero-filled tail (preallocation, or a torn write of zero pages).
-            if bytes[off..].iter().all(|&b| b == 0) {
-                return torn(off, "zero-filled bytes inside a sealed segment");
-            }
-            return torn(off, "zeroed record header followed by data");
-        }
-        let total = HEADER_LEN + h.len as usize;
-        if h.len > MAX_PAYLOAD || off + total > bytes.len() {
-            return torn(off, "record runs past the end of the file");
-        }
-        let rec = &bytes[off..off + total];
-        if !record::verify(rec) {
-            // A damaged record followed by the next valid record is corruption of
-            // acknowledged data, not a torn tail.
-            let next = off + total;
-            let followed = bytes.len() - next >= HEADER_LEN && {
-                let nh = record::parse_header(&bytes[next..next + HEADER_LEN]);
-                let nt = HEADER_LEN + nh.len as usize;
-                nh.len <= MAX_PAYLOAD && next + nt <= bytes.len() && record::verify(&bytes[next..next + nt])
-            };
-            if followed || !is_last {
-                return Err(corrupt(path, off as u64, "checksum mismatch"));
-            }
-            return torn(off, "checksum mismatch");
-        }
-        if h.lsn != *next_lsn {
-            if h.lsn < *next_lsn {
-                return torn(off, "stale record (old sequence number)");
-            }
-            return Err(corrupt(
-                path,
-                off as u64,
-                &format!("sequence gap: expected record {}, found {}", next_lsn, h.lsn),
-            ));
-        }
-        visit(Replayed {
-            loc: Loc {
-                seg,
-                off: off as u64,
-                len: total as u32,
-            },
-            header: h,
-            payload: &rec[HEADER_LEN..],
-        })?;
-        *next_lsn += 1;
-        off += total;
+    pub fn segment_path(&self, seg: &Seg) -> PathBuf {
+        seg_path(&self.dir, seg.disk)
     }
-    Ok(off as u64)
 }

@@ -8,14 +8,23 @@
 //! ```
 //!
 //! `crc32c` covers `len`, `lsn`, `kind` and the payload. `lsn` is global and increases by exactly
-//! one per record across segments, so stale bytes from an earlier file are never taken for
-//! records; `len == 0 && crc == 0` (a zero-filled tail) ends a segment. Payloads:
+//! one per record across segments (compacted segments: see COMPACTED), so stale bytes from an
+//! earlier file are never taken for records; `len == 0 && crc == 0` (a zero-filled tail) ends a
+//! segment. Records of a stream follow its CREATE in log order; an APPEND's stream position is
+//! implied by that order (compaction drops a stream's records all together, never some of
+//! them). Payloads:
 //!
 //! - CREATE (1): id u64, name str, content_type str, ttl opt-u64, expires_at opt-u64, closed u8,
 //!   fork opt(source_id u64, position u64), then the initial bytes to the end.
 //! - APPEND (2): id u64, flags u8 (1 close, 2 producer, 4 stream-seq), [producer id str,
 //!   epoch u64, seq u64], [stream_seq str], then the data bytes to the end.
-//! - SOFT_DELETE (3): id u64. DELETE (4): id u64.
+//! - SOFT_DELETE (3): id u64, hidden u8. DELETE (4): id u64.
+//! - COMPACTED (5), only as the first record of a segment written by compaction: first_lsn u64,
+//!   last_lsn u64, next_id u64. Its `lsn` field is 0. The segment replaces every segment whose
+//!   records lay in `first_lsn..=last_lsn`: it holds the records of that range that were still
+//!   live, unchanged (their own `lsn`, strictly increasing, gaps where records were dropped), and
+//!   the next segment continues at `last_lsn + 1`. `next_id` is a floor for new stream ids (the
+//!   records of the highest ids may have been dropped).
 //!
 //! `str` is a u32 length plus UTF-8 bytes; `opt-u64` is a u8 flag plus a u64.
 
@@ -28,6 +37,7 @@ pub const KIND_CREATE: u8 = 1;
 pub const KIND_APPEND: u8 = 2;
 pub const KIND_SOFT_DELETE: u8 = 3;
 pub const KIND_DELETE: u8 = 4;
+pub const KIND_COMPACTED: u8 = 5;
 
 pub const FLAG_CLOSE: u8 = 1;
 pub const FLAG_PRODUCER: u8 = 2;

@@ -1,6 +1,7 @@
 //! Recovery: decodes the log's records, in log order, into the catalogue's changes and folds
 //! them into the streams the catalogue opens with.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use durable_streams_catalog::{Appended, Change, Created, Fold, Recovered};
@@ -10,7 +11,7 @@ use durable_streams_core::rules::StateUpdate;
 
 use crate::log::{Log, Replayed, Tail};
 use crate::record::{self as rec, Reader};
-use crate::store::{Extents, FileStore};
+use crate::store::{Extents, FileStore, Receipt};
 
 fn malformed(r: &Replayed<'_>, path: &Path) -> EngineError {
     EngineError::new(
@@ -25,13 +26,49 @@ pub struct Opened {
     pub tail: Tail,
     pub streams: Vec<Recovered<Extents>>,
     pub next_id: u64,
+    /// Removed streams whose CREATE record is still in the log (see `FileStore::tombs`).
+    pub tombs: HashMap<u64, u32>,
+    /// Records of removed streams skipped (left by compaction).
+    pub orphans: u64,
 }
 
-/// Feeds one record to `fold` as the change it was committed as.
-fn replay_one(fold: &mut Fold<FileStore>, r: &Replayed<'_>, path: &Path) -> Result<(), EngineError> {
+/// What replay keeps beside the fold.
+#[derive(Default)]
+struct Replay {
+    fold: Fold<FileStore>,
+    /// Segment of each live stream's CREATE record.
+    created_in: HashMap<u64, u32>,
+    tombs: HashMap<u64, u32>,
+}
+
+impl Replay {
+    fn feed(&mut self, r: &Replayed<'_>, change: &Change<'_>, receipt: &Receipt) -> Result<(), EngineError> {
+        if r.after_compaction && self.fold.skip_orphan(change) {
+            return Ok(());
+        }
+        match change {
+            Change::Create(c) => {
+                self.created_in.insert(c.id, r.loc.seg);
+            }
+            Change::Delete { id } => {
+                if let Some(seg) = self.created_in.remove(id) {
+                    self.tombs.insert(*id, seg);
+                }
+            }
+            _ => {}
+        }
+        self.fold.apply(change, receipt)
+    }
+}
+
+/// Feeds one record to the fold as the change it was committed as.
+fn replay_one(replay: &mut Replay, r: &Replayed<'_>, path: &Path) -> Result<(), EngineError> {
     let bad = || malformed(r, path);
     let mut rd = Reader::new(r.payload);
-    let receipt = |rd: &Reader<'_>| (!rd.rest().is_empty()).then_some((r.loc, (rec::HEADER_LEN + rd.pos) as u32));
+    let receipt = |rd: &Reader<'_>| Receipt {
+        loc: r.loc,
+        data_off: (rec::HEADER_LEN + rd.pos) as u32,
+    };
     match r.header.kind {
         rec::KIND_CREATE => {
             let id = rd.u64().map_err(|_| bad())?;
@@ -55,7 +92,7 @@ fn replay_one(fold: &mut Fold<FileStore>, r: &Replayed<'_>, path: &Path) -> Resu
                 fork: has_fork.then_some((src, pos)),
                 initial: rd.rest(),
             });
-            fold.apply(&change, &receipt(&rd))
+            replay.feed(r, &change, &receipt(&rd))
         }
         rec::KIND_APPEND => {
             let id = rd.u64().map_err(|_| bad())?;
@@ -94,16 +131,16 @@ fn replay_one(fold: &mut Fold<FileStore>, r: &Replayed<'_>, path: &Path) -> Resu
                 body: rd.rest(),
                 update: &update,
             });
-            fold.apply(&change, &receipt(&rd))
+            replay.feed(r, &change, &receipt(&rd))
         }
         rec::KIND_SOFT_DELETE => {
             let id = rd.u64().map_err(|_| bad())?;
             let hidden = rd.u8().unwrap_or(0) != 0;
-            fold.apply(&Change::SoftDelete { id, hidden }, &None)
+            replay.feed(r, &Change::SoftDelete { id, hidden }, &receipt(&rd))
         }
         rec::KIND_DELETE => {
             let id = rd.u64().map_err(|_| bad())?;
-            fold.apply(&Change::Delete { id }, &None)
+            replay.feed(r, &Change::Delete { id }, &receipt(&rd))
         }
         _ => Err(bad()),
     }
@@ -115,18 +152,21 @@ fn replay_one(fold: &mut Fold<FileStore>, r: &Replayed<'_>, path: &Path) -> Resu
     })
 }
 
-/// Replays the log in `dir`.
-pub fn recover(dir: &Path) -> Result<Opened, EngineError> {
-    let mut fold = Fold::<FileStore>::default();
-    let (log, tail) = Log::open(dir, |r| {
+/// Replays the log in `dir` (segments roll over past `segment_bytes`).
+pub fn recover(dir: &Path, segment_bytes: u64) -> Result<Opened, EngineError> {
+    let mut replay = Replay::default();
+    let (log, tail) = Log::open(dir, segment_bytes, |r| {
         let path = dir.join(format!("seg-{:08}.log", r.loc.seg));
-        replay_one(&mut fold, &r, &path)
+        replay_one(&mut replay, &r, &path)
     })?;
-    let next_id = fold.max_id() + 1;
+    let next_id = (replay.fold.max_id() + 1).max(log.recovery.next_id_floor);
+    let orphans = replay.fold.orphans();
     Ok(Opened {
         log,
         tail,
-        streams: fold.finish(),
+        streams: replay.fold.finish(),
         next_id,
+        tombs: replay.tombs,
+        orphans,
     })
 }

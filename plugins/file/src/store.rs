@@ -3,14 +3,15 @@
 //! only where its records are, and reads verify every record's checksum before a byte is
 //! returned. Applies no protocol rule: the catalogue decided every change it is given.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use durable_streams_catalog::{Batch, Change, Persistence, Span};
 use durable_streams_core::abi::{EngineError, ErrorCode};
 use parking_lot::Mutex;
 
-use crate::log::{Loc, Log, Tail};
+use crate::log::{Loc, Log, Seg, Tail};
 use crate::record as rec;
 
 /// Whether appends are fsynced before they are acknowledged.
@@ -32,12 +33,32 @@ pub struct Extent {
     pub data_off: u32,
 }
 
-/// One stream's records in the log.
+/// One stream's records in the log: where its CREATE record is, and its records with data.
 #[derive(Default)]
-pub struct Extents(pub(crate) Mutex<Vec<Extent>>);
+pub struct Extents {
+    /// Segment key of the CREATE record.
+    pub(crate) create_seg: AtomicU32,
+    pub(crate) list: Mutex<Vec<Extent>>,
+}
 
-/// Where a committed record landed and where its data starts in it (records without data: none).
-pub type Receipt = Option<(Loc, u32)>;
+/// Where a committed record landed and where its data starts in it.
+#[derive(Clone, Copy, Debug)]
+pub struct Receipt {
+    pub loc: Loc,
+    pub data_off: u32,
+}
+
+/// What a CREATE record of a removed stream is counted as when its bytes are not known.
+const CREATE_RECORD_ESTIMATE: u64 = 96;
+
+/// What compaction has done since open.
+#[derive(Default)]
+pub struct Compactions {
+    pub runs: AtomicU64,
+    pub reclaimed_bytes: AtomicU64,
+    pub failures: AtomicU64,
+    pub last_error: Mutex<Option<String>>,
+}
 
 /// The log and its writer side.
 pub struct FileStore {
@@ -48,14 +69,21 @@ pub struct FileStore {
     pub(crate) stop: Arc<AtomicBool>,
     /// Streams found at open (for the `recovery` extension).
     pub(crate) recovered_streams: usize,
+    /// Records of removed streams skipped at open (compaction leaves some).
+    pub(crate) orphans_skipped: u64,
+    /// Removed streams whose CREATE record is still on disk: id -> segment key of the record.
+    /// A DELETE record is kept by compaction while its stream's CREATE is in an earlier segment.
+    pub(crate) tombs: Mutex<HashMap<u64, u32>>,
+    pub(crate) compactions: Compactions,
+    /// Serializes compaction passes.
+    pub(crate) compacting: Mutex<()>,
 }
 
-/// Encodes one change as a log record at `lsn`; returns the offset of its data in the record
-/// and whether it carries data.
-fn encode(buf: &mut Vec<u8>, lsn: u64, change: &Change<'_>) -> (usize, bool) {
+/// Encodes one change as a log record at `lsn`; returns the offset of its data in the record.
+fn encode(buf: &mut Vec<u8>, lsn: u64, change: &Change<'_>) -> usize {
     let rec_start = buf.len();
     let mut data_at = 0;
-    let has_data = match change {
+    match change {
         Change::Create(c) => {
             rec::encode(buf, lsn, rec::KIND_CREATE, |b| {
                 rec::put_u64(b, c.id);
@@ -71,7 +99,6 @@ fn encode(buf: &mut Vec<u8>, lsn: u64, change: &Change<'_>) -> (usize, bool) {
                 data_at = b.len();
                 b.extend_from_slice(c.initial);
             });
-            !c.initial.is_empty()
         }
         Change::Append(a) => {
             rec::encode(buf, lsn, rec::KIND_APPEND, |b| {
@@ -99,21 +126,18 @@ fn encode(buf: &mut Vec<u8>, lsn: u64, change: &Change<'_>) -> (usize, bool) {
                 data_at = b.len();
                 b.extend_from_slice(a.body);
             });
-            !a.body.is_empty()
         }
         Change::SoftDelete { id, hidden } => {
             rec::encode(buf, lsn, rec::KIND_SOFT_DELETE, |b| {
                 rec::put_u64(b, *id);
                 b.push(*hidden as u8);
             });
-            false
         }
         Change::Delete { id } => {
             rec::encode(buf, lsn, rec::KIND_DELETE, |b| rec::put_u64(b, *id));
-            false
         }
     };
-    (data_at - rec_start.min(data_at), has_data)
+    data_at.saturating_sub(rec_start)
 }
 
 impl Persistence for FileStore {
@@ -132,13 +156,18 @@ impl Persistence for FileStore {
         let mut tail = self.tail.lock();
         let first_lsn = tail.next_lsn;
         let mut buf = Vec::new();
-        // (record start in buf, record length, data offset in the record) per change with data.
+        // (record start in buf, record length, data offset in the record) per change.
         let mut placed = Vec::with_capacity(batch.changes.len());
+        // Removal records are dead once their stream's CREATE is gone: counted dead at once.
+        let mut dead = 0u64;
         for change in batch.changes {
             let rec_start = buf.len();
-            let (data_off, has_data) = encode(&mut buf, tail.next_lsn, change);
+            let data_off = encode(&mut buf, tail.next_lsn, change);
             tail.next_lsn += 1;
-            placed.push(has_data.then_some((rec_start, buf.len() - rec_start, data_off)));
+            if matches!(change, Change::SoftDelete { .. } | Change::Delete { .. }) {
+                dead += (buf.len() - rec_start) as u64;
+            }
+            placed.push((rec_start, buf.len() - rec_start, data_off));
         }
         let (seg, base_off) = match self.log.write(&mut tail, &buf, self.durability == Durability::Synced) {
             Ok(at) => at,
@@ -147,43 +176,60 @@ impl Persistence for FileStore {
                 return Err(e);
             }
         };
+        if dead > 0 {
+            self.log.add_dead(seg, dead);
+        }
         Ok(placed
             .into_iter()
-            .map(|p| {
-                p.map(|(start, len, data_off)| {
-                    let loc = Loc {
-                        seg,
-                        off: base_off + start as u64,
-                        len: len as u32,
-                    };
-                    (loc, data_off as u32)
-                })
+            .map(|(start, len, data_off)| Receipt {
+                loc: Loc {
+                    seg,
+                    off: base_off + start as u64,
+                    len: len as u32,
+                },
+                data_off: data_off as u32,
             })
             .collect())
     }
 
     fn apply(data: &Extents, change: &Change<'_>, receipt: &Receipt) {
-        let Some((loc, data_off)) = *receipt else { return };
         let (start, len) = match change {
-            Change::Create(c) => (c.fork.map_or(0, |(_, pos)| pos), c.initial.len()),
+            Change::Create(c) => {
+                data.create_seg.store(receipt.loc.seg, Ordering::Relaxed);
+                (c.fork.map_or(0, |(_, pos)| pos), c.initial.len())
+            }
             Change::Append(a) => (a.start, a.body.len()),
             Change::SoftDelete { .. } | Change::Delete { .. } => return,
         };
-        data.0.lock().push(Extent {
+        if len == 0 {
+            return;
+        }
+        data.list.lock().push(Extent {
             start,
             data_len: len as u32,
-            loc,
-            data_off,
+            loc: receipt.loc,
+            data_off: receipt.data_off,
         });
+    }
+
+    fn forget(&self, id: u64, data: &Extents) {
+        let create_seg = data.create_seg.load(Ordering::Relaxed);
+        self.log.add_dead(create_seg, CREATE_RECORD_ESTIMATE);
+        for e in data.list.lock().iter() {
+            self.log.add_dead(e.loc.seg, e.loc.len as u64);
+        }
+        self.tombs.lock().insert(id, create_seg);
     }
 
     fn read(&self, _id: u64, data: &Extents, span: Span, out: &mut Vec<u8>) -> Result<u64, EngineError> {
         let Span { mut pos, end, max } = span;
-        // Choose the records under the lock; read them without it.
-        let picked = {
-            let extents = data.0.lock();
+        // Choose the records and take their segments under the stream's lock (a compaction
+        // moves a stream's records under it, and retires the old files only after), read
+        // without it.
+        let mut picked: Vec<(Extent, Arc<Seg>)> = Vec::new();
+        {
+            let extents = data.list.lock();
             let first = extents.partition_point(|e| e.start + e.data_len as u64 <= pos);
-            let mut picked = Vec::new();
             let mut budget = out.len();
             for e in &extents[first..] {
                 if e.start >= end {
@@ -193,28 +239,33 @@ impl Persistence for FileStore {
                 if budget > 0 && budget + take as usize > max {
                     break;
                 }
-                picked.push(*e);
+                let seg = match picked.last() {
+                    Some((p, s)) if p.loc.seg == e.loc.seg => s.clone(),
+                    _ => self.log.seg(e.loc.seg)?,
+                };
+                picked.push((*e, seg));
                 budget += take as usize;
                 if budget >= max {
                     break;
                 }
             }
-            picked
-        };
+        }
         let mut i = 0;
         while i < picked.len() {
             // Coalesce records that sit back to back in one segment into one read.
             let mut j = i + 1;
             while j < picked.len()
-                && picked[j].loc.seg == picked[i].loc.seg
-                && picked[j].loc.off == picked[j - 1].loc.off + picked[j - 1].loc.len as u64
+                && picked[j].0.loc.seg == picked[i].0.loc.seg
+                && picked[j].0.loc.off == picked[j - 1].0.loc.off + picked[j - 1].0.loc.len as u64
             {
                 j += 1;
             }
-            let span_off = picked[i].loc.off;
-            let span_len = (picked[j - 1].loc.off + picked[j - 1].loc.len as u64 - span_off) as usize;
-            let buf = self.log.read(picked[i].loc.seg, span_off, span_len)?;
-            for e in &picked[i..j] {
+            let (first, seg) = &picked[i];
+            let last = &picked[j - 1].0;
+            let span_off = first.loc.off;
+            let span_len = (last.loc.off + last.loc.len as u64 - span_off) as usize;
+            let buf = self.log.read(seg, span_off, span_len)?;
+            for (e, _) in &picked[i..j] {
                 let rel = (e.loc.off - span_off) as usize;
                 let record = &buf[rel..rel + e.loc.len as usize];
                 if !rec::verify(record) {
@@ -222,7 +273,7 @@ impl Persistence for FileStore {
                         ErrorCode::CORRUPT,
                         format!(
                             "checksum mismatch in {} at byte {}: refusing to serve damaged data",
-                            self.log.segment_path(e.loc.seg).display(),
+                            self.log.segment_path(seg).display(),
                             e.loc.off
                         ),
                     ));
@@ -246,6 +297,14 @@ impl Persistence for FileStore {
 
     fn stats(&self, out: &mut serde_json::Map<String, serde_json::Value>) {
         out.insert("disk_bytes".into(), self.log.disk_bytes().into());
+        out.insert("dead_bytes".into(), self.log.dead_bytes().into());
+        let c = &self.compactions;
+        out.insert("compactions".into(), c.runs.load(Ordering::Relaxed).into());
+        out.insert("compacted_bytes".into(), c.reclaimed_bytes.load(Ordering::Relaxed).into());
+        out.insert("compaction_failures".into(), c.failures.load(Ordering::Relaxed).into());
+        if let Some(e) = c.last_error.lock().as_ref() {
+            out.insert("compaction_error".into(), e.clone().into());
+        }
     }
 
     fn extension(&self, op: &str, _input: &[u8]) -> Option<Result<Vec<u8>, EngineError>> {
@@ -256,7 +315,11 @@ impl Persistence for FileStore {
         let v = serde_json::json!({
             "records_replayed": r.records,
             "segments": r.segments,
+            "compacted_segments": r.compacted_segments,
+            "unfinished_compactions_removed": r.unfinished_compactions,
+            "superseded_segments_removed": r.superseded_removed,
             "streams": self.recovered_streams,
+            "orphan_records_skipped": self.orphans_skipped,
             "cut_tail": r.cut_tail.as_ref().map(|(path, at, dropped)| serde_json::json!({
                 "file": path.display().to_string(), "at": at, "dropped_bytes": dropped,
             })),

@@ -188,6 +188,12 @@ impl<P: Persistence> Catalog<P> {
     }
 
     pub(crate) fn create(&self, req: &CreateRequest<'_>) -> Result<CreateOutcome, EngineError> {
+        self.create_at(req, 0)
+    }
+
+    /// [`Catalog::create`] of a stream whose offsets start at `at` (a restore): its tail and
+    /// earliest retained position are `at` when it has no bytes below.
+    pub(crate) fn create_at(&self, req: &CreateRequest<'_>, at: u64) -> Result<CreateOutcome, EngineError> {
         let name = req.name.as_str();
         let _w = self.writer.write();
         let existing = self.streams.read().get(name).cloned();
@@ -256,6 +262,12 @@ impl<P: Persistence> Catalog<P> {
             fork: fork.as_ref().map(|(_, src)| (src.id, base)),
             initial,
         }));
+        // A fork of trimmed data inherits only what its source still holds.
+        let start = fork.as_ref().map_or(0, |(_, src)| Self::fork_start(src, base)).max(at);
+        let at = changes.len() - 1;
+        if start > 0 {
+            changes.push(Change::Trim { id, start });
+        }
         let (receipts, failed) = self.commit_steps(&changes);
         self.apply_removals(&removal[..receipts.len().min(removal.len())]);
         if let Some(e) = failed {
@@ -263,12 +275,14 @@ impl<P: Persistence> Catalog<P> {
         }
         let entry = Arc::new(Entry::new(id, content_type.clone(), lifetime, fork, base, P::Data::default()));
         entry.touch(req.now_ms);
-        let created = changes.last().expect("the create");
-        P::apply(&entry.data, created, receipts.last().expect("a receipt per change"));
+        for (change, receipt) in changes[at..].iter().zip(&receipts[at..]) {
+            P::apply(&entry.data, change, receipt);
+        }
         {
             let mut st = entry.state.lock();
-            st.tail = base + initial.len() as u64;
+            st.tail = (base + initial.len() as u64).max(start);
             st.closed = req.closed;
+            st.start = start;
         }
         if let Some((_, src)) = &entry.fork {
             src.refcount.fetch_add(1, Ordering::AcqRel);

@@ -43,6 +43,16 @@ impl<P: Persistence> Engine for Catalog<P> {
         self.store.shutdown().into()
     }
     fn extension(&self, op: RStr<'_>, input: RSlice<'_, u8>) -> RResult<RVec<u8>, EngineError> {
+        let run = match op.as_str() {
+            ext::TRIM => Some(Self::trim_ext as fn(&Self, &[u8]) -> Result<Vec<u8>, EngineError>),
+            ext::DESCRIBE => Some(Self::describe_ext as _),
+            ext::RESTORE => Some(Self::restore_ext as _),
+            ext::RESTORE_WRITER => Some(Self::restore_writer_ext as _),
+            _ => None,
+        };
+        if let Some(run) = run {
+            return run(self, input.as_slice()).map(RVec::from).into();
+        }
         if let Some(r) = self.store.extension(op.as_str(), input.as_slice()) {
             return r.map(RVec::from).into();
         }

@@ -35,6 +35,9 @@ pub struct Entry<D> {
 #[derive(Default)]
 pub(crate) struct State {
     pub tail: u64,
+    /// The earliest readable position (retention; 0 when never trimmed). For a fork it may lie
+    /// below its fork position (inherited bytes), where its source keeps them for it.
+    pub start: u64,
     pub closed: bool,
     /// Producer / `Stream-Seq` state, allocated only once a stream has any (most never do).
     pub writer: Option<Box<WriterState>>,

@@ -7,6 +7,7 @@
 //!
 //! A plugin whose state lives elsewhere (a cluster) implements `Engine` directly instead.
 
+mod background;
 mod catalog;
 mod engine;
 mod entry;
@@ -14,10 +15,15 @@ mod group;
 mod open;
 mod persist;
 mod reads;
+mod restore;
+mod trim;
 
+pub use background::Background;
 pub use catalog::Catalog;
 pub use open::{Fold, OpenOptions};
 pub use persist::{After, Appended, Batch, Change, Created, Persistence, Recovered, Span};
+pub use reads::StreamRef;
+pub use restore::Writer;
 
 /// What plugins built on the catalogue need of the ABI, for [`engine_via_deref!`].
 pub mod abi {

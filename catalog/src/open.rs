@@ -102,9 +102,10 @@ impl<P: Persistence> Catalog<P> {
         {
             let mut st = entry.state.lock();
             st.tail = r.tail;
+            st.start = r.start;
             st.set_writer(r.writer);
         }
-        self.stored.fetch_add(r.tail.saturating_sub(base), Ordering::Relaxed);
+        self.stored.fetch_add(r.tail.saturating_sub(base.max(r.start)), Ordering::Relaxed);
         built.insert(id, (r.name, Arc::new(entry)));
         Ok(())
     }
@@ -153,6 +154,7 @@ impl<P: Persistence> Fold<P> {
                         fork: c.fork,
                         soft_deleted: false,
                         hidden: false,
+                        start: 0,
                         tail: base + c.initial.len() as u64,
                         writer,
                         data,
@@ -175,6 +177,13 @@ impl<P: Persistence> Fold<P> {
                 self.streams
                     .remove(id)
                     .ok_or_else(|| corrupt(format!("delete of unknown stream id {id}")))?;
+            }
+            Change::Trim { id, start } => {
+                let s = self.known(*id)?;
+                P::apply(&s.data, change, receipt);
+                s.start = s.start.max(*start);
+                // A log compacted past dropped records says where the stream went on.
+                s.tail = s.tail.max(*start);
             }
         }
         Ok(())

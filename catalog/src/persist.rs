@@ -43,6 +43,13 @@ pub enum Change<'a> {
     Delete {
         id: u64,
     },
+    /// Retention dropped the stream's head: positions below `start` (a record boundary) are no
+    /// longer readable and the store may drop the records that end at or below it. Sent only to
+    /// stores whose [`Persistence::record_floor`] answers.
+    Trim {
+        id: u64,
+        start: u64,
+    },
 }
 
 impl Change<'_> {
@@ -51,7 +58,7 @@ impl Change<'_> {
         match self {
             Change::Create(c) => c.id,
             Change::Append(a) => a.id,
-            Change::SoftDelete { id, .. } | Change::Delete { id } => *id,
+            Change::SoftDelete { id, .. } | Change::Delete { id } | Change::Trim { id, .. } => *id,
         }
     }
 }
@@ -92,6 +99,8 @@ pub struct Recovered<D> {
     pub fork: Option<(u64, u64)>,
     pub soft_deleted: bool,
     pub hidden: bool,
+    /// The earliest readable position (retention; 0 when never trimmed).
+    pub start: u64,
     pub tail: u64,
     pub writer: WriterState,
     pub data: D,
@@ -139,6 +148,17 @@ pub trait Persistence: Send + Sync + 'static {
 
     /// Releases a deleted stream's in-memory data.
     fn forget(&self, _id: u64, _data: &Self::Data) {}
+
+    /// Retention support: the start of the record of stream `id` holding position `pos` (`pos`
+    /// itself at a record boundary or the tail); `pos` lies in the stream's own range. `None`
+    /// (the default): the store cannot drop a stream's head, and trims answer `UNSUPPORTED`.
+    fn record_floor(&self, _id: u64, _data: &Self::Data, _pos: u64) -> Option<Result<u64, EngineError>> {
+        None
+    }
+
+    /// Told after a committed `Trim` was applied: own positions `dropped` went (for the store's
+    /// accounting: a budget, dead bytes).
+    fn trimmed(&self, _id: u64, _data: &Self::Data, _dropped: std::ops::Range<u64>) {}
 
     /// Refuses an addition of `bytes` the store cannot hold (the memory engine's budget).
     fn admit(&self, _bytes: u64) -> Result<(), EngineError> {

@@ -45,6 +45,10 @@ impl<P: Persistence> Catalog<P> {
                 "offset is beyond the stream's tail",
             ));
         }
+        let retained = entry.state.lock().start;
+        if start < retained {
+            return Err(EngineError::trimmed(start, retained));
+        }
         let max = req.max_bytes as usize;
         let mut out = Vec::new();
         let next = if start == tail {
@@ -102,13 +106,13 @@ impl<P: Persistence> Catalog<P> {
 
 impl<P: Persistence> Catalog<P> {
     /// Visits every stream the catalogue holds, deleted ones still read by forks included, once
-    /// each, with its id and the store's data; under the catalogue's read lock (keep `f` short).
+    /// each; under the catalogue's read lock (keep `f` short).
     /// A stream committed before this call is visited unless it was removed (and forgotten).
-    pub fn visit_streams(&self, mut f: impl FnMut(u64, &P::Data)) {
+    pub fn visit_streams(&self, mut f: impl FnMut(StreamRef<'_, P::Data>)) {
         let map = self.streams.read();
         let mut off_map = std::collections::HashSet::new();
         for e in map.values() {
-            f(e.id, &e.data);
+            f(StreamRef::of(e));
             // Sources that left the map (hidden, or shadowed at open) are reached through forks.
             let mut cur = e.fork.as_ref();
             while let Some((src_name, src)) = cur {
@@ -116,9 +120,27 @@ impl<P: Persistence> Catalog<P> {
                 if in_map || !off_map.insert(src.id) {
                     break;
                 }
-                f(src.id, &src.data);
+                f(StreamRef::of(src));
                 cur = src.fork.as_ref();
             }
+        }
+    }
+}
+
+/// A stream as [`Catalog::visit_streams`] shows it.
+pub struct StreamRef<'a, D> {
+    pub id: u64,
+    /// The earliest readable position (retention).
+    pub start: u64,
+    pub data: &'a D,
+}
+
+impl<'a, D> StreamRef<'a, D> {
+    fn of(e: &'a Entry<D>) -> Self {
+        StreamRef {
+            id: e.id,
+            start: e.state.lock().start,
+            data: &e.data,
         }
     }
 }

@@ -41,7 +41,7 @@ pub enum AppendDecision {
 }
 
 /// The writer-state change that must commit atomically with the appended bytes.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StateUpdate {
     pub producer: Option<(String, ProducerState)>,
     pub stream_seq: Option<String>,

@@ -12,6 +12,7 @@ pub mod live;
 pub mod metrics;
 pub mod plugin;
 pub mod preflight;
+pub mod retention;
 pub mod server;
 pub mod state;
 pub mod subs;
@@ -248,6 +249,8 @@ fn make_state(config: Config, storage: Storage, readiness: Readiness) -> Arc<App
         }
     }
     let sweep = std::time::Duration::from_secs(config.server.sweep_interval_secs.max(1));
+    let retention = Arc::new(retention::Retention::new(config.retention.rules.clone()));
+    let retention_every = std::time::Duration::from_millis(config.retention.interval_ms.max(1));
     let state = Arc::new(AppState {
         config: Arc::new(config),
         storage,
@@ -255,10 +258,14 @@ fn make_state(config: Config, storage: Storage, readiness: Readiness) -> Arc<App
         metrics,
         subs,
         readiness,
+        retention: retention.clone(),
     });
     if tokio::runtime::Handle::try_current().is_ok() {
-        // The TTL sweeper runs wherever the router does (the binary and embedders alike).
+        // The TTL sweeper and retention run wherever the router does (binary and embedders).
         tokio::spawn(sweeper::run(state.clone(), sweep));
+        if !retention.is_empty() {
+            tokio::spawn(retention::run(state.clone(), retention, retention_every));
+        }
     }
     state
 }

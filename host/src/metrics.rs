@@ -78,6 +78,9 @@ pub struct Metrics {
     pub disk_bytes: Gauge,
     /// Figures an engine reports in its `stats` extension, by key (see [`ENGINE_FIGURES`]).
     pub engine_figures: Vec<(&'static str, Gauge)>,
+    /// Streams whose head retention dropped, and the bytes that went.
+    pub retention_trims: Counter,
+    pub retention_dropped_bytes: Counter,
     pub plugin: Family<PluginLabels, Gauge>,
     /// How many of the engine's streams are the server's own (`__ds/...`), and when that was
     /// counted: it changes only when the server first starts on a store, and counting may
@@ -139,6 +142,18 @@ impl Metrics {
                 (*key, g)
             })
             .collect();
+        let retention_trims = Counter::default();
+        let retention_dropped_bytes = Counter::default();
+        registry.register(
+            "ds_retention_trims",
+            "Times retention dropped a stream's head",
+            retention_trims.clone(),
+        );
+        registry.register(
+            "ds_retention_dropped_bytes",
+            "Bytes retention dropped from the head of streams",
+            retention_dropped_bytes.clone(),
+        );
         registry.register("ds_plugin_info", "The loaded storage plugin", plugin.clone());
         Arc::new(Metrics {
             registry,
@@ -151,6 +166,8 @@ impl Metrics {
             stream_bytes,
             disk_bytes,
             engine_figures,
+            retention_trims,
+            retention_dropped_bytes,
             plugin,
             internal_streams: parking_lot::Mutex::new(None),
         })

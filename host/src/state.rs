@@ -77,6 +77,7 @@ pub struct AppState {
     /// Subscriptions (None when their state could not be loaded; the control API answers 503).
     pub subs: Option<Arc<crate::subs::Subscriptions>>,
     pub readiness: Readiness,
+    pub retention: Arc<crate::retention::Retention>,
 }
 
 impl AppState {

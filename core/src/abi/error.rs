@@ -48,6 +48,9 @@ impl ErrorCode {
     /// connection), or the outcome of a write could not be determined: retry later (503 with
     /// `Retry-After`). Nothing acknowledged is lost.
     pub const UNAVAILABLE: ErrorCode = ErrorCode(24);
+    /// The position is below the stream's earliest retained position (retention dropped the
+    /// head, `ext::TRIM`); `detail.tail` holds that position. (410 Gone)
+    pub const TRIMMED: ErrorCode = ErrorCode(25);
 
     /// A short stable name for logs.
     pub fn name(self) -> &'static str {
@@ -76,6 +79,7 @@ impl ErrorCode {
             Self::UNKNOWN_MODE => "unknown_mode",
             Self::BAD_CONFIG => "bad_config",
             Self::UNAVAILABLE => "unavailable",
+            Self::TRIMMED => "trimmed",
             _ => "unknown",
         }
     }
@@ -122,6 +126,18 @@ impl EngineError {
 
     pub fn gone(name: &str) -> Self {
         Self::new(ErrorCode::GONE, format!("stream '{name}' was deleted"))
+    }
+
+    /// A read below the earliest retained position `start`.
+    pub fn trimmed(pos: u64, start: u64) -> Self {
+        Self::new(
+            ErrorCode::TRIMMED,
+            format!("offset {pos} is before the earliest retained position {start}: retention dropped it"),
+        )
+        .with_detail(ErrorDetail {
+            tail: start,
+            ..Default::default()
+        })
     }
 }
 

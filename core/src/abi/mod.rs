@@ -50,6 +50,26 @@ pub mod ext {
     /// revision is still `expect` (0: never written) and answers `{"revision": u64}`; answers
     /// `CONFIG_CONFLICT` when another write came first. Revisions only grow.
     pub const REGISTER_SET: &str = "register.set";
+    /// Retention: input `{"name": str, "before": u64, "now_ms": u64}`. Drops the stream's whole
+    /// records that end at or below `before` (a record holding `before` stays), never what a
+    /// fork still reads; the stream continues (same tail, offsets unchanged) and reads below
+    /// the new start answer `TRIMMED`. Answers `{"start": u64, "dropped_bytes": u64}` (`start`:
+    /// the earliest retained position, a record boundary). `NOT_FOUND` / `GONE` as for reads;
+    /// `UNSUPPORTED` from engines without retention.
+    pub const TRIM: &str = "trim";
+    /// Backups: input `{"name": str, "now_ms": u64}`; answers one consistent snapshot of the
+    /// stream `{"start": u64, "tail": u64, "writer": {"producers": [[id, epoch, last_seq]],
+    /// "stream_seq": str|null, "closed": bool, "closed_by": [id, epoch, seq]|null}}`.
+    pub const DESCRIBE: &str = "stream.describe";
+    /// Restores: input `{"name", "content_type", "ttl_secs"?, "expires_at_ms"?, "start"?,
+    /// "fork"?: [source, position], "now_ms"}`; creates the stream empty with its offsets
+    /// starting at `start` (tail = earliest retained = `start`, or a fork as given), so that
+    /// appending the exported bytes gives them their original offsets. `CONFIG_CONFLICT` if it
+    /// exists.
+    pub const RESTORE: &str = "stream.restore";
+    /// Restores: input `{"name", "writer": <as DESCRIBE answers>, "now_ms"}`; sets the producers'
+    /// epochs and sequences, the last `Stream-Seq`, and closes the stream if `closed`.
+    pub const RESTORE_WRITER: &str = "stream.restore_writer";
 }
 
 /// The root module every plugin exports.

@@ -22,6 +22,53 @@ pub struct Config {
     pub tls: TlsConfig,
     pub log: LogConfig,
     pub subscriptions: SubscriptionsConfig,
+    pub retention: RetentionConfig,
+}
+
+/// `[retention]`: rules dropping the head of streams by name prefix (protocol sections 4, 5.6).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// How often the rules are applied.
+    pub interval_ms: u64,
+    /// The rules; in a TOML file an array of tables, in `DS_RETENTION__RULES` a JSON array.
+    #[serde(deserialize_with = "rules_from_list_or_json")]
+    pub rules: Vec<RetentionRule>,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            interval_ms: 60_000,
+            rules: Vec::new(),
+        }
+    }
+}
+
+/// One retention rule: streams whose name starts with `prefix` keep at most `max_bytes` and/or
+/// data at most `max_age_secs` old (whole messages: the one holding the limit stays).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionRule {
+    pub prefix: String,
+    #[serde(default)]
+    pub max_age_secs: Option<u64>,
+    #[serde(default)]
+    pub max_bytes: Option<u64>,
+}
+
+fn rules_from_list_or_json<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<RetentionRule>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Form {
+        List(Vec<RetentionRule>),
+        Json(String),
+    }
+    match Form::deserialize(d)? {
+        Form::List(l) => Ok(l),
+        Form::Json(s) if s.trim().is_empty() => Ok(Vec::new()),
+        Form::Json(s) => serde_json::from_str(&s).map_err(serde::de::Error::custom),
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -422,6 +469,26 @@ impl Config {
         }
         if self.server.sse_reconnect_interval_secs == 0 {
             return invalid("server.sse_reconnect_interval_secs", "must be greater than 0");
+        }
+        if self.retention.interval_ms == 0 {
+            return invalid("retention.interval_ms", "must be greater than 0");
+        }
+        for r in &self.retention.rules {
+            if r.max_age_secs.is_none() && r.max_bytes.is_none() {
+                return invalid(
+                    "retention.rules",
+                    &format!("the rule for prefix {:?} sets neither max_age_secs nor max_bytes", r.prefix),
+                );
+            }
+            if r.max_age_secs == Some(0) {
+                return invalid(
+                    "retention.rules",
+                    &format!("max_age_secs of the rule for {:?} must be above 0", r.prefix),
+                );
+            }
+            if r.prefix.starts_with(crate::subs::INTERNAL_PREFIX) {
+                return invalid("retention.rules", "the server's own __ds/ streams are not subject to retention");
+            }
         }
         Ok(())
     }

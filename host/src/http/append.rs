@@ -107,6 +107,7 @@ pub async fn handle(state: &AppState, name: String, parts: &Parts, body: Body) -
         }
         state.metrics.appended_bytes.inc_by(appended_bytes);
         state.metrics.appended_messages.inc_by(appended_messages);
+        state.retention.note_append(&name, outcome.tail);
     }
     let status = if stamp.is_some() && has_body && !outcome.duplicate {
         StatusCode::OK

@@ -115,7 +115,7 @@ impl From<EngineError> for ApiError {
         let msg = e.message.to_string();
         match e.code {
             ErrorCode::NOT_FOUND => ApiError::new(StatusCode::NOT_FOUND, "Not Found", msg),
-            ErrorCode::GONE => ApiError::new(StatusCode::GONE, "Gone", msg),
+            ErrorCode::GONE | ErrorCode::TRIMMED => ApiError::new(StatusCode::GONE, "Gone", msg),
             ErrorCode::CONFIG_CONFLICT => ApiError::conflict(Conflict::Exists, msg),
             ErrorCode::CONTENT_TYPE_MISMATCH => ApiError::conflict(Conflict::ContentType, msg),
             ErrorCode::STREAM_SEQ_REGRESSION => ApiError::conflict(Conflict::Sequence, msg),

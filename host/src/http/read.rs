@@ -5,7 +5,7 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use durable_streams_core::abi::{ByteViewBox, ReadRequest, ReadStart, StreamMeta};
+use durable_streams_core::abi::{ByteViewBox, ErrorCode, ReadRequest, ReadStart, StreamMeta};
 use durable_streams_core::{content_type, Offset, ReadFrom};
 
 use super::body::ChunkBody;
@@ -95,10 +95,9 @@ pub async fn read_step(state: &AppState, name: &str, from: ReadFrom) -> Result<C
         ReadFrom::Now => (ReadStart::Tail, 0),
     };
     let max = state.config.limits.max_read_chunk_bytes;
-    let n = name.to_string();
-    let chunk = state
-        .storage
-        .call(move |e| {
+    let read = |position: u64| {
+        let n = name.to_string();
+        state.storage.call(move |e| {
             e.read(&ReadRequest {
                 name: RStr::from(n.as_str()),
                 start,
@@ -107,7 +106,12 @@ pub async fn read_step(state: &AppState, name: &str, from: ReadFrom) -> Result<C
                 now_ms: now_ms(),
             })
         })
-        .await?;
+    };
+    let (chunk, position) = match read(position).await {
+        // `offset=-1` starts at the earliest retained data when retention dropped the head.
+        Err(e) if e.code == ErrorCode::TRIMMED && from == ReadFrom::Start => (read(e.detail.tail).await?, e.detail.tail),
+        other => (other?, position),
+    };
     let begin = if start == ReadStart::Tail { chunk.next } else { position };
     let next = chunk.next;
     let meta = chunk.meta.clone();

@@ -100,14 +100,42 @@ pub fn info() -> PluginInfo {
 }
 
 /// Opens the acid engine: `backend` is "file" (under `data_dir/acid`) or "memory".
-pub fn open_engine(data_dir: PathBuf, backend: &str, shards: usize, limits: Limits) -> Result<Arc<AcidStorage>, EngineError> {
+pub fn open_engine(data_dir: PathBuf, backend: &str, shards: usize, limits: Limits) -> Result<AcidEngine, EngineError> {
     open_engine_with(&AcidOptions {
         data_dir,
         backend,
         shard_count: shards,
         limits,
         open_existing: false,
+        compact_interval_secs: 60,
     })
+}
+
+/// The acid engine with its background compaction, stopped and joined when it is dropped.
+pub struct AcidEngine {
+    // Declared first: dropped (thread joined) before the engine.
+    _background: durable_streams_catalog::Background,
+    engine: Arc<AcidStorage>,
+}
+
+impl std::ops::Deref for AcidEngine {
+    type Target = AcidStorage;
+    fn deref(&self) -> &AcidStorage {
+        &self.engine
+    }
+}
+
+durable_streams_catalog::engine_via_deref!(AcidEngine);
+
+impl AcidStorage {
+    /// Compacts every shard file that is mostly free now; returns the bytes given back.
+    pub fn compact(&self) -> Result<u64, EngineError> {
+        let mut total = 0;
+        for shard in &self.store().shards {
+            total += shard.compact_now()?;
+        }
+        Ok(total)
+    }
 }
 
 /// How to open the acid engine.
@@ -119,10 +147,13 @@ pub struct AcidOptions<'a> {
     pub limits: Limits,
     /// Open existing data only, creating no file (offline `list` / `export`).
     pub open_existing: bool,
+    /// `acid_compact_interval_secs`: how often shard files are checked for compaction (0: only
+    /// at open).
+    pub compact_interval_secs: u64,
 }
 
 /// Opens the acid engine as `opts` say.
-pub fn open_engine_with(opts: &AcidOptions<'_>) -> Result<Arc<AcidStorage>, EngineError> {
+pub fn open_engine_with(opts: &AcidOptions<'_>) -> Result<AcidEngine, EngineError> {
     let dir = opts.data_dir.join("acid");
     let b = match opts.backend {
         "file" => Backend::File {
@@ -137,7 +168,21 @@ pub fn open_engine_with(opts: &AcidOptions<'_>) -> Result<Arc<AcidStorage>, Engi
             ))
         }
     };
-    Ok(Arc::new(AcidStorage::open_with(b, opts.shard_count, opts.limits)?))
+    let engine = Arc::new(AcidStorage::open_with(b, opts.shard_count, opts.limits)?);
+    let mut background = durable_streams_catalog::Background::default();
+    if opts.compact_interval_secs > 0 && !opts.open_existing {
+        let weak = Arc::downgrade(&engine);
+        background.every("ds-acid-compact", opts.compact_interval_secs * 1000, move || {
+            let Some(engine) = weak.upgrade() else { return false };
+            // A failure (a full disk) leaves the file as it was; tried again next time.
+            let _ = engine.compact();
+            true
+        });
+    }
+    Ok(AcidEngine {
+        _background: background,
+        engine,
+    })
 }
 
 /// Opens the engine for `mode` from the JSON configuration, as the server would.
@@ -151,6 +196,7 @@ pub fn open(mode: &str, config: &str) -> Result<EngineBox, EngineError> {
     let settings = durable_streams_core::settings::Settings::parse(config, &[MODE])?;
     let backend = settings.one_of("acid_backend", "file", &["file", "memory"])?;
     let shards = settings.u64("acid_shard_count", 4, 1..=1024)? as usize;
+    let compact_interval_secs = settings.u64("acid_compact_interval_secs", 60, 0..=86_400)?;
     settings.finish()?;
     if settings.validate_only() {
         return Ok(SettingsChecked::boxed());
@@ -161,6 +207,7 @@ pub fn open(mode: &str, config: &str) -> Result<EngineBox, EngineError> {
         shard_count: shards,
         limits: settings.limits(),
         open_existing: settings.open_existing(),
+        compact_interval_secs,
     })?;
     Ok(EngineBox::from_value(GuardedEngine::new(engine), TD_Opaque))
 }

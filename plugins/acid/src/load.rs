@@ -158,7 +158,7 @@ pub fn recovered(shards: &[Shard]) -> Result<Vec<Recovered<()>>, EngineError> {
                 .map(|p| p.display().to_string())
                 .unwrap_or_else(|| "memory".into())
         };
-        for (id, cat, st) in shard.load()? {
+        for (id, cat, st, start) in shard.load()? {
             let bad = || {
                 EngineError::new(
                     ErrorCode::CORRUPT,
@@ -175,6 +175,7 @@ pub fn recovered(shards: &[Shard]) -> Result<Vec<Recovered<()>>, EngineError> {
                 fork: row.fork,
                 soft_deleted: row.soft_deleted,
                 hidden: row.hidden,
+                start,
                 tail,
                 writer,
                 data: (),

@@ -12,6 +12,8 @@ pub const STREAMS: TableDefinition<u64, &[u8]> = TableDefinition::new("streams")
 pub const STATE: TableDefinition<u64, &[u8]> = TableDefinition::new("state");
 pub const DATA: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("data");
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// Streams whose head retention dropped: id -> the earliest retained position.
+pub const TRIMS: TableDefinition<u64, u64> = TableDefinition::new("trims");
 
 /// Maps any redb error to the boundary error (disk full → `STORAGE_FULL`, damage → `CORRUPT`).
 pub fn db_err(what: &str, e: impl Into<redb::Error>) -> EngineError {
@@ -25,7 +27,7 @@ pub fn db_err(what: &str, e: impl Into<redb::Error>) -> EngineError {
 }
 
 /// One stream's stored rows: id, catalog bytes, state bytes.
-pub type StoredRow = (u64, Vec<u8>, Option<Vec<u8>>);
+pub type StoredRow = (u64, Vec<u8>, Option<Vec<u8>>, u64);
 
 /// A shard and where it lives.
 pub struct Shard {
@@ -34,6 +36,9 @@ pub struct Shard {
     pub durable: bool,
     /// Bytes given back to the filesystem by compaction at open.
     pub reclaimed: u64,
+    /// Compactions while running, and the bytes they gave back.
+    pub compactions: std::sync::atomic::AtomicU64,
+    pub compacted: std::sync::atomic::AtomicU64,
 }
 
 /// Compacts a file of at least 4 MiB of which less than half is in use (the pages of deleted
@@ -121,6 +126,8 @@ impl Shard {
             path: Some(path.to_path_buf()),
             durable: true,
             reclaimed,
+            compactions: Default::default(),
+            compacted: Default::default(),
         };
         shard.ensure_tables()?;
         Ok(shard)
@@ -136,9 +143,37 @@ impl Shard {
             path: None,
             durable: false,
             reclaimed: 0,
+            compactions: Default::default(),
+            compacted: Default::default(),
         };
         shard.ensure_tables()?;
         Ok(shard)
+    }
+
+    /// Compacts the file now if it is mostly free (see `compact_if_mostly_free`); the shard's
+    /// reads and writes wait meanwhile. A failed compaction reopens the file as it stands.
+    /// Returns the bytes given back.
+    pub fn compact_now(&self) -> Result<u64, EngineError> {
+        use std::sync::atomic::Ordering;
+        let Some(path) = &self.path else { return Ok(0) };
+        let mut g = self.db.write();
+        let Some(db) = g.as_mut() else { return Ok(0) };
+        match compact_if_mostly_free(db, path) {
+            Ok(0) => Ok(0),
+            Ok(n) => {
+                self.compactions.fetch_add(1, Ordering::Relaxed);
+                self.compacted.fetch_add(n, Ordering::Relaxed);
+                Ok(n)
+            }
+            Err(e) => {
+                drop(g.take());
+                match Database::create(path) {
+                    Ok(db) => *g = Some(db),
+                    Err(e2) => eprintln!("acid: could not reopen {} after a failed compaction: {e2}", path.display()),
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Runs `f` with the open database.
@@ -208,12 +243,22 @@ impl Shard {
         let r = db.begin_read().map_err(|e| db_err("begin read", e))?;
         let streams = r.open_table(STREAMS).map_err(|e| db_err("open streams", e))?;
         let state = r.open_table(STATE).map_err(|e| db_err("open state", e))?;
+        // Data written before retention existed has no such table.
+        let trims = match r.open_table(TRIMS) {
+            Ok(t) => Some(t),
+            Err(redb::TableError::TableDoesNotExist(_)) => None,
+            Err(e) => return Err(db_err("open trims", e)),
+        };
         let mut out = Vec::new();
         for row in streams.iter().map_err(|e| db_err("scan streams", e))? {
             let (k, v) = row.map_err(|e| db_err("scan streams", e))?;
             let id = k.value();
             let st = state.get(id).map_err(|e| db_err("read state", e))?.map(|g| g.value().to_vec());
-            out.push((id, v.value().to_vec(), st));
+            let start = match &trims {
+                Some(t) => t.get(id).map_err(|e| db_err("read trims", e))?.map_or(0, |g| g.value()),
+                None => 0,
+            };
+            out.push((id, v.value().to_vec(), st, start));
         }
         Ok(out)
     }
@@ -250,6 +295,25 @@ impl Shard {
 
     /// Reads whole records of stream `id` covering `[pos, end)`, at most `max_bytes` (one record
     /// always fits in an empty `out`). Returns the position reached.
+    /// Where the record of `id` holding `pos` starts (`pos` at a boundary or the tail).
+    pub fn record_floor(&self, id: u64, pos: u64) -> Result<u64, EngineError> {
+        self.with_db(|db| {
+            let r = db.begin_read().map_err(|e| db_err("begin read", e))?;
+            let data = r.open_table(DATA).map_err(|e| db_err("open data", e))?;
+            let last = data
+                .range((id, 0)..=(id, pos))
+                .map_err(|e| db_err("range", e))?
+                .next_back()
+                .transpose()
+                .map_err(|e| db_err("range", e))?
+                .map(|(k, v)| (k.value().1, v.value().len() as u64));
+            Ok(match last {
+                Some((start, len)) if start + len > pos => start,
+                _ => pos,
+            })
+        })
+    }
+
     pub fn read_into(&self, id: u64, pos: u64, end: u64, max_bytes: usize, out: &mut Vec<u8>) -> Result<u64, EngineError> {
         self.with_db(|db| Self::read_in(db, id, pos, end, max_bytes, out))
     }

@@ -10,7 +10,7 @@ use parking_lot::Mutex;
 use crate::rows::{decode_catalog, encode_catalog, encode_state, CatalogRow};
 use redb::ReadableTable;
 
-use crate::shard::{db_err, Shard, DATA, META, STATE, STREAMS};
+use crate::shard::{db_err, Shard, DATA, META, STATE, STREAMS, TRIMS};
 
 /// The shards and each one's next id counter.
 pub struct AcidStore {
@@ -100,6 +100,32 @@ fn write_change(txn: &redb::WriteTransaction, change: &Change<'_>) -> Result<(),
                 .map_err(|e| db_err("open data", e))?
                 .retain_in((id, 0)..=(id, u64::MAX), |_, _| false)
                 .map_err(|e| db_err("delete data", e))?;
+            txn.open_table(TRIMS)
+                .map_err(|e| db_err("open trims", e))?
+                .remove(id)
+                .map_err(|e| db_err("delete", e))?;
+        }
+        Change::Trim { id, start } => {
+            // `start` is a record boundary: the rows below it end at or before it.
+            txn.open_table(DATA)
+                .map_err(|e| db_err("open data", e))?
+                .retain_in((*id, 0)..(*id, *start), |_, _| false)
+                .map_err(|e| db_err("trim data", e))?;
+            txn.open_table(TRIMS)
+                .map_err(|e| db_err("open trims", e))?
+                .insert(*id, *start)
+                .map_err(|e| db_err("trim", e))?;
+            // A restored stream starts at `start`: its tail moves there with it.
+            let mut st = txn.open_table(STATE).map_err(|e| db_err("open state", e))?;
+            let row = st.get(*id).map_err(|e| db_err("read state", e))?.map(|g| g.value().to_vec());
+            if let Some(row) = row {
+                let (tail, writer) = crate::rows::decode_state(&row)
+                    .map_err(|_| EngineError::new(ErrorCode::CORRUPT, format!("stream id {id} has an undecodable state row")))?;
+                if tail < *start {
+                    st.insert(*id, encode_state(*start, &writer).as_slice())
+                        .map_err(|e| db_err("trim", e))?;
+                }
+            }
         }
     }
     Ok(())
@@ -148,14 +174,25 @@ impl Persistence for AcidStore {
 
     fn apply(_: &(), _: &Change<'_>, _: &()) {}
 
+    fn record_floor(&self, id: u64, _: &(), pos: u64) -> Option<Result<u64, EngineError>> {
+        Some(self.shards[shard_of_id(id)].record_floor(id, pos))
+    }
+
     fn read(&self, id: u64, _: &(), span: Span, out: &mut Vec<u8>) -> Result<u64, EngineError> {
         self.shards[shard_of_id(id)].read_into(id, span.pos, span.end, span.max, out)
     }
 
     fn stats(&self, out: &mut serde_json::Map<String, serde_json::Value>) {
+        use std::sync::atomic::Ordering;
         let files = self.shards.iter().filter_map(|s| s.path.as_ref());
         let bytes: u64 = files.filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
         out.insert("disk_bytes".into(), bytes.into());
+        let sum = |f: fn(&Shard) -> u64| -> u64 { self.shards.iter().map(f).sum() };
+        out.insert("compactions".into(), sum(|s| s.compactions.load(Ordering::Relaxed)).into());
+        out.insert(
+            "compacted_bytes".into(),
+            (sum(|s| s.compacted.load(Ordering::Relaxed)) + sum(|s| s.reclaimed)).into(),
+        );
     }
 
     fn extension(&self, op: &str, _input: &[u8]) -> Option<Result<Vec<u8>, EngineError>> {

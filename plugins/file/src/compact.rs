@@ -16,8 +16,8 @@ use std::sync::Arc;
 use durable_streams_core::abi::{EngineError, ErrorCode};
 
 use crate::log::{io_err, seg_path, sync_dir, Loc, Seg, TMP_SUFFIX};
-use crate::record::{self as rec, Reader, HEADER_LEN};
-use crate::scan::{self, Compacted, COMPACTED_LEN};
+use crate::rewrite::{records, rewrite, Live, Rec, Rewritten};
+use crate::scan::{self, Compacted};
 use crate::FileStorage;
 
 /// When a segment is worth compacting.
@@ -54,48 +54,6 @@ pub fn choose_run(segs: &[(u64, u64)], segment_bytes: u64, dead_percent: u64) ->
         total += live(start);
     }
     Some((start, end))
-}
-
-/// One record of an input, as compaction sees it.
-struct Rec<'a> {
-    kind: u8,
-    id: u64,
-    lsn: u64,
-    off: u64,
-    bytes: &'a [u8],
-}
-
-fn records<'a>(seg: &Seg, bytes: &'a [u8], path: &std::path::Path) -> Result<Vec<Rec<'a>>, EngineError> {
-    let mut out = Vec::new();
-    let mut off = if scan::compacted_header(bytes).is_some() {
-        COMPACTED_LEN
-    } else {
-        0
-    };
-    while off < bytes.len() {
-        let bad = |why: &str| scan::corrupt(path, off as u64, why);
-        if bytes.len() - off < HEADER_LEN {
-            return Err(bad("truncated record in a sealed segment"));
-        }
-        let h = rec::parse_header(&bytes[off..off + HEADER_LEN]);
-        let total = HEADER_LEN + h.len as usize;
-        if off + total > bytes.len() || !rec::verify(&bytes[off..off + total]) {
-            return Err(bad("checksum mismatch"));
-        }
-        let id = Reader::new(&bytes[off + HEADER_LEN..off + total])
-            .u64()
-            .map_err(|_| bad("record without a stream id"))?;
-        out.push(Rec {
-            kind: h.kind,
-            id,
-            lsn: h.lsn,
-            off: off as u64,
-            bytes: &bytes[off..off + total],
-        });
-        off += total;
-    }
-    let _ = seg;
-    Ok(out)
 }
 
 impl FileStorage {
@@ -156,7 +114,7 @@ impl FileStorage {
                 Ok(buf)
             })
             .collect::<Result<_, EngineError>>()?;
-        let mut parsed = Vec::with_capacity(run.len());
+        let mut parsed: Vec<Vec<Rec<'_>>> = Vec::with_capacity(run.len());
         let mut range: Option<(u64, u64)> = None;
         for ((_, seg), bytes) in run.iter().zip(&inputs) {
             let recs = records(seg, bytes, &seg_path(&log.dir, seg.disk))?;
@@ -172,20 +130,34 @@ impl FileStorage {
             return Err(EngineError::new(ErrorCode::IO, "compaction found no records in its segments"));
         };
 
-        // Which streams of the run are still held by the catalogue (deleted ones read by forks
-        // included); a stream removed later is copied and counted dead in the output.
+        // Which streams of the run the catalogue still holds (deleted ones read by forks
+        // included), and their records below the retained start; a stream removed later is
+        // copied and counted dead in the output.
+        let input_keys: HashSet<u32> = run.iter().map(|(k, _)| *k).collect();
         let mentioned: HashSet<u64> = parsed.iter().flatten().map(|r| r.id).collect();
-        let mut live = HashSet::new();
-        self.0.visit_streams(|id, _| {
-            if mentioned.contains(&id) {
-                live.insert(id);
+        let mut live: HashMap<u64, Live> = HashMap::new();
+        self.0.visit_streams(|s| {
+            if !mentioned.contains(&s.id) {
+                return;
             }
+            let mut l = Live {
+                start: s.start,
+                ..Default::default()
+            };
+            if s.start > 0 {
+                for e in s.data.list.lock().iter() {
+                    let end = e.start + e.data_len as u64;
+                    if end <= s.start && input_keys.contains(&e.loc.seg) {
+                        l.trimmed.insert((e.loc.seg, e.loc.off), end);
+                    }
+                }
+            }
+            live.insert(s.id, l);
         });
         let first_disk = run[0].1.disk;
         let last_disk = run[run.len() - 1].1.disk;
-        let input_keys: HashSet<u32> = run.iter().map(|(k, _)| *k).collect();
         // A DELETE record stays while its stream's CREATE is in a segment before the run.
-        let create_before: HashSet<u64> = {
+        let delete_kept: HashSet<u64> = {
             let tombs = store.tombs.lock();
             let map = log.segments.read();
             tombs
@@ -194,39 +166,19 @@ impl FileStorage {
                 .map(|(id, _)| *id)
                 .collect()
         };
-
-        let mut out = Vec::new();
-        scan::encode_compacted(
-            &mut out,
-            &Compacted {
-                first_lsn,
-                last_lsn,
-                next_id: store.next_id.load(Ordering::Relaxed),
-            },
-        );
-        // Per live stream: (old key, old offset, new offset) of each record copied, in order.
-        let mut moved: HashMap<u64, Vec<(u32, u64, u64)>> = HashMap::new();
-        let mut copied_bytes: HashMap<u64, u64> = HashMap::new();
-        let mut creates_kept = HashSet::new();
-        for ((key, _), recs) in run.iter().zip(&parsed) {
-            for r in recs {
-                let keep = match r.kind {
-                    rec::KIND_DELETE => create_before.contains(&r.id),
-                    _ => live.contains(&r.id),
-                };
-                if !keep {
-                    continue;
-                }
-                if r.kind == rec::KIND_CREATE {
-                    creates_kept.insert(r.id);
-                }
-                if r.kind != rec::KIND_DELETE {
-                    moved.entry(r.id).or_default().push((*key, r.off, out.len() as u64));
-                    *copied_bytes.entry(r.id).or_default() += r.bytes.len() as u64;
-                }
-                out.extend_from_slice(r.bytes);
-            }
-        }
+        let header = Compacted {
+            first_lsn,
+            last_lsn,
+            next_id: store.next_id.load(Ordering::Relaxed),
+        };
+        let keyed: Vec<(u32, Vec<Rec<'_>>)> = run.iter().map(|(k, _)| *k).zip(parsed).collect();
+        let Rewritten {
+            out,
+            mut moved,
+            copied_bytes,
+            creates_kept,
+            dropped,
+        } = rewrite(&keyed, &live, &delete_kept, &header)?;
 
         // Write the output under a temporary name, synced, then give it the last input's name.
         let tmp = log.dir.join(format!("seg-{last_disk:08}.log{TMP_SUFFIX}"));
@@ -274,13 +226,20 @@ impl FileStorage {
         });
         log.segments.write().insert(key, output.clone());
         let mut visited = HashSet::new();
-        self.0.visit_streams(|id, data| {
-            let Some(moves) = moved.get(&id) else { return };
-            visited.insert(id);
-            if creates_kept.contains(&id) {
-                data.create_seg.store(key, Ordering::Relaxed);
+        self.0.visit_streams(|s| {
+            let (moves, gone) = (moved.get(&s.id), dropped.get(&s.id));
+            if moves.is_none() && gone.is_none() && !creates_kept.contains(&s.id) {
+                return;
             }
-            let mut list = data.list.lock();
+            visited.insert(s.id);
+            if creates_kept.contains(&s.id) {
+                s.data.create_seg.store(key, Ordering::Relaxed);
+            }
+            let mut list = s.data.list.lock();
+            if let Some(gone) = gone {
+                list.retain(|e| !gone.contains(&(e.loc.seg, e.loc.off)));
+            }
+            let Some(moves) = moves else { return };
             for e in list.iter_mut().filter(|e| input_keys.contains(&e.loc.seg)) {
                 if let Ok(i) = moves.binary_search_by_key(&(e.loc.seg, e.loc.off), |m| (m.0, m.1)) {
                     e.loc = Loc {

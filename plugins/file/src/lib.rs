@@ -6,11 +6,11 @@
 //! it; `file-fast` writes to the OS before acknowledging (a process crash loses nothing) and
 //! fsyncs every `storage.file_fast_sync_interval_ms` (a machine crash may lose that window).
 
-mod background;
 mod compact;
 mod log;
 pub mod record;
 mod replay;
+mod rewrite;
 mod scan;
 mod store;
 
@@ -25,8 +25,8 @@ use durable_streams_core::abi::*;
 use durable_streams_core::limits::Limits;
 use parking_lot::Mutex;
 
-use background::Background;
 pub use compact::{Done as Compaction, Policy};
+use durable_streams_catalog::Background;
 pub use log::SEGMENT_BYTES;
 pub use store::{Durability, FileStore};
 
@@ -99,9 +99,9 @@ impl FileStorage {
     fn count_dead_at_open(&self) {
         let log = &self.store().log;
         let mut live: std::collections::HashMap<u32, u64> = Default::default();
-        self.0.visit_streams(|_, data| {
-            *live.entry(data.create_seg.load(Ordering::Relaxed)).or_default() += 96;
-            for e in data.list.lock().iter() {
+        self.0.visit_streams(|s| {
+            *live.entry(s.data.create_seg.load(Ordering::Relaxed)).or_default() += 96;
+            for e in s.data.list.lock().iter().filter(|e| e.start + e.data_len as u64 > s.start) {
                 *live.entry(e.loc.seg).or_default() += e.loc.len as u64;
             }
         });

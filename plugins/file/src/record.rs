@@ -19,6 +19,11 @@
 //! - APPEND (2): id u64, flags u8 (1 close, 2 producer, 4 stream-seq), [producer id str,
 //!   epoch u64, seq u64], [stream_seq str], then the data bytes to the end.
 //! - SOFT_DELETE (3): id u64, hidden u8. DELETE (4): id u64.
+//! - TRIM (6): id u64, start u64: retention dropped the stream's positions below `start`.
+//! - SKIP (7), written only by compaction in place of a stream's dropped (trimmed) records:
+//!   id u64, to u64 (the stream continues at `to`), flags u8 (1 close, 4 stream-seq, 8 closed
+//!   by a producer), producers u32 then each (id str, epoch u64, seq u64), [stream_seq str],
+//!   [closed_by: id str, epoch u64, seq u64]: the writer state the dropped records carried.
 //! - COMPACTED (5), only as the first record of a segment written by compaction: first_lsn u64,
 //!   last_lsn u64, next_id u64. Its `lsn` field is 0. The segment replaces every segment whose
 //!   records lay in `first_lsn..=last_lsn`: it holds the records of that range that were still
@@ -38,10 +43,13 @@ pub const KIND_APPEND: u8 = 2;
 pub const KIND_SOFT_DELETE: u8 = 3;
 pub const KIND_DELETE: u8 = 4;
 pub const KIND_COMPACTED: u8 = 5;
+pub const KIND_TRIM: u8 = 6;
+pub const KIND_SKIP: u8 = 7;
 
 pub const FLAG_CLOSE: u8 = 1;
 pub const FLAG_PRODUCER: u8 = 2;
 pub const FLAG_SEQ: u8 = 4;
+pub const FLAG_CLOSED_BY: u8 = 8;
 
 /// Appends one framed record to `buf`; returns the offset of its payload within `buf`.
 pub fn encode(buf: &mut Vec<u8>, lsn: u64, kind: u8, payload: impl FnOnce(&mut Vec<u8>)) -> usize {
@@ -82,11 +90,207 @@ pub fn verify(record: &[u8]) -> bool {
     record.len() >= HEADER_LEN && crc32c::crc32c(&record[4..]) == u32::from_le_bytes(record[0..4].try_into().unwrap())
 }
 
-pub use durable_streams_core::codec::Reader;
+pub use durable_streams_core::codec::{Malformed, Reader};
+
+/// The fields of a CREATE record's payload; the initial bytes start at `data_at`.
+pub struct CreateFields<'a> {
+    pub id: u64,
+    pub name: &'a str,
+    pub content_type: &'a str,
+    pub ttl: Option<u64>,
+    pub expires_at: Option<u64>,
+    pub closed: bool,
+    pub fork: Option<(u64, u64)>,
+    pub data_at: usize,
+}
+
+pub fn decode_create(payload: &[u8]) -> Result<CreateFields<'_>, Malformed> {
+    let mut rd = Reader::new(payload);
+    let id = rd.u64()?;
+    let name = rd.str()?;
+    let content_type = rd.str()?;
+    let ttl = rd.opt()?;
+    let expires_at = rd.opt()?;
+    let closed = rd.u8()? != 0;
+    let has_fork = rd.u8()? != 0;
+    let src = rd.u64()?;
+    let pos = rd.u64()?;
+    Ok(CreateFields {
+        id,
+        name,
+        content_type,
+        ttl,
+        expires_at,
+        closed,
+        fork: has_fork.then_some((src, pos)),
+        data_at: rd.pos,
+    })
+}
+
+/// The writer-state fields of an APPEND record's payload; the data starts at `data_at`.
+pub struct AppendFields<'a> {
+    pub id: u64,
+    pub close: bool,
+    pub producer: Option<(&'a str, u64, u64)>,
+    pub stream_seq: Option<&'a str>,
+    pub data_at: usize,
+}
+
+pub fn decode_append(payload: &[u8]) -> Result<AppendFields<'_>, Malformed> {
+    let mut rd = Reader::new(payload);
+    let id = rd.u64()?;
+    let flags = rd.u8()?;
+    let producer = if flags & FLAG_PRODUCER != 0 {
+        Some((rd.str()?, rd.u64()?, rd.u64()?))
+    } else {
+        None
+    };
+    let stream_seq = if flags & FLAG_SEQ != 0 { Some(rd.str()?) } else { None };
+    Ok(AppendFields {
+        id,
+        close: flags & FLAG_CLOSE != 0,
+        producer,
+        stream_seq,
+        data_at: rd.pos,
+    })
+}
+
+/// The payload of a SKIP record.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Skip {
+    pub id: u64,
+    pub to: u64,
+    pub close: bool,
+    /// Each producer's last (epoch, seq) in the dropped records, in first-seen order.
+    pub producers: Vec<(String, u64, u64)>,
+    pub stream_seq: Option<String>,
+    pub closed_by: Option<(String, u64, u64)>,
+}
+
+impl Skip {
+    /// Folds one dropped APPEND's writer state in (later records win).
+    pub fn absorb(&mut self, a: &AppendFields<'_>) {
+        if let Some((pid, epoch, seq)) = a.producer {
+            match self.producers.iter_mut().find(|p| p.0 == pid) {
+                Some(p) => (p.1, p.2) = (epoch, seq),
+                None => self.producers.push((pid.to_string(), epoch, seq)),
+            }
+            if a.close {
+                self.closed_by = Some((pid.to_string(), epoch, seq));
+            }
+        }
+        if let Some(s) = a.stream_seq {
+            self.stream_seq = Some(s.to_string());
+        }
+        self.close |= a.close;
+    }
+
+    /// Folds in a SKIP met later in log order (its writer state is the newer).
+    pub fn absorb_skip(&mut self, later: Skip) {
+        self.to = self.to.max(later.to);
+        for (pid, epoch, seq) in later.producers {
+            match self.producers.iter_mut().find(|p| p.0 == pid) {
+                Some(p) => (p.1, p.2) = (epoch, seq),
+                None => self.producers.push((pid, epoch, seq)),
+            }
+        }
+        if later.stream_seq.is_some() {
+            self.stream_seq = later.stream_seq;
+        }
+        if later.closed_by.is_some() {
+            self.closed_by = later.closed_by;
+        }
+        self.close |= later.close;
+    }
+
+    pub fn encode(&self, b: &mut Vec<u8>) {
+        put_u64(b, self.id);
+        put_u64(b, self.to);
+        let mut flags = 0u8;
+        if self.close {
+            flags |= FLAG_CLOSE;
+        }
+        if self.stream_seq.is_some() {
+            flags |= FLAG_SEQ;
+        }
+        if self.closed_by.is_some() {
+            flags |= FLAG_CLOSED_BY;
+        }
+        b.push(flags);
+        b.extend_from_slice(&(self.producers.len() as u32).to_le_bytes());
+        for (pid, epoch, seq) in &self.producers {
+            put_str(b, pid);
+            put_u64(b, *epoch);
+            put_u64(b, *seq);
+        }
+        if let Some(s) = &self.stream_seq {
+            put_str(b, s);
+        }
+        if let Some((pid, epoch, seq)) = &self.closed_by {
+            put_str(b, pid);
+            put_u64(b, *epoch);
+            put_u64(b, *seq);
+        }
+    }
+
+    pub fn decode(payload: &[u8]) -> Result<Skip, Malformed> {
+        let mut rd = Reader::new(payload);
+        let id = rd.u64()?;
+        let to = rd.u64()?;
+        let flags = rd.u8()?;
+        let n = rd.u32()?;
+        let mut producers = Vec::new();
+        for _ in 0..n {
+            producers.push((rd.str()?.to_string(), rd.u64()?, rd.u64()?));
+        }
+        let stream_seq = if flags & FLAG_SEQ != 0 { Some(rd.str()?.to_string()) } else { None };
+        let closed_by = if flags & FLAG_CLOSED_BY != 0 {
+            Some((rd.str()?.to_string(), rd.u64()?, rd.u64()?))
+        } else {
+            None
+        };
+        Ok(Skip {
+            id,
+            to,
+            close: flags & FLAG_CLOSE != 0,
+            producers,
+            stream_seq,
+            closed_by,
+        })
+    }
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn skip_round_trip() {
+        let mut skip = Skip {
+            id: 9,
+            to: 1234,
+            ..Default::default()
+        };
+        skip.absorb(&AppendFields {
+            id: 9,
+            close: false,
+            producer: Some(("p", 1, 5)),
+            stream_seq: Some("a"),
+            data_at: 0,
+        });
+        skip.absorb(&AppendFields {
+            id: 9,
+            close: true,
+            producer: Some(("p", 1, 6)),
+            stream_seq: None,
+            data_at: 0,
+        });
+        assert_eq!(skip.producers, vec![("p".to_string(), 1, 6)]);
+        assert_eq!(skip.closed_by, Some(("p".to_string(), 1, 6)));
+        let mut b = Vec::new();
+        skip.encode(&mut b);
+        assert_eq!(Skip::decode(&b).unwrap(), skip);
+    }
 
     #[test]
     fn round_trip_and_checksum() {

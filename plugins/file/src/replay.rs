@@ -6,7 +6,7 @@ use std::path::Path;
 
 use durable_streams_catalog::{Appended, Change, Created, Fold, Recovered};
 use durable_streams_core::abi::{EngineError, ErrorCode, Lifetime};
-use durable_streams_core::producer::ProducerState;
+use durable_streams_core::producer::{ProducerStamp, ProducerState};
 use durable_streams_core::rules::StateUpdate;
 
 use crate::log::{Log, Replayed, Tail};
@@ -61,88 +61,111 @@ impl Replay {
     }
 }
 
-/// Feeds one record to the fold as the change it was committed as.
+/// Feeds one record to the fold as the change(s) it was committed as.
 fn replay_one(replay: &mut Replay, r: &Replayed<'_>, path: &Path) -> Result<(), EngineError> {
-    let bad = || malformed(r, path);
-    let mut rd = Reader::new(r.payload);
-    let receipt = |rd: &Reader<'_>| Receipt {
+    let bad = |_| malformed(r, path);
+    let receipt = |data_at: usize| Receipt {
         loc: r.loc,
-        data_off: (rec::HEADER_LEN + rd.pos) as u32,
+        data_off: (rec::HEADER_LEN + data_at) as u32,
     };
+    let p = r.payload;
     match r.header.kind {
         rec::KIND_CREATE => {
-            let id = rd.u64().map_err(|_| bad())?;
-            let name = rd.str().map_err(|_| bad())?;
-            let content_type = rd.str().map_err(|_| bad())?;
-            let ttl = rd.opt().map_err(|_| bad())?;
-            let exp = rd.opt().map_err(|_| bad())?;
-            let closed = rd.u8().map_err(|_| bad())? != 0;
-            let has_fork = rd.u8().map_err(|_| bad())? != 0;
-            let src = rd.u64().map_err(|_| bad())?;
-            let pos = rd.u64().map_err(|_| bad())?;
+            let c = rec::decode_create(p).map_err(bad)?;
             let change = Change::Create(Created {
-                id,
-                name,
-                content_type,
+                id: c.id,
+                name: c.name,
+                content_type: c.content_type,
                 lifetime: Lifetime {
-                    ttl_secs: ttl.into(),
-                    expires_at_ms: exp.into(),
+                    ttl_secs: c.ttl.into(),
+                    expires_at_ms: c.expires_at.into(),
                 },
-                closed,
-                fork: has_fork.then_some((src, pos)),
-                initial: rd.rest(),
+                closed: c.closed,
+                fork: c.fork,
+                initial: &p[c.data_at..],
             });
-            replay.feed(r, &change, &receipt(&rd))
+            replay.feed(r, &change, &receipt(c.data_at))
         }
         rec::KIND_APPEND => {
-            let id = rd.u64().map_err(|_| bad())?;
-            let flags = rd.u8().map_err(|_| bad())?;
-            let producer = if flags & rec::FLAG_PRODUCER != 0 {
-                let pid = rd.str().map_err(|_| bad())?.to_string();
-                let epoch = rd.u64().map_err(|_| bad())?;
-                let seq = rd.u64().map_err(|_| bad())?;
-                Some((pid, epoch, seq))
-            } else {
-                None
-            };
-            let stream_seq = if flags & rec::FLAG_SEQ != 0 {
-                Some(rd.str().map_err(|_| bad())?.to_string())
-            } else {
-                None
-            };
-            let close = flags & rec::FLAG_CLOSE != 0;
+            let a = rec::decode_append(p).map_err(bad)?;
             let update = StateUpdate {
-                closed_by: producer
-                    .as_ref()
-                    .filter(|_| close)
-                    .map(|(id, epoch, seq)| durable_streams_core::producer::ProducerStamp {
-                        id: id.clone(),
-                        epoch: *epoch,
-                        seq: *seq,
-                    }),
-                producer: producer.map(|(id, epoch, last_seq)| (id, ProducerState { epoch, last_seq })),
-                stream_seq,
-                close,
+                closed_by: a.producer.filter(|_| a.close).map(|(id, epoch, seq)| ProducerStamp {
+                    id: id.to_string(),
+                    epoch,
+                    seq,
+                }),
+                producer: a
+                    .producer
+                    .map(|(id, epoch, last_seq)| (id.to_string(), ProducerState { epoch, last_seq })),
+                stream_seq: a.stream_seq.map(str::to_string),
+                close: a.close,
             };
             let change = Change::Append(Appended {
-                id,
+                id: a.id,
                 // Follows from the stream's tail; the fold fills it in.
                 start: 0,
-                body: rd.rest(),
+                body: &p[a.data_at..],
                 update: &update,
             });
-            replay.feed(r, &change, &receipt(&rd))
+            replay.feed(r, &change, &receipt(a.data_at))
         }
         rec::KIND_SOFT_DELETE => {
-            let id = rd.u64().map_err(|_| bad())?;
+            let mut rd = Reader::new(p);
+            let id = rd.u64().map_err(bad)?;
             let hidden = rd.u8().unwrap_or(0) != 0;
-            replay.feed(r, &Change::SoftDelete { id, hidden }, &receipt(&rd))
+            replay.feed(r, &Change::SoftDelete { id, hidden }, &receipt(0))
         }
         rec::KIND_DELETE => {
-            let id = rd.u64().map_err(|_| bad())?;
-            replay.feed(r, &Change::Delete { id }, &receipt(&rd))
+            let id = Reader::new(p).u64().map_err(bad)?;
+            replay.feed(r, &Change::Delete { id }, &receipt(0))
         }
-        _ => Err(bad()),
+        rec::KIND_TRIM => {
+            let mut rd = Reader::new(p);
+            let id = rd.u64().map_err(bad)?;
+            let start = rd.u64().map_err(bad)?;
+            replay.feed(r, &Change::Trim { id, start }, &receipt(0))
+        }
+        rec::KIND_SKIP => {
+            // Dropped records: the stream goes on at `to` with the writer state they carried.
+            let skip = rec::Skip::decode(p).map_err(bad)?;
+            let id = skip.id;
+            replay.feed(r, &Change::Trim { id, start: skip.to }, &receipt(0))?;
+            let mut updates: Vec<StateUpdate> = skip
+                .producers
+                .iter()
+                .map(|(pid, epoch, seq)| StateUpdate {
+                    producer: Some((
+                        pid.clone(),
+                        ProducerState {
+                            epoch: *epoch,
+                            last_seq: *seq,
+                        },
+                    )),
+                    ..Default::default()
+                })
+                .collect();
+            updates.push(StateUpdate {
+                stream_seq: skip.stream_seq.clone(),
+                close: skip.close,
+                closed_by: skip.closed_by.as_ref().map(|(pid, epoch, seq)| ProducerStamp {
+                    id: pid.clone(),
+                    epoch: *epoch,
+                    seq: *seq,
+                }),
+                producer: None,
+            });
+            for update in &updates {
+                let change = Change::Append(Appended {
+                    id,
+                    start: 0,
+                    body: &[],
+                    update,
+                });
+                replay.feed(r, &change, &receipt(0))?;
+            }
+            Ok(())
+        }
+        _ => Err(malformed(r, path)),
     }
     .map_err(|e| {
         EngineError::new(

@@ -167,7 +167,9 @@ pub fn scan(
         }
         match (compacted, last_seen) {
             (Some(c), Some(prev)) => {
-                if h.lsn <= prev || h.lsn > c.last_lsn {
+                // A SKIP after a CREATE whose bytes compaction dropped shares its number.
+                let shared = h.kind == record::KIND_SKIP && h.lsn == prev;
+                if (h.lsn <= prev && !shared) || h.lsn > c.last_lsn {
                     return Err(corrupt(
                         path,
                         off as u64,

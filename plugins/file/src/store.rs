@@ -136,6 +136,12 @@ fn encode(buf: &mut Vec<u8>, lsn: u64, change: &Change<'_>) -> usize {
         Change::Delete { id } => {
             rec::encode(buf, lsn, rec::KIND_DELETE, |b| rec::put_u64(b, *id));
         }
+        Change::Trim { id, start } => {
+            rec::encode(buf, lsn, rec::KIND_TRIM, |b| {
+                rec::put_u64(b, *id);
+                rec::put_u64(b, *start);
+            });
+        }
     };
     data_at.saturating_sub(rec_start)
 }
@@ -199,7 +205,9 @@ impl Persistence for FileStore {
                 (c.fork.map_or(0, |(_, pos)| pos), c.initial.len())
             }
             Change::Append(a) => (a.start, a.body.len()),
-            Change::SoftDelete { .. } | Change::Delete { .. } => return,
+            // Trimmed records stay listed until compaction drops them from the files (it
+            // needs their positions); reads never go below the stream's start.
+            Change::SoftDelete { .. } | Change::Delete { .. } | Change::Trim { .. } => return,
         };
         if len == 0 {
             return;
@@ -210,6 +218,21 @@ impl Persistence for FileStore {
             loc: receipt.loc,
             data_off: receipt.data_off,
         });
+    }
+
+    fn record_floor(&self, _id: u64, data: &Extents, pos: u64) -> Option<Result<u64, EngineError>> {
+        let list = data.list.lock();
+        let i = list.partition_point(|e| e.start + e.data_len as u64 <= pos);
+        Some(Ok(list.get(i).filter(|e| e.start <= pos).map_or(pos, |e| e.start)))
+    }
+
+    fn trimmed(&self, _id: u64, data: &Extents, dropped: std::ops::Range<u64>) {
+        let list = data.list.lock();
+        let from = list.partition_point(|e| e.start + e.data_len as u64 <= dropped.start);
+        let to = list.partition_point(|e| e.start + e.data_len as u64 <= dropped.end);
+        for e in &list[from..to] {
+            self.log.add_dead(e.loc.seg, e.loc.len as u64);
+        }
     }
 
     fn forget(&self, id: u64, data: &Extents) {

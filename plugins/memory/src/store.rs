@@ -23,6 +23,7 @@ pub struct Held(Mutex<HeldInner>);
 
 #[derive(Default)]
 struct HeldInner {
+    /// Stream position of `bytes[0]`: the fork position, or where retention trimmed to.
     base: u64,
     bytes: Vec<u8>,
     record_ends: Vec<u64>,
@@ -65,8 +66,30 @@ impl Persistence for MemoryStore {
                 h.push(c.initial);
             }
             Change::Append(a) => h.push(a.body),
+            Change::Trim { start, .. } => {
+                // A record boundary: whole records go.
+                if *start > h.base {
+                    let gone = h.record_ends.partition_point(|&e| e <= *start);
+                    h.record_ends.drain(..gone);
+                    let cut = ((*start - h.base) as usize).min(h.bytes.len());
+                    h.bytes.drain(..cut);
+                    h.bytes.shrink_to_fit();
+                    h.base = *start;
+                }
+            }
             Change::SoftDelete { .. } | Change::Delete { .. } => {}
         }
+    }
+
+    fn record_floor(&self, _id: u64, data: &Held, pos: u64) -> Option<Result<u64, EngineError>> {
+        let h = data.0.lock();
+        let i = h.record_ends.partition_point(|&e| e <= pos);
+        let start = if i == 0 { h.base } else { h.record_ends[i - 1] };
+        Some(Ok(start.min(pos)))
+    }
+
+    fn trimmed(&self, _id: u64, _data: &Held, dropped: std::ops::Range<u64>) {
+        self.used.fetch_sub(dropped.end - dropped.start, Ordering::Relaxed);
     }
 
     fn read(&self, _id: u64, data: &Held, span: Span, out: &mut Vec<u8>) -> Result<u64, EngineError> {

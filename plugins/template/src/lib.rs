@@ -61,11 +61,23 @@ impl Persistence for ToyStore {
         let (start, bytes) = match change {
             Change::Create(c) => (c.fork.map_or(0, |(_, pos)| pos), c.initial),
             Change::Append(a) => (a.start, a.body),
+            // Retention: the records that end at or below `start` go.
+            Change::Trim { start, .. } => {
+                data.0.lock().expect("records lock").retain(|(s, b)| s + b.len() as u64 > *start);
+                return;
+            }
             Change::SoftDelete { .. } | Change::Delete { .. } => return,
         };
         if !bytes.is_empty() {
             data.0.lock().expect("records lock").push((start, bytes.to_vec()));
         }
+    }
+
+    /// Retention: where the record holding `pos` starts (trims cut at record boundaries).
+    fn record_floor(&self, _id: u64, data: &Records, pos: u64) -> Option<Result<u64, EngineError>> {
+        let records = data.0.lock().expect("records lock");
+        let holding = records.iter().find(|(s, b)| *s <= pos && pos < s + b.len() as u64);
+        Some(Ok(holding.map_or(pos, |(s, _)| *s)))
     }
 
     fn read(&self, _id: u64, data: &Records, span: Span, out: &mut Vec<u8>) -> Result<u64, EngineError> {

@@ -197,6 +197,82 @@ fn verify_many_streams(e: &EngineBox) -> Result<(), Failure> {
     Ok(())
 }
 
+fn write_trimmed(e: &EngineBox) -> Result<(), Failure> {
+    ok(Create::new("t").run(e), "create")?;
+    for (i, body) in [b"aaaa", b"bbbb", b"cccc"].iter().enumerate() {
+        ok(
+            Append {
+                producer: Some(("p", 0, i as u64)),
+                ..Append::new("t", &body[..])
+            }
+            .run(e),
+            "append",
+        )?;
+    }
+    if trim(e, "t", 8)?.is_none() {
+        return Ok(());
+    }
+    let mut f = Create::new("t-fork");
+    f.fork = Some(("t", 12));
+    ok(f.run(e), "fork of trimmed data")?;
+    ok(Append::new("t", b"dddd").run(e), "append after the trim")?;
+    Ok(())
+}
+
+fn verify_trimmed(e: &EngineBox) -> Result<(), Failure> {
+    if trim(e, "t", 0)?.is_none() {
+        return Ok(());
+    }
+    read_trimmed(e, "t", 0, 8)?;
+    let got = read_all(e, "t", 8, 1 << 20, NOW)?;
+    check(got == b"ccccdddd", || format!("after reopen: {:?}", String::from_utf8_lossy(&got)))?;
+    // The producer's state lives on though its first records are gone.
+    let retry = ok(
+        Append {
+            producer: Some(("p", 0, 2)),
+            ..Append::new("t", b"cccc")
+        }
+        .run(e),
+        "producer retry",
+    )?;
+    check(retry.duplicate, || {
+        "a retry of the last producer append is a duplicate after reopen".into()
+    })?;
+    read_trimmed(e, "t-fork", 4, 8)?;
+    let got = read_all(e, "t-fork", 8, 1 << 20, NOW)?;
+    check(got == b"cccc", || {
+        format!("the fork after reopen: {:?}", String::from_utf8_lossy(&got))
+    })
+}
+
+fn restored_writer() -> serde_json::Value {
+    serde_json::json!({"producers": [["p", 1, 7]], "stream_seq": "z", "closed": true, "closed_by": null})
+}
+
+fn write_restored(e: &EngineBox) -> Result<(), Failure> {
+    let restore = serde_json::json!({"name": "r", "content_type": "text/plain", "start": 10, "now_ms": NOW});
+    match ext_call(e, ext::RESTORE, restore) {
+        abi_stable::std_types::RResult::RErr(err) if err.code == ErrorCode::UNSUPPORTED => return Ok(()),
+        other => ok(other, "restore")?,
+    };
+    ok(Append::new("r", b"data").run(e), "append")?;
+    let w = serde_json::json!({"name": "r", "writer": restored_writer(), "now_ms": NOW});
+    ok(ext_call(e, ext::RESTORE_WRITER, w), "restore the writer")?;
+    Ok(())
+}
+
+fn verify_restored(e: &EngineBox) -> Result<(), Failure> {
+    let d = match ext_call(e, ext::DESCRIBE, serde_json::json!({"name": "r", "now_ms": NOW})) {
+        abi_stable::std_types::RResult::RErr(err) if err.code == ErrorCode::UNSUPPORTED => return Ok(()),
+        other => ok(other, "describe after reopen")?,
+    };
+    check(d["start"] == 10 && d["tail"] == 14 && d["writer"] == restored_writer(), || {
+        format!("a restored stream after reopen: {d}")
+    })?;
+    let got = read_all(e, "r", 10, 1 << 20, NOW)?;
+    check(got == b"data", || "its bytes at their offsets".into())
+}
+
 pub fn cases() -> Vec<DurableCase> {
     vec![
         DurableCase {
@@ -208,6 +284,16 @@ pub fn cases() -> Vec<DurableCase> {
             name: "durability::deletes_and_forks",
             write: write_deletes_and_forks,
             verify: verify_deletes_and_forks,
+        },
+        DurableCase {
+            name: "durability::trimmed_head",
+            write: write_trimmed,
+            verify: verify_trimmed,
+        },
+        DurableCase {
+            name: "durability::restored_stream",
+            write: write_restored,
+            verify: verify_restored,
         },
         DurableCase {
             name: "durability::many_streams",

@@ -209,3 +209,44 @@ pub fn delete(e: &EngineBox, name: &str, now: u64) -> RResult<(), EngineError> {
         only_if_expired: false,
     })
 }
+
+/// Calls extension `op` with a JSON input; decodes its JSON answer.
+pub fn ext_call(e: &EngineBox, op: &str, input: serde_json::Value) -> RResult<serde_json::Value, EngineError> {
+    let bytes = input.to_string().into_bytes();
+    match e.extension(RStr::from(op), RSlice::from(bytes.as_slice())) {
+        RResult::ROk(out) => match serde_json::from_slice(out.as_slice()) {
+            Ok(v) => RResult::ROk(v),
+            Err(err) => RResult::RErr(EngineError::new(
+                ErrorCode::INTERNAL,
+                format!("{op} answered undecodable JSON: {err}"),
+            )),
+        },
+        RResult::RErr(err) => RResult::RErr(err),
+    }
+}
+
+/// Trims `name` before `before` (`ext::TRIM`); `None` when the engine has no retention.
+pub fn trim(e: &EngineBox, name: &str, before: u64) -> Result<Option<serde_json::Value>, Failure> {
+    match ext_call(e, ext::TRIM, serde_json::json!({"name": name, "before": before, "now_ms": NOW})) {
+        RResult::RErr(err) if err.code == ErrorCode::UNSUPPORTED => Ok(None),
+        other => ok(other, &format!("trim {name} before {before}")).map(Some),
+    }
+}
+
+/// A read at `pos` that must answer `TRIMMED` naming `start` as the earliest retained position.
+pub fn read_trimmed(e: &EngineBox, name: &str, pos: u64, start: u64) -> Result<(), Failure> {
+    let r = e.read(&ReadRequest {
+        name: RStr::from(name),
+        start: ReadStart::At,
+        position: pos,
+        max_bytes: 1 << 20,
+        now_ms: NOW,
+    });
+    let err = code(r, ErrorCode::TRIMMED, &format!("read {name} at {pos}, below its retained start"))?;
+    check(err.detail.tail == start, || {
+        format!(
+            "TRIMMED names the earliest retained position {start} in detail.tail, not {}",
+            err.detail.tail
+        )
+    })
+}

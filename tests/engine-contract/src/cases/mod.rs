@@ -1,11 +1,13 @@
 //! The case list, one module per part of the engine contract.
 
 mod append;
+mod backup;
 mod fork;
 mod lifecycle;
 mod lifetime;
 mod listing;
 mod read;
+mod retention;
 mod shared;
 
 use crate::support::Case;
@@ -52,5 +54,9 @@ pub fn all() -> Vec<Case> {
         lifetime::expired_listing_and_sweeper_delete,
         listing::list_prefix_start_after_limit,
         shared::register_is_compare_and_set,
+        retention::trim_drops_whole_records_and_the_stream_goes_on,
+        backup::a_restored_stream_answers_like_the_original,
+        retention::forks_keep_what_they_inherit,
+        retention::forks_of_trimmed_data_start_at_what_is_retained,
     ]
 }

@@ -3,23 +3,11 @@
 //! `UNSUPPORTED` and the case passes (single-host engines never need them).
 
 use abi_stable::std_types::{RResult, RSlice, RStr};
+
+use crate::support::ext_call as call;
 use durable_streams_core::abi::*;
 
 use crate::support::*;
-
-fn call(e: &EngineBox, op: &str, input: serde_json::Value) -> RResult<serde_json::Value, EngineError> {
-    let bytes = input.to_string().into_bytes();
-    match e.extension(RStr::from(op), RSlice::from(bytes.as_slice())) {
-        RResult::ROk(out) => match serde_json::from_slice(out.as_slice()) {
-            Ok(v) => RResult::ROk(v),
-            Err(err) => RResult::RErr(EngineError::new(
-                ErrorCode::INTERNAL,
-                format!("{op} answered undecodable JSON: {err}"),
-            )),
-        },
-        RResult::RErr(err) => RResult::RErr(err),
-    }
-}
 
 pub fn register_is_compare_and_set(e: &EngineBox) -> Result<(), Failure> {
     let first = call(e, ext::REGISTER_GET, serde_json::json!({"key": "lease/x"}));

@@ -1,6 +1,8 @@
-//! The file engines' background threads (file-fast's periodic fsync, compaction): started with
-//! the engine, stopped and joined when its owner is dropped, so that a dropped engine has
-//! released its data directory when the drop returns. Knows nothing of what the threads do.
+//! A store's periodic background threads (the file engines' fsync and compaction, the acid
+//! engine's compaction): stopped and joined when dropped, so that an engine owner holding one
+//! beside the engine has released its files when its drop returns. Knows nothing of what the
+//! threads do. Keep it outside the engine the threads reach (through a `Weak`): a thread must
+//! never be the one dropping it.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;

@@ -55,9 +55,11 @@ enum Command {
         #[arg(long, default_value = "")]
         prefix: String,
     },
-    /// Export streams (data, content type, lifetime, closure) as versioned JSON lines.
+    /// Export streams (data and offsets, content type, lifetime, closure, forks, producer state)
+    /// and subscriptions as versioned JSON lines: from a running server with --url, else from
+    /// the configured engine's files (server stopped).
     #[command(
-        after_help = "Examples:\n  DS_STORAGE__MODE=file-durable durable-streams-server export --output streams.jsonl\n  durable-streams-server export --prefix chat/ > chat.jsonl"
+        after_help = "Examples:\n  durable-streams-server export --url http://127.0.0.1:4437 --output backup.jsonl\n  DS_STORAGE__MODE=file-durable durable-streams-server export --output streams.jsonl\n  durable-streams-server export --prefix chat/ > chat.jsonl"
     )]
     Export {
         /// Write here instead of stdout.
@@ -65,18 +67,26 @@ enum Command {
         output: Option<PathBuf>,
         #[arg(long, default_value = "")]
         prefix: String,
+        /// A running server to export from (its scheme, host and port; the stream base path is
+        /// http.stream_base_path).
+        #[arg(long)]
+        url: Option<String>,
     },
-    /// Import an export into the configured engine (migrates between engines).
+    /// Import an export: into a running server with --url, else into the configured engine's
+    /// files (server stopped). Migrates between engines; offsets and producer state are kept.
     #[command(
-        after_help = "Examples:\n  DS_STORAGE__MODE=acid durable-streams-server import --input streams.jsonl\n  durable-streams-server import --input streams.jsonl --on-conflict replace"
+        after_help = "Examples:\n  durable-streams-server import --url http://127.0.0.1:4437 --input backup.jsonl\n  DS_STORAGE__MODE=acid durable-streams-server import --input streams.jsonl\n  durable-streams-server import --input streams.jsonl --on-conflict replace"
     )]
     Import {
         /// Read from here instead of stdin.
         #[arg(long)]
         input: Option<PathBuf>,
-        /// What to do when a stream already exists.
+        /// What to do when a stream (or subscription) already exists.
         #[arg(long, value_enum, default_value = "fail")]
         on_conflict: cli::Conflict,
+        /// A running server to import into.
+        #[arg(long)]
+        url: Option<String>,
     },
 }
 
@@ -195,11 +205,56 @@ fn fail(e: impl std::fmt::Display) -> ExitCode {
     ExitCode::FAILURE
 }
 
-fn export_command(config: &Config, output: Option<PathBuf>, prefix: String) -> ExitCode {
+fn exported(d: cli::Exported) {
+    eprintln!(
+        "exported {} streams, {} bytes, {} subscriptions",
+        d.streams, d.bytes, d.subscriptions
+    );
+}
+
+/// `export --url`: the running server writes it; a file is checked complete afterwards.
+fn remote_export(config: &Config, url: &str, output: Option<PathBuf>, prefix: &str) -> ExitCode {
+    let base = config.base_path();
+    let Some(path) = output else {
+        return match cli::remote_export(url, base, prefix, &mut std::io::stdout().lock()) {
+            Ok(n) => {
+                eprintln!("exported {n} bytes from {url}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        };
+    };
+    let written = std::fs::File::create(&path)
+        .map_err(|source| cli::TransferError::Output {
+            path: path.clone(),
+            source,
+        })
+        .and_then(|f| cli::remote_export(url, base, prefix, &mut std::io::BufWriter::new(f)))
+        .and_then(|_| cli::check(&mut std::io::BufReader::new(std::fs::File::open(&path)?)));
+    match written {
+        Ok(plan) => {
+            eprintln!(
+                "exported {} streams, {} bytes, {} subscriptions from {url}",
+                plan.streams.len(),
+                plan.bytes,
+                plan.subscriptions.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&path);
+            fail(e)
+        }
+    }
+}
+
+fn export_command(config: &Config, output: Option<PathBuf>, prefix: String, url: Option<String>) -> ExitCode {
+    if let Some(url) = url {
+        return remote_export(config, &url, output, &prefix);
+    }
     let Some(path) = output else {
         return offline(config, OpenIntent::ReadExisting, "export", |s| {
-            let (n, bytes) = cli::export(s, &prefix, &mut std::io::stdout().lock())?;
-            eprintln!("exported {n} streams, {bytes} bytes");
+            exported(cli::export(s, &prefix, &mut std::io::stdout().lock())?);
             Ok(())
         });
     };
@@ -209,14 +264,14 @@ fn export_command(config: &Config, output: Option<PathBuf>, prefix: String) -> E
     };
     let code = offline(config, OpenIntent::ReadExisting, "export", |s| {
         let mut out = std::io::BufWriter::new(file);
-        let (n, bytes) = cli::export(s, &prefix, &mut out).map_err(|e| match e {
+        let done = cli::export(s, &prefix, &mut out).map_err(|e| match e {
             cli::TransferError::Io(source) => cli::TransferError::Output {
                 path: path.clone(),
                 source,
             },
             other => other,
         })?;
-        eprintln!("exported {n} streams, {bytes} bytes");
+        exported(done);
         Ok(())
     });
     if code != ExitCode::SUCCESS {
@@ -225,7 +280,7 @@ fn export_command(config: &Config, output: Option<PathBuf>, prefix: String) -> E
     code
 }
 
-fn import_command(config: &Config, input: Option<PathBuf>, on_conflict: cli::Conflict) -> ExitCode {
+fn import_command(config: &Config, input: Option<PathBuf>, on_conflict: cli::Conflict, url: Option<String>) -> ExitCode {
     let scratch = std::env::temp_dir();
     // Standard input is kept in a scratch file: the export is read once to check it whole,
     // then again to import it.
@@ -247,11 +302,30 @@ fn import_command(config: &Config, input: Option<PathBuf>, on_conflict: cli::Con
             source,
         })
         .and_then(|f| cli::check(&mut std::io::BufReader::new(f)));
-    let code = match plan {
-        Err(e) => fail(e),
-        Ok(plan) => offline(config, OpenIntent::Write, "import", |s| {
-            let r = cli::import(s, &plan, &path, on_conflict, &scratch)?;
-            eprintln!("imported {} streams, skipped {}, replaced {}", r.imported, r.skipped, r.replaced);
+    let code = match (plan, url) {
+        (Err(e), _) => fail(e),
+        (Ok(_), Some(url)) => match cli::remote_import(&url, config.base_path(), &path, on_conflict) {
+            Ok(r) => {
+                eprintln!(
+                    "imported {} streams into {url}, skipped {}, replaced {}, {} subscriptions",
+                    r["imported"], r["skipped"], r["replaced"], r["subscriptions"]
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        },
+        (Ok(plan), None) => offline(config, OpenIntent::Write, "import", |s| {
+            let r = cli::import(s, &plan, &path, on_conflict, &scratch, &cli::LogSink(s))?;
+            eprintln!(
+                "imported {} streams, skipped {}, replaced {}, {} subscriptions",
+                r.imported, r.skipped, r.replaced, r.subscriptions
+            );
+            if r.without_writer_state > 0 {
+                eprintln!(
+                    "note: this engine cannot restore producer state: {} streams were imported with their bytes and closure only",
+                    r.without_writer_state
+                );
+            }
             Ok(())
         }),
     };
@@ -335,8 +409,8 @@ fn main() -> ExitCode {
             eprintln!("{n} streams");
             Ok(())
         }),
-        Command::Export { output, prefix } => export_command(&config, output, prefix),
-        Command::Import { input, on_conflict } => import_command(&config, input, on_conflict),
+        Command::Export { output, prefix, url } => export_command(&config, output, prefix, url),
+        Command::Import { input, on_conflict, url } => import_command(&config, input, on_conflict, url),
         Command::Serve => {
             let rt = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,

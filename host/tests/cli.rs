@@ -103,7 +103,7 @@ fn export_from_file_durable_import_into_acid() {
     assert!(out.status.success() && text(&out).contains("exported 5 streams"), "{}", text(&out));
     let first = std::fs::read_to_string(&file).unwrap();
     assert!(
-        first.starts_with(r#"{"#) && first.lines().next().unwrap().contains("\"version\":1"),
+        first.starts_with(r#"{"#) && first.lines().next().unwrap().contains("\"version\":2"),
         "versioned format"
     );
 

@@ -2,9 +2,11 @@
 //! plugin, exactly as the server would, and talks to it directly (no HTTP).
 
 pub mod kit;
+mod remote;
 mod transfer;
 
-pub use transfer::{check, export, export_names, import, Conflict, ImportReport, Plan, TransferError};
+pub use remote::{remote_export, remote_import};
+pub use transfer::{check, export, export_names, import, Conflict, Exported, ImportReport, LogSink, Plan, SubscriptionSink, TransferError};
 
 use abi_stable::std_types::{ROption, RStr};
 use durable_streams_core::abi::{ListRequest, StreamListing};

@@ -1,5 +1,6 @@
 //! The HTTP surface: routes, one module per protocol operation, and the layers every response gets.
 
+mod admin;
 mod append;
 mod body;
 mod create;
@@ -62,6 +63,12 @@ async fn stream_route(State(state): State<Arc<AppState>>, req: Request<Body>) ->
         .unwrap_or("")
         .trim_start_matches('/');
     if let Some(rest) = rel.strip_prefix("__ds/") {
+        if matches!(rest, "export" | "import") {
+            if let Some(r) = admin::dispatch(&state, rest, &parts, body).await {
+                return r;
+            }
+            return ApiError::new(StatusCode::NOT_FOUND, "Not Found", "no such control route").into_response();
+        }
         return crate::subs::dispatch(&state, rest, &parts, body).await;
     }
     if let Some(dup) = SINGLE_HEADERS.iter().find(|h| parts.headers.get_all(**h).iter().nth(1).is_some()) {

@@ -187,6 +187,12 @@ impl Subscriptions {
             Record::Delete(id) => {
                 inner.subs.remove(&id);
             }
+            Record::Snapshot(all) => {
+                inner.subs.clear();
+                for s in all {
+                    self.apply(inner, Record::Put(Box::new(s)));
+                }
+            }
         }
     }
 

@@ -24,6 +24,8 @@ pub const KEYS_STREAM: &str = "__ds/state/keys";
 pub enum Record {
     Put(Box<Sub>),
     Delete(String),
+    /// Every subscription at once: replaces the state (the log's head before it may be gone).
+    Snapshot(Vec<Sub>),
 }
 
 fn ensure(storage: &Storage, name: &str) -> Result<(), String> {
@@ -160,11 +162,32 @@ pub fn load(storage: &Storage) -> Result<Loaded, String> {
             Record::Delete(id) => {
                 subs.remove(&id);
             }
+            Record::Snapshot(all) => {
+                subs = all.into_iter().map(|s| (s.id.clone(), s)).collect();
+            }
         }
     }
     let (values, keys_log) = read_from(storage, KEYS_STREAM, Cursor::default()).map_err(|e| format!("cannot read {KEYS_STREAM}: {e}"))?;
     let ring = last_ring(values).map_err(|e| e.to_string())?;
     Ok(Loaded { subs, log, ring, keys_log })
+}
+
+/// Appends `rec` to the subscription log after whatever it holds (offline tools: the running
+/// service records its changes with `Subscriptions::mutate`).
+pub fn append_record(storage: &Storage, rec: &Record) -> Result<(), EngineError> {
+    ensure(storage, SUBS_STREAM).map_err(|e| EngineError::new(ErrorCode::IO, e))?;
+    for _ in 0..16 {
+        let (_, at) = read_from(storage, SUBS_STREAM, Cursor::default())?;
+        match storage.call_sync(|e| e.append(&record(SUBS_STREAM, rec, at).as_request())) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.code == ErrorCode::STREAM_SEQ_REGRESSION => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(EngineError::new(
+        ErrorCode::UNAVAILABLE,
+        "the subscription log changed too often to record this change; retry",
+    ))
 }
 
 /// The append that records `value` in an internal stream as the record after `at`.

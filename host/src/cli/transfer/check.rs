@@ -17,12 +17,29 @@ pub struct StreamPlan {
     pub lifetime: Lifetime,
     pub closed: bool,
     pub tail: u64,
+    /// Its earliest retained offset (version 2; 0 before).
+    pub start: u64,
+    /// (source, position) when exported as a fork of a stream earlier in the file.
+    pub fork: Option<(String, u64)>,
+    /// Producers, `Stream-Seq` and closure as `ext::DESCRIBE` gave them (version 2).
+    pub writer: Option<serde_json::Value>,
 }
 
-/// A checked export: its streams in file order, and its totals.
+impl StreamPlan {
+    /// Where its exported bytes start.
+    pub fn data_start(&self) -> u64 {
+        match &self.fork {
+            Some((_, pos)) => self.start.max(*pos),
+            None => self.start,
+        }
+    }
+}
+
+/// A checked export: its streams in file order, its subscriptions, and its totals.
 #[derive(Clone, Debug, Default)]
 pub struct Plan {
     pub streams: Vec<StreamPlan>,
+    pub subscriptions: Vec<crate::subs::model::Sub>,
     pub bytes: u64,
 }
 
@@ -85,10 +102,10 @@ pub fn check(input: &mut dyn BufRead) -> Result<Plan, TransferError> {
                 return Err(bad(line_no, "not a durable-streams export"));
             }
             let version = v.get("version").and_then(|n| n.as_u64()).unwrap_or(0);
-            if version != VERSION {
+            if !(1..=VERSION).contains(&version) {
                 return Err(bad(
                     line_no,
-                    format!("export format version {version}; this server reads version {VERSION}"),
+                    format!("export format version {version}; this server reads versions 1 to {VERSION}"),
                 ));
             }
             header = true;
@@ -100,6 +117,16 @@ pub fn check(input: &mut dyn BufRead) -> Result<Plan, TransferError> {
                 return Err(TransferError::Incomplete(format!("stream '{}' has no end record", s.name)));
             }
             let (streams, bytes) = (number(&v, "streams", line_no)?, number(&v, "bytes", line_no)?);
+            let subs = optional_number(&v, "subscriptions", line_no)?.unwrap_or(0);
+            if subs != plan.subscriptions.len() as u64 {
+                return Err(bad(
+                    line_no,
+                    format!(
+                        "the summary says {subs} subscriptions, but the file holds {}",
+                        plan.subscriptions.len()
+                    ),
+                ));
+            }
             if streams != plan.streams.len() as u64 || bytes != plan.bytes {
                 return Err(bad(
                     line_no,
@@ -113,12 +140,38 @@ pub fn check(input: &mut dyn BufRead) -> Result<Plan, TransferError> {
             summary = true;
             continue;
         }
+        if kind == "subscription" {
+            if let Some((s, _)) = &open {
+                return Err(bad(line_no, format!("a subscription inside stream '{}' (no end record)", s.name)));
+            }
+            let sub: crate::subs::model::Sub = serde_json::from_value(v.get("sub").cloned().unwrap_or_default())
+                .map_err(|e| bad(line_no, format!("subscription: {e}")))?;
+            if plan.subscriptions.iter().any(|s| s.id == sub.id) {
+                return Err(bad(line_no, format!("subscription '{}' appears twice", sub.id)));
+            }
+            plan.subscriptions.push(sub);
+            continue;
+        }
         let name = text(&v, "name", line_no)?;
         match (kind.as_str(), &mut open) {
             ("stream", None) => {
                 if !seen.insert(name.clone()) {
                     return Err(bad(line_no, format!("stream '{name}' appears twice")));
                 }
+                let fork = match v.get("fork") {
+                    None | Some(serde_json::Value::Null) => None,
+                    Some(f) => {
+                        let (src, pos) = f
+                            .as_array()
+                            .filter(|a| a.len() == 2)
+                            .and_then(|a| Some((a[0].as_str()?.to_string(), a[1].as_u64()?)))
+                            .ok_or_else(|| bad(line_no, "'fork' must be [source name, position]"))?;
+                        if !plan.streams.iter().any(|s| s.name == src) {
+                            return Err(bad(line_no, format!("fork '{name}' comes before its source '{src}'")));
+                        }
+                        Some((src, pos))
+                    }
+                };
                 let s = StreamPlan {
                     name,
                     content_type: text(&v, "content_type", line_no)?,
@@ -128,6 +181,9 @@ pub fn check(input: &mut dyn BufRead) -> Result<Plan, TransferError> {
                     },
                     closed: flag(&v, "closed", line_no)?,
                     tail: 0,
+                    start: optional_number(&v, "start", line_no)?.unwrap_or(0),
+                    fork,
+                    writer: None,
                 };
                 open = Some((s, 0));
             }
@@ -142,15 +198,24 @@ pub fn check(input: &mut dyn BufRead) -> Result<Plan, TransferError> {
             ("end", Some((s, n))) if s.name == name => {
                 let tail = number(&v, "tail", line_no)?;
                 let closed = flag(&v, "closed", line_no)?;
-                if tail != *n {
+                if tail != s.data_start() + *n {
                     return Err(bad(
                         line_no,
-                        format!("stream '{name}' ends at {tail} but its data records hold {n} bytes"),
+                        format!(
+                            "stream '{name}' ends at {tail} but its data records hold {n} bytes from {}",
+                            s.data_start()
+                        ),
                     ));
                 }
+                let writer = match v.get("writer") {
+                    None | Some(serde_json::Value::Null) => None,
+                    Some(w) if w.is_object() => Some(w.clone()),
+                    Some(_) => return Err(bad(line_no, "'writer' must be an object")),
+                };
                 let (mut s, n) = open.take().expect("matched Some");
-                s.tail = n;
+                s.tail = tail;
                 s.closed = closed;
+                s.writer = writer;
                 plan.bytes += n;
                 plan.streams.push(s);
             }

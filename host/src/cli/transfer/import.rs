@@ -1,6 +1,9 @@
 //! Imports a checked export, all-or-nothing: conflicts are decided before the first write, and
-//! when the engine fails part way the streams written so far are removed and the streams that
-//! were being replaced are restored from a backup taken first.
+//! when the engine fails part way the streams (and subscriptions) written so far are removed and
+//! those that were being replaced are restored from a backup taken first. Streams are restored
+//! at their offsets with their writer state (`ext::RESTORE`, `ext::RESTORE_WRITER`) where the
+//! engine can; forks as forks; subscriptions through a [`SubscriptionSink`] (the log itself
+//! offline, the running service through the server).
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
@@ -10,9 +13,11 @@ use abi_stable::std_types::{ROption, RSlice, RStr};
 use base64::Engine as _;
 use durable_streams_core::abi::*;
 
-use super::{check::Plan, end_progress, export_names, progress, Conflict, TransferError};
+use super::{check::Plan, check::StreamPlan, end_progress, export_names, progress, Conflict, TransferError};
 use crate::plugin::{OwnedAppend, Storage};
 use crate::state::now_ms;
+use crate::subs::model::Sub;
+use crate::subs::store;
 
 /// What an import did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -20,6 +25,34 @@ pub struct ImportReport {
     pub imported: usize,
     pub skipped: usize,
     pub replaced: usize,
+    pub subscriptions: usize,
+    /// Streams whose producer / `Stream-Seq` state the engine could not take (no
+    /// `ext::RESTORE_WRITER`): imported with their bytes and closure only.
+    pub without_writer_state: usize,
+}
+
+/// Where imported subscriptions go.
+pub trait SubscriptionSink {
+    /// The subscriptions there now.
+    fn current(&self) -> Result<Vec<Sub>, TransferError>;
+    /// Creates or replaces one.
+    fn put(&self, sub: &Sub) -> Result<(), TransferError>;
+    fn delete(&self, id: &str) -> Result<(), TransferError>;
+}
+
+/// Offline: the subscription log in the engine (read by the server when it starts).
+pub struct LogSink<'a>(pub &'a Storage);
+
+impl SubscriptionSink for LogSink<'_> {
+    fn current(&self) -> Result<Vec<Sub>, TransferError> {
+        super::export::subscriptions(self.0)
+    }
+    fn put(&self, sub: &Sub) -> Result<(), TransferError> {
+        Ok(store::append_record(self.0, &store::Record::Put(Box::new(sub.clone())))?)
+    }
+    fn delete(&self, id: &str) -> Result<(), TransferError> {
+        Ok(store::append_record(self.0, &store::Record::Delete(id.to_string()))?)
+    }
 }
 
 fn exists(storage: &Storage, name: &str) -> Result<bool, TransferError> {
@@ -60,13 +93,82 @@ fn append(storage: &Storage, name: &str, ct: Option<&str>, body: Vec<u8>, close:
     storage.call_sync(|e| e.append(&req.as_request())).map(|_| ())
 }
 
+/// Calls extension `op` with a JSON input: `None` when the engine does not provide it.
+fn ext_call(storage: &Storage, op: &str, input: serde_json::Value) -> Result<Option<()>, EngineError> {
+    let input = input.to_string();
+    match storage.call_sync(|e| e.extension(RStr::from(op), RSlice::from(input.as_bytes()))) {
+        Ok(_) => Ok(Some(())),
+        Err(e) if e.code == ErrorCode::UNSUPPORTED => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Creates `s` empty at its offsets (a fork of its source when exported as one).
+fn create(storage: &Storage, s: &StreamPlan) -> Result<(), TransferError> {
+    let restore = serde_json::json!({
+        "name": s.name, "content_type": s.content_type, "ttl_secs": s.lifetime.ttl_secs.into_option(),
+        "expires_at_ms": s.lifetime.expires_at_ms.into_option(), "start": s.start, "fork": s.fork, "now_ms": now_ms(),
+    });
+    if ext_call(storage, ext::RESTORE, restore)?.is_some() {
+        return Ok(());
+    }
+    if s.start > 0 {
+        return Err(TransferError::Engine(EngineError::new(
+            ErrorCode::UNSUPPORTED,
+            format!(
+                "stream '{}' starts at offset {} (retention dropped its head) and this engine cannot restore a stream at its offsets",
+                s.name, s.start
+            ),
+        )));
+    }
+    storage.call_sync(|e| {
+        e.create(&CreateRequest {
+            name: RStr::from(s.name.as_str()),
+            content_type: ROption::RSome(RStr::from(s.content_type.as_str())),
+            lifetime: s.lifetime,
+            closed: false,
+            initial: RSlice::from(&b""[..]),
+            fork: match &s.fork {
+                Some((src, pos)) => ROption::RSome(ForkFrom {
+                    source: RStr::from(src.as_str()),
+                    position: *pos,
+                }),
+                None => ROption::RNone,
+            },
+            now_ms: now_ms(),
+        })
+    })?;
+    Ok(())
+}
+
+/// Gives `s` its writer state and closure; false when the engine could only close it.
+fn finish(storage: &Storage, s: &StreamPlan) -> Result<bool, TransferError> {
+    if let Some(writer) = &s.writer {
+        let input = serde_json::json!({"name": s.name, "writer": writer, "now_ms": now_ms()});
+        if ext_call(storage, ext::RESTORE_WRITER, input)?.is_some() {
+            return Ok(true);
+        }
+    }
+    if s.closed {
+        append(storage, &s.name, None, Vec::new(), true)?;
+    }
+    Ok(s.writer.is_none())
+}
+
 /// Writes the streams of `plan` (read again from `path`, which [`super::check`] accepted).
-fn write_all(storage: &Storage, plan: &Plan, path: &Path, skip: &HashSet<String>, created: &mut Vec<String>) -> Result<(), TransferError> {
+fn write_all(
+    storage: &Storage,
+    plan: &Plan,
+    path: &Path,
+    skip: &HashSet<String>,
+    created: &mut Vec<String>,
+    report: &mut ImportReport,
+) -> Result<(), TransferError> {
     let file = std::fs::File::open(path).map_err(|source| TransferError::Input {
         path: path.to_path_buf(),
         source,
     })?;
-    let by_name: std::collections::HashMap<&str, &super::StreamPlan> = plan.streams.iter().map(|s| (s.name.as_str(), s)).collect();
+    let by_name: std::collections::HashMap<&str, &StreamPlan> = plan.streams.iter().map(|s| (s.name.as_str(), s)).collect();
     for (i, line) in BufReader::new(file).lines().enumerate() {
         let line = line?;
         if i == 0 || line.trim().is_empty() {
@@ -85,17 +187,7 @@ fn write_all(storage: &Storage, plan: &Plan, path: &Path, skip: &HashSet<String>
         let Some(s) = by_name.get(name) else { continue };
         match kind {
             "stream" => {
-                storage.call_sync(|e| {
-                    e.create(&CreateRequest {
-                        name: RStr::from(name),
-                        content_type: ROption::RSome(RStr::from(s.content_type.as_str())),
-                        lifetime: s.lifetime,
-                        closed: false,
-                        initial: RSlice::from(&b""[..]),
-                        fork: ROption::RNone,
-                        now_ms: now_ms(),
-                    })
-                })?;
+                create(storage, s)?;
                 created.push(name.to_string());
             }
             "data" => {
@@ -108,8 +200,8 @@ fn write_all(storage: &Storage, plan: &Plan, path: &Path, skip: &HashSet<String>
                 append(storage, name, Some(&s.content_type), body, false)?;
             }
             "end" => {
-                if s.closed {
-                    append(storage, name, None, Vec::new(), true)?;
+                if !finish(storage, s)? {
+                    report.without_writer_state += 1;
                 }
                 let meta = storage.call_sync(|e| {
                     e.head(&HeadRequest {
@@ -134,33 +226,56 @@ fn write_all(storage: &Storage, plan: &Plan, path: &Path, skip: &HashSet<String>
     Ok(())
 }
 
-/// Imports the export at `path` (already checked into `plan`). `scratch` holds the backup of
-/// replaced streams while the import runs.
-pub fn import(storage: &Storage, plan: &Plan, path: &Path, on_conflict: Conflict, scratch: &Path) -> Result<ImportReport, TransferError> {
+/// Imports the export at `path` (already checked into `plan`), its subscriptions into `subs`.
+/// `scratch` holds the backup of replaced streams while the import runs.
+pub fn import(
+    storage: &Storage,
+    plan: &Plan,
+    path: &Path,
+    on_conflict: Conflict,
+    scratch: &Path,
+    subs: &dyn SubscriptionSink,
+) -> Result<ImportReport, TransferError> {
     let mut existing = Vec::new();
     for s in &plan.streams {
         if exists(storage, &s.name)? {
             existing.push(s.name.clone());
         }
     }
+    let current_subs = if plan.subscriptions.is_empty() {
+        Vec::new()
+    } else {
+        subs.current()?
+    };
+    let clashing_subs: Vec<Sub> = current_subs
+        .into_iter()
+        .filter(|c| plan.subscriptions.iter().any(|s| s.id == c.id))
+        .collect();
     let mut report = ImportReport::default();
     let mut skip = HashSet::new();
+    let mut skip_subs = HashSet::new();
     let backup = scratch.join(format!("ds-import-backup-{}.jsonl", std::process::id()));
     match on_conflict {
-        Conflict::Fail if !existing.is_empty() => return Err(TransferError::Exists(existing)),
+        Conflict::Fail if !existing.is_empty() || !clashing_subs.is_empty() => {
+            let mut names = existing;
+            names.extend(clashing_subs.iter().map(|s| format!("subscription {}", s.id)));
+            return Err(TransferError::Exists(names));
+        }
         Conflict::Fail => {}
         Conflict::Skip => {
             report.skipped = existing.len();
             skip.extend(existing.iter().cloned());
+            skip_subs.extend(clashing_subs.iter().map(|s| s.id.clone()));
         }
         Conflict::Replace if !existing.is_empty() => {
             let mut out = std::io::BufWriter::new(std::fs::File::create(&backup).map_err(|source| TransferError::Output {
                 path: backup.clone(),
                 source,
             })?);
-            export_names(storage, &existing, &mut out)?;
+            export_names(storage, &existing, &[], &mut out)?;
             drop(out);
-            for name in &existing {
+            // Forks before their sources (a source with forks would only be soft-deleted).
+            for name in existing.iter().rev() {
                 delete(storage, name)?;
             }
             report.replaced = existing.len();
@@ -168,24 +283,45 @@ pub fn import(storage: &Storage, plan: &Plan, path: &Path, on_conflict: Conflict
         Conflict::Replace => {}
     }
     let mut created = Vec::new();
-    let result = write_all(storage, plan, path, &skip, &mut created);
+    let mut put_subs = Vec::new();
+    let mut result = write_all(storage, plan, path, &skip, &mut created, &mut report);
+    if result.is_ok() {
+        for sub in plan.subscriptions.iter().filter(|s| !skip_subs.contains(&s.id)) {
+            if let Err(e) = subs.put(sub) {
+                result = Err(e);
+                break;
+            }
+            put_subs.push(sub.id.clone());
+        }
+    }
     end_progress();
     match result {
         Ok(()) => {
             let _ = std::fs::remove_file(&backup);
             report.imported = created.len();
+            report.subscriptions = put_subs.len();
             Ok(report)
         }
         Err(cause) => {
             let mut undone = format!("removed the {} stream(s) it had written", created.len());
-            for name in &created {
+            for name in created.iter().rev() {
                 if let Err(e) = delete(storage, name) {
                     undone.push_str(&format!("; could not remove '{name}': {e}"));
                 }
             }
+            for id in &put_subs {
+                let before = clashing_subs.iter().find(|s| &s.id == id);
+                let r = match before {
+                    Some(old) => subs.put(old),
+                    None => subs.delete(id),
+                };
+                if let Err(e) = r {
+                    undone.push_str(&format!("; could not undo subscription '{id}': {e}"));
+                }
+            }
             if report.replaced > 0 {
                 let restored = super::check(&mut BufReader::new(std::fs::File::open(&backup)?))
-                    .and_then(|p| import(storage, &p, &backup, Conflict::Fail, scratch).map(|_| p));
+                    .and_then(|p| import(storage, &p, &backup, Conflict::Fail, scratch, subs).map(|_| p));
                 match restored {
                     Ok(p) => undone.push_str(&format!(" and restored the {} stream(s) it had replaced", p.streams.len())),
                     Err(e) => undone.push_str(&format!(

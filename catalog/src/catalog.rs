@@ -28,6 +28,8 @@ pub struct Catalog<P: Persistence> {
     types: Mutex<HashMap<String, Arc<str>>>,
     /// Bytes of stream data held (own bytes of every stream, deleted ones kept for forks too).
     pub(crate) stored: AtomicU64,
+    /// See `OpenOptions::access_slack_ms`.
+    pub(crate) access_slack_ms: u64,
 }
 
 /// Streams leaving the catalogue: soft (kept for forks, name hidden or not) or for good.
@@ -47,6 +49,7 @@ impl<P: Persistence> Catalog<P> {
             limits,
             types: Mutex::new(HashMap::new()),
             stored: AtomicU64::new(0),
+            access_slack_ms: 0,
         }
     }
 

@@ -39,8 +39,10 @@ impl<P: Persistence> Engine for Catalog<P> {
         RResult::ROk(())
     }
     fn shutdown(&self) -> RResult<(), EngineError> {
+        // Access times first: a clean stop keeps sliding TTLs exact.
+        let saved = self.save_access();
         let _w = self.writer.write();
-        self.store.shutdown().into()
+        saved.and_then(|_| self.store.shutdown()).into()
     }
     fn extension(&self, op: RStr<'_>, input: RSlice<'_, u8>) -> RResult<RVec<u8>, EngineError> {
         let run = match op.as_str() {
@@ -48,6 +50,7 @@ impl<P: Persistence> Engine for Catalog<P> {
             ext::DESCRIBE => Some(Self::describe_ext as _),
             ext::RESTORE => Some(Self::restore_ext as _),
             ext::RESTORE_WRITER => Some(Self::restore_writer_ext as _),
+            ext::SAVE_ACCESS => Some(Self::save_access_ext as _),
             _ => None,
         };
         if let Some(run) = run {

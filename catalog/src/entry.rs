@@ -24,6 +24,8 @@ pub struct Entry<D> {
     pub(crate) soft_deleted: AtomicBool,
     pub(crate) hidden: AtomicBool,
     pub(crate) last_access_ms: AtomicU64,
+    /// The last access time the store holds (sliding TTLs; see `Catalog::save_access`).
+    pub(crate) saved_access_ms: AtomicU64,
     pub(crate) state: Mutex<State>,
     /// Held by a single append running beside others (see `Catalog::writer`).
     pub(crate) appending: Mutex<()>,
@@ -96,6 +98,7 @@ impl<D> Entry<D> {
             soft_deleted: AtomicBool::new(false),
             hidden: AtomicBool::new(false),
             last_access_ms: AtomicU64::new(0),
+            saved_access_ms: AtomicU64::new(0),
             state: Mutex::new(State::default()),
             appending: Mutex::new(()),
             data,

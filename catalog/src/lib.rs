@@ -7,6 +7,7 @@
 //!
 //! A plugin whose state lives elsewhere (a cluster) implements `Engine` directly instead.
 
+mod access;
 mod background;
 mod catalog;
 mod engine;

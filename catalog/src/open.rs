@@ -20,8 +20,12 @@ pub struct OpenOptions {
     pub limits: Limits,
     /// Delete soft-deleted streams that no fork references (off for read-only tools).
     pub collect_orphans: bool,
-    /// The access time given to every stream (sliding TTLs restart at open), ms.
+    /// Now, ms: the access time of streams without a saved one.
     pub now_ms: u64,
+    /// How stale a saved access time may be (the host's save interval): a stream is taken as
+    /// last accessed this long after its saved time (never later than now), so a restart never
+    /// shortens a sliding TTL, and lengthens it by at most this much.
+    pub access_slack_ms: u64,
 }
 
 /// A built entry and its name.
@@ -34,7 +38,8 @@ fn corrupt(msg: String) -> EngineError {
 impl<P: Persistence> Catalog<P> {
     /// A catalogue over `store` holding `streams`.
     pub fn open(store: P, streams: Vec<Recovered<P::Data>>, opts: OpenOptions) -> Result<Self, EngineError> {
-        let catalog = Catalog::with_streams(store, BTreeMap::new(), opts.limits);
+        let mut catalog = Catalog::with_streams(store, BTreeMap::new(), opts.limits);
+        catalog.access_slack_ms = opts.access_slack_ms;
         let mut waiting: HashMap<u64, Recovered<P::Data>> = streams.into_iter().map(|r| (r.id, r)).collect();
         let mut built: HashMap<u64, Named<P::Data>> = HashMap::new();
         let ids: Vec<u64> = waiting.keys().copied().collect();
@@ -98,7 +103,13 @@ impl<P: Persistence> Catalog<P> {
         let entry = Entry::new(id, self.intern(&r.content_type), r.lifetime, fork, base, r.data);
         entry.soft_deleted.store(r.soft_deleted, Ordering::Release);
         entry.hidden.store(r.hidden, Ordering::Release);
-        entry.touch(now_ms);
+        match r.last_access_ms {
+            Some(at) => {
+                entry.saved_access_ms.store(at, Ordering::Relaxed);
+                entry.touch(at.saturating_add(self.access_slack_ms).min(now_ms));
+            }
+            None => entry.touch(now_ms),
+        }
         {
             let mut st = entry.state.lock();
             st.tail = r.tail;
@@ -155,6 +166,7 @@ impl<P: Persistence> Fold<P> {
                         soft_deleted: false,
                         hidden: false,
                         start: 0,
+                        last_access_ms: None,
                         tail: base + c.initial.len() as u64,
                         writer,
                         data,
@@ -184,6 +196,10 @@ impl<P: Persistence> Fold<P> {
                 s.start = s.start.max(*start);
                 // A log compacted past dropped records says where the stream went on.
                 s.tail = s.tail.max(*start);
+            }
+            Change::Access { id, at_ms } => {
+                let s = self.known(*id)?;
+                s.last_access_ms = Some(s.last_access_ms.unwrap_or(0).max(*at_ms));
             }
         }
         Ok(())

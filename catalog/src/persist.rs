@@ -29,8 +29,10 @@ pub struct Appended<'a> {
     pub update: &'a StateUpdate,
 }
 
-/// One change of a batch.
+/// One change of a batch. Non-exhaustive: stores match it with a wildcard arm, so that new kinds
+/// of change (each sent only to stores that opt in) do not break them.
 #[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
 pub enum Change<'a> {
     Create(Created<'a>),
     Append(Appended<'a>),
@@ -50,6 +52,12 @@ pub enum Change<'a> {
         id: u64,
         start: u64,
     },
+    /// The stream (which has a sliding TTL) was last read or written at `at_ms`. Sent only to
+    /// stores whose [`Persistence::persists_access`] says so.
+    Access {
+        id: u64,
+        at_ms: u64,
+    },
 }
 
 impl Change<'_> {
@@ -58,7 +66,7 @@ impl Change<'_> {
         match self {
             Change::Create(c) => c.id,
             Change::Append(a) => a.id,
-            Change::SoftDelete { id, .. } | Change::Delete { id } | Change::Trim { id, .. } => *id,
+            Change::SoftDelete { id, .. } | Change::Delete { id } | Change::Trim { id, .. } | Change::Access { id, .. } => *id,
         }
     }
 }
@@ -101,6 +109,8 @@ pub struct Recovered<D> {
     pub hidden: bool,
     /// The earliest readable position (retention; 0 when never trimmed).
     pub start: u64,
+    /// The last access time saved (sliding TTLs), if any.
+    pub last_access_ms: Option<u64>,
     pub tail: u64,
     pub writer: WriterState,
     pub data: D,
@@ -154,6 +164,12 @@ pub trait Persistence: Send + Sync + 'static {
     /// (the default): the store cannot drop a stream's head, and trims answer `UNSUPPORTED`.
     fn record_floor(&self, _id: u64, _data: &Self::Data, _pos: u64) -> Option<Result<u64, EngineError>> {
         None
+    }
+
+    /// Whether the store keeps `Change::Access` (last access times of streams with a sliding
+    /// TTL, so that a restart neither extends nor shortens them beyond the save interval).
+    fn persists_access(&self) -> bool {
+        false
     }
 
     /// Told after a committed `Trim` was applied: own positions `dropped` went (for the store's

@@ -132,6 +132,8 @@ pub struct StreamRef<'a, D> {
     pub id: u64,
     /// The earliest readable position (retention).
     pub start: u64,
+    /// The last access time the store holds (0: none).
+    pub saved_access_ms: u64,
     pub data: &'a D,
 }
 
@@ -140,6 +142,7 @@ impl<'a, D> StreamRef<'a, D> {
         StreamRef {
             id: e.id,
             start: e.state.lock().start,
+            saved_access_ms: e.saved_access_ms.load(std::sync::atomic::Ordering::Relaxed),
             data: &e.data,
         }
     }

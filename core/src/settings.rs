@@ -32,6 +32,7 @@ pub const HOST_KEYS: &[&str] = &[
     "validate_only",
     "sources",
     "isolate",
+    "ttl_save_interval_ms",
 ];
 
 /// The namespace prefix of a mode: `file-fast` → `file_fast`.
@@ -127,6 +128,12 @@ impl Settings {
     /// The operator limits.
     pub fn limits(&self) -> Limits {
         Limits::from_config(&self.root)
+    }
+
+    /// How often the host saves sliding-TTL access times (`server.ttl_save_interval_secs`, in
+    /// ms; 60 s when not given): the slack an engine allows at open (see `OpenOptions`).
+    pub fn ttl_save_interval_ms(&self) -> u64 {
+        self.root.get("ttl_save_interval_ms").and_then(Value::as_u64).unwrap_or(60_000)
     }
 
     /// An unsigned integer in `range` (strings of digits are accepted, as environment variables

@@ -141,6 +141,7 @@ pub fn engine_config_json_for(config: &Config, intent: OpenIntent) -> String {
     let mut v = serde_json::to_value(&config.storage).unwrap_or_else(|_| serde_json::json!({}));
     v["max_stream_bytes"] = config.limits.max_stream_bytes.into();
     v["max_memory_bytes"] = config.limits.max_memory_bytes.into();
+    v["ttl_save_interval_ms"] = (config.server.ttl_save_interval_secs * 1000).into();
     v["open_existing"] = (intent == OpenIntent::ReadExisting).into();
     v["validate_only"] = (intent == OpenIntent::Check).into();
     v["sources"] = config
@@ -263,6 +264,8 @@ fn make_state(config: Config, storage: Storage, readiness: Readiness) -> Arc<App
     if tokio::runtime::Handle::try_current().is_ok() {
         // The TTL sweeper and retention run wherever the router does (binary and embedders).
         tokio::spawn(sweeper::run(state.clone(), sweep));
+        let save_every = std::time::Duration::from_secs(state.config.server.ttl_save_interval_secs.max(1));
+        tokio::spawn(sweeper::save_access(state.clone(), save_every));
         if !retention.is_empty() {
             tokio::spawn(retention::run(state.clone(), retention, retention_every));
         }

@@ -1,10 +1,12 @@
-//! Background TTL sweeper: asks the engine for expired streams and deletes each if still expired.
+//! Background TTL upkeep: the sweeper asks the engine for expired streams and deletes each if
+//! still expired; `save_access` has the engine save sliding-TTL access times periodically.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use abi_stable::std_types::RSlice;
 use abi_stable::std_types::RStr;
-use durable_streams_core::abi::{DeleteRequest, ExpiredRequest};
+use durable_streams_core::abi::{ext, DeleteRequest, ErrorCode, ExpiredRequest};
 
 use crate::state::{now_ms, AppState};
 
@@ -46,6 +48,29 @@ pub async fn run(state: Arc<AppState>, interval: Duration) {
                 Ok(()) => state.live.wake(name.as_str()),
                 Err(e) => tracing::debug!(stream = %name, error = %e, "sweeper delete skipped"),
             }
+        }
+    }
+}
+
+/// Runs until the engine says it keeps no access times: one save every `interval`.
+pub async fn save_access(state: Arc<AppState>, interval: Duration) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let input = format!("{{\"now_ms\": {}}}", now_ms());
+        let r = state
+            .storage
+            .call(move |e| e.extension(RStr::from(ext::SAVE_ACCESS), RSlice::from(input.as_bytes())))
+            .await;
+        match r {
+            Ok(out) => tracing::debug!(answer = %String::from_utf8_lossy(out.as_slice()), "sliding-TTL access times saved"),
+            Err(e) if e.code == ErrorCode::UNSUPPORTED => {
+                tracing::debug!(error = %e, "the engine keeps no sliding-TTL access times");
+                return;
+            }
+            Err(e) => tracing::warn!(error = %e, "saving sliding-TTL access times failed; retried next time"),
         }
     }
 }

@@ -70,6 +70,12 @@ pub mod ext {
     /// Restores: input `{"name", "writer": <as DESCRIBE answers>, "now_ms"}`; sets the producers'
     /// epochs and sequences, the last `Stream-Seq`, and closes the stream if `closed`.
     pub const RESTORE_WRITER: &str = "stream.restore_writer";
+    /// Sliding TTLs across restarts: input `{"now_ms": u64}`; the engine persists the last
+    /// access time of every stream with a TTL read or written since the previous call, and
+    /// answers `{"saved": n}`. Called by the host every `server.ttl_save_interval_secs` (and
+    /// by engines themselves at shutdown). Engines that keep nothing across restarts answer
+    /// `{"saved": 0}`; `UNSUPPORTED` from engines that do not track access.
+    pub const SAVE_ACCESS: &str = "access.save";
 }
 
 /// The root module every plugin exports.

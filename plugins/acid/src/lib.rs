@@ -44,6 +44,11 @@ impl AcidStorage {
 
     /// Opens the shards, enforcing `limits.max_stream_bytes`.
     pub fn open_with(backend: Backend<'_>, shard_count: usize, limits: Limits) -> Result<AcidStorage, EngineError> {
+        Self::open_slack(backend, shard_count, limits, 60_000)
+    }
+
+    /// [`AcidStorage::open_with`], saved access times taken with `access_slack_ms` of slack.
+    pub fn open_slack(backend: Backend<'_>, shard_count: usize, limits: Limits, access_slack_ms: u64) -> Result<AcidStorage, EngineError> {
         if !(1..=1024).contains(&shard_count) {
             return Err(EngineError::new(
                 ErrorCode::BAD_CONFIG,
@@ -74,6 +79,7 @@ impl AcidStorage {
             limits,
             collect_orphans: writable,
             now_ms,
+            access_slack_ms,
         };
         Ok(AcidStorage(Catalog::open(store, streams, opts)?))
     }
@@ -108,6 +114,7 @@ pub fn open_engine(data_dir: PathBuf, backend: &str, shards: usize, limits: Limi
         limits,
         open_existing: false,
         compact_interval_secs: 60,
+        access_slack_ms: 60_000,
     })
 }
 
@@ -150,6 +157,8 @@ pub struct AcidOptions<'a> {
     /// `acid_compact_interval_secs`: how often shard files are checked for compaction (0: only
     /// at open).
     pub compact_interval_secs: u64,
+    /// The host's `ttl_save_interval_ms` (see `OpenOptions::access_slack_ms`).
+    pub access_slack_ms: u64,
 }
 
 /// Opens the acid engine as `opts` say.
@@ -168,7 +177,7 @@ pub fn open_engine_with(opts: &AcidOptions<'_>) -> Result<AcidEngine, EngineErro
             ))
         }
     };
-    let engine = Arc::new(AcidStorage::open_with(b, opts.shard_count, opts.limits)?);
+    let engine = Arc::new(AcidStorage::open_slack(b, opts.shard_count, opts.limits, opts.access_slack_ms)?);
     let mut background = durable_streams_catalog::Background::default();
     if opts.compact_interval_secs > 0 && !opts.open_existing {
         let weak = Arc::downgrade(&engine);
@@ -208,6 +217,7 @@ pub fn open(mode: &str, config: &str) -> Result<EngineBox, EngineError> {
         limits: settings.limits(),
         open_existing: settings.open_existing(),
         compact_interval_secs,
+        access_slack_ms: settings.ttl_save_interval_ms(),
     })?;
     Ok(EngineBox::from_value(GuardedEngine::new(engine), TD_Opaque))
 }

@@ -8,7 +8,7 @@ use durable_streams_catalog::Recovered;
 use durable_streams_core::abi::{EngineError, ErrorCode};
 
 use crate::rows::{decode_catalog, decode_state};
-use crate::shard::Shard;
+use crate::shard::{Shard, StoredRow};
 
 pub fn sync_dir(dir: &Path) -> Result<(), EngineError> {
     std::fs::File::open(dir)
@@ -158,7 +158,14 @@ pub fn recovered(shards: &[Shard]) -> Result<Vec<Recovered<()>>, EngineError> {
                 .map(|p| p.display().to_string())
                 .unwrap_or_else(|| "memory".into())
         };
-        for (id, cat, st, start) in shard.load()? {
+        for StoredRow {
+            id,
+            catalog: cat,
+            state: st,
+            start,
+            last_access_ms,
+        } in shard.load()?
+        {
             let bad = || {
                 EngineError::new(
                     ErrorCode::CORRUPT,
@@ -176,6 +183,7 @@ pub fn recovered(shards: &[Shard]) -> Result<Vec<Recovered<()>>, EngineError> {
                 soft_deleted: row.soft_deleted,
                 hidden: row.hidden,
                 start,
+                last_access_ms,
                 tail,
                 writer,
                 data: (),

@@ -14,6 +14,8 @@ pub const DATA: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("data"
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// Streams whose head retention dropped: id -> the earliest retained position.
 pub const TRIMS: TableDefinition<u64, u64> = TableDefinition::new("trims");
+/// Streams with a sliding TTL: id -> their last access time saved (ms).
+pub const ACCESS: TableDefinition<u64, u64> = TableDefinition::new("access");
 
 /// Maps any redb error to the boundary error (disk full → `STORAGE_FULL`, damage → `CORRUPT`).
 pub fn db_err(what: &str, e: impl Into<redb::Error>) -> EngineError {
@@ -26,8 +28,16 @@ pub fn db_err(what: &str, e: impl Into<redb::Error>) -> EngineError {
     EngineError::new(code, format!("{what}: {e}"))
 }
 
-/// One stream's stored rows: id, catalog bytes, state bytes.
-pub type StoredRow = (u64, Vec<u8>, Option<Vec<u8>>, u64);
+/// One stream's stored rows.
+pub struct StoredRow {
+    pub id: u64,
+    pub catalog: Vec<u8>,
+    pub state: Option<Vec<u8>>,
+    /// Its earliest retained position (retention).
+    pub start: u64,
+    /// Its last access time saved (sliding TTLs).
+    pub last_access_ms: Option<u64>,
+}
 
 /// A shard and where it lives.
 pub struct Shard {
@@ -249,6 +259,11 @@ impl Shard {
             Err(redb::TableError::TableDoesNotExist(_)) => None,
             Err(e) => return Err(db_err("open trims", e)),
         };
+        let access = match r.open_table(ACCESS) {
+            Ok(t) => Some(t),
+            Err(redb::TableError::TableDoesNotExist(_)) => None,
+            Err(e) => return Err(db_err("open access", e)),
+        };
         let mut out = Vec::new();
         for row in streams.iter().map_err(|e| db_err("scan streams", e))? {
             let (k, v) = row.map_err(|e| db_err("scan streams", e))?;
@@ -258,7 +273,17 @@ impl Shard {
                 Some(t) => t.get(id).map_err(|e| db_err("read trims", e))?.map_or(0, |g| g.value()),
                 None => 0,
             };
-            out.push((id, v.value().to_vec(), st, start));
+            let at = match &access {
+                Some(t) => t.get(id).map_err(|e| db_err("read access", e))?.map(|g| g.value()),
+                None => None,
+            };
+            out.push(StoredRow {
+                id,
+                catalog: v.value().to_vec(),
+                state: st,
+                start,
+                last_access_ms: at,
+            });
         }
         Ok(out)
     }

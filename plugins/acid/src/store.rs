@@ -10,7 +10,7 @@ use parking_lot::Mutex;
 use crate::rows::{decode_catalog, encode_catalog, encode_state, CatalogRow};
 use redb::ReadableTable;
 
-use crate::shard::{db_err, Shard, DATA, META, STATE, STREAMS, TRIMS};
+use crate::shard::{db_err, Shard, ACCESS, DATA, META, STATE, STREAMS, TRIMS};
 
 /// The shards and each one's next id counter.
 pub struct AcidStore {
@@ -67,11 +67,10 @@ fn write_change(txn: &redb::WriteTransaction, change: &Change<'_>) -> Result<(),
             let current = meta.get("next").map_err(|e| db_err("read meta", e))?.map_or(0, |g| g.value());
             meta.insert("next", next.max(current)).map_err(|e| db_err("create", e))?;
         }
-        Change::Append(a) => {
-            if !a.body.is_empty() {
-                let mut data = txn.open_table(DATA).map_err(|e| db_err("open data", e))?;
-                data.insert((a.id, a.start), a.body).map_err(|e| db_err("append", e))?;
-            }
+        // Appends without bytes carry only writer state (written from the batch's `after`).
+        Change::Append(a) if !a.body.is_empty() => {
+            let mut data = txn.open_table(DATA).map_err(|e| db_err("open data", e))?;
+            data.insert((a.id, a.start), a.body).map_err(|e| db_err("append", e))?;
         }
         Change::SoftDelete { id, hidden } => {
             let mut streams = txn.open_table(STREAMS).map_err(|e| db_err("open streams", e))?;
@@ -104,6 +103,16 @@ fn write_change(txn: &redb::WriteTransaction, change: &Change<'_>) -> Result<(),
                 .map_err(|e| db_err("open trims", e))?
                 .remove(id)
                 .map_err(|e| db_err("delete", e))?;
+            txn.open_table(ACCESS)
+                .map_err(|e| db_err("open access", e))?
+                .remove(id)
+                .map_err(|e| db_err("delete", e))?;
+        }
+        Change::Access { id, at_ms } => {
+            txn.open_table(ACCESS)
+                .map_err(|e| db_err("open access", e))?
+                .insert(*id, *at_ms)
+                .map_err(|e| db_err("save access time", e))?;
         }
         Change::Trim { id, start } => {
             // `start` is a record boundary: the rows below it end at or before it.
@@ -127,6 +136,7 @@ fn write_change(txn: &redb::WriteTransaction, change: &Change<'_>) -> Result<(),
                 }
             }
         }
+        _ => {}
     }
     Ok(())
 }
@@ -173,6 +183,10 @@ impl Persistence for AcidStore {
     }
 
     fn apply(_: &(), _: &Change<'_>, _: &()) {}
+
+    fn persists_access(&self) -> bool {
+        true
+    }
 
     fn record_floor(&self, id: u64, _: &(), pos: u64) -> Option<Result<u64, EngineError>> {
         Some(self.shards[shard_of_id(id)].record_floor(id, pos))

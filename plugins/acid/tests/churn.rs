@@ -29,6 +29,7 @@ fn shard_files_level_off_under_churn() {
             limits: Default::default(),
             open_existing: false,
             compact_interval_secs: 1,
+            access_slack_ms: 60_000,
         };
         EngineBox::from_value(open_engine_with(&opts).expect("open"), TD_Opaque)
     };

@@ -142,6 +142,7 @@ impl FileStorage {
             }
             let mut l = Live {
                 start: s.start,
+                saved_access_ms: s.saved_access_ms,
                 ..Default::default()
             };
             if s.start > 0 {

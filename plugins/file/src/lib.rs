@@ -43,6 +43,8 @@ pub struct FileOptions {
     pub compact_interval_ms: u64,
     /// `file_compact_dead_percent`.
     pub compaction: Policy,
+    /// The host's `ttl_save_interval_ms`: slack for saved access times at open.
+    pub access_slack_ms: u64,
 }
 
 impl FileOptions {
@@ -55,6 +57,7 @@ impl FileOptions {
             sync_interval_ms: 1000,
             compact_interval_ms: 1000,
             compaction: Policy { dead_percent: 50 },
+            access_slack_ms: 60_000,
         }
     }
 }
@@ -89,6 +92,7 @@ impl FileStorage {
             limits: opts.limits,
             collect_orphans: false,
             now_ms: now_ms(),
+            access_slack_ms: opts.access_slack_ms,
         };
         let engine = FileStorage(Catalog::open(store, r.streams, open)?);
         engine.count_dead_at_open();
@@ -264,6 +268,7 @@ pub fn open(mode: &str, config: &str) -> Result<EngineBox, EngineError> {
     opts.compact_interval_ms = settings.u64("file_compact_interval_ms", 1000, 0..=86_400_000)?;
     opts.compaction.dead_percent = settings.u64("file_compact_dead_percent", 50, 10..=90)?;
     opts.limits = settings.limits();
+    opts.access_slack_ms = settings.ttl_save_interval_ms();
     settings.finish()?;
     if settings.validate_only() {
         return Ok(SettingsChecked::boxed());

@@ -24,6 +24,7 @@
 //!   id u64, to u64 (the stream continues at `to`), flags u8 (1 close, 4 stream-seq, 8 closed
 //!   by a producer), producers u32 then each (id str, epoch u64, seq u64), [stream_seq str],
 //!   [closed_by: id str, epoch u64, seq u64]: the writer state the dropped records carried.
+//! - ACCESS (8): id u64, at_ms u64: the stream (with a sliding TTL) was last accessed then.
 //! - COMPACTED (5), only as the first record of a segment written by compaction: first_lsn u64,
 //!   last_lsn u64, next_id u64. Its `lsn` field is 0. The segment replaces every segment whose
 //!   records lay in `first_lsn..=last_lsn`: it holds the records of that range that were still
@@ -45,6 +46,7 @@ pub const KIND_DELETE: u8 = 4;
 pub const KIND_COMPACTED: u8 = 5;
 pub const KIND_TRIM: u8 = 6;
 pub const KIND_SKIP: u8 = 7;
+pub const KIND_ACCESS: u8 = 8;
 
 pub const FLAG_CLOSE: u8 = 1;
 pub const FLAG_PRODUCER: u8 = 2;

@@ -125,6 +125,12 @@ fn replay_one(replay: &mut Replay, r: &Replayed<'_>, path: &Path) -> Result<(), 
             let start = rd.u64().map_err(bad)?;
             replay.feed(r, &Change::Trim { id, start }, &receipt(0))
         }
+        rec::KIND_ACCESS => {
+            let mut rd = Reader::new(p);
+            let id = rd.u64().map_err(bad)?;
+            let at_ms = rd.u64().map_err(bad)?;
+            replay.feed(r, &Change::Access { id, at_ms }, &receipt(0))
+        }
         rec::KIND_SKIP => {
             // Dropped records: the stream goes on at `to` with the writer state they carried.
             let skip = rec::Skip::decode(p).map_err(bad)?;

@@ -65,6 +65,8 @@ pub fn records<'a>(_seg: &Seg, bytes: &'a [u8], path: &Path) -> Result<Vec<Rec<'
 pub struct Live {
     /// The earliest retained position.
     pub start: u64,
+    /// The last access time saved (only the ACCESS record holding it is kept).
+    pub saved_access_ms: u64,
     /// Its records in the run that lie wholly below `start`: (segment key, offset) -> the
     /// stream position where the record's data ends.
     pub trimmed: HashMap<(u32, u64), u64>,
@@ -120,6 +122,15 @@ pub fn rewrite(
                     let start = rd.u64().and_then(|_| rd.u64()).map_err(|_| malformed(r))?;
                     // Only the trim that set the current start is needed.
                     if start >= l.start {
+                        Act::Keep
+                    } else {
+                        Act::Drop
+                    }
+                }
+                (rec::KIND_ACCESS, Some(l)) => {
+                    let mut rd = Reader::new(r.payload());
+                    let at = rd.u64().and_then(|_| rd.u64()).map_err(|_| malformed(r))?;
+                    if at >= l.saved_access_ms {
                         Act::Keep
                     } else {
                         Act::Drop

@@ -142,6 +142,13 @@ fn encode(buf: &mut Vec<u8>, lsn: u64, change: &Change<'_>) -> usize {
                 rec::put_u64(b, *start);
             });
         }
+        Change::Access { id, at_ms } => {
+            rec::encode(buf, lsn, rec::KIND_ACCESS, |b| {
+                rec::put_u64(b, *id);
+                rec::put_u64(b, *at_ms);
+            });
+        }
+        _ => {}
     };
     data_at.saturating_sub(rec_start)
 }
@@ -207,7 +214,7 @@ impl Persistence for FileStore {
             Change::Append(a) => (a.start, a.body.len()),
             // Trimmed records stay listed until compaction drops them from the files (it
             // needs their positions); reads never go below the stream's start.
-            Change::SoftDelete { .. } | Change::Delete { .. } | Change::Trim { .. } => return,
+            _ => return,
         };
         if len == 0 {
             return;
@@ -218,6 +225,10 @@ impl Persistence for FileStore {
             loc: receipt.loc,
             data_off: receipt.data_off,
         });
+    }
+
+    fn persists_access(&self) -> bool {
+        true
     }
 
     fn record_floor(&self, _id: u64, data: &Extents, pos: u64) -> Option<Result<u64, EngineError>> {

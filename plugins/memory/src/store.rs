@@ -66,18 +66,16 @@ impl Persistence for MemoryStore {
                 h.push(c.initial);
             }
             Change::Append(a) => h.push(a.body),
-            Change::Trim { start, .. } => {
-                // A record boundary: whole records go.
-                if *start > h.base {
-                    let gone = h.record_ends.partition_point(|&e| e <= *start);
-                    h.record_ends.drain(..gone);
-                    let cut = ((*start - h.base) as usize).min(h.bytes.len());
-                    h.bytes.drain(..cut);
-                    h.bytes.shrink_to_fit();
-                    h.base = *start;
-                }
+            // A record boundary: whole records go.
+            Change::Trim { start, .. } if *start > h.base => {
+                let gone = h.record_ends.partition_point(|&e| e <= *start);
+                h.record_ends.drain(..gone);
+                let cut = ((*start - h.base) as usize).min(h.bytes.len());
+                h.bytes.drain(..cut);
+                h.bytes.shrink_to_fit();
+                h.base = *start;
             }
-            Change::SoftDelete { .. } | Change::Delete { .. } => {}
+            _ => {}
         }
     }
 
@@ -157,6 +155,7 @@ impl InMemoryStorage {
             limits,
             collect_orphans: false,
             now_ms: 0,
+            access_slack_ms: 0,
         };
         InMemoryStorage(Catalog::open(store, Vec::new(), opts).expect("an empty catalogue opens"))
     }

@@ -66,7 +66,7 @@ impl Persistence for ToyStore {
                 data.0.lock().expect("records lock").retain(|(s, b)| s + b.len() as u64 > *start);
                 return;
             }
-            Change::SoftDelete { .. } | Change::Delete { .. } => return,
+            _ => return,
         };
         if !bytes.is_empty() {
             data.0.lock().expect("records lock").push((start, bytes.to_vec()));
@@ -144,6 +144,7 @@ pub fn open(mode: &str, config: &str) -> Result<EngineBox, EngineError> {
         limits: settings.limits(),
         collect_orphans: false,
         now_ms: 0,
+        access_slack_ms: 0,
     };
     let engine = TemplateStorage(Catalog::open(store, Vec::new(), opts)?);
     Ok(EngineBox::from_value(GuardedEngine::new(engine), TD_Opaque))

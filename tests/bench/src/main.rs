@@ -21,7 +21,8 @@ pub struct Opts {
     /// Stream base URL, e.g. http://127.0.0.1:4437/v1/stream (streams are <url>/<name>).
     #[arg(long, required_unless_present = "summarize", default_value = "")]
     pub url: String,
-    /// appends, catch-up, fanout, many-streams, or all (comma-separated list allowed).
+    /// appends, catch-up, fanout, many-streams, or all (comma-separated list allowed); also churn
+    /// (not in all: it reads the server's /metrics).
     #[arg(long, default_value = "all")]
     pub scenario: String,
     /// Server process id: report its CPU per operation and (many-streams) memory per stream.
@@ -101,6 +102,7 @@ fn selected(spec: &str) -> Result<Vec<&'static str>, String> {
             "fanout" | "fan-out" | "live-fanout" => out.push("fanout"),
             "many-streams" | "streams" => out.push("many-streams"),
             "appends" => out.push("appends"),
+            "churn" => out.push("churn"),
             other => return Err(format!("unknown scenario '{other}' (use {} or all)", SCENARIOS.join(", "))),
         }
     }
@@ -145,6 +147,11 @@ async fn main() {
             "appends" => scenarios::appends::run(&ctx).await,
             "catch-up" => scenarios::catchup::run(&ctx).await,
             "fanout" => scenarios::fanout::run(&ctx).await,
+            "churn" => {
+                let r = scenarios::churn::run(&ctx).await;
+                ctx.report(&r);
+                vec![r]
+            }
             _ => scenarios::streams::run(&ctx).await,
         };
         results.extend(r);

@@ -2,6 +2,7 @@
 
 pub mod appends;
 pub mod catchup;
+pub mod churn;
 pub mod fanout;
 pub mod streams;
 

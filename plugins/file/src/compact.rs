@@ -20,6 +20,9 @@ use crate::rewrite::{records, rewrite, Live, Rec, Rewritten};
 use crate::scan::{self, Compacted};
 use crate::FileStorage;
 
+/// Bytes of compaction output written between two syncs.
+const SYNC_EVERY: usize = 2 << 20;
+
 /// When a segment is worth compacting.
 #[derive(Clone, Copy, Debug)]
 pub struct Policy {
@@ -187,7 +190,12 @@ impl FileStorage {
         let _ = std::fs::remove_file(&tmp);
         let written = (|| {
             let mut f = OpenOptions::new().read(true).write(true).create_new(true).open(&tmp)?;
-            f.write_all(&out)?;
+            // Synced a few MiB at a time, so that appends' own fsyncs never wait behind one
+            // large flush of the whole output.
+            for part in out.chunks(SYNC_EVERY) {
+                f.write_all(part)?;
+                f.sync_data()?;
+            }
             f.sync_all()?;
             Ok::<_, std::io::Error>(f)
         })();

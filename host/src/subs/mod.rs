@@ -22,8 +22,8 @@ mod tick;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use abi_stable::std_types::{ROption, RStr};
-use durable_streams_core::abi::{Capabilities, EngineError, ErrorCode, HeadRequest, ListRequest};
+use abi_stable::std_types::{ROption, RSlice, RStr};
+use durable_streams_core::abi::{ext, Capabilities, EngineError, ErrorCode, HeadRequest, ListRequest};
 use durable_streams_core::Offset;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
@@ -49,6 +49,8 @@ pub struct Inner {
     /// Where this host is in the subscription log and the key log.
     pub log: Cursor,
     pub keys_log: Cursor,
+    /// Where the retained subscription log starts (its last snapshot, once compacted).
+    pub log_start: u64,
     /// Linked streams written through another host, whose tail must be read again.
     pub stale: HashSet<String>,
 }
@@ -158,6 +160,7 @@ impl Subscriptions {
                 inflight: Default::default(),
                 log: loaded.log,
                 keys_log,
+                log_start: store::earliest(&storage, store::SUBS_STREAM),
                 stale: Default::default(),
             }),
             storage,
@@ -193,6 +196,54 @@ impl Subscriptions {
                     self.apply(inner, Record::Put(Box::new(s)));
                 }
             }
+        }
+    }
+
+    /// Compacts the subscription log once what follows its last snapshot outgrows the state it
+    /// describes (at least 32 KiB, and four times a snapshot): appends a `Snapshot` of every
+    /// subscription, then drops everything before it (`ext::TRIM`; an engine without retention
+    /// keeps the log whole). Returns the bytes dropped.
+    pub async fn compact_log(&self) -> Result<u64, EngineError> {
+        let (span, size) = {
+            let inner = self.inner.lock();
+            let span = inner.log.pos.saturating_sub(inner.log_start);
+            if span < 32 << 10 {
+                return Ok(0);
+            }
+            let size = serde_json::to_vec(&inner.subs).map(|v| v.len() as u64).unwrap_or(0);
+            (span, size)
+        };
+        if span < 4 * size {
+            return Ok(0);
+        }
+        let at = self
+            .mutate(|inner| {
+                let all: Vec<Sub> = inner.subs.values().cloned().collect();
+                Ok::<_, ()>((Some(Record::Snapshot(all)), inner.log.pos))
+            })
+            .await
+            .map_err(|r| match r {
+                Refusal::Engine(e) => e,
+                Refusal::Refused(()) => EngineError::new(ErrorCode::INTERNAL, "snapshot refused"),
+            })?;
+        let input = serde_json::json!({"name": store::SUBS_STREAM, "before": at, "now_ms": now_ms()}).to_string();
+        let out = self
+            .storage
+            .call(move |e| e.extension(RStr::from(ext::TRIM), RSlice::from(input.as_bytes())))
+            .await;
+        match out {
+            Ok(v) => {
+                let v: serde_json::Value = serde_json::from_slice(v.as_slice()).unwrap_or_default();
+                let mut inner = self.inner.lock();
+                inner.log_start = inner.log_start.max(v["start"].as_u64().unwrap_or(at));
+                Ok(v["dropped_bytes"].as_u64().unwrap_or(0))
+            }
+            Err(e) if e.code == ErrorCode::UNSUPPORTED => {
+                // Kept whole; counted from the snapshot so that it is not written again at once.
+                self.inner.lock().log_start = at;
+                Ok(0)
+            }
+            Err(e) => Err(e),
         }
     }
 

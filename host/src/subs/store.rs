@@ -46,10 +46,11 @@ fn ensure(storage: &Storage, name: &str) -> Result<(), String> {
     }
 }
 
-/// A reader's place in an internal stream: byte position and the number of records before it.
-/// Every change is appended with `Stream-Seq` = `count + 1`, so a host whose view is stale
-/// cannot append (the engine answers `STREAM_SEQ_REGRESSION`): the stream is a compare-and-set
-/// log that any number of hosts share.
+/// A reader's place in an internal stream: byte position and the number of records read.
+/// Every change is appended with `Stream-Seq` = the position it is appended at (the tail the
+/// writer saw), so a host whose view is stale cannot append (the engine answers
+/// `STREAM_SEQ_REGRESSION`): the stream is a compare-and-set log that any number of hosts share,
+/// and its head can be dropped (after a `Snapshot` record) without renumbering anything.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Cursor {
     pub pos: u64,
@@ -58,24 +59,36 @@ pub struct Cursor {
 
 impl Cursor {
     /// The `Stream-Seq` of the record that follows this cursor (zero-padded: it compares as a
-    /// string).
+    /// string). Logs written when it was the record count stay ordered: a position is always
+    /// larger than the number of records before it.
     pub fn next_seq(&self) -> String {
-        format!("{:020}", self.count + 1)
+        format!("{:020}", self.pos)
     }
 }
 
 /// The JSON messages of `name` after `from`, and the cursor after them.
 fn read_chunk(storage: &Storage, name: &str, from: Cursor) -> Result<Option<(Vec<serde_json::Value>, Cursor, bool)>, EngineError> {
-    let chunk = match storage.call_sync(|e| {
-        e.read(&ReadRequest {
-            name: RStr::from(name),
-            start: ReadStart::At,
-            position: from.pos,
-            max_bytes: 4 << 20,
-            now_ms: now_ms(),
+    let read = |pos: u64| {
+        storage.call_sync(|e| {
+            e.read(&ReadRequest {
+                name: RStr::from(name),
+                start: ReadStart::At,
+                position: pos,
+                max_bytes: 4 << 20,
+                now_ms: now_ms(),
+            })
         })
-    }) {
-        Ok(c) => c,
+    };
+    let (chunk, from) = match read(from.pos) {
+        Ok(c) => (c, from),
+        // Compacted: the retained log starts with a snapshot of everything before it.
+        Err(e) if e.code == ErrorCode::TRIMMED => {
+            let at = Cursor {
+                pos: e.detail.tail,
+                count: from.count,
+            };
+            (read(at.pos)?, at)
+        }
         Err(e) if e.code == ErrorCode::NOT_FOUND => return Ok(None),
         Err(e) => return Err(e),
     };
@@ -170,6 +183,23 @@ pub fn load(storage: &Storage) -> Result<Loaded, String> {
     let (values, keys_log) = read_from(storage, KEYS_STREAM, Cursor::default()).map_err(|e| format!("cannot read {KEYS_STREAM}: {e}"))?;
     let ring = last_ring(values).map_err(|e| e.to_string())?;
     Ok(Loaded { subs, log, ring, keys_log })
+}
+
+/// Where the retained part of an internal stream starts (after a compaction, its snapshot).
+pub fn earliest(storage: &Storage, name: &str) -> u64 {
+    let r = storage.call_sync(|e| {
+        e.read(&ReadRequest {
+            name: RStr::from(name),
+            start: ReadStart::At,
+            position: 0,
+            max_bytes: 1,
+            now_ms: now_ms(),
+        })
+    });
+    match r {
+        Err(e) if e.code == ErrorCode::TRIMMED => e.detail.tail,
+        _ => 0,
+    }
 }
 
 /// Appends `rec` to the subscription log after whatever it holds (offline tools: the running

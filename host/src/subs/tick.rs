@@ -189,6 +189,9 @@ impl Subscriptions {
         let mut last_full = Instant::now();
         loop {
             self.tick(&mut last_full).await;
+            if let Err(e) = self.compact_log().await {
+                tracing::warn!(error = %e, "compacting the subscription log failed; retried later");
+            }
             tokio::select! {
                 _ = self.kick.notified() => {}
                 _ = tokio::time::sleep(Duration::from_millis(200)) => {}

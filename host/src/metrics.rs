@@ -49,7 +49,7 @@ pub const ENGINE_FIGURES: &[(&str, &str, &str)] = &[
     (
         "dead_bytes",
         "ds_storage_dead_bytes",
-        "Bytes of the engine's files known to hold removed data, waiting for compaction (an estimate; file modes)",
+        "Bytes of the engine's files holding removed data (file modes: an estimate of what compaction will drop; acid: free pages at the last compaction check)",
     ),
     ("compactions", "ds_storage_compactions", "Compactions run since the engine opened"),
     (

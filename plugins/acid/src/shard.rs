@@ -49,17 +49,16 @@ pub struct Shard {
     /// Compactions while running, and the bytes they gave back.
     pub compactions: std::sync::atomic::AtomicU64,
     pub compacted: std::sync::atomic::AtomicU64,
+    /// Bytes of the file not in use (free pages) at the last check.
+    pub free: std::sync::atomic::AtomicU64,
 }
 
 /// Compacts a file of at least 4 MiB of which less than half is in use (the pages of deleted
 /// streams): redb reuses free pages while it runs, but only compaction shortens the file.
 /// Returns the bytes given back.
-fn compact_if_mostly_free(db: &mut Database, path: &Path) -> Result<u64, EngineError> {
+fn compact_if_mostly_free(db: &mut Database, path: &Path, free: &std::sync::atomic::AtomicU64) -> Result<u64, EngineError> {
     let len = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
     let before = len(path);
-    if before < 4 << 20 {
-        return Ok(0);
-    }
     let used = {
         let txn = db.begin_write().map_err(|e| db_err("begin write", e))?;
         let stats = txn.stats().map_err(|e| db_err("stats", e))?;
@@ -67,12 +66,15 @@ fn compact_if_mostly_free(db: &mut Database, path: &Path) -> Result<u64, EngineE
         txn.abort().map_err(|e| db_err("abort", e))?;
         used
     };
-    if used.saturating_mul(2) >= before {
+    free.store(before.saturating_sub(used), std::sync::atomic::Ordering::Relaxed);
+    if before < 4 << 20 || used.saturating_mul(2) >= before {
         return Ok(0);
     }
     db.compact()
         .map_err(|e| EngineError::new(ErrorCode::IO, format!("compact {}: {e}", path.display())))?;
-    Ok(before.saturating_sub(len(path)))
+    let after = len(path);
+    free.store(after.saturating_sub(used), std::sync::atomic::Ordering::Relaxed);
+    Ok(before.saturating_sub(after))
 }
 
 impl Shard {
@@ -120,8 +122,9 @@ impl Shard {
             }
         };
         let mut reclaimed = 0;
+        let free = std::sync::atomic::AtomicU64::new(0);
         if compact {
-            match compact_if_mostly_free(&mut db, path) {
+            match compact_if_mostly_free(&mut db, path, &free) {
                 Ok(n) => reclaimed = n,
                 // A compaction that fails (a full disk) is not a reason to refuse the data: it
                 // is opened again as it stands and serves uncompacted.
@@ -138,6 +141,7 @@ impl Shard {
             reclaimed,
             compactions: Default::default(),
             compacted: Default::default(),
+            free,
         };
         shard.ensure_tables()?;
         Ok(shard)
@@ -155,6 +159,7 @@ impl Shard {
             reclaimed: 0,
             compactions: Default::default(),
             compacted: Default::default(),
+            free: Default::default(),
         };
         shard.ensure_tables()?;
         Ok(shard)
@@ -168,7 +173,7 @@ impl Shard {
         let Some(path) = &self.path else { return Ok(0) };
         let mut g = self.db.write();
         let Some(db) = g.as_mut() else { return Ok(0) };
-        match compact_if_mostly_free(db, path) {
+        match compact_if_mostly_free(db, path, &self.free) {
             Ok(0) => Ok(0),
             Ok(n) => {
                 self.compactions.fetch_add(1, Ordering::Relaxed);

@@ -203,6 +203,8 @@ impl Persistence for AcidStore {
         out.insert("disk_bytes".into(), bytes.into());
         let sum = |f: fn(&Shard) -> u64| -> u64 { self.shards.iter().map(f).sum() };
         out.insert("compactions".into(), sum(|s| s.compactions.load(Ordering::Relaxed)).into());
+        // Free pages at the last compaction check (redb reuses them; compaction returns them).
+        out.insert("dead_bytes".into(), sum(|s| s.free.load(Ordering::Relaxed)).into());
         out.insert(
             "compacted_bytes".into(),
             (sum(|s| s.compacted.load(Ordering::Relaxed)) + sum(|s| s.reclaimed)).into(),

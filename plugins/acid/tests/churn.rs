@@ -59,12 +59,19 @@ fn shard_files_level_off_under_churn() {
         last <= bound,
         "shard files grew to {last} bytes after writing {written} (live at most {live}); sizes per round: {sizes:?}"
     );
-    // And stopped growing: the last rounds add (almost) nothing.
-    assert!(sizes[11] <= sizes[5] + (2 << 20), "shard files keep growing under churn: {sizes:?}");
+    // And stopped growing: the last rounds reach no higher than the first half did (a running
+    // compaction may shrink the files at any round, so the peak is what is compared).
+    let early_peak = *sizes[..6].iter().max().unwrap();
+    assert!(
+        sizes[6..].iter().all(|&s| s <= early_peak + (2 << 20)),
+        "shard files keep growing under churn: {sizes:?}"
+    );
     // With every stream gone the files are mostly free: the running engine compacts them and
     // the space goes back to the filesystem, and its figures say how much.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while shard_bytes(&dir) >= last / 2 {
+    // (Files under 4 MiB are left alone: two shards may end anywhere below 8 MiB.)
+    let goal = (last / 2).max(8 << 20);
+    while shard_bytes(&dir) >= goal {
         assert!(
             std::time::Instant::now() < deadline,
             "no compaction while running: {} bytes",
@@ -81,6 +88,10 @@ fn shard_files_level_off_under_churn() {
     assert!(
         v["compactions"].as_u64().unwrap_or(0) > 0 && v["compacted_bytes"].as_u64().unwrap_or(0) > 0,
         "{v}"
+    );
+    assert!(
+        v["dead_bytes"].as_u64().is_some_and(|d| d < compacted),
+        "free pages are reported: {v}"
     );
     // Still usable, and the same after a reopen.
     assert!(Create::new("after").run(&e).is_ok());

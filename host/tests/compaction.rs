@@ -62,15 +62,6 @@ fn read_all(s: &Server, name: &str) -> Option<Vec<u8>> {
     }
 }
 
-fn metric(s: &Server, name: &str) -> u64 {
-    let text = client().get(s.url("/metrics")).send().unwrap().text().unwrap();
-    text.lines()
-        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or(0.0) as u64
-}
-
 #[derive(Default, Clone, Copy)]
 struct Keeper {
     acked: u64,
@@ -207,7 +198,7 @@ fn cycles(mode: &str) {
         }
         let jitter = 300 + (cycle * 211 % 600);
         std::thread::sleep(Duration::from_millis(jitter));
-        compactions += metric(&server, "ds_storage_compactions");
+        compactions += common::metric(server.port, "ds_storage_compactions");
         server.child.kill().unwrap();
         let _ = server.child.wait();
         stop.store(true, Ordering::Relaxed);

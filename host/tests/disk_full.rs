@@ -281,15 +281,6 @@ fn fill(path: &std::path::Path) {
     }
 }
 
-fn metric(c: &Client, port: u16, name: &str) -> u64 {
-    let text = c.get(format!("http://127.0.0.1:{port}/metrics")).send().unwrap().text().unwrap();
-    text.lines()
-        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or(0.0) as u64
-}
-
 fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(15);
     while !cond() {
@@ -352,7 +343,7 @@ fn compaction_on_a_full_disk_file_durable() {
     }
     fill(&ns.inside("filler2"));
     wait_for("a compaction failed for lack of space", || {
-        metric(&c, port, "ds_storage_compaction_failures") > 0
+        common::metric(port, "ds_storage_compaction_failures") > 0
     });
     let leftovers: Vec<String> = std::fs::read_dir(ns.inside("data/file"))
         .unwrap()
@@ -373,9 +364,9 @@ fn compaction_on_a_full_disk_file_durable() {
     std::fs::remove_file(ns.inside("filler2")).unwrap();
     std::fs::remove_file(ns.inside("filler")).unwrap();
     wait_for("a compaction succeeded once space was back", || {
-        metric(&c, port, "ds_storage_compactions") > 0
+        common::metric(port, "ds_storage_compactions") > 0
     });
-    let reclaimed = metric(&c, port, "ds_storage_compacted_bytes");
+    let reclaimed = common::metric(port, "ds_storage_compacted_bytes");
     assert!(reclaimed > 0);
     assert_eq!(read(port, "keep"), (200, kept.clone()));
     server.kill().unwrap();

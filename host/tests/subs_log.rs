@@ -15,15 +15,6 @@ fn start(mode: &str, dir: &std::path::Path) -> Server {
     Server::start(&[("DS_STORAGE__MODE", mode), ("DS_STORAGE__DATA_DIR", dir.to_str().unwrap())])
 }
 
-fn metric(c: &Client, s: &Server, name: &str) -> u64 {
-    let text = c.get(s.url("/metrics")).send().unwrap().text().unwrap();
-    text.lines()
-        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or(0.0) as u64
-}
-
 fn links(c: &Client, s: &Server) -> Vec<String> {
     let r = c.get(s.url("/v1/stream/__ds/subscriptions/log-sub")).send().unwrap();
     assert_eq!(r.status(), 200);
@@ -57,7 +48,7 @@ fn log_compacts(mode: &str) {
         .send()
         .unwrap();
     assert_eq!(r.status(), 201);
-    let base = metric(&c, &s, "ds_storage_stream_bytes");
+    let base = common::metric(s.port, "ds_storage_stream_bytes");
     // 300 changes, each writing the subscription's whole state (a few hundred bytes).
     for i in 0..150 {
         let r = c
@@ -81,7 +72,7 @@ fn log_compacts(mode: &str) {
         .unwrap();
     assert!(r.status().is_success());
     let deadline = Instant::now() + Duration::from_secs(10);
-    let mut held = metric(&c, &s, "ds_storage_stream_bytes");
+    let mut held = common::metric(s.port, "ds_storage_stream_bytes");
     while held.saturating_sub(base) > 48 << 10 {
         assert!(
             Instant::now() < deadline,
@@ -89,7 +80,7 @@ fn log_compacts(mode: &str) {
             held - base
         );
         std::thread::sleep(Duration::from_millis(100));
-        held = metric(&c, &s, "ds_storage_stream_bytes");
+        held = common::metric(s.port, "ds_storage_stream_bytes");
     }
     assert_eq!(links(&c, &s), vec!["x/b".to_string()]);
     // kill -9: the compacted log loads to the same state, and takes new changes.

@@ -212,3 +212,15 @@ pub fn jetstream_hosts(urls: &str, ns: &str, extra: &[(&str, &str)]) -> (Server,
     env.extend_from_slice(extra);
     (Server::start(&env), Server::start(&env))
 }
+
+/// The value of the unlabelled metric `name` of the server on `port` (0 when absent).
+pub fn metric(port: u16, name: &str) -> u64 {
+    let text = reqwest::blocking::get(format!("http://127.0.0.1:{port}/metrics"))
+        .and_then(|r| r.text())
+        .unwrap_or_default();
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0) as u64
+}

@@ -75,7 +75,8 @@ host() {
     curl -sf "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && { echo "cluster.sh: host ready on http://127.0.0.1:$port" >&2; return 0; }
     sleep 0.1
   done
-  echo "cluster.sh: host on $port did not become ready; see $dir/host-$port.log" >&2
+  echo "cluster.sh: host on $port did not become ready; its log ($dir/host-$port.log) ends:" >&2
+  tail -n 30 "$dir/host-$port.log" >&2 || true
   exit 1
 }
 

@@ -6,7 +6,10 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 profile="${PROFILE:-debug}"
 dir="$(mktemp -d)"
-export NATS_BASE_PORT="${NATS_BASE_PORT:-$((20000 + RANDOM % 9000))}"
+# Every port used (the nodes' base..base+4002, the second host at base+6000) stays below the
+# kernel's ephemeral range (32768 and up), where a client connection of an earlier step may hold
+# the port: CI once saw the second host fail to start on 34896.
+export NATS_BASE_PORT="${NATS_BASE_PORT:-$((20000 + RANDOM % 6000))}"
 trap '"$ROOT/scripts/cluster.sh" stop "$dir" || true; rm -rf "$dir" || true' EXIT
 "$ROOT/scripts/cluster.sh" start "$dir"
 urls="$(cat "$dir/urls")"

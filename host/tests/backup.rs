@@ -200,6 +200,30 @@ fn live_export_and_import_across_modes() {
     // Into a running acid server.
     let b = start("acid", &b_dir.path);
     let b_url = format!("http://127.0.0.1:{}", b.port);
+    // A damaged or truncated export is refused whole: 400 problem+json, nothing created.
+    let full = std::fs::read_to_string(&first).unwrap();
+    let cut = &full[..full.len() * 2 / 3];
+    for (what, body) in [("truncated", cut.to_string()), ("not an export", "{\"hello\": 1}\n".to_string())] {
+        let r = c
+            .post(format!("{b_url}/v1/stream/__ds/import"))
+            .header("Content-Type", "application/x-ndjson")
+            .body(body)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 400, "{what}");
+        assert_eq!(r.headers()["content-type"], "application/problem+json", "{what}");
+    }
+    let r = c
+        .post(format!("{b_url}/v1/stream/__ds/import?on_conflict=sometimes"))
+        .body("")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 400, "an unknown on_conflict");
+    assert_eq!(
+        c.head(format!("{b_url}/v1/stream/t/text")).send().unwrap().status(),
+        404,
+        "a refused import wrote nothing"
+    );
     let out = cli(&["import", "--url", &b_url, "--input", first.to_str().unwrap()]);
     assert!(out.status.success() && text(&out).contains("1 subscriptions"), "{}", text(&out));
     let again = cli(&["import", "--url", &b_url, "--input", first.to_str().unwrap()]);

@@ -120,7 +120,7 @@ impl FileStorage {
         let mut parsed: Vec<Vec<Rec<'_>>> = Vec::with_capacity(run.len());
         let mut range: Option<(u64, u64)> = None;
         for ((_, seg), bytes) in run.iter().zip(&inputs) {
-            let recs = records(seg, bytes, &seg_path(&log.dir, seg.disk))?;
+            let recs = records(bytes, &seg_path(&log.dir, seg.disk))?;
             let header = scan::compacted_header(bytes);
             let first = header.map(|c| c.first_lsn).or(recs.first().map(|r| r.lsn));
             let last = header.map(|c| c.last_lsn).or(recs.last().map(|r| r.lsn));

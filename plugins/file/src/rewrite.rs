@@ -8,7 +8,6 @@ use std::path::Path;
 
 use durable_streams_core::abi::EngineError;
 
-use crate::log::Seg;
 use crate::record::{self as rec, Reader, Skip, HEADER_LEN};
 use crate::scan::{self, Compacted, COMPACTED_LEN};
 
@@ -28,7 +27,7 @@ impl Rec<'_> {
 }
 
 /// Every record of a sealed segment (checksums verified), after its compaction header if any.
-pub fn records<'a>(_seg: &Seg, bytes: &'a [u8], path: &Path) -> Result<Vec<Rec<'a>>, EngineError> {
+pub fn records<'a>(bytes: &'a [u8], path: &Path) -> Result<Vec<Rec<'a>>, EngineError> {
     let mut out = Vec::new();
     let mut off = if scan::compacted_header(bytes).is_some() {
         COMPACTED_LEN

@@ -56,6 +56,10 @@ pub fn a_restored_stream_answers_like_the_original(e: &EngineBox) -> Result<(), 
         ErrorCode::CONFIG_CONFLICT,
         "restore over an existing stream",
     )?;
+    let bad = ext_call(e, ext::RESTORE, json!({"name": "x", "start": -1}));
+    code(bad, ErrorCode::INVALID_ARGUMENT, "an ill-formed restore request")?;
+    let bad = ext_call(e, ext::RESTORE_WRITER, json!({"name": "copy", "writer": {"producers": "p"}}));
+    code(bad, ErrorCode::INVALID_ARGUMENT, "an ill-formed writer state")?;
     let bytes = read_all(e, "orig", start, 1 << 20, NOW)?;
     ok(Append::new("copy", &bytes).run(e), "the bytes")?;
     ok(

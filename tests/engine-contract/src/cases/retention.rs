@@ -46,6 +46,8 @@ pub fn trim_drops_whole_records_and_the_stream_goes_on(e: &EngineBox) -> Result<
     check(meta.tail == 16, || format!("tail {}", meta.tail))?;
     let missing = ext_call(e, ext::TRIM, serde_json::json!({"name": "missing", "before": 1, "now_ms": NOW}));
     code(missing, ErrorCode::NOT_FOUND, "trim of a missing stream")?;
+    let bad = ext_call(e, ext::TRIM, serde_json::json!({"name": "r", "before": "soon"}));
+    code(bad, ErrorCode::INVALID_ARGUMENT, "an ill-formed trim request")?;
     Ok(())
 }
 

@@ -7,6 +7,7 @@
 //! Architecture invariant: this crate depends on no async runtime, no HTTP crate and does no I/O.
 
 pub mod abi;
+pub mod backup;
 pub mod codec;
 pub mod content_type;
 pub mod json;

@@ -56,24 +56,25 @@ impl Retention {
             return;
         }
         let Some(spacing) = self.spacing_ms(name) else { return };
-        let now = now_ms();
         let mut marks = self.marks.lock();
-        let m = marks.entry(name.to_string()).or_default();
-        match m.back_mut() {
-            Some(last) if last.0 / spacing == now / spacing => *last = (now, tail.max(last.1)),
-            _ => m.push_back((now, tail)),
-        }
+        mark(marks.entry(name.to_string()).or_default(), now_ms(), tail, spacing);
     }
 
     /// The position below which `name`'s bytes were all appended before `cutoff_ms`. A stream
     /// without marks (first seen since start) gets one now: its bytes are taken as appended
     /// now, so a restart delays age-based dropping by up to the age, never hastens it.
+    /// Bytes this host did not see appended (another host's, in a shared mode) are marked when
+    /// a pass first sees the tail past the last mark: late by up to a pass, never early.
     fn aged_before(&self, name: &str, cutoff_ms: u64, tail: u64) -> u64 {
+        let spacing = self.spacing_ms(name).unwrap_or(1000);
         let mut marks = self.marks.lock();
         let m = marks.entry(name.to_string()).or_default();
         if m.is_empty() {
             m.push_back((now_ms(), tail));
             return 0;
+        }
+        if m.back().is_some_and(|last| tail > last.1) {
+            mark(m, now_ms(), tail, spacing);
         }
         let Some(i) = m.iter().rposition(|(t, _)| *t <= cutoff_ms) else {
             return 0;
@@ -90,6 +91,15 @@ impl Retention {
             .max_age_secs
             .map_or(0, |age| self.aged_before(name, now.saturating_sub(age * 1000), tail));
         by_size.max(by_age)
+    }
+}
+
+/// Adds the mark "every byte below `tail` was appended by `now`", merged into the last one when
+/// both fall in the same `spacing` slot (the merged mark takes the later time: never early).
+fn mark(m: &mut Marks, now: u64, tail: u64, spacing: u64) {
+    match m.back_mut() {
+        Some(last) if last.0 / spacing == now / spacing => *last = (now, tail.max(last.1)),
+        _ => m.push_back((now, tail)),
     }
 }
 

@@ -41,6 +41,18 @@ pub struct ForkRef {
     pub source_base: u64,
 }
 
+/// A fork registered on its source: what of the source it may still read (retention keeps it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hold {
+    pub name: String,
+    pub gen: u64,
+    /// The fork's position in the source.
+    pub position: u64,
+    /// Where the fork started to be readable when it was registered (its current start is in
+    /// its own record once that exists).
+    pub start: u64,
+}
+
 /// One stream name's catalogue record.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
@@ -57,6 +69,14 @@ pub struct Record {
     pub fork: Option<ForkRef>,
     /// Live or soft-deleted forks naming this stream as their source.
     pub forks: u32,
+    /// The earliest retained position (retention moved it up; 0 for records written before it
+    /// existed). Written here before any byte below it is purged.
+    #[serde(default)]
+    pub start: u64,
+    /// The forks counted in `forks`, each with what it may read (records written before holds
+    /// existed count forks without them: their source is then never trimmed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub holds: Vec<Hold>,
 }
 
 impl Record {

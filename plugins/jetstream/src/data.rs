@@ -53,6 +53,13 @@ pub struct Stored {
     /// A delete marker: `soft` while forks still read the data.
     #[serde(default)]
     pub deleted: Option<bool>,
+    /// The earliest retained position (a trim marker sets it, appends carry it on).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub start: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 impl Stored {
@@ -108,6 +115,7 @@ impl Stored {
             stream_seq: writer.last_stream_seq.clone(),
             producers,
             deleted: None,
+            start: self.start,
         }
     }
 }
@@ -134,8 +142,14 @@ fn decode_state(m: &StreamMessage) -> Result<Stored, EngineError> {
     })
 }
 
-fn start_of(m: &StreamMessage, state: &Stored) -> u64 {
+/// The position of a message's first byte.
+pub fn start_of(m: &StreamMessage, state: &Stored) -> u64 {
     state.tail - m.payload.len() as u64
+}
+
+/// The first byte position of message `m` (its state decoded).
+pub fn first_byte(m: &StreamMessage) -> Result<u64, EngineError> {
+    Ok(start_of(m, &decode_state(m)?))
 }
 
 /// The subject's last message (leader read).
@@ -335,6 +349,12 @@ async fn next_ahead(
     Ok(ahead.pop_front())
 }
 
+/// The message holding byte `pos` (`pos` within `[base, tail)`; `last_seq` the subject's last
+/// sequence): the first message kept at or after it when retention purged `pos`.
+pub async fn holder(c: &Cluster, s: &Subject, pos: u64, last_seq: u64) -> Result<Option<StreamMessage>, EngineError> {
+    locate(c, s, pos, 1, last_seq).await
+}
+
 /// The sequence of the message holding byte `pos` (`pos` within `[base, tail)`), found by
 /// binary search over stream sequences `[from, to]`.
 async fn locate(c: &Cluster, s: &Subject, pos: u64, from: u64, to: u64) -> Result<Option<StreamMessage>, EngineError> {
@@ -445,6 +465,11 @@ pub async fn read(c: &Cluster, s: &Subject, span: Span, ahead: &mut Ahead, out: 
             format!("no message holds byte {pos} of {} (tail {end})", s.subject),
         ));
     };
+    let kept = first_byte(&m)?;
+    if kept > pos {
+        // Retention purged `pos` (another host trimmed since this one read the start).
+        return Err(EngineError::trimmed(pos, kept));
+    }
     let mut at = pos;
     loop {
         let st = decode_state(&m)?;
@@ -468,6 +493,20 @@ pub async fn read(c: &Cluster, s: &Subject, span: Span, ahead: &mut Ahead, out: 
             _ => return Ok((at, m.sequence + 1)),
         }
     }
+}
+
+/// Removes the subject's messages below stream sequence `seq` (retention).
+pub async fn purge_below(c: &Cluster, s: &Subject, seq: u64) -> Result<u64, EngineError> {
+    let st =
+        c.js.get_stream_no_info(&s.stream)
+            .await
+            .map_err(|e| unavailable(format!("stream {}: {e}", s.stream)))?;
+    st.purge()
+        .filter(&s.subject)
+        .sequence(seq)
+        .await
+        .map(|r| r.purged)
+        .map_err(|e| unavailable(format!("purge {} below {seq}: {e}", s.subject)))
 }
 
 /// Removes every message of the subject (the stream was deleted for good).

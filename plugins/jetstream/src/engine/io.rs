@@ -211,6 +211,30 @@ impl JetStreamStorage {
                 "offset is beyond the stream's tail",
             ));
         }
+        let retained = super::retention::retained(&entry.rec, &tail);
+        if start < retained {
+            return Err(EngineError::trimmed(start, retained));
+        }
+        match self.read_from(&entry, &tail, start, max, early).await {
+            Err(e) if e.code == ErrorCode::TRIMMED => {
+                // Another host trimmed since this one cached the record: read it afresh next time.
+                self.forget(name);
+                Err(e)
+            }
+            other => other,
+        }
+    }
+
+    /// Reads from `start` (retained, at most the tail) on.
+    async fn read_from(
+        &self,
+        entry: &super::Cached,
+        tail: &data::Tail,
+        start: u64,
+        max: usize,
+        early: Option<(String, u64, Vec<async_nats::jetstream::message::StreamMessage>)>,
+    ) -> Result<ReadChunk, EngineError> {
+        let end = tail.state.tail;
         let mut out = Vec::with_capacity(max.min((end - start) as usize));
         let base = entry.rec.base();
         let mut next = start;
@@ -254,7 +278,7 @@ impl JetStreamStorage {
         Ok(ReadChunk {
             data: ByteViewBox::from_value(RVec::from(out), abi_stable::sabi_trait::TD_Opaque),
             next,
-            meta: Self::meta(&entry.rec, &tail),
+            meta: Self::meta(&entry.rec, tail),
         })
     }
 }

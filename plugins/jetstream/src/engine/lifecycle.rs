@@ -8,26 +8,50 @@ use durable_streams_core::rules::{self};
 use durable_streams_core::ttl;
 
 use super::{BoxFut, JetStreamStorage};
-use crate::catalog::{self, hash_of, ForkRef, Put, Record, State};
+use crate::catalog::{self, hash_of, ForkRef, Hold, Put, Record, State};
 use crate::cluster::unavailable;
 use crate::data::{self, Appended, Stored, Tail};
 
+/// A change to a source's forks.
+pub(super) enum ForkChange<'a> {
+    /// A fork named `name` (incarnation `gen`) at `position` is being made: it starts to be
+    /// readable at the source's retained start (or its position, when lower).
+    Add { name: &'a str, gen: u64, position: u64 },
+    /// That fork is gone for good.
+    Remove { name: &'a str, gen: u64 },
+}
+
 impl JetStreamStorage {
-    pub(super) async fn adjust_forks(&self, name: &str, delta: i64) -> Result<Record, EngineError> {
+    /// Changes a source's fork count and holds by compare-and-set; returns the record written.
+    pub(super) async fn adjust_forks(&self, source: &str, change: ForkChange<'_>) -> Result<Record, EngineError> {
         for _ in 0..50 {
-            let Some((mut rec, seq)) = catalog::get(&self.c, name).await? else {
+            let Some((mut rec, seq)) = catalog::get(&self.c, source).await? else {
                 return Err(EngineError::new(
                     ErrorCode::FORK_SOURCE_NOT_FOUND,
-                    format!("fork source '{name}' does not exist"),
+                    format!("fork source '{source}' does not exist"),
                 ));
             };
-            rec.forks = (i64::from(rec.forks) + delta).max(0) as u32;
+            match change {
+                ForkChange::Add { name, gen, position } => {
+                    rec.forks += 1;
+                    rec.holds.push(Hold {
+                        name: name.to_string(),
+                        gen,
+                        position,
+                        start: rec.start.min(position),
+                    });
+                }
+                ForkChange::Remove { name, gen } => {
+                    rec.forks = rec.forks.saturating_sub(1);
+                    rec.holds.retain(|h| !(h.name == name && h.gen == gen));
+                }
+            }
             if let Put::Done = catalog::put(&self.c, &rec, seq).await? {
-                self.forget(name);
+                self.forget(source);
                 return Ok(rec);
             }
         }
-        Err(unavailable(format!("fork count of '{name}' kept changing")))
+        Err(unavailable(format!("fork count of '{source}' kept changing")))
     }
 
     /// Deletes a stream: a delete marker on its data (appends stop), then soft delete while
@@ -74,7 +98,11 @@ impl JetStreamStorage {
             }
             let _ = data::purge(&self.c, &subj).await;
             if let Some(f) = &rec.fork {
-                let src = self.adjust_forks(&f.source, -1).await;
+                let gone = ForkChange::Remove {
+                    name: &rec.name,
+                    gen: rec.gen,
+                };
+                let src = self.adjust_forks(&f.source, gone).await;
                 if let Ok(src) = src {
                     if src.state == State::SoftDeleted && src.forks == 0 && src.gen == f.source_gen {
                         if let Some((r, s)) = catalog::get(&self.c, &f.source).await? {
@@ -90,6 +118,12 @@ impl JetStreamStorage {
     }
 
     pub(super) async fn create(&self, req: &CreateRequest<'_>) -> Result<CreateOutcome, EngineError> {
+        self.create_at(req, 0).await
+    }
+
+    /// [`JetStreamStorage::create`] of a stream whose offsets start at `at` (a restore): its
+    /// tail and earliest retained position are `at` when it has no bytes below.
+    pub(super) async fn create_at(&self, req: &CreateRequest<'_>, at: u64) -> Result<CreateOutcome, EngineError> {
         let name = req.name.as_str();
         let now = req.now_ms;
         for _ in 0..10 {
@@ -111,6 +145,8 @@ impl JetStreamStorage {
                     State::Live => return self.existing(req, rec).await,
                 },
             };
+            let gen = rand::random::<u64>();
+            let mut start = 0;
             let mut content_type = req
                 .content_type
                 .map(|c| c.to_string())
@@ -143,7 +179,14 @@ impl JetStreamStorage {
                 if req.content_type.is_none() {
                     content_type = src.content_type.clone();
                 }
-                let src = self.adjust_forks(&src.name, 1).await?;
+                let add = ForkChange::Add {
+                    name,
+                    gen,
+                    position: f.position,
+                };
+                let src = self.adjust_forks(&src.name, add).await?;
+                // Bytes the source no longer retains are not inherited.
+                start = src.start.min(f.position);
                 fork = Some(ForkRef {
                     source: src.name.clone(),
                     source_gen: src.gen,
@@ -156,17 +199,17 @@ impl JetStreamStorage {
                 let f = fork.clone();
                 async move {
                     if let Some(f) = f {
-                        let _ = self.adjust_forks(&f.source, -1).await;
+                        let _ = self.adjust_forks(&f.source, ForkChange::Remove { name, gen }).await;
                     }
                 }
             };
             let base = fork.as_ref().map_or(0, |f| f.position);
+            let start = start.max(at);
             let initial = req.initial.as_slice();
             if let Err(e) = self.check_size(base, initial.len() as u64) {
                 undo_fork(&fork).await;
                 return Err(e);
             }
-            let gen = rand::random::<u64>();
             let hash = hash_of(name);
             let shard = (u64::from_str_radix(&hash[..8], 16).unwrap_or(0) % u64::from(self.c.cfg.shards)) as u32;
             let rec = Record {
@@ -180,12 +223,15 @@ impl JetStreamStorage {
                 access_ms: now,
                 fork: fork.clone(),
                 forks: 0,
+                start,
+                holds: Vec::new(),
             };
             // The first message exists for every stream (a purged subject then means deleted).
             let subj = self.subject(&rec);
             let empty = Tail {
                 state: Stored {
-                    tail: base,
+                    tail: base.max(start),
+                    start,
                     ..Default::default()
                 },
                 seq: 0,

@@ -2,12 +2,14 @@
 //! that must hold across hosts is a compare-and-set in the cluster (create, append, delete, fork
 //! counts); memory holds only a bounded cache of catalogue records and read positions.
 //! `lifecycle` owns create / fork / delete, `io` appends and reads, `listing` lists and the
-//! change listener.
+//! change listener, `retention` trims, `backup` describes and restores.
 
 mod ahead;
+mod backup;
 mod io;
 mod lifecycle;
 mod listing;
+mod retention;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -243,6 +245,15 @@ impl JetStreamStorage {
     }
 }
 
+/// The stream an extension request names (for its lock; an ill-formed request is refused later).
+fn named(input: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct Named {
+        name: String,
+    }
+    serde_json::from_slice::<Named>(input).map(|n| n.name).unwrap_or_default()
+}
+
 fn wrap<T>(r: Result<T, EngineError>) -> RResult<T, EngineError> {
     r.into()
 }
@@ -334,6 +345,19 @@ impl Engine for JetStreamStorage {
                 } else {
                     RResult::RErr(unavailable("not connected"))
                 }
+            }
+            ext::TRIM => {
+                let _g = self.lock(named(input.as_slice()).as_str());
+                wrap(self.c.block(self.trim_ext(input.as_slice())).map(RVec::from))
+            }
+            ext::DESCRIBE => wrap(self.c.block(self.describe_ext(input.as_slice())).map(RVec::from)),
+            ext::RESTORE => {
+                let _g = self.lock(named(input.as_slice()).as_str());
+                wrap(self.c.block(self.restore_ext(input.as_slice())).map(RVec::from))
+            }
+            ext::RESTORE_WRITER => {
+                let _g = self.lock(named(input.as_slice()).as_str());
+                wrap(self.c.block(self.restore_writer_ext(input.as_slice())).map(RVec::from))
             }
             ext::STATS => wrap(self.c.block(async {
                 let n = self.live_count().await?;

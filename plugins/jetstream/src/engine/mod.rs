@@ -10,6 +10,8 @@ mod io;
 mod lifecycle;
 mod listing;
 mod retention;
+#[cfg(test)]
+mod retention_tests;
 
 use std::collections::HashMap;
 use std::future::Future;

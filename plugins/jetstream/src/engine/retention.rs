@@ -1,7 +1,7 @@
 //! Retention (`ext::TRIM`) in the cluster: a trim moves
 //! the stream's start in its catalogue record (compare-and-set, so a fork registering meanwhile
-//! makes it decide again), then in its data (an empty marker message every host's tail read
-//! sees), and only then purges the messages wholly below it. Never below what a fork reads.
+//! makes it decide again), then purges the messages wholly below it, then marks it in the data
+//! (an empty message every host's tail read sees). Never below what a fork reads.
 
 use bytes::Bytes;
 use durable_streams_core::abi::*;
@@ -56,6 +56,12 @@ impl JetStreamStorage {
             if t.seq == 0 || t.state.deleted.is_some() {
                 return Err(EngineError::not_found(name));
             }
+            if rec.start > t.state.start {
+                // A trim stopped after its catalogue write (a crash): finish it first.
+                if !self.drop_below(&rec, &subj, name).await? {
+                    return Err(EngineError::not_found(name));
+                }
+            }
             let current = retained(&rec, &t);
             let mut target = before.min(t.state.tail);
             if rec.forks > 0 {
@@ -65,15 +71,15 @@ impl JetStreamStorage {
                 return Ok((current, 0));
             }
             // The start is the first byte of the message holding the target.
-            let (start, keep_from) = if target >= t.state.tail {
-                (t.state.tail, None)
+            let start = if target >= t.state.tail {
+                t.state.tail
             } else if target < rec.base() {
                 let f = rec.fork.as_ref().expect("a base above 0 is a fork");
-                (self.chain_floor(f, target).await?, None)
+                self.chain_floor(f, target).await?
             } else {
                 match data::holder(&self.c, &subj, target, t.seq).await? {
-                    Some(m) => (data::first_byte(&m)?, Some(m.sequence)),
-                    None => (t.state.tail, None),
+                    Some(m) => data::first_byte(&m)?,
+                    None => t.state.tail,
                 }
             };
             if start <= current {
@@ -84,12 +90,8 @@ impl JetStreamStorage {
                 continue; // a fork registered, or another host trimmed: decide again
             }
             self.forget(name);
-            let Some(last) = self.mark_start(&subj, start, name).await? else {
+            if !self.drop_below(&moved, &subj, name).await? {
                 return Err(EngineError::not_found(name));
-            };
-            if start > rec.base() {
-                // Every message wholly below the start goes; the last one (the state) stays.
-                let _ = data::purge_below(&self.c, &subj, keep_from.unwrap_or(last).min(last)).await?;
             }
             let base = rec.base();
             return Ok((start, start.max(base) - current.max(base)));
@@ -99,24 +101,39 @@ impl JetStreamStorage {
         )))
     }
 
-    /// Appends an empty message carrying `start` (unless the data already has it); answers the
-    /// subject's last sequence after it, `None` when the stream was deleted meanwhile.
-    async fn mark_start(&self, subj: &Subject, start: u64, name: &str) -> Result<Option<u64>, EngineError> {
+    /// After `rec.start` is in the catalogue: purges the stream's own messages wholly below it
+    /// (the last one, which carries the state, always stays), then appends an empty message
+    /// carrying it (so every host's next tail read sees it). Purging first means a trim stopped
+    /// half-way shows as a record ahead of its data, which the next trim finishes. False when
+    /// the stream was deleted meanwhile.
+    async fn drop_below(&self, rec: &Record, subj: &Subject, name: &str) -> Result<bool, EngineError> {
+        let start = rec.start;
         for _ in 0..50 {
             let t = data::tail(&self.c, subj).await?;
             if t.seq == 0 || t.state.deleted.is_some() {
-                return Ok(None);
+                return Ok(false);
             }
             if t.state.start >= start {
-                return Ok(Some(t.seq));
+                return Ok(true);
+            }
+            if start > rec.base() {
+                let keep = if start >= t.state.tail {
+                    t.seq
+                } else {
+                    match data::holder(&self.c, subj, start, t.seq).await? {
+                        Some(m) => m.sequence.min(t.seq),
+                        None => t.seq,
+                    }
+                };
+                data::purge_below(&self.c, subj, keep).await?;
             }
             let marker = Stored {
                 n: t.state.n + 1,
                 start,
                 ..t.state.clone()
             };
-            if let Appended::Stored(seq) = data::append(&self.c, subj, &t, &marker, Bytes::new(), name).await? {
-                return Ok(Some(seq));
+            if let Appended::Stored(_) = data::append(&self.c, subj, &t, &marker, Bytes::new(), name).await? {
+                return Ok(true);
             }
         }
         Err(crate::cluster::unavailable(format!(

@@ -122,7 +122,7 @@ stop_server() {
 
 # Scenario groups, each run on its own fresh server process: many-streams gets a server of its
 # own so its memory-per-stream figure is not blurred by what earlier scenarios allocated.
-SCENARIOS="${SCENARIOS:-appends,catch-up,fanout many-streams}"
+SCENARIOS="${SCENARIOS:-head,appends,catch-up,fanout many-streams}"
 
 # run_bench KIND MODE LABEL ROUND OUTDIR: one run = every scenario group against fresh servers of
 # KIND/MODE, appending JSON lines to OUTDIR/results.jsonl. Fails if any case or start failed.

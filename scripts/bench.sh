@@ -7,7 +7,7 @@
 #   QUICK=1 scripts/bench.sh            smoke run: 2 s cases, 10 MB catch-up, 20k streams
 #   MODES="memory file-durable" SCENARIOS="appends,catch-up" BENCH_ARGS="--writers 16" scripts/bench.sh
 # SCENARIOS is a space-separated list of ds-bench --scenario values, each run on a fresh server
-# (default "appends,catch-up,fanout many-streams").
+# (default "head,appends,catch-up,fanout many-streams").
 #
 # NO_BUILD=1 skips the build and uses what is in target/release.
 # Results: target/bench/<timestamp>/results.jsonl (one JSON line per case) and summary.md.

@@ -1,7 +1,7 @@
 //! `Catalog<P>`: the stream catalogue of a local engine and the rules of a stream's life over it
 //! (create-or-match, forks and their reference counts, soft delete and its cascade, expiry).
 //! Decides changes and hands them to the store; changes memory only after the commit. Appends
-//! are `group`'s.
+//! are `group`'s, grouped creates `creates`'.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,6 +30,8 @@ pub struct Catalog<P: Persistence> {
     pub(crate) stored: AtomicU64,
     /// See `OpenOptions::access_slack_ms`.
     pub(crate) access_slack_ms: u64,
+    /// Creates waiting for the mutation lock (see `creates`).
+    pub(crate) creates: crate::creates::Queue,
 }
 
 /// Streams leaving the catalogue: soft (kept for forks, name hidden or not) or for good.
@@ -50,6 +52,7 @@ impl<P: Persistence> Catalog<P> {
             types: Mutex::new(HashMap::new()),
             stored: AtomicU64::new(0),
             access_slack_ms: 0,
+            creates: Default::default(),
         }
     }
 
@@ -190,15 +193,16 @@ impl<P: Persistence> Catalog<P> {
         failed.map_or(Ok(()), Err)
     }
 
-    pub(crate) fn create(&self, req: &CreateRequest<'_>) -> Result<CreateOutcome, EngineError> {
-        self.create_at(req, 0)
+    /// A create decided alone, for a stream whose offsets start at `at` (a restore: its tail and
+    /// earliest retained position are `at` when it has no bytes below).
+    pub(crate) fn create_at(&self, req: &CreateRequest<'_>, at: u64) -> Result<CreateOutcome, EngineError> {
+        let _w = self.writer.write();
+        self.create_locked(req, at)
     }
 
-    /// [`Catalog::create`] of a stream whose offsets start at `at` (a restore): its tail and
-    /// earliest retained position are `at` when it has no bytes below.
-    pub(crate) fn create_at(&self, req: &CreateRequest<'_>, at: u64) -> Result<CreateOutcome, EngineError> {
+    /// [`Catalog::create_at`] with the mutation lock held.
+    pub(crate) fn create_locked(&self, req: &CreateRequest<'_>, at: u64) -> Result<CreateOutcome, EngineError> {
         let name = req.name.as_str();
-        let _w = self.writer.write();
         let existing = self.streams.read().get(name).cloned();
         let mut removal = Vec::new();
         if let Some(ex) = &existing {

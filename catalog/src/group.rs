@@ -39,6 +39,30 @@ fn ack(p: ProducerState) -> ProducerAck {
     }
 }
 
+/// What committing each unit gave.
+pub(crate) type UnitOutcomes<R> = Vec<(usize, Result<R, EngineError>)>;
+
+/// Runs `commit` for each of `units` (in parallel when there are several: a store's units commit
+/// independently) and answers each unit's outcome.
+pub(crate) fn per_unit<R: Send>(units: &[usize], commit: impl Fn(usize) -> Result<R, EngineError> + Sync) -> UnitOutcomes<R> {
+    if let [unit] = units {
+        return vec![(*unit, commit(*unit))];
+    }
+    let commit = &commit;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = units.iter().map(|&u| (u, scope.spawn(move || commit(u)))).collect();
+        handles
+            .into_iter()
+            .map(|(u, h)| {
+                let r = h
+                    .join()
+                    .unwrap_or_else(|_| Err(EngineError::new(ErrorCode::INTERNAL, "a commit panicked")));
+                (u, r)
+            })
+            .collect()
+    })
+}
+
 impl<P: Persistence> Catalog<P> {
     pub(crate) fn append_many(&self, reqs: &[AppendRequest<'_>]) -> Vec<Result<AppendOutcome, EngineError>> {
         if let [req] = reqs {
@@ -78,23 +102,7 @@ impl<P: Persistence> Catalog<P> {
         let mut units: Vec<usize> = pending.iter().map(|p| p.unit).collect();
         units.sort_unstable();
         units.dedup();
-        let commit = |unit: usize| self.commit_unit(reqs, &pending, &overlay, unit);
-        let outcomes: Vec<(usize, Result<(), EngineError>)> = if units.len() == 1 {
-            vec![(units[0], commit(units[0]))]
-        } else {
-            std::thread::scope(|scope| {
-                let handles: Vec<_> = units.iter().map(|&u| (u, scope.spawn(move || commit(u)))).collect();
-                handles
-                    .into_iter()
-                    .map(|(u, h)| {
-                        let r = h
-                            .join()
-                            .unwrap_or_else(|_| Err(EngineError::new(ErrorCode::INTERNAL, "a commit panicked")));
-                        (u, r)
-                    })
-                    .collect()
-            })
-        };
+        let outcomes = per_unit(&units, |unit| self.commit_unit(reqs, &pending, &overlay, unit));
         for (unit, outcome) in outcomes {
             if let Err(e) = outcome {
                 for p in pending.iter().filter(|p| p.unit == unit) {

@@ -10,6 +10,7 @@
 mod access;
 mod background;
 mod catalog;
+mod creates;
 mod engine;
 mod entry;
 mod group;

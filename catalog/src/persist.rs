@@ -176,6 +176,13 @@ pub trait Persistence: Send + Sync + 'static {
     /// accounting: a budget, dead bytes).
     fn trimmed(&self, _id: u64, _data: &Self::Data, _dropped: std::ops::Range<u64>) {}
 
+    /// Whether creates of new names should be committed together (a commit costs an fsync):
+    /// concurrent creates then queue and one of them commits the queue as one batch per unit.
+    /// Stores whose commits are cheap leave it false (the queue would cost more than it saves).
+    fn groups_creates(&self) -> bool {
+        false
+    }
+
     /// Refuses an addition of `bytes` the store cannot hold (the memory engine's budget).
     fn admit(&self, _bytes: u64) -> Result<(), EngineError> {
         Ok(())

@@ -22,6 +22,10 @@ impl Capabilities {
     pub const EXTERNAL_WRITERS: Capabilities = Capabilities(1 << 3);
     /// Acknowledged writes survive a machine crash (fsync before acknowledging).
     pub const SYNCED: Capabilities = Capabilities(1 << 4);
+    /// `head` never blocks (it is answered from memory, holding no lock across I/O): the host
+    /// calls it on its async workers even when `BLOCKING_IO` is set. Engines that do not say
+    /// so have every call made off the workers.
+    pub const MEMORY_HEAD: Capabilities = Capabilities(1 << 5);
 
     pub const fn union(self, other: Capabilities) -> Capabilities {
         Capabilities(self.0 | other.0)
@@ -39,6 +43,7 @@ impl Capabilities {
             (Self::BLOCKING_IO, "blocking_io"),
             (Self::EXTERNAL_WRITERS, "external_writers"),
             (Self::SYNCED, "synced"),
+            (Self::MEMORY_HEAD, "memory_head"),
         ];
         all.iter().filter(|(c, _)| self.contains(*c)).map(|(_, n)| *n).collect()
     }

@@ -20,7 +20,7 @@ async fn json_error_precedence(state: &AppState, name: &str, err: ApiError) -> A
     let n = name.to_string();
     match state
         .storage
-        .call(move |e| {
+        .call_head(move |e| {
             e.head(&HeadRequest {
                 name: RStr::from(n.as_str()),
                 now_ms: now_ms(),

@@ -156,7 +156,7 @@ pub async fn handle(state: &AppState, name: String, parts: &Parts, body: Body) -
         let src = spec.source.clone();
         let meta = state
             .storage
-            .call(move |e| {
+            .call_head(move |e| {
                 e.head(&HeadRequest {
                     name: RStr::from(src.as_str()),
                     now_ms: now_ms(),

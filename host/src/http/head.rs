@@ -13,7 +13,7 @@ use crate::state::{now_ms, AppState};
 pub async fn handle(state: &AppState, name: String) -> Result<Response, ApiError> {
     let meta = state
         .storage
-        .call(move |e| {
+        .call_head(move |e| {
             e.head(&HeadRequest {
                 name: RStr::from(name.as_str()),
                 now_ms: now_ms(),

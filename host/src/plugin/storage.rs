@@ -132,6 +132,20 @@ impl Storage {
         }
     }
 
+    /// Runs a `head` call: inline when the engine answers it from memory (`MEMORY_HEAD`) or
+    /// never blocks, on the blocking pool otherwise.
+    pub async fn call_head<T, F>(&self, f: F) -> Result<T, EngineError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&EngineBox) -> RResult<T, EngineError> + Send + 'static,
+    {
+        if self.capabilities.contains(Capabilities::MEMORY_HEAD) {
+            self.observe(f(&self.engine))
+        } else {
+            self.call(f).await
+        }
+    }
+
     /// Appends: through the group-commit writer for `BATCH_APPEND` engines, else as one call.
     pub async fn append(&self, req: OwnedAppend) -> Result<AppendOutcome, EngineError> {
         match &self.writer {

@@ -449,7 +449,7 @@ impl Subscriptions {
     async fn tail_now(&self, path: &str) -> u64 {
         let p = path.to_string();
         self.storage
-            .call(move |e| {
+            .call_head(move |e| {
                 e.head(&HeadRequest {
                     name: RStr::from(p.as_str()),
                     now_ms: now_ms(),

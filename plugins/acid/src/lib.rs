@@ -99,7 +99,8 @@ pub fn info() -> PluginInfo {
             capabilities: Capabilities::DURABLE
                 .union(Capabilities::SYNCED)
                 .union(Capabilities::BATCH_APPEND)
-                .union(Capabilities::BLOCKING_IO),
+                .union(Capabilities::BLOCKING_IO)
+                .union(Capabilities::MEMORY_HEAD),
             description: "redb: each append group committed in one transaction per shard".into(),
         }]),
     }

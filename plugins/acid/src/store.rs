@@ -184,6 +184,10 @@ impl Persistence for AcidStore {
 
     fn apply(_: &(), _: &Change<'_>, _: &()) {}
 
+    fn groups_creates(&self) -> bool {
+        true
+    }
+
     fn persists_access(&self) -> bool {
         true
     }

@@ -140,7 +140,8 @@ pub const MODE_DURABLE: &str = "file-durable";
 pub fn info() -> PluginInfo {
     let base = Capabilities::DURABLE
         .union(Capabilities::BATCH_APPEND)
-        .union(Capabilities::BLOCKING_IO);
+        .union(Capabilities::BLOCKING_IO)
+        .union(Capabilities::MEMORY_HEAD);
     PluginInfo {
         name: env!("CARGO_PKG_NAME").into(),
         version: env!("CARGO_PKG_VERSION").into(),

@@ -231,6 +231,10 @@ impl Persistence for FileStore {
         true
     }
 
+    fn groups_creates(&self) -> bool {
+        self.durability == Durability::Synced
+    }
+
     fn record_floor(&self, _id: u64, data: &Extents, pos: u64) -> Option<Result<u64, EngineError>> {
         let list = data.list.lock();
         let i = list.partition_point(|e| e.start + e.data_len as u64 <= pos);

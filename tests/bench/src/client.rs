@@ -152,6 +152,12 @@ impl Client {
         self.call(b.body(Full::new(body))?).await
     }
 
+    /// HEAD of a stream (status and headers; no body).
+    pub async fn head(&self, name: &str) -> Res<Reply> {
+        let req = Request::head(self.url(name)).body(Full::new(Bytes::new()))?;
+        self.call(req).await
+    }
+
     pub async fn delete(&self, name: &str) -> Res<StatusCode> {
         let req = Request::builder()
             .method(Method::DELETE)

@@ -21,7 +21,7 @@ pub struct Opts {
     /// Stream base URL, e.g. http://127.0.0.1:4437/v1/stream (streams are <url>/<name>).
     #[arg(long, required_unless_present = "summarize", default_value = "")]
     pub url: String,
-    /// appends, catch-up, fanout, many-streams, or all (comma-separated list allowed); also churn
+    /// head, appends, catch-up, fanout, many-streams, or all (comma-separated list allowed); also churn
     /// (not in all: it reads the server's /metrics).
     #[arg(long, default_value = "all")]
     pub scenario: String,
@@ -58,6 +58,9 @@ pub struct Opts {
     /// Fan-out writer interval in milliseconds.
     #[arg(long, default_value_t = 10)]
     pub interval_ms: u64,
+    /// head: concurrent HEAD requesters.
+    #[arg(long, default_value_t = 16)]
+    pub head_concurrency: usize,
     /// many-streams: how many streams to create at most.
     #[arg(long, default_value_t = 1_000_000)]
     pub streams: u64,
@@ -91,7 +94,7 @@ pub struct Opts {
     pub keep: bool,
 }
 
-const SCENARIOS: [&str; 4] = ["appends", "catch-up", "fanout", "many-streams"];
+const SCENARIOS: [&str; 5] = ["head", "appends", "catch-up", "fanout", "many-streams"];
 
 fn selected(spec: &str) -> Result<Vec<&'static str>, String> {
     let mut out = Vec::new();
@@ -102,6 +105,7 @@ fn selected(spec: &str) -> Result<Vec<&'static str>, String> {
             "fanout" | "fan-out" | "live-fanout" => out.push("fanout"),
             "many-streams" | "streams" => out.push("many-streams"),
             "appends" => out.push("appends"),
+            "head" | "heads" => out.push("head"),
             "churn" => out.push("churn"),
             other => return Err(format!("unknown scenario '{other}' (use {} or all)", SCENARIOS.join(", "))),
         }
@@ -145,6 +149,7 @@ async fn main() {
         eprintln!("# scenario {s} against {}", ctx.opts.url);
         let r = match s {
             "appends" => scenarios::appends::run(&ctx).await,
+            "head" => scenarios::heads::run(&ctx).await,
             "catch-up" => scenarios::catchup::run(&ctx).await,
             "fanout" => scenarios::fanout::run(&ctx).await,
             "churn" => {

@@ -4,6 +4,7 @@ pub mod appends;
 pub mod catchup;
 pub mod churn;
 pub mod fanout;
+pub mod heads;
 pub mod streams;
 
 use std::sync::Arc;

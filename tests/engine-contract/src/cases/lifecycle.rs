@@ -1,6 +1,6 @@
 //! Create, head, delete and the extension call.
 
-use abi_stable::std_types::{RSlice, RStr};
+use abi_stable::std_types::{RResult, RSlice, RStr};
 use durable_streams_core::abi::*;
 
 use crate::support::*;
@@ -159,5 +159,73 @@ pub fn extension_unknown_op_is_unsupported(e: &EngineBox) -> Result<(), Failure>
         ErrorCode::UNSUPPORTED,
         "unknown extension",
     )?;
+    Ok(())
+}
+
+/// Creates from many threads at once (engines may decide them together): every name is created
+/// exactly once, a racing create of the same name with the same configuration re-confirms it,
+/// one with another configuration conflicts, and each stream holds its own initial bytes.
+pub fn concurrent_creates_are_each_decided_once(e: &EngineBox) -> Result<(), Failure> {
+    const THREADS: usize = 8;
+    const SHARED: usize = 20;
+    let answers: Vec<Vec<(String, RResult<CreateOutcome, EngineError>)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|t| {
+                s.spawn(move || {
+                    let mut out = Vec::new();
+                    for i in 0..SHARED {
+                        // Every thread creates the shared names (same configuration)...
+                        let name = format!("shared/{i}");
+                        let body = format!("init-{i}");
+                        let c = Create {
+                            initial: body.as_bytes(),
+                            ..Create::new(&name)
+                        };
+                        out.push((name.clone(), c.run(e)));
+                        // ...and names of its own.
+                        let own = format!("own/{t}/{i}");
+                        let body = format!("{t}:{i}");
+                        let c = Create {
+                            initial: body.as_bytes(),
+                            ..Create::new(&own)
+                        };
+                        out.push((own.clone(), c.run(e)));
+                    }
+                    // One thread re-creates a shared name with another content type.
+                    if t == 0 {
+                        let c = Create {
+                            ct: Some("application/json"),
+                            ..Create::new("shared/0")
+                        };
+                        out.push(("conflict".into(), c.run(e)));
+                    }
+                    out
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("creator thread")).collect()
+    });
+    let mut created = std::collections::HashMap::<String, usize>::new();
+    for (name, r) in answers.into_iter().flatten() {
+        if name == "conflict" {
+            code(r, ErrorCode::CONFIG_CONFLICT, "a racing create with another content type")?;
+            continue;
+        }
+        let out = ok(r, &format!("create {name}"))?;
+        *created.entry(name).or_default() += usize::from(out.created);
+    }
+    check(created.len() == SHARED + THREADS * SHARED, || {
+        format!("{} names answered", created.len())
+    })?;
+    if let Some((name, n)) = created.iter().find(|(_, n)| **n != 1) {
+        return Err(Failure::new(format!("{name} was reported created {n} times, not once")));
+    }
+    for i in 0..SHARED {
+        let got = read_all(e, &format!("shared/{i}"), 0, 1 << 20, NOW)?;
+        check(got == format!("init-{i}").as_bytes(), || format!("shared/{i} holds {got:?}"))?;
+        let t = i % THREADS;
+        let got = read_all(e, &format!("own/{t}/{i}"), 0, 1 << 20, NOW)?;
+        check(got == format!("{t}:{i}").as_bytes(), || format!("own/{t}/{i} holds {got:?}"))?;
+    }
     Ok(())
 }

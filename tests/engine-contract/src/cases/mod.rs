@@ -28,6 +28,7 @@ pub fn all() -> Vec<Case> {
         lifecycle::recreated_stream_gets_new_incarnation,
         lifecycle::missing_stream_is_not_found,
         lifecycle::extension_unknown_op_is_unsupported,
+        lifecycle::concurrent_creates_are_each_decided_once,
         append::appends_advance_tail_and_read_back,
         append::close_is_atomic_with_final_append,
         append::closed_stream_refuses_appends_with_tail,

@@ -13,6 +13,7 @@ mod replay;
 mod rewrite;
 mod scan;
 mod store;
+mod vread;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -371,15 +371,6 @@ impl Log {
             .ok_or_else(|| EngineError::new(ErrorCode::CORRUPT, format!("segment {seg} is missing")))
     }
 
-    /// Reads `len` bytes at `off` of segment `seg`.
-    pub fn read(&self, seg: &Seg, off: u64, len: usize) -> Result<Vec<u8>, EngineError> {
-        let mut buf = vec![0u8; len];
-        seg.file
-            .read_exact_at(&mut buf, off)
-            .map_err(|e| io_err("read", &seg_path(&self.dir, seg.disk), e))?;
-        Ok(buf)
-    }
-
     /// Counts `bytes` of segment `seg` as dead (if it still exists).
     pub fn add_dead(&self, seg: u32, bytes: u64) {
         if let Some(s) = self.segments.read().get(&seg) {

@@ -13,6 +13,7 @@ use parking_lot::Mutex;
 
 use crate::log::{Loc, Log, Seg, Tail};
 use crate::record as rec;
+use crate::vread;
 
 /// Whether appends are fsynced before they are acknowledged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -299,28 +300,32 @@ impl Persistence for FileStore {
                 j += 1;
             }
             let (first, seg) = &picked[i];
-            let last = &picked[j - 1].0;
-            let span_off = first.loc.off;
-            let span_len = (last.loc.off + last.loc.len as u64 - span_off) as usize;
-            let buf = self.log.read(seg, span_off, span_len)?;
-            for (e, _) in &picked[i..j] {
-                let rel = (e.loc.off - span_off) as usize;
-                let record = &buf[rel..rel + e.loc.len as usize];
-                if !rec::verify(record) {
+            let parts: Vec<vread::Part> = picked[i..j]
+                .iter()
+                .map(|(e, _)| {
+                    let from = pos.max(e.start);
+                    let to = (e.start + e.data_len as u64).min(end);
+                    pos = to;
+                    vread::Part {
+                        len: e.loc.len as usize,
+                        from: e.data_off as usize + (from - e.start) as usize,
+                        take: (to - from) as usize,
+                    }
+                })
+                .collect();
+            match vread::read_run(&seg.file, first.loc.off, &parts, out) {
+                Ok(()) => {}
+                Err(vread::RunError::Io(e)) => return Err(crate::log::io_err("read", &self.log.segment_path(seg), e)),
+                Err(vread::RunError::Damaged(at)) => {
                     return Err(EngineError::new(
                         ErrorCode::CORRUPT,
                         format!(
                             "checksum mismatch in {} at byte {}: refusing to serve damaged data",
                             self.log.segment_path(seg).display(),
-                            e.loc.off
+                            first.loc.off + at
                         ),
-                    ));
+                    ))
                 }
-                let from = pos.max(e.start);
-                let to = (e.start + e.data_len as u64).min(end);
-                let d0 = e.data_off as usize + (from - e.start) as usize;
-                out.extend_from_slice(&record[d0..d0 + (to - from) as usize]);
-                pos = to;
             }
             i = j;
         }

@@ -16,6 +16,9 @@ use crate::catalog::Catalog;
 use crate::entry::Entry;
 use crate::persist::*;
 
+/// How long a new leader lets concurrent creates join its first group.
+const GATHER: std::time::Duration = std::time::Duration::from_micros(300);
+
 /// Initial bodies up to this size are copied into the queue; larger creates go alone.
 const GROUP_INITIAL_MAX: usize = 64 * 1024;
 
@@ -111,7 +114,9 @@ impl<P: Persistence> Catalog<P> {
             }
             w.leading = true;
         }
-        // The leader: decides what is queued, group after group, until nothing is.
+        // The leader: decides what is queued, group after group, until nothing is. A commit
+        // costs an fsync: creates arriving meanwhile are worth a short wait.
+        std::thread::sleep(GATHER);
         loop {
             let queued = {
                 let mut w = self.creates.state.lock();

@@ -11,7 +11,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use parking_lot::Mutex;
 
-/// The open requests: method, path and start time.
+/// The open requests: method, URI (only its path is ever logged) and start time.
 #[derive(Clone, Default)]
 pub struct InFlight {
     inner: Arc<Inner>,
@@ -20,13 +20,13 @@ pub struct InFlight {
 #[derive(Default)]
 struct Inner {
     next: AtomicU64,
-    open: Mutex<HashMap<u64, (String, String, Instant)>>,
+    open: Mutex<HashMap<u64, (axum::http::Method, axum::http::Uri, Instant)>>,
 }
 
 impl InFlight {
     /// Called at the grace deadline: logs every request still open (each will be cut).
     pub fn deadline_reached(&self, connections: usize) {
-        let open: Vec<(String, String, Instant)> = self.inner.open.lock().values().cloned().collect();
+        let open: Vec<(axum::http::Method, axum::http::Uri, Instant)> = self.inner.open.lock().values().cloned().collect();
         if connections > 0 || !open.is_empty() {
             tracing::warn!(
                 connections,
@@ -34,10 +34,10 @@ impl InFlight {
                 "shutdown grace deadline reached: closing the connections still open"
             );
         }
-        for (method, path, start) in open {
+        for (method, uri, start) in open {
             tracing::warn!(
                 http.request.method = %method,
-                url.path = %path,
+                url.path = %uri.path(),
                 elapsed_ms = start.elapsed().as_millis() as u64,
                 "request cut at the shutdown grace deadline"
             );
@@ -64,7 +64,7 @@ pub async fn track(State(inflight): State<InFlight>, req: Request, next: Next) -
         .inner
         .open
         .lock()
-        .insert(id, (req.method().to_string(), req.uri().path().to_string(), Instant::now()));
+        .insert(id, (req.method().clone(), req.uri().clone(), Instant::now()));
     let _guard = Guard { inflight, id };
     next.run(req).await
 }

@@ -152,12 +152,16 @@ pub fn first_byte(m: &StreamMessage) -> Result<u64, EngineError> {
     Ok(start_of(m, &decode_state(m)?))
 }
 
+/// The JetStream stream `name` (no info request).
+async fn handle(c: &Cluster, name: &str) -> Result<async_nats::jetstream::stream::Stream<()>, EngineError> {
+    c.js.get_stream_no_info(name)
+        .await
+        .map_err(|e| unavailable(format!("stream {name}: {e}")))
+}
+
 /// The subject's last message (leader read).
 pub async fn tail(c: &Cluster, s: &Subject) -> Result<Tail, EngineError> {
-    let stream =
-        c.js.get_stream_no_info(&s.stream)
-            .await
-            .map_err(|e| unavailable(format!("stream {}: {e}", s.stream)))?;
+    let stream = handle(c, &s.stream).await?;
     match stream.get_last_raw_message_by_subject(&s.subject).await {
         Ok(m) => Ok(Tail {
             state: decode_state(&m)?,
@@ -228,10 +232,7 @@ pub async fn append(c: &Cluster, s: &Subject, after: &Tail, state: &Stored, body
 
 /// The message at stream sequence `seq` (leader read).
 pub async fn get(c: &Cluster, stream: &str, seq: u64) -> Result<StreamMessage, EngineError> {
-    let st =
-        c.js.get_stream_no_info(stream)
-            .await
-            .map_err(|e| unavailable(format!("stream {stream}: {e}")))?;
+    let st = handle(c, stream).await?;
     st.get_raw_message(seq)
         .await
         .map_err(|e| unavailable(format!("read {stream}#{seq}: {e}")))
@@ -239,10 +240,7 @@ pub async fn get(c: &Cluster, stream: &str, seq: u64) -> Result<StreamMessage, E
 
 /// The first message of `s` at or after stream sequence `from` (leader read), if any.
 async fn next(c: &Cluster, s: &Subject, from: u64, known_last: u64) -> Result<Option<StreamMessage>, EngineError> {
-    let st =
-        c.js.get_stream_no_info(&s.stream)
-            .await
-            .map_err(|e| unavailable(format!("stream {}: {e}", s.stream)))?;
+    let st = handle(c, &s.stream).await?;
     // Direct get first (any replica answers, payload not base64-encoded). A replica holds a
     // prefix of the log, so a message it returns is the right one; "not found" below a sequence
     // known to exist may be a lagging replica, and is asked again of the leader.
@@ -497,10 +495,7 @@ pub async fn read(c: &Cluster, s: &Subject, span: Span, ahead: &mut Ahead, out: 
 
 /// Removes the subject's messages below stream sequence `seq` (retention).
 pub async fn purge_below(c: &Cluster, s: &Subject, seq: u64) -> Result<u64, EngineError> {
-    let st =
-        c.js.get_stream_no_info(&s.stream)
-            .await
-            .map_err(|e| unavailable(format!("stream {}: {e}", s.stream)))?;
+    let st = handle(c, &s.stream).await?;
     st.purge()
         .filter(&s.subject)
         .sequence(seq)
@@ -511,10 +506,7 @@ pub async fn purge_below(c: &Cluster, s: &Subject, seq: u64) -> Result<u64, Engi
 
 /// Removes every message of the subject (the stream was deleted for good).
 pub async fn purge(c: &Cluster, s: &Subject) -> Result<(), EngineError> {
-    let st =
-        c.js.get_stream_no_info(&s.stream)
-            .await
-            .map_err(|e| unavailable(format!("stream {}: {e}", s.stream)))?;
+    let st = handle(c, &s.stream).await?;
     st.purge()
         .filter(&s.subject)
         .await

@@ -194,6 +194,40 @@ fn disk_full(mode: &str) {
         404,
         "{mode}: a refused change leaves nothing"
     );
+    // Creates racing on the full disk (file-durable and acid commit them in groups) are each
+    // refused cleanly, and leave no stream behind.
+    let refused: Vec<(String, u16, String)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let c = c.clone();
+                s.spawn(move || {
+                    let name = format!("http://127.0.0.1:{port}/v1/stream/full-new-{i}");
+                    let r = c
+                        .put(&name)
+                        .header("Content-Type", "text/plain")
+                        .body("x".repeat(2000))
+                        .send()
+                        .unwrap();
+                    let ct = r
+                        .headers()
+                        .get("content-type")
+                        .map(|v| v.to_str().unwrap().to_string())
+                        .unwrap_or_default();
+                    (name, r.status().as_u16(), ct)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (name, status, ct) in &refused {
+        assert!(matches!(status, 503 | 507), "{mode}: a create on a full disk got {status}");
+        assert_eq!(ct, "application/problem+json", "{mode}: {name}");
+        assert_eq!(
+            c.head(name).send().unwrap().status(),
+            404,
+            "{mode}: a refused create leaves nothing"
+        );
+    }
     std::fs::remove_file(ns.inside("filler2")).unwrap();
     // Free space without restarting: writes work again.
     std::fs::remove_file(ns.inside("filler")).unwrap();
@@ -204,6 +238,8 @@ fn disk_full(mode: &str) {
         "{mode}: the subscription once space is back: {}",
         r.text().unwrap_or_default()
     );
+    let r = c.put(&refused[0].0).header("Content-Type", "text/plain").send().unwrap();
+    assert_eq!(r.status(), 201, "{mode}: a create once space is back");
     let mut resumed = false;
     for i in 1000..1010 {
         let r = c

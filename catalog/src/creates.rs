@@ -5,7 +5,7 @@
 //! names that exist or repeat in the group) are decided alone, in their turn.
 
 use std::collections::HashSet;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use abi_stable::std_types::{ROption, RSlice, RStr};
@@ -32,6 +32,8 @@ pub(crate) struct Slot {
     now_ms: u64,
     answer: Mutex<Option<Result<CreateOutcome, EngineError>>>,
     answered: Condvar,
+    /// Set once answered (the answer itself is taken by the waiting create).
+    done: AtomicBool,
 }
 
 impl Slot {
@@ -45,6 +47,7 @@ impl Slot {
             now_ms: req.now_ms,
             answer: Mutex::new(None),
             answered: Condvar::new(),
+            done: AtomicBool::new(false),
         }
     }
 
@@ -72,6 +75,7 @@ impl Slot {
     }
 
     fn answer(&self, r: Result<CreateOutcome, EngineError>) {
+        self.done.store(true, Ordering::Release);
         *self.answer.lock() = Some(r);
         self.answered.notify_one();
     }
@@ -87,6 +91,30 @@ pub(crate) struct Queue {
 struct Waiting {
     slots: Vec<Arc<Slot>>,
     leading: bool,
+}
+
+/// The leader's hold on the queue: if the leader unwinds (a panic caught at the plugin
+/// boundary), the creates it was deciding and those still queued are answered with an error
+/// and the queue gets a new leader at the next create, instead of waiting forever.
+struct Lead<'a> {
+    queue: &'a Queue,
+    batch: Vec<Arc<Slot>>,
+}
+
+impl Drop for Lead<'_> {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let rest = {
+            let mut w = self.queue.state.lock();
+            w.leading = false;
+            std::mem::take(&mut w.slots)
+        };
+        for s in self.batch.iter().chain(&rest).filter(|s| !s.done.load(Ordering::Acquire)) {
+            s.answer(Err(EngineError::new(ErrorCode::INTERNAL, "the create deciding this one failed")));
+        }
+    }
 }
 
 /// A new stream of the group, decided and waiting for its commit.
@@ -117,8 +145,12 @@ impl<P: Persistence> Catalog<P> {
         // The leader: decides what is queued, group after group, until nothing is. A commit
         // costs an fsync: creates arriving meanwhile are worth a short wait.
         std::thread::sleep(GATHER);
+        let mut lead = Lead {
+            queue: &self.creates,
+            batch: Vec::new(),
+        };
         loop {
-            let queued = {
+            lead.batch = {
                 let mut w = self.creates.state.lock();
                 if w.slots.is_empty() {
                     w.leading = false;
@@ -127,7 +159,7 @@ impl<P: Persistence> Catalog<P> {
                 std::mem::take(&mut w.slots)
             };
             let _w = self.writer.write();
-            self.create_queued(&queued);
+            self.create_queued(&lead.batch);
         }
         slot.wait()
     }

@@ -1,7 +1,7 @@
 //! Creates of new names grouped into one commit per store unit (one fsync for many creates in
 //! the durable stores that ask for it): a create queues itself; the first to find no leader
-//! becomes it, and decides and commits what is queued, in order, group after group until the
-//! queue is empty, answering each waiting create. Creates that are not plain new names (forks, large initial bodies,
+//! becomes it, decides and commits what is queued (in order, as one group), answers each
+//! waiting create, and hands the queue to the first create queued meanwhile. Creates that are not plain new names (forks, large initial bodies,
 //! names that exist or repeat in the group) are decided alone, in their turn.
 
 use std::collections::HashSet;
@@ -34,6 +34,8 @@ pub(crate) struct Slot {
     answered: Condvar,
     /// Set once answered (the answer itself is taken by the waiting create).
     done: AtomicBool,
+    /// Set when the previous leader hands the queue to this create.
+    promoted: AtomicBool,
 }
 
 impl Slot {
@@ -48,18 +50,29 @@ impl Slot {
             answer: Mutex::new(None),
             answered: Condvar::new(),
             done: AtomicBool::new(false),
+            promoted: AtomicBool::new(false),
         }
     }
 
-    /// Waits until the leader answers.
-    fn wait(&self) -> Result<CreateOutcome, EngineError> {
+    /// Waits until the leader answers (`Some`), or hands the queue to this create (`None`).
+    fn wait(&self) -> Option<Result<CreateOutcome, EngineError>> {
         let mut a = self.answer.lock();
         loop {
             if let Some(r) = a.take() {
-                return r;
+                return Some(r);
+            }
+            if self.promoted.load(Ordering::Acquire) {
+                return None;
             }
             self.answered.wait(&mut a);
         }
+    }
+
+    /// Makes this waiting create the leader.
+    fn promote(&self) {
+        let _a = self.answer.lock();
+        self.promoted.store(true, Ordering::Release);
+        self.answered.notify_one();
     }
 
     fn request(&self) -> CreateRequest<'_> {
@@ -133,35 +146,42 @@ impl<P: Persistence> Catalog<P> {
             return self.create_at(req, 0);
         }
         let slot = Arc::new(Slot::new(req));
-        {
+        let fresh = {
             let mut w = self.creates.state.lock();
             w.slots.push(slot.clone());
-            if w.leading {
-                drop(w);
-                return slot.wait(); // the leader decides it
-            }
+            let fresh = !w.leading;
             w.leading = true;
+            fresh
+        };
+        if !fresh {
+            if let Some(r) = slot.wait() {
+                return r; // a leader decided it
+            }
+        } else {
+            // A commit costs an fsync: creates arriving meanwhile are worth a short wait.
+            std::thread::sleep(GATHER);
         }
-        // The leader: decides what is queued, group after group, until nothing is. A commit
-        // costs an fsync: creates arriving meanwhile are worth a short wait.
-        std::thread::sleep(GATHER);
+        // The leader decides one group (everything queued, its own create included), then
+        // hands the queue to the first create queued meanwhile: each create waits for at most
+        // the group before its own.
         let mut lead = Lead {
             queue: &self.creates,
-            batch: Vec::new(),
+            batch: std::mem::take(&mut self.creates.state.lock().slots),
         };
-        loop {
-            lead.batch = {
-                let mut w = self.creates.state.lock();
-                if w.slots.is_empty() {
-                    w.leading = false;
-                    break;
-                }
-                std::mem::take(&mut w.slots)
-            };
+        {
             let _w = self.writer.write();
             self.create_queued(&lead.batch);
         }
-        slot.wait()
+        lead.batch.clear();
+        {
+            let mut w = self.creates.state.lock();
+            match w.slots.first() {
+                Some(next) => next.promote(),
+                None => w.leading = false,
+            }
+        }
+        let answer = slot.answer.lock().take();
+        answer.unwrap_or_else(|| Err(EngineError::new(ErrorCode::INTERNAL, "a queued create was not answered")))
     }
 
     /// Decides the queued creates in order, committing runs of new names together.

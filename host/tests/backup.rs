@@ -8,7 +8,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,14 +26,6 @@ fn start(mode: &str, dir: &std::path::Path) -> Server {
         ("DS_RETENTION__INTERVAL_MS", "100"),
         ("DS_RETENTION__RULES", r#"[{"prefix": "cap/", "max_bytes": 2000}]"#),
     ])
-}
-
-fn cli(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_durable-streams-server"))
-        .args(args)
-        .env("DS_STORAGE__MODE", "memory")
-        .output()
-        .unwrap()
 }
 
 fn text(o: &std::process::Output) -> String {
@@ -171,7 +162,7 @@ fn live_export_and_import_across_modes() {
     std::thread::sleep(Duration::from_millis(300));
     let base_url = format!("http://127.0.0.1:{}", a.port);
     let first = a_dir.path.join("first.jsonl");
-    let out = cli(&["export", "--url", &base_url, "--output", first.to_str().unwrap()]);
+    let out = common::cli(&["export", "--url", &base_url, "--output", first.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out));
     std::thread::sleep(Duration::from_millis(200));
     stop.store(true, Ordering::Relaxed);
@@ -224,9 +215,9 @@ fn live_export_and_import_across_modes() {
         404,
         "a refused import wrote nothing"
     );
-    let out = cli(&["import", "--url", &b_url, "--input", first.to_str().unwrap()]);
+    let out = common::cli(&["import", "--url", &b_url, "--input", first.to_str().unwrap()]);
     assert!(out.status.success() && text(&out).contains("1 subscriptions"), "{}", text(&out));
-    let again = cli(&["import", "--url", &b_url, "--input", first.to_str().unwrap()]);
+    let again = common::cli(&["import", "--url", &b_url, "--input", first.to_str().unwrap()]);
     assert!(
         !again.status.success() && text(&again).contains("409"),
         "fail is the default: {}",
@@ -292,9 +283,9 @@ fn live_export_and_import_across_modes() {
     let c_srv = start("file-durable", &c_dir.path);
     let c_url = format!("http://127.0.0.1:{}", c_srv.port);
     // (hot/0 got one more append on b: export c's view of the first file instead.)
-    let out = cli(&["import", "--url", &c_url, "--input", first.to_str().unwrap()]);
+    let out = common::cli(&["import", "--url", &c_url, "--input", first.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out));
-    let out = cli(&["export", "--url", &c_url, "--output", second.to_str().unwrap()]);
+    let out = common::cli(&["export", "--url", &c_url, "--output", second.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out));
     let again = export_streams(&second);
     assert_eq!(again.keys().collect::<Vec<_>>(), exported.keys().collect::<Vec<_>>());

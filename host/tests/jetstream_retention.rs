@@ -7,8 +7,7 @@
 
 mod common;
 
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::Server;
 use reqwest::blocking::Client;
@@ -63,22 +62,6 @@ fn record(i: u8) -> Vec<u8> {
     vec![i; 1000]
 }
 
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn cli(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_durable-streams-server"))
-        .args(args)
-        .env("DS_STORAGE__MODE", "memory")
-        .output()
-        .unwrap()
-}
-
 #[test]
 fn retention_across_hosts_on_a_real_cluster() {
     let _serial = serial();
@@ -98,7 +81,9 @@ fn retention_across_hosts_on_a_real_cluster() {
         post(&c, &a, "cap/a", record(i));
     }
     let kept: Vec<u8> = (7..10).flat_map(record).collect();
-    wait_until("the size rule trimmed cap/a", || get(&c, &b, "cap/a", "offset=-1").1 == kept);
+    common::wait_until(Duration::from_secs(20), "the size rule trimmed cap/a", || {
+        get(&c, &b, "cap/a", "offset=-1").1 == kept
+    });
     for s in [&a, &b] {
         assert_eq!(get(&c, s, "cap/a", &format!("offset={}", offset(0))).0, 410);
         assert_eq!(get(&c, s, "cap/a", &format!("offset={}", offset(6999))).0, 410);
@@ -110,7 +95,7 @@ fn retention_across_hosts_on_a_real_cluster() {
     }
     // The stream goes on, from either host.
     post(&c, &b, "cap/a", record(10));
-    wait_until("cap/a trimmed again", || {
+    common::wait_until(Duration::from_secs(20), "cap/a trimmed again", || {
         get(&c, &a, "cap/a", &format!("offset={}", offset(7000))).0 == 410
     });
     let dropped = common::metric(a.port, "ds_retention_dropped_bytes_total") + common::metric(b.port, "ds_retention_dropped_bytes_total");
@@ -129,7 +114,7 @@ fn retention_across_hosts_on_a_real_cluster() {
     assert_eq!(get(&c, &a, "forks/f", "offset=-1").1, record(0));
     assert_eq!(c.delete(b.url("/v1/stream/forks/f")).send().unwrap().status(), 204);
     let last3: Vec<u8> = (1..4).flat_map(record).collect();
-    wait_until("cap/src trimmed once its fork is gone", || {
+    common::wait_until(Duration::from_secs(20), "cap/src trimmed once its fork is gone", || {
         get(&c, &b, "cap/src", "offset=-1").1 == last3
     });
 
@@ -146,7 +131,9 @@ fn retention_across_hosts_on_a_real_cluster() {
     std::thread::sleep(Duration::from_millis(2600));
     post(&c, &b, "age/x", b"new".to_vec());
     for s in [&a, &b] {
-        wait_until("the age rule trimmed age/x", || get(&c, s, "age/x", "offset=-1").1 == b"new");
+        common::wait_until(Duration::from_secs(20), "the age rule trimmed age/x", || {
+            get(&c, s, "age/x", "offset=-1").1 == b"new"
+        });
         assert_eq!(get(&c, s, "age/x", &format!("offset={}", offset(0))).0, 410);
     }
 
@@ -170,19 +157,19 @@ fn retention_across_hosts_on_a_real_cluster() {
     assert_eq!(produce(&b, 1), 200);
     let dir = common::tempdir::Dir::new();
     let file = dir.path.join("cluster.jsonl");
-    let out = cli(&["export", "--url", &a.url(""), "--output", file.to_str().unwrap()]);
+    let out = common::cli(&["export", "--url", &a.url(""), "--output", file.to_str().unwrap()]);
     assert!(out.status.success(), "export: {}", String::from_utf8_lossy(&out.stderr));
     let m = Server::start(&[("DS_STORAGE__MODE", "memory")]);
-    let out = cli(&["import", "--url", &m.url(""), "--input", file.to_str().unwrap()]);
+    let out = common::cli(&["import", "--url", &m.url(""), "--input", file.to_str().unwrap()]);
     assert!(out.status.success(), "import: {}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(get(&c, &m, "cap/a", &format!("offset={}", offset(0))).0, 410);
     assert_eq!(get(&c, &m, "cap/a", "offset=-1").1, (8..11).flat_map(record).collect::<Vec<u8>>());
     assert_eq!(produce(&m, 1), 204, "a producer retry after the restore is a duplicate");
     let back = dir.path.join("memory.jsonl");
-    let out = cli(&["export", "--url", &m.url(""), "--output", back.to_str().unwrap()]);
+    let out = common::cli(&["export", "--url", &m.url(""), "--output", back.to_str().unwrap()]);
     assert!(out.status.success(), "export: {}", String::from_utf8_lossy(&out.stderr));
     let (a2, _b2) = common::jetstream_hosts(&cluster.urls(), "xret2", &[]);
-    let out = cli(&["import", "--url", &a2.url(""), "--input", back.to_str().unwrap()]);
+    let out = common::cli(&["import", "--url", &a2.url(""), "--input", back.to_str().unwrap()]);
     assert!(
         out.status.success(),
         "import into the cluster: {}",

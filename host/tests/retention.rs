@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{tempdir, Server};
 use reqwest::blocking::Client;
@@ -69,14 +69,6 @@ fn record(i: u8) -> Vec<u8> {
     vec![i; 1000]
 }
 
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn retention(mode: &str) {
     let dir = tempdir::Dir::new();
     let server = start(mode, &dir.path);
@@ -88,7 +80,9 @@ fn retention(mode: &str) {
         post(&c, &server, "cap/a", record(i));
     }
     let kept: Vec<u8> = (7..10).flat_map(record).collect();
-    wait_until("the size rule trimmed cap/a", || get(&c, &server, "cap/a", "offset=-1").1 == kept);
+    common::wait_until(Duration::from_secs(10), "the size rule trimmed cap/a", || {
+        get(&c, &server, "cap/a", "offset=-1").1 == kept
+    });
     let (status, body, next) = get(&c, &server, "cap/a", "offset=-1");
     assert_eq!((status, body.len(), next.as_str()), (200, 3000, offset(10_000).as_str()));
     // Offsets are unchanged: the earliest retained record is read at its own offset...
@@ -123,7 +117,7 @@ fn retention(mode: &str) {
     assert_eq!(sse_old.status(), 410, "SSE behind the trim");
     // The stream goes on.
     post(&c, &server, "cap/a", record(10));
-    wait_until("cap/a trimmed again", || {
+    common::wait_until(Duration::from_secs(10), "cap/a trimmed again", || {
         get(&c, &server, "cap/a", &format!("offset={}", offset(7000))).0 == 410
     });
     let head = c.head(server.url("/v1/stream/cap/a")).send().unwrap();
@@ -153,7 +147,7 @@ fn retention(mode: &str) {
     assert_eq!(get(&c, &server, "forks/f", "offset=-1").1, record(0));
     assert_eq!(c.delete(server.url("/v1/stream/forks/f")).send().unwrap().status(), 204);
     let last3: Vec<u8> = (1..4).flat_map(record).collect();
-    wait_until("cap/src trimmed once its fork is gone", || {
+    common::wait_until(Duration::from_secs(10), "cap/src trimmed once its fork is gone", || {
         get(&c, &server, "cap/src", "offset=-1").1 == last3
     });
 
@@ -163,7 +157,9 @@ fn retention(mode: &str) {
     post(&c, &server, "age/x", b"old-2".to_vec());
     std::thread::sleep(Duration::from_millis(2600));
     post(&c, &server, "age/x", b"new".to_vec());
-    wait_until("the age rule trimmed age/x", || get(&c, &server, "age/x", "offset=-1").1 == b"new");
+    common::wait_until(Duration::from_secs(10), "the age rule trimmed age/x", || {
+        get(&c, &server, "age/x", "offset=-1").1 == b"new"
+    });
     assert_eq!(get(&c, &server, "age/x", &format!("offset={}", offset(0))).0, 410);
 
     // Streams under no rule are left alone.

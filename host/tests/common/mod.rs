@@ -224,3 +224,21 @@ pub fn metric(port: u16, name: &str) -> u64 {
         .and_then(|v| v.parse::<f64>().ok())
         .unwrap_or(0.0) as u64
 }
+
+/// Polls `cond` every 50 ms until it holds; fails the test after `within`.
+pub fn wait_until(within: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Runs the binary's command line (`export`, `import`, ...) with the memory engine configured.
+pub fn cli(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_durable-streams-server"))
+        .args(args)
+        .env("DS_STORAGE__MODE", "memory")
+        .output()
+        .unwrap()
+}

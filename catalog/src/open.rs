@@ -3,7 +3,9 @@
 //! forks, counts references, and (when the store may be written) deletes soft-deleted streams
 //! no fork references any more.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -40,32 +42,30 @@ impl<P: Persistence> Catalog<P> {
     pub fn open(store: P, streams: Vec<Recovered<P::Data>>, opts: OpenOptions) -> Result<Self, EngineError> {
         let mut catalog = Catalog::with_streams(store, BTreeMap::new(), opts.limits);
         catalog.access_slack_ms = opts.access_slack_ms;
-        let mut waiting: HashMap<u64, Recovered<P::Data>> = streams.into_iter().map(|r| (r.id, r)).collect();
-        let mut built: HashMap<u64, Named<P::Data>> = HashMap::new();
+        let mut waiting: FxHashMap<u64, Recovered<P::Data>> = streams.into_iter().map(|r| (r.id, r)).collect();
+        let mut built: FxHashMap<u64, Named<P::Data>> = FxHashMap::default();
+        built.reserve(waiting.len());
         let ids: Vec<u64> = waiting.keys().copied().collect();
         for id in ids {
             catalog.build(id, &mut waiting, &mut built, opts.now_ms)?;
         }
-        let mut map: BTreeMap<String, Arc<Entry<P::Data>>> = BTreeMap::new();
-        for (name, entry) in built.values() {
-            if entry.hidden.load(Ordering::Acquire) {
-                continue;
-            }
-            // Two streams of one name (older data): the live one, else the newer.
-            let replace = map.get(name).is_none_or(|old| {
-                (old.is_soft_deleted() && !entry.is_soft_deleted())
-                    || (old.is_soft_deleted() == entry.is_soft_deleted() && old.id < entry.id)
-            });
-            if replace {
-                map.insert(name.clone(), entry.clone());
-            }
-        }
-        *catalog.streams.write() = map;
+        // Removed streams that only forks kept, and no fork keeps any more.
+        let orphans: Vec<Named<P::Data>> = built
+            .values()
+            .filter(|(_, e)| e.is_soft_deleted() && e.refcount.load(Ordering::Acquire) == 0)
+            .cloned()
+            .collect();
+        // Sorted once and built in bulk (a million names inserted one by one in hash order
+        // cost seconds of comparisons). Two streams of one name (older data): the live one,
+        // else the newer, which sorts last and is the one the bulk build keeps.
+        let mut named: Vec<Named<P::Data>> = built.into_values().filter(|(_, e)| !e.hidden.load(Ordering::Acquire)).collect();
+        named.sort_unstable_by(|(a, x), (b, y)| {
+            a.cmp(b)
+                .then((!x.is_soft_deleted()).cmp(&!y.is_soft_deleted()))
+                .then(x.id.cmp(&y.id))
+        });
+        *catalog.streams.write() = BTreeMap::from_iter(named);
         if opts.collect_orphans {
-            let orphans: Vec<Named<P::Data>> = built
-                .into_values()
-                .filter(|(_, e)| e.is_soft_deleted() && e.refcount.load(Ordering::Acquire) == 0)
-                .collect();
             for (name, e) in orphans {
                 // A cascade may have taken it already.
                 if !e.state.lock().removed {
@@ -80,8 +80,8 @@ impl<P: Persistence> Catalog<P> {
     fn build(
         &self,
         id: u64,
-        waiting: &mut HashMap<u64, Recovered<P::Data>>,
-        built: &mut HashMap<u64, Named<P::Data>>,
+        waiting: &mut FxHashMap<u64, Recovered<P::Data>>,
+        built: &mut FxHashMap<u64, Named<P::Data>>,
         now_ms: u64,
     ) -> Result<(), EngineError> {
         let Some(r) = waiting.remove(&id) else { return Ok(()) };
@@ -126,7 +126,7 @@ impl<P: Persistence> Catalog<P> {
 /// [`Catalog::open`]. The store decodes its records into [`Change`]s and feeds them here with
 /// the receipt each would have had when committed.
 pub struct Fold<P: Persistence> {
-    streams: HashMap<u64, Recovered<P::Data>>,
+    streams: FxHashMap<u64, Recovered<P::Data>>,
     max_id: u64,
     orphans: u64,
 }
@@ -134,7 +134,7 @@ pub struct Fold<P: Persistence> {
 impl<P: Persistence> Default for Fold<P> {
     fn default() -> Self {
         Fold {
-            streams: HashMap::new(),
+            streams: FxHashMap::default(),
             max_id: 0,
             orphans: 0,
         }

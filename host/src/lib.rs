@@ -260,6 +260,7 @@ fn make_state(config: Config, storage: Storage, readiness: Readiness) -> Arc<App
         subs,
         readiness,
         retention: retention.clone(),
+        inflight: Default::default(),
     });
     if tokio::runtime::Handle::try_current().is_ok() {
         // The TTL sweeper and retention run wherever the router does (binary and embedders).

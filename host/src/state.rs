@@ -78,6 +78,8 @@ pub struct AppState {
     pub subs: Option<Arc<crate::subs::Subscriptions>>,
     pub readiness: Readiness,
     pub retention: Arc<crate::retention::Retention>,
+    /// Requests in flight (named in the log if a shutdown has to cut them).
+    pub inflight: crate::server::inflight::InFlight,
 }
 
 impl AppState {

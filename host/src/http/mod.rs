@@ -6,6 +6,7 @@ mod body;
 mod create;
 mod cursor;
 mod delete;
+mod edge;
 pub mod error;
 mod head;
 pub mod headers;
@@ -26,7 +27,6 @@ use axum::routing::{any, get};
 use axum::Router;
 use durable_streams_core::Offset;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
-use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::state::AppState;
 use error::ApiError;
@@ -197,35 +197,6 @@ async fn metrics_route(State(state): State<Arc<AppState>>) -> Response {
 
 /// Counts every request by operation and status, inside a tracing span with OpenTelemetry /
 /// ECS field names.
-async fn observe(State(state): State<Arc<AppState>>, req: Request<Body>, next: axum::middleware::Next) -> Response {
-    let op = crate::metrics::operation(req.method(), req.uri().path(), req.uri().query());
-    let span = tracing::debug_span!(
-        "http.request",
-        http.request.method = %req.method(),
-        url.path = %req.uri().path(),
-        durable_streams.operation = op,
-        http.response.status_code = tracing::field::Empty,
-        event.duration = tracing::field::Empty,
-    );
-    let started = std::time::Instant::now();
-    let resp = tracing::Instrument::instrument(next.run(req), span.clone()).await;
-    let status = resp.status().as_u16();
-    let nanos = started.elapsed().as_nanos() as u64;
-    span.record("http.response.status_code", status);
-    span.record("event.duration", nanos);
-    state
-        .metrics
-        .requests
-        .get_or_create(&crate::metrics::RequestLabels { operation: op, status })
-        .inc();
-    if status >= 500 {
-        tracing::warn!(parent: &span, http.response.status_code = status, event.duration = nanos, "request failed");
-    } else {
-        tracing::debug!(parent: &span, http.response.status_code = status, event.duration = nanos, "request");
-    }
-    resp
-}
-
 async fn not_found() -> Response {
     ApiError::new(StatusCode::NOT_FOUND, "Not Found", "no such route").into_response()
 }
@@ -274,16 +245,8 @@ pub fn router(state: Arc<AppState>) -> Router {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error", "internal error").into_response()
             },
         ))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
-        .with_state(state)
         .layer(DefaultBodyLimit::disable())
         .layer(cors(&origins))
-        .layer(SetResponseHeaderLayer::overriding(
-            HeaderName::from_static("x-content-type-options"),
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            HeaderName::from_static("cross-origin-resource-policy"),
-            HeaderValue::from_static("cross-origin"),
-        ))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), edge::edge))
+        .with_state(state)
 }

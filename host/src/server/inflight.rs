@@ -6,9 +6,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
 use parking_lot::Mutex;
 
 /// The open requests: method, URI (only its path is ever logged) and start time.
@@ -46,25 +43,25 @@ impl InFlight {
 }
 
 /// Removes its request from the open set when the handler finishes or is dropped.
-struct Guard {
+pub struct Guard {
     inflight: InFlight,
     id: u64,
+}
+
+impl InFlight {
+    /// Registers a request until the returned guard drops.
+    pub fn enter(&self, method: &axum::http::Method, uri: &axum::http::Uri) -> Guard {
+        let id = self.inner.next.fetch_add(1, Ordering::Relaxed);
+        self.inner.open.lock().insert(id, (method.clone(), uri.clone(), Instant::now()));
+        Guard {
+            inflight: self.clone(),
+            id,
+        }
+    }
 }
 
 impl Drop for Guard {
     fn drop(&mut self) {
         self.inflight.inner.open.lock().remove(&self.id);
     }
-}
-
-/// Middleware: registers the request for the duration of its handler.
-pub async fn track(State(inflight): State<InFlight>, req: Request, next: Next) -> Response {
-    let id = inflight.inner.next.fetch_add(1, Ordering::Relaxed);
-    inflight
-        .inner
-        .open
-        .lock()
-        .insert(id, (req.method().clone(), req.uri().clone(), Instant::now()));
-    let _guard = Guard { inflight, id };
-    next.run(req).await
 }

@@ -15,7 +15,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::state::AppState;
 
-mod inflight;
+pub mod inflight;
 
 /// Why TLS could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -73,8 +73,8 @@ pub async fn serve(
     tls: Option<RustlsConfig>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let inflight = inflight::InFlight::default();
-    let router = crate::http::router(state.clone()).layer(axum::middleware::from_fn_with_state(inflight.clone(), inflight::track));
+    let inflight = state.inflight.clone();
+    let router = crate::http::router(state.clone());
     let handle = axum_server::Handle::new();
     let delay = Duration::from_secs(state.config.server.drain_delay_secs);
     let grace = Duration::from_secs(state.config.server.shutdown_grace_secs);

@@ -51,6 +51,39 @@ pub struct Shard {
     pub compacted: std::sync::atomic::AtomicU64,
     /// Bytes of the file not in use (free pages) at the last check.
     pub free: std::sync::atomic::AtomicU64,
+    /// Bytes of stream data deleted or trimmed since the last check (kept in `META` too, so a
+    /// restart does not forget them). A check walks every page of the file, so it is made only
+    /// once a quarter of the file may have become free: a large, live file costs nothing at
+    /// startup or while running.
+    pub dropped: std::sync::atomic::AtomicU64,
+}
+
+/// `META` key of [`Shard::dropped`]; absent in files from before it existed (one check then).
+const DROPPED: &str = "dropped_since_check";
+
+/// Adds `n` removed bytes to the shard's persisted count, inside the transaction removing them.
+pub fn add_dropped(txn: &redb::WriteTransaction, n: u64) -> Result<(), EngineError> {
+    let mut meta = txn.open_table(META).map_err(|e| db_err("open meta", e))?;
+    let current = meta.get(DROPPED).map_err(|e| db_err("read meta", e))?.map_or(0, |g| g.value());
+    meta.insert(DROPPED, current.saturating_add(n))
+        .map_err(|e| db_err("write meta", e))?;
+    Ok(())
+}
+
+/// Whether a file of `len` bytes with `dropped` bytes removed since its last check is worth
+/// walking (see [`Shard::dropped`]).
+fn worth_checking(len: u64, dropped: u64) -> bool {
+    len >= 4 << 20 && dropped.saturating_mul(4) >= len
+}
+
+/// The persisted [`Shard::dropped`], if this file has one.
+fn stored_dropped(db: &Database) -> Result<Option<u64>, EngineError> {
+    let r = db.begin_read().map_err(|e| db_err("begin read", e))?;
+    match r.open_table(META) {
+        Ok(meta) => Ok(meta.get(DROPPED).map_err(|e| db_err("read meta", e))?.map(|g| g.value())),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(e) => Err(db_err("open meta", e)),
+    }
 }
 
 /// Compacts a file of at least 4 MiB of which less than half is in use (the pages of deleted
@@ -59,6 +92,18 @@ pub struct Shard {
 fn compact_if_mostly_free(db: &mut Database, path: &Path, free: &std::sync::atomic::AtomicU64) -> Result<u64, EngineError> {
     let len = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
     let before = len(path);
+    // What was dropped so far is counted below (in `free`, or given back). redb releases the
+    // pages a transaction freed only in later commits: two small ones go first, so that the
+    // pages of recent deletes count as free.
+    for _ in 0..2 {
+        let mut txn = db.begin_write().map_err(|e| db_err("begin write", e))?;
+        txn.set_two_phase_commit(true);
+        txn.open_table(META)
+            .map_err(|e| db_err("open meta", e))?
+            .insert(DROPPED, 0)
+            .map_err(|e| db_err("write meta", e))?;
+        txn.commit().map_err(|e| db_err("commit", e))?;
+    }
     let used = {
         let txn = db.begin_write().map_err(|e| db_err("begin write", e))?;
         let stats = txn.stats().map_err(|e| db_err("stats", e))?;
@@ -123,7 +168,9 @@ impl Shard {
         };
         let mut reclaimed = 0;
         let free = std::sync::atomic::AtomicU64::new(0);
-        if compact {
+        let dropped = stored_dropped(&db)?;
+        let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        if compact && worth_checking(len, dropped.unwrap_or(len)) {
             match compact_if_mostly_free(&mut db, path, &free) {
                 Ok(n) => reclaimed = n,
                 // A compaction that fails (a full disk) is not a reason to refuse the data: it
@@ -142,8 +189,20 @@ impl Shard {
             compactions: Default::default(),
             compacted: Default::default(),
             free,
+            dropped: Default::default(),
         };
         shard.ensure_tables()?;
+        // After the check above (which zeroes it), or as stored. A file without the count is
+        // either new (it starts at 0) or from before the count existed (checked once).
+        let after = match shard.with_db(stored_dropped)? {
+            Some(n) => n,
+            None if compact && len < 4 << 20 => {
+                shard.write(|txn| add_dropped(txn, 0))?;
+                0
+            }
+            None => len,
+        };
+        shard.dropped.store(after, std::sync::atomic::Ordering::Relaxed);
         Ok(shard)
     }
 
@@ -160,6 +219,7 @@ impl Shard {
             compactions: Default::default(),
             compacted: Default::default(),
             free: Default::default(),
+            dropped: Default::default(),
         };
         shard.ensure_tables()?;
         Ok(shard)
@@ -171,9 +231,17 @@ impl Shard {
     pub fn compact_now(&self) -> Result<u64, EngineError> {
         use std::sync::atomic::Ordering;
         let Some(path) = &self.path else { return Ok(0) };
+        let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        if !worth_checking(len, self.dropped.load(Ordering::Relaxed)) {
+            return Ok(0);
+        }
         let mut g = self.db.write();
         let Some(db) = g.as_mut() else { return Ok(0) };
-        match compact_if_mostly_free(db, path, &self.free) {
+        let result = compact_if_mostly_free(db, path, &self.free);
+        if result.is_ok() {
+            self.dropped.store(0, Ordering::Relaxed);
+        }
+        match result {
             Ok(0) => Ok(0),
             Ok(n) => {
                 self.compactions.fetch_add(1, Ordering::Relaxed);

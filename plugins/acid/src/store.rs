@@ -35,7 +35,13 @@ fn shard_of_id(id: u64) -> usize {
     (id & 0xffff) as usize
 }
 
-fn write_change(txn: &redb::WriteTransaction, change: &Change<'_>) -> Result<(), EngineError> {
+/// Writes one change; returns the bytes of stream data it removed (deletes and trims).
+fn write_change(txn: &redb::WriteTransaction, change: &Change<'_>) -> Result<u64, EngineError> {
+    let mut removed = 0u64;
+    let mut count = |_: (u64, u64), v: &[u8]| {
+        removed += v.len() as u64;
+        false
+    };
     match change {
         Change::Create(c) => {
             let base = c.fork.map_or(0, |(_, pos)| pos);
@@ -97,7 +103,7 @@ fn write_change(txn: &redb::WriteTransaction, change: &Change<'_>) -> Result<(),
                 .map_err(|e| db_err("delete", e))?;
             txn.open_table(DATA)
                 .map_err(|e| db_err("open data", e))?
-                .retain_in((id, 0)..=(id, u64::MAX), |_, _| false)
+                .retain_in((id, 0)..=(id, u64::MAX), &mut count)
                 .map_err(|e| db_err("delete data", e))?;
             txn.open_table(TRIMS)
                 .map_err(|e| db_err("open trims", e))?
@@ -118,7 +124,7 @@ fn write_change(txn: &redb::WriteTransaction, change: &Change<'_>) -> Result<(),
             // `start` is a record boundary: the rows below it end at or before it.
             txn.open_table(DATA)
                 .map_err(|e| db_err("open data", e))?
-                .retain_in((*id, 0)..(*id, *start), |_, _| false)
+                .retain_in((*id, 0)..(*id, *start), &mut count)
                 .map_err(|e| db_err("trim data", e))?;
             txn.open_table(TRIMS)
                 .map_err(|e| db_err("open trims", e))?
@@ -138,7 +144,7 @@ fn write_change(txn: &redb::WriteTransaction, change: &Change<'_>) -> Result<(),
         }
         _ => {}
     }
-    Ok(())
+    Ok(removed)
 }
 
 impl Persistence for AcidStore {
@@ -166,9 +172,13 @@ impl Persistence for AcidStore {
             return Ok(Vec::new());
         };
         let shard = &self.shards[shard_of_id(first.id())];
-        shard.write(|txn| {
+        let removed = shard.write(|txn| {
+            let mut removed = 0;
             for change in batch.changes {
-                write_change(txn, change)?;
+                removed += write_change(txn, change)?;
+            }
+            if removed > 0 {
+                crate::shard::add_dropped(txn, removed)?;
             }
             if !batch.after.is_empty() {
                 let mut st = txn.open_table(STATE).map_err(|e| db_err("open state", e))?;
@@ -177,8 +187,9 @@ impl Persistence for AcidStore {
                         .map_err(|e| db_err("append", e))?;
                 }
             }
-            Ok(())
+            Ok(removed)
         })?;
+        shard.dropped.fetch_add(removed, std::sync::atomic::Ordering::Relaxed);
         Ok(vec![(); batch.changes.len()])
     }
 

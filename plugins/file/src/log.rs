@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
+use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -11,7 +12,7 @@ use std::sync::Arc;
 use durable_streams_core::abi::{EngineError, ErrorCode};
 use parking_lot::RwLock;
 
-use crate::record::Header;
+use crate::record::{self, Header};
 use crate::scan;
 
 /// Segments roll over past this size unless configured (`storage.file_segment_bytes`).
@@ -155,6 +156,41 @@ fn create_dir_durable(dir: &Path) -> Result<(), EngineError> {
     Ok(())
 }
 
+/// The first bytes of a segment file: at least its first record (or compaction header) when
+/// the file holds one whole, fewer when it is shorter or starts damaged.
+fn segment_start(path: &Path) -> Result<Vec<u8>, EngineError> {
+    let file = std::fs::File::open(path).map_err(|e| io_err("open", path, e))?;
+    let len = file.metadata().map_err(|e| io_err("stat", path, e))?.len();
+    let read = |n: u64| -> Result<Vec<u8>, EngineError> {
+        let mut b = Vec::with_capacity(n as usize);
+        (&file).take(n).read_to_end(&mut b).map_err(|e| io_err("read", path, e))?;
+        Ok(b)
+    };
+    let b = read(len.min(64 << 10))?;
+    if b.len() < record::HEADER_LEN || scan::compacted_header(&b).is_some() {
+        return Ok(b);
+    }
+    let h = record::parse_header(&b[..record::HEADER_LEN]);
+    let total = (record::HEADER_LEN as u64).saturating_add(h.len as u64);
+    if total > b.len() as u64 && total <= len && h.len <= record::MAX_PAYLOAD {
+        return read(total);
+    }
+    Ok(b)
+}
+
+/// A segment file mapped read-only for replay (`None` when it is empty).
+fn map_segment(file: &File, path: &Path) -> Result<Option<memmap2::Mmap>, EngineError> {
+    let len = file.metadata().map_err(|e| io_err("stat", path, e))?.len();
+    if len == 0 {
+        return Ok(None);
+    }
+    // SAFETY: the data directory's LOCK is held, so no other process writes or cuts this file,
+    // and this process cuts it only after the mapping is dropped.
+    let map = unsafe { memmap2::MmapOptions::new().populate().map(file) }.map_err(|e| io_err("map", path, e))?;
+    let _ = map.advise(memmap2::Advice::Sequential);
+    Ok(Some(map))
+}
+
 impl Log {
     /// Opens (creating) the log in `dir`, replaying every valid record in order through
     /// `visit`. A torn or zero-filled tail of the last segment is cut off; damage anywhere else
@@ -196,16 +232,14 @@ impl Log {
             }
         }
         ids.sort_unstable();
-        let mut contents = Vec::with_capacity(ids.len());
+        // Only each segment's first record is read to decide which ones stay; then they are
+        // replayed one at a time from a read-only mapping (no copy out of the page cache, and
+        // memory stays at one segment whatever the log's size).
+        let mut starts = Vec::with_capacity(ids.len());
         for &seg in &ids {
-            let path = seg_path(dir, seg);
-            let bytes = std::fs::read(&path).map_err(|e| io_err("read", &path, e))?;
-            contents.push((seg, bytes));
+            let b = segment_start(&seg_path(dir, seg))?;
+            starts.push((seg, scan::first_lsn(&b), scan::compacted_header(&b)));
         }
-        let starts: Vec<_> = contents
-            .iter()
-            .map(|(seg, b)| (*seg, scan::first_lsn(b), scan::compacted_header(b)))
-            .collect();
         let stale = scan::superseded(&starts);
         for seg in &stale {
             let path = seg_path(dir, *seg);
@@ -215,13 +249,13 @@ impl Log {
         if recovery.unfinished_compactions + recovery.superseded_removed > 0 {
             sync_dir(dir)?;
         }
-        contents.retain(|(seg, _)| !stale.contains(seg));
-        recovery.segments = contents.len();
+        ids.retain(|seg| !stale.contains(seg));
+        recovery.segments = ids.len();
         let mut segments = BTreeMap::new();
         let mut next_lsn = 1u64;
         let mut last_len = 0u64;
-        let n = contents.len();
-        for (i, (seg, bytes)) in contents.into_iter().enumerate() {
+        let n = ids.len();
+        for (i, seg) in ids.into_iter().enumerate() {
             let path = seg_path(dir, seg);
             let is_last = i + 1 == n;
             let file = OpenOptions::new()
@@ -229,19 +263,24 @@ impl Log {
                 .write(true)
                 .open(&path)
                 .map_err(|e| io_err("open", &path, e))?;
+            let map = map_segment(&file, &path)?;
+            let bytes: &[u8] = map.as_deref().unwrap_or(&[]);
             let mut counted = |r: Replayed<'_>| {
                 recovery.records += 1;
                 visit(r)
             };
             let after = recovery.compacted_segments > 0;
-            let scanned = scan::scan(&path, seg, &bytes, is_last, after, &mut next_lsn, &mut counted)?;
+            let scanned = scan::scan(&path, seg, bytes, is_last, after, &mut next_lsn, &mut counted)?;
             let end = scanned.end;
+            let size = bytes.len() as u64;
+            // Unmapped before any cut of the file below.
+            drop(map);
             if let Some(c) = scanned.compacted {
                 recovery.compacted_segments += 1;
                 recovery.next_id_floor = recovery.next_id_floor.max(c.next_id);
             }
-            if end < bytes.len() as u64 {
-                recovery.cut_tail = Some((path.clone(), end, bytes.len() as u64 - end));
+            if end < size {
+                recovery.cut_tail = Some((path.clone(), end, size - end));
                 file.set_len(end)
                     .and_then(|_| file.sync_all())
                     .map_err(|e| io_err("truncate torn tail of", &path, e))?;

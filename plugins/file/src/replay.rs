@@ -13,10 +13,19 @@ use crate::log::{Log, Replayed, Tail};
 use crate::record::{self as rec, Reader};
 use crate::store::{Extents, FileStore, Receipt};
 
-fn malformed(r: &Replayed<'_>, path: &Path) -> EngineError {
+/// The segment file a replayed record came from (named only in errors).
+fn seg_file(dir: &Path, r: &Replayed<'_>) -> std::path::PathBuf {
+    dir.join(format!("seg-{:08}.log", r.loc.seg))
+}
+
+fn malformed(r: &Replayed<'_>, dir: &Path) -> EngineError {
     EngineError::new(
         ErrorCode::CORRUPT,
-        format!("undecodable record in {} at byte {}; refusing to start", path.display(), r.loc.off),
+        format!(
+            "undecodable record in {} at byte {}; refusing to start",
+            seg_file(dir, r).display(),
+            r.loc.off
+        ),
     )
 }
 
@@ -37,7 +46,7 @@ pub struct Opened {
 struct Replay {
     fold: Fold<FileStore>,
     /// Segment of each live stream's CREATE record.
-    created_in: HashMap<u64, u32>,
+    created_in: rustc_hash::FxHashMap<u64, u32>,
     tombs: HashMap<u64, u32>,
 }
 
@@ -62,8 +71,8 @@ impl Replay {
 }
 
 /// Feeds one record to the fold as the change(s) it was committed as.
-fn replay_one(replay: &mut Replay, r: &Replayed<'_>, path: &Path) -> Result<(), EngineError> {
-    let bad = |_| malformed(r, path);
+fn replay_one(replay: &mut Replay, r: &Replayed<'_>, dir: &Path) -> Result<(), EngineError> {
+    let bad = |_| malformed(r, dir);
     let receipt = |data_at: usize| Receipt {
         loc: r.loc,
         data_off: (rec::HEADER_LEN + data_at) as u32,
@@ -171,12 +180,12 @@ fn replay_one(replay: &mut Replay, r: &Replayed<'_>, path: &Path) -> Result<(), 
             }
             Ok(())
         }
-        _ => Err(malformed(r, path)),
+        _ => Err(malformed(r, dir)),
     }
     .map_err(|e| {
         EngineError::new(
             e.code,
-            format!("{} (record in {} at byte {})", e.message, path.display(), r.loc.off),
+            format!("{} (record in {} at byte {})", e.message, seg_file(dir, r).display(), r.loc.off),
         )
     })
 }
@@ -184,10 +193,7 @@ fn replay_one(replay: &mut Replay, r: &Replayed<'_>, path: &Path) -> Result<(), 
 /// Replays the log in `dir` (segments roll over past `segment_bytes`).
 pub fn recover(dir: &Path, segment_bytes: u64) -> Result<Opened, EngineError> {
     let mut replay = Replay::default();
-    let (log, tail) = Log::open(dir, segment_bytes, |r| {
-        let path = dir.join(format!("seg-{:08}.log", r.loc.seg));
-        replay_one(&mut replay, &r, &path)
-    })?;
+    let (log, tail) = Log::open(dir, segment_bytes, |r| replay_one(&mut replay, &r, dir))?;
     let next_id = (replay.fold.max_id() + 1).max(log.recovery.next_id_floor);
     let orphans = replay.fold.orphans();
     Ok(Opened {

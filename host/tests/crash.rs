@@ -62,17 +62,27 @@ struct WriterState {
 }
 
 fn start(mode: &str, dir: &std::path::Path) -> Server {
-    Server::start(&[("DS_STORAGE__MODE", mode), ("DS_STORAGE__DATA_DIR", dir.to_str().unwrap())])
+    start_with(mode, dir, &[])
+}
+
+fn start_with(mode: &str, dir: &std::path::Path, extra: &[(&str, &str)]) -> Server {
+    let mut env = vec![("DS_STORAGE__MODE", mode), ("DS_STORAGE__DATA_DIR", dir.to_str().unwrap())];
+    env.extend_from_slice(extra);
+    Server::start(&env)
 }
 
 fn crash_cycles(mode: &str) {
+    crash_cycles_with(mode, &[]);
+}
+
+fn crash_cycles_with(mode: &str, extra: &[(&str, &str)]) {
     let cycles: u64 = std::env::var("CRASH_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(4);
     let dir = tempdir::Dir::new();
     let states = Arc::new(Mutex::new(vec![WriterState::default(); WRITERS]));
     let mut close_checks: Vec<String> = Vec::new();
     let mut total_acked = 0;
     for cycle in 0..=cycles {
-        let mut server = start(mode, &dir.path);
+        let mut server = start_with(mode, &dir.path, extra);
         let c = client();
         if cycle == 0 {
             for w in 0..WRITERS {
@@ -205,6 +215,12 @@ fn crash_file_fast() {
 #[test]
 fn crash_acid() {
     crash_cycles("acid");
+}
+
+/// With quick repair, a crash costs no repair at the next start: the same guarantees hold.
+#[test]
+fn crash_acid_quick_repair() {
+    crash_cycles_with("acid", &[("DS_STORAGE__ACID_QUICK_REPAIR", "true")]);
 }
 
 /// Close racing appends: the close reports the true final offset; nothing is accepted past it.

@@ -33,6 +33,9 @@ pub enum Backend<'a> {
     File {
         dir: &'a Path,
         create: bool,
+        /// `acid_quick_repair`: every commit also saves what a restart after a crash needs
+        /// (about half the commit rate; a crash then costs no repair at the next start).
+        quick_repair: bool,
     },
     Memory,
 }
@@ -62,7 +65,13 @@ impl AcidStorage {
                     .collect::<Result<Vec<_>, _>>()?,
                 true,
             ),
-            Backend::File { dir, create } => (load::open_shard_files(dir, shard_count, create)?, create),
+            Backend::File { dir, create, quick_repair } => {
+                let mut shards = load::open_shard_files(dir, shard_count, create)?;
+                for s in &mut shards {
+                    s.quick_repair = quick_repair;
+                }
+                (shards, create)
+            }
         };
         let counters = shards.iter().map(|s| s.next_counter()).collect::<Result<Vec<_>, _>>()?;
         let streams = load::recovered(&shards)?;
@@ -116,6 +125,7 @@ pub fn open_engine(data_dir: PathBuf, backend: &str, shards: usize, limits: Limi
         open_existing: false,
         compact_interval_secs: 60,
         access_slack_ms: 60_000,
+        quick_repair: false,
     })
 }
 
@@ -160,6 +170,8 @@ pub struct AcidOptions<'a> {
     pub compact_interval_secs: u64,
     /// The host's `ttl_save_interval_ms` (see `OpenOptions::access_slack_ms`).
     pub access_slack_ms: u64,
+    /// `acid_quick_repair` (see [`Backend::File`]).
+    pub quick_repair: bool,
 }
 
 /// Opens the acid engine as `opts` say.
@@ -169,6 +181,7 @@ pub fn open_engine_with(opts: &AcidOptions<'_>) -> Result<AcidEngine, EngineErro
         "file" => Backend::File {
             dir: &dir,
             create: !opts.open_existing,
+            quick_repair: opts.quick_repair,
         },
         "memory" => Backend::Memory,
         other => {
@@ -207,6 +220,7 @@ pub fn open(mode: &str, config: &str) -> Result<EngineBox, EngineError> {
     let backend = settings.one_of("acid_backend", "file", &["file", "memory"])?;
     let shards = settings.u64("acid_shard_count", 4, 1..=1024)? as usize;
     let compact_interval_secs = settings.u64("acid_compact_interval_secs", 60, 0..=86_400)?;
+    let quick_repair = settings.bool("acid_quick_repair", false)?;
     settings.finish()?;
     if settings.validate_only() {
         return Ok(SettingsChecked::boxed());
@@ -219,6 +233,7 @@ pub fn open(mode: &str, config: &str) -> Result<EngineBox, EngineError> {
         open_existing: settings.open_existing(),
         compact_interval_secs,
         access_slack_ms: settings.ttl_save_interval_ms(),
+        quick_repair,
     })?;
     Ok(EngineBox::from_value(GuardedEngine::new(engine), TD_Opaque))
 }

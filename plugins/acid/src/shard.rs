@@ -56,6 +56,8 @@ pub struct Shard {
     /// once a quarter of the file may have become free: a large, live file costs nothing at
     /// startup or while running.
     pub dropped: std::sync::atomic::AtomicU64,
+    /// Commits save the allocator state (redb quick-repair): see `acid_quick_repair`.
+    pub quick_repair: bool,
 }
 
 /// `META` key of [`Shard::dropped`]; absent in files from before it existed (one check then).
@@ -190,6 +192,7 @@ impl Shard {
             compacted: Default::default(),
             free,
             dropped: Default::default(),
+            quick_repair: false,
         };
         shard.ensure_tables()?;
         // After the check above (which zeroes it), or as stored. A file without the count is
@@ -220,6 +223,7 @@ impl Shard {
             compacted: Default::default(),
             free: Default::default(),
             dropped: Default::default(),
+            quick_repair: false,
         };
         shard.ensure_tables()?;
         Ok(shard)
@@ -257,6 +261,11 @@ impl Shard {
                 Err(e)
             }
         }
+    }
+
+    /// Closes the database (at shutdown): later calls fail as during a reopen.
+    pub fn close(&self) {
+        drop(self.db.write().take());
     }
 
     /// Runs `f` with the open database.
@@ -303,6 +312,7 @@ impl Shard {
         let result = self.with_db(|db| {
             let mut txn = db.begin_write().map_err(|e| db_err("begin write", e))?;
             let d = if self.durable { Durability::Immediate } else { Durability::None };
+            txn.set_quick_repair(self.durable && self.quick_repair);
             txn.set_durability(d)
                 .map_err(|e| EngineError::new(ErrorCode::INTERNAL, format!("set durability: {e}")))?;
             let out = f(&txn)?;

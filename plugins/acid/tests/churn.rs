@@ -30,6 +30,7 @@ fn shard_files_level_off_under_churn() {
             open_existing: false,
             compact_interval_secs: 1,
             access_slack_ms: 60_000,
+            quick_repair: false,
         };
         EngineBox::from_value(open_engine_with(&opts).expect("open"), TD_Opaque)
     };
@@ -130,6 +131,7 @@ fn deleted_bytes_are_remembered_across_a_restart() {
             open_existing: false,
             compact_interval_secs: 0,
             access_slack_ms: 60_000,
+            quick_repair: false,
         };
         EngineBox::from_value(open_engine_with(&opts).expect("open"), TD_Opaque)
     };

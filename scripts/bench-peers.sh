@@ -14,6 +14,7 @@
 #   ROUNDS=3 scripts/bench-peers.sh             full comparison (long: ~10 min per run)
 #   QUICK=1 ROUNDS=1 scripts/bench-peers.sh     smoke run
 #   PAIRS=memory SCENARIOS=appends scripts/bench-peers.sh
+#   PEERS=ds015 scripts/bench-peers.sh           only 0.1.5 (the other is neither installed nor run)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
@@ -36,8 +37,9 @@ install_peer() {
     cargo install --root "$root" "$crate" --version "$version"
 }
 
-install_peer target/peers/ds015 durable-streams 0.1.5
-install_peer target/peers/ds030 durable-streams-server 0.3.0
+PEERS="${PEERS:-ds015 ds030}"
+case " $PEERS " in *" ds015 "*) install_peer target/peers/ds015 durable-streams 0.1.5 ;; esac
+case " $PEERS " in *" ds030 "*) install_peer target/peers/ds030 durable-streams-server 0.3.0 ;; esac
 # NO_BUILD=1 uses the binaries already in target/release.
 if [ "${NO_BUILD:-0}" != 1 ]; then
   cargo build --release --workspace
@@ -61,6 +63,9 @@ for pair in $PAIRS; do
   list=""
   for spec in $(servers_for "$pair"); do
     IFS=: read -r label kind mode <<<"$spec"
+    if [ "$kind" != ours ] && [[ " $PEERS " != *" $kind "* ]]; then
+      continue
+    fi
     if [ "$kind" = ours ]; then
       if start_server ours "$mode" "$OUT/probe-$mode.log" 2>/dev/null; then
         stop_server

@@ -3,7 +3,7 @@
 //! Decides changes and hands them to the store; changes memory only after the commit. Appends
 //! are `group`'s, grouped creates `creates`'.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -25,7 +25,7 @@ pub struct Catalog<P: Persistence> {
     pub(crate) writer: RwLock<()>,
     pub(crate) streams: RwLock<BTreeMap<String, Arc<Entry<P::Data>>>>,
     pub(crate) limits: Limits,
-    types: Mutex<HashMap<String, Arc<str>>>,
+    types: Mutex<rustc_hash::FxHashMap<String, Arc<str>>>,
     /// Bytes of stream data held (own bytes of every stream, deleted ones kept for forks too).
     pub(crate) stored: AtomicU64,
     /// See `OpenOptions::access_slack_ms`.
@@ -49,7 +49,7 @@ impl<P: Persistence> Catalog<P> {
             writer: RwLock::new(()),
             streams: RwLock::new(streams),
             limits,
-            types: Mutex::new(HashMap::new()),
+            types: Mutex::new(Default::default()),
             stored: AtomicU64::new(0),
             access_slack_ms: 0,
             creates: Default::default(),

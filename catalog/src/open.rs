@@ -58,12 +58,13 @@ impl<P: Persistence> Catalog<P> {
         // Sorted once and built in bulk (a million names inserted one by one in hash order
         // cost seconds of comparisons). Two streams of one name (older data): the live one,
         // else the newer, which sorts last and is the one the bulk build keeps.
-        let mut named: Vec<Named<P::Data>> = built.into_values().filter(|(_, e)| !e.hidden.load(Ordering::Acquire)).collect();
-        named.sort_unstable_by(|(a, x), (b, y)| {
-            a.cmp(b)
-                .then((!x.is_soft_deleted()).cmp(&!y.is_soft_deleted()))
-                .then(x.id.cmp(&y.id))
-        });
+        let mut named: Vec<(String, (bool, u64), Arc<Entry<P::Data>>)> = built
+            .into_values()
+            .filter(|(_, e)| !e.hidden.load(Ordering::Acquire))
+            .map(|(name, e)| (name, (!e.is_soft_deleted(), e.id), e))
+            .collect();
+        named.sort_unstable_by(|(a, x, _), (b, y, _)| a.cmp(b).then(x.cmp(y)));
+        let named = named.into_iter().map(|(name, _, e)| (name, e));
         *catalog.streams.write() = BTreeMap::from_iter(named);
         if opts.collect_orphans {
             for (name, e) in orphans {

@@ -58,7 +58,9 @@ impl<P: Persistence> Catalog<P> {
         // Sorted once and built in bulk (a million names inserted one by one in hash order
         // cost seconds of comparisons). Two streams of one name (older data): the live one,
         // else the newer, which sorts last and is the one the bulk build keeps.
-        let mut named: Vec<(String, (bool, u64), Arc<Entry<P::Data>>)> = built
+        // (name, (live, id): the rank among streams of one name, entry)
+        type Ranked<D> = (String, (bool, u64), Arc<Entry<D>>);
+        let mut named: Vec<Ranked<P::Data>> = built
             .into_values()
             .filter(|(_, e)| !e.hidden.load(Ordering::Acquire))
             .map(|(name, e)| (name, (!e.is_soft_deleted(), e.id), e))

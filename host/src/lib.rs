@@ -5,6 +5,7 @@
 //! [`open_storage`], or from an engine linked in-process with [`Storage::from_engine`]), then mount
 //! [`build_router`] or [`build_router_with_ready`] in an axum application.
 
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod http;
@@ -42,13 +43,15 @@ pub enum StartupError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Tls(#[from] server::TlsError),
+    #[error("auth: {0}")]
+    Auth(#[from] auth::tokens::FileError),
 }
 
 impl StartupError {
     /// The process exit code: 2 for configuration the operator must change, 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
-            StartupError::Config(_) | StartupError::Plugin(_) => 2,
+            StartupError::Config(_) | StartupError::Plugin(_) | StartupError::Auth(_) => 2,
             StartupError::Storage(e) if e.source.code == durable_streams_core::abi::ErrorCode::BAD_CONFIG => 2,
             _ => 1,
         }
@@ -199,7 +202,7 @@ pub mod engines {
 #[cfg(feature = "engines")]
 pub use engines::{AcidStorage, FileStorage, InMemoryStorage};
 
-fn make_state(config: Config, storage: Storage, readiness: Readiness) -> Arc<AppState> {
+fn make_state(config: Config, storage: Storage, readiness: Readiness, auth: auth::Auth) -> Arc<AppState> {
     let live = Arc::new(LiveTail::default());
     {
         let live = live.clone();
@@ -261,6 +264,7 @@ fn make_state(config: Config, storage: Storage, readiness: Readiness) -> Arc<App
         readiness,
         retention: retention.clone(),
         inflight: Default::default(),
+        auth: Arc::new(auth),
     });
     if tokio::runtime::Handle::try_current().is_ok() {
         // The TTL sweeper and retention run wherever the router does (binary and embedders).
@@ -284,7 +288,17 @@ pub fn build_router(config: Config, storage: Storage) -> Router {
 /// The protocol router with readiness controlled by the caller (`/readyz` answers 503 until
 /// `readiness.set_ready(true)`, and while draining).
 pub fn build_router_with_ready(config: Config, storage: Storage, readiness: Readiness) -> Router {
-    http::router(make_state(config, storage, readiness))
+    let access = auth::Auth::from_config(&config).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "the token file is unreadable: every request is refused until it is fixed");
+        auth::Auth::deny_all(config.auth.tokens_path(&config.storage.data_dir))
+    });
+    http::router(make_state(config, storage, readiness, access))
+}
+
+/// Whether `addr` (a bind address) only accepts local connections.
+fn is_loopback(addr: &str) -> bool {
+    let host = addr.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Logs what the engine found when it opened (records replayed, a torn tail cut back), for
@@ -318,6 +332,13 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
         Some((cert, key)) => Some(server::tls_config(cert, key)?),
         None => None,
     };
+    let access = auth::Auth::from_config(&config)?;
+    if !access.enabled() && !is_loopback(&config.server.bind_address) {
+        tracing::warn!(
+            bind_address = %config.server.bind_address,
+            "auth.mode is \"none\" on a non-loopback address: anyone who reaches this port may read, write and delete every stream (set auth.mode = \"token\")"
+        );
+    }
     let addr = format!("{}:{}", config.server.bind_address, config.server.port);
     let listener = std::net::TcpListener::bind(&addr).map_err(|source| StartupError::Bind {
         addr: addr.clone(),
@@ -337,7 +358,7 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
     let storage = opened?;
     log_recovery(&storage);
     let readiness = Readiness::new(false);
-    let state = make_state(config.clone(), storage.clone(), readiness.clone());
+    let state = make_state(config.clone(), storage.clone(), readiness.clone(), access);
     readiness.set_ready(true);
     tracing::info!(address = %local, tls = tls.is_some(), base_path = %config.http.stream_base_path, "ready");
     server::serve(listener, state, tls, server::shutdown_signal()).await?;

@@ -46,6 +46,10 @@ enum Command {
     /// Configuration tools.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Access tokens for `auth.mode = "token"` (kept in auth.tokens_file; a running server
+    /// picks up changes within a second).
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// List the streams in the configured engine (offline: stop the server first for file modes).
     #[command(
         after_help = "Examples:\n  DS_STORAGE__MODE=file-durable DS_STORAGE__DATA_DIR=./data durable-streams-server list\n  durable-streams-server list --prefix chat/"
@@ -108,6 +112,31 @@ enum PluginsCommand {
         #[arg(long)]
         scratch: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Issue a token and print it (the only time it is shown; only its hash is kept).
+    #[command(
+        after_help = "Examples:\n  durable-streams-server token issue --scope 'chat/:read,append' --ttl 1h\n  durable-streams-server token issue --scope '*:all' --label ops\n  durable-streams-server token issue --scope 'logs/:read' --scope 'logs/app/:append' --ttl 30d"
+    )]
+    Issue {
+        /// PREFIX:OPERATIONS, repeatable. Operations: read, append, create, delete, admin, all.
+        /// A prefix ending in '/' covers the names under it; otherwise that name and the names
+        /// under it ('chat' covers chat and chat/x, not chatroom); '*' covers every name.
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+        /// Lifetime: a number with s, m, h or d (none: until revoked).
+        #[arg(long)]
+        ttl: Option<String>,
+        /// A note shown by `token list`.
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// List the tokens: id, scopes, expiry, revoked.
+    List,
+    /// Revoke a token by its id (the 12 characters after `dst_`).
+    Revoke { id: String },
 }
 
 #[derive(Subcommand)]
@@ -404,6 +433,21 @@ fn main() -> ExitCode {
             }
         }
         Command::Config(_) => ExitCode::SUCCESS,
+        Command::Token(t) => {
+            let path = config.auth.tokens_path(&config.storage.data_dir);
+            let result = match t {
+                TokenCommand::Issue { scopes, ttl, label } => cli::tokens::issue(&path, &scopes, ttl.as_deref(), &label),
+                TokenCommand::List => cli::tokens::list(&path),
+                TokenCommand::Revoke { id } => cli::tokens::revoke(&path, &id),
+            };
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("durable-streams-server: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Command::List { prefix } => offline(&config, OpenIntent::ReadExisting, "list", |s| {
             let n = cli::list(s, &prefix, &mut std::io::stdout().lock())?;
             eprintln!("{n} streams");

@@ -80,6 +80,8 @@ pub struct AppState {
     pub retention: Arc<crate::retention::Retention>,
     /// Requests in flight (named in the log if a shutdown has to cut them).
     pub inflight: crate::server::inflight::InFlight,
+    /// Who may do what (`[auth]`).
+    pub auth: Arc<crate::auth::Auth>,
 }
 
 impl AppState {

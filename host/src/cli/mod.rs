@@ -3,6 +3,7 @@
 
 pub mod kit;
 mod remote;
+pub mod tokens;
 mod transfer;
 
 pub use remote::{remote_export, remote_import};

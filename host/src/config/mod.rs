@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+mod auth;
 pub mod sources;
+
+pub use auth::AuthConfig;
 
 /// The whole server configuration.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -23,6 +26,7 @@ pub struct Config {
     pub log: LogConfig,
     pub subscriptions: SubscriptionsConfig,
     pub retention: RetentionConfig,
+    pub auth: AuthConfig,
 }
 
 /// `[retention]`: rules dropping the head of streams by name prefix (protocol sections 4, 5.6).
@@ -476,6 +480,9 @@ impl Config {
         }
         if self.server.ttl_save_interval_secs == 0 {
             return invalid("server.ttl_save_interval_secs", "must be greater than 0");
+        }
+        if !matches!(self.auth.mode.as_str(), "none" | "token") {
+            return invalid("auth.mode", &format!("must be \"none\" or \"token\", not {:?}", self.auth.mode));
         }
         if self.retention.interval_ms == 0 {
             return invalid("retention.interval_ms", "must be greater than 0");

@@ -42,6 +42,18 @@ fn parse_lifetime(headers: &HeaderMap) -> Result<Lifetime, ApiError> {
     })
 }
 
+/// The source stream a `Stream-Forked-From` value names (a path, its query ignored).
+fn fork_source_name(base: &str, from: &str) -> Result<String, ApiError> {
+    path::stream_name(base, from.split(['?', '#']).next().unwrap_or(""))
+}
+
+/// The fork source a create names, if any (for access control: a fork reads its source).
+pub(crate) fn fork_source(base: &str, headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    h::text(headers, &h::STREAM_FORKED_FROM)
+        .map(|from| fork_source_name(base, from))
+        .transpose()
+}
+
 fn parse_fork(state: &AppState, headers: &HeaderMap) -> Result<Option<ForkSpec>, ApiError> {
     let from = h::text(headers, &h::STREAM_FORKED_FROM);
     let offset = h::text(headers, &h::STREAM_FORK_OFFSET);
@@ -54,8 +66,7 @@ fn parse_fork(state: &AppState, headers: &HeaderMap) -> Result<Option<ForkSpec>,
         }
         return Ok(None);
     };
-    let source_path = from.split(['?', '#']).next().unwrap_or("");
-    let source = path::stream_name(state.config.base_path(), source_path)?;
+    let source = fork_source_name(state.config.base_path(), from)?;
     let offset = offset
         .map(|o| ReadFrom::parse(o.trim()).map_err(|e| ApiError::bad_request(format!("invalid Stream-Fork-Offset: {e}"))))
         .transpose()?;

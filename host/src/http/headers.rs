@@ -20,7 +20,8 @@ pub const PRODUCER_EXPECTED_SEQ: HeaderName = HeaderName::from_static("producer-
 pub const PRODUCER_RECEIVED_SEQ: HeaderName = HeaderName::from_static("producer-received-seq");
 
 /// Headers browsers may read from responses.
-pub const EXPOSED: [&str; 15] = [
+pub const EXPOSED: [&str; 16] = [
+    "www-authenticate",
     "stream-next-offset",
     "stream-up-to-date",
     "stream-cursor",

@@ -28,6 +28,7 @@ use axum::Router;
 use durable_streams_core::Offset;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
+use crate::auth::Op;
 use crate::state::AppState;
 use error::ApiError;
 use query::{LiveMode, ReadQuery};
@@ -62,7 +63,20 @@ async fn stream_route(State(state): State<Arc<AppState>>, req: Request<Body>) ->
         .strip_prefix(state.config.base_path())
         .unwrap_or("")
         .trim_start_matches('/');
-    if let Some(rest) = rel.strip_prefix("__ds/") {
+    let control = rel.strip_prefix("__ds/");
+    let caller = if parts.method == Method::OPTIONS || control.is_some_and(|rest| !control_needs_token(&parts.method, rest)) {
+        crate::auth::Caller::Anyone
+    } else {
+        match state.auth.caller(&parts) {
+            Ok(c) => c,
+            Err(e) => return e.into_response(),
+        }
+    };
+    if let Some(rest) = control {
+        // Subscriptions, export and import act across streams: `admin` over every name.
+        if let Err(e) = caller.require(Op::Admin, "") {
+            return e.into_response();
+        }
         if matches!(rest, "export" | "import") {
             if let Some(r) = admin::dispatch(&state, rest, &parts, body).await {
                 return r;
@@ -78,6 +92,9 @@ async fn stream_route(State(state): State<Arc<AppState>>, req: Request<Body>) ->
         Ok(n) => n,
         Err(e) => return e.into_response(),
     };
+    if let Err(e) = authorize(&state, &caller, &parts, &name) {
+        return e.into_response();
+    }
     let result = match parts.method {
         Method::PUT => create::handle(&state, name, &parts, body).await,
         Method::POST => append::handle(&state, name, &parts, body).await,
@@ -99,6 +116,38 @@ async fn stream_route(State(state): State<Arc<AppState>>, req: Request<Body>) ->
         )),
     };
     result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Whether a control route (`rest`: the path after `__ds/`) needs an access token: all but the
+/// webhook signing keys (fetched by receivers) and the settling of a wake (`callback`, `ack`,
+/// `release`), which carries that wake's own signed token in `Authorization`.
+fn control_needs_token(method: &Method, rest: &str) -> bool {
+    if rest == "jwks.json" {
+        return false;
+    }
+    let settles = rest
+        .strip_prefix("subscriptions/")
+        .and_then(|after| after.split_once('/'))
+        .is_some_and(|(_, tail)| matches!(tail, "callback" | "ack" | "release"));
+    !(settles && method == Method::POST)
+}
+
+/// Whether `caller` may do what this request does to `name` (a fork also reads its source).
+fn authorize(state: &AppState, caller: &crate::auth::Caller, parts: &axum::http::request::Parts, name: &str) -> Result<(), ApiError> {
+    let op = match parts.method {
+        Method::PUT => Op::Create,
+        Method::POST => Op::Append,
+        Method::DELETE => Op::Delete,
+        Method::GET | Method::HEAD => Op::Read,
+        _ => return Ok(()),
+    };
+    caller.require(op, name)?;
+    if op == Op::Create {
+        if let Some(source) = create::fork_source(state.config.base_path(), &parts.headers)? {
+            caller.require(Op::Read, &source)?;
+        }
+    }
+    Ok(())
 }
 
 async fn healthz() -> impl IntoResponse {
@@ -143,8 +192,14 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 /// The content type of what `Metrics::render` writes (prometheus-client's OpenMetrics text).
 pub const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-async fn metrics_route(State(state): State<Arc<AppState>>) -> Response {
+async fn metrics_route(State(state): State<Arc<AppState>>, req: Request<Body>) -> Response {
     use abi_stable::std_types::{ROption, RSlice, RStr};
+    if state.auth.protects_metrics() {
+        let (parts, _) = req.into_parts();
+        if let Err(e) = state.auth.caller(&parts).and_then(|c| c.require(Op::Admin, "")) {
+            return e.into_response();
+        }
+    }
     let total = state
         .storage
         .call(|e| e.extension(RStr::from(durable_streams_core::abi::ext::STATS), RSlice::from(&b""[..])))
@@ -195,8 +250,6 @@ async fn metrics_route(State(state): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
-/// Counts every request by operation and status, inside a tracing span with OpenTelemetry /
-/// ECS field names.
 async fn not_found() -> Response {
     ApiError::new(StatusCode::NOT_FOUND, "Not Found", "no such route").into_response()
 }

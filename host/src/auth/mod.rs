@@ -1,0 +1,160 @@
+//! Access control: finds a request's credential (a `Bearer` token, or for reads the
+//! `access_token` query parameter that `EventSource` needs), checks it, and decides an operation
+//! on a stream name from the token's scopes. Answers 401 / 403 problem+json; never logs, counts
+//! or echoes a token. Owns no protocol behaviour: the HTTP modules call it before they act.
+
+pub mod scope;
+pub mod tokens;
+
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, Method, StatusCode};
+
+use crate::config::Config;
+use crate::http::error::ApiError;
+pub use scope::Op;
+use tokens::{Grant, TokenError, TokenTable};
+
+/// The query parameter a read may carry its token in (for `EventSource`, which cannot set
+/// headers). Never logged: only paths are.
+pub const QUERY_PARAM: &str = "access_token";
+
+/// The server's access control.
+pub struct Auth {
+    tokens: Option<TokenTable>,
+    protect_metrics: bool,
+}
+
+/// Who is asking: everyone (`auth.mode = "none"`) or a checked token.
+#[derive(Clone, Debug)]
+pub enum Caller {
+    Anyone,
+    Token(Grant),
+}
+
+impl Caller {
+    /// Whether this caller may do `op` on `name` (decoded, validated).
+    pub fn may(&self, op: Op, name: &str) -> bool {
+        match self {
+            Caller::Anyone => true,
+            Caller::Token(g) => scope::any_allows(&g.scopes, op, name),
+        }
+    }
+
+    /// Whether this caller may do `op` on some name under `prefix`.
+    pub fn may_some_under(&self, op: Op, prefix: &str) -> bool {
+        match self {
+            Caller::Anyone => true,
+            Caller::Token(g) => g.scopes.iter().any(|s| s.allows_some_under(op, prefix)),
+        }
+    }
+
+    /// `Ok` if [`Caller::may`], else a 403 that does not say whether the stream exists.
+    pub fn require(&self, op: Op, name: &str) -> Result<(), ApiError> {
+        if self.may(op, name) {
+            Ok(())
+        } else {
+            Err(forbidden(op))
+        }
+    }
+}
+
+fn forbidden(op: Op) -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "Forbidden",
+        format!("this token's scope does not allow '{}' here", op.name()),
+    )
+}
+
+fn unauthorized(detail: &str, invalid: bool) -> ApiError {
+    let challenge = if invalid {
+        r#"Bearer realm="durable-streams", error="invalid_token""#
+    } else {
+        r#"Bearer realm="durable-streams""#
+    };
+    ApiError::new(StatusCode::UNAUTHORIZED, "Unauthorized", detail.to_string()).with_header(header::WWW_AUTHENTICATE, challenge)
+}
+
+/// The `access_token` query parameter's value, if present.
+fn query_token(query: Option<&str>) -> Option<String> {
+    query?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == QUERY_PARAM).then(|| percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned())
+    })
+}
+
+impl Auth {
+    /// Access control as `config` says; `token` mode opens the token file (a malformed one is
+    /// refused at startup).
+    pub fn from_config(config: &Config) -> Result<Auth, tokens::FileError> {
+        let tokens = if config.auth.token_mode() {
+            Some(TokenTable::open(config.auth.tokens_path(&config.storage.data_dir))?)
+        } else {
+            None
+        };
+        Ok(Auth {
+            tokens,
+            protect_metrics: config.auth.protect_metrics,
+        })
+    }
+
+    /// Open access (`auth.mode = "none"`).
+    pub fn none() -> Auth {
+        Auth {
+            tokens: None,
+            protect_metrics: false,
+        }
+    }
+
+    /// Token mode with no token accepted (an embedder's unreadable token file).
+    pub fn deny_all(path: std::path::PathBuf) -> Auth {
+        Auth {
+            tokens: Some(TokenTable::empty(path)),
+            protect_metrics: true,
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.tokens.is_some()
+    }
+
+    pub fn protects_metrics(&self) -> bool {
+        self.enabled() && self.protect_metrics
+    }
+
+    /// The caller of a request: its token checked (401 when missing or not valid). Reads
+    /// (GET, HEAD) may carry the token in the `access_token` query parameter instead.
+    pub fn caller(&self, parts: &Parts) -> Result<Caller, ApiError> {
+        let Some(table) = &self.tokens else {
+            return Ok(Caller::Anyone);
+        };
+        let presented = match parts.headers.get(header::AUTHORIZATION) {
+            Some(v) => Some(bearer(v)?),
+            None if matches!(parts.method, Method::GET | Method::HEAD) => query_token(parts.uri.query()),
+            None => None,
+        };
+        let Some(token) = presented else {
+            return Err(unauthorized("this server needs an access token (Authorization: Bearer ...)", false));
+        };
+        match table.check(&token) {
+            Ok(g) => Ok(Caller::Token(g)),
+            Err(e @ (TokenError::Malformed | TokenError::Unknown)) => Err(unauthorized(&e.to_string(), true)),
+            Err(e @ (TokenError::Revoked(_) | TokenError::Expired(_))) => {
+                tracing::info!(reason = %e, "access token refused");
+                Err(unauthorized(&e.to_string(), true))
+            }
+        }
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` header.
+fn bearer(v: &HeaderValue) -> Result<String, ApiError> {
+    let text = v
+        .to_str()
+        .map_err(|_| unauthorized("the Authorization header is not readable text", true))?;
+    let (scheme, token) = text.trim().split_once(' ').unwrap_or((text, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(unauthorized("use Authorization: Bearer <token>", true));
+    }
+    Ok(token.trim().to_string())
+}

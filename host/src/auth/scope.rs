@@ -1,0 +1,201 @@
+//! Scopes: which operations a credential allows on which stream names. Pure parsing and
+//! matching over the decoded, validated stream name (the one the engine stores), so that no
+//! spelling of a path can reach a name its scope does not cover. Knows nothing of HTTP.
+
+use std::fmt;
+
+/// One operation class of the protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// GET (catch-up, long-poll, SSE) and HEAD.
+    Read,
+    /// POST (appends, close).
+    Append,
+    /// PUT (creates, forks).
+    Create,
+    /// DELETE.
+    Delete,
+    /// Subscriptions, export and import, token management, protected metrics.
+    Admin,
+}
+
+impl Op {
+    const ALL: [(Op, &'static str); 5] = [
+        (Op::Read, "read"),
+        (Op::Append, "append"),
+        (Op::Create, "create"),
+        (Op::Delete, "delete"),
+        (Op::Admin, "admin"),
+    ];
+
+    fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+
+    pub fn name(self) -> &'static str {
+        Op::ALL[self as usize].1
+    }
+}
+
+/// A scope parse error, shown to whoever wrote the scope.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ScopeError {
+    #[error("scope '{0}' needs the form PREFIX:OPERATIONS, e.g. 'chat/:read,append' or '*:read'")]
+    Form(String),
+    #[error("unknown operation '{0}' (use read, append, create, delete, admin or all)")]
+    UnknownOp(String),
+    #[error("scope '{0}' lists no operation")]
+    NoOps(String),
+}
+
+/// Names a scope covers: every name (`*`), or a path prefix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Names {
+    All,
+    /// Ends with `/`: the names under it. Otherwise: that name and the names under it (so
+    /// `chat` covers `chat` and `chat/x`, never `chatroom`).
+    Prefix(String),
+}
+
+/// A prefix and the operations allowed on the names under it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Scope {
+    names: Names,
+    ops: u8,
+}
+
+impl Scope {
+    /// Parses `PREFIX:OPS` (`OPS` comma-separated; `all` = every operation); `*` or an empty
+    /// prefix covers every name. A trailing `*` on a prefix is the same as none (`chat/*`).
+    pub fn parse(text: &str) -> Result<Scope, ScopeError> {
+        let (prefix, ops) = text.rsplit_once(':').ok_or_else(|| ScopeError::Form(text.to_string()))?;
+        let mut bits = 0u8;
+        for op in ops.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+            if op == "all" {
+                bits = 0x1f;
+                continue;
+            }
+            let found = Op::ALL
+                .iter()
+                .find(|(_, n)| *n == op)
+                .ok_or_else(|| ScopeError::UnknownOp(op.to_string()))?;
+            bits |= found.0.bit();
+        }
+        if bits == 0 {
+            return Err(ScopeError::NoOps(text.to_string()));
+        }
+        let prefix = prefix.trim();
+        let prefix = prefix.strip_suffix('*').unwrap_or(prefix);
+        let names = if prefix.is_empty() {
+            Names::All
+        } else {
+            Names::Prefix(prefix.trim_start_matches('/').to_string())
+        };
+        Ok(Scope { names, ops: bits })
+    }
+
+    /// Whether `name` (decoded, validated) lies under this scope's prefix.
+    pub fn covers_name(&self, name: &str) -> bool {
+        match &self.names {
+            Names::All => true,
+            Names::Prefix(p) if p.ends_with('/') => name.starts_with(p.as_str()),
+            Names::Prefix(p) => name
+                .strip_prefix(p.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/')),
+        }
+    }
+
+    /// Whether this scope allows `op` on `name`.
+    pub fn allows(&self, op: Op, name: &str) -> bool {
+        self.ops & op.bit() != 0 && self.covers_name(name)
+    }
+
+    /// Whether every name and operation `other` allows, this one allows too.
+    pub fn contains(&self, other: &Scope) -> bool {
+        if other.ops & !self.ops != 0 {
+            return false;
+        }
+        match (&self.names, &other.names) {
+            (Names::All, _) => true,
+            (Names::Prefix(_), Names::All) => false,
+            (Names::Prefix(mine), Names::Prefix(theirs)) => {
+                // Every name under `theirs` must be under `mine`.
+                let mine_dir = if mine.ends_with('/') { mine.clone() } else { format!("{mine}/") };
+                theirs == mine || theirs.starts_with(&mine_dir) || (!mine.ends_with('/') && theirs == &mine_dir)
+            }
+        }
+    }
+
+    /// Whether this scope allows `op` on some name under `prefix` (a listing or a glob).
+    pub fn allows_some_under(&self, op: Op, prefix: &str) -> bool {
+        if self.ops & op.bit() == 0 {
+            return false;
+        }
+        match &self.names {
+            Names::All => true,
+            Names::Prefix(p) => p.starts_with(prefix) || self.covers_name(prefix),
+        }
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let prefix = match &self.names {
+            Names::All => "*",
+            Names::Prefix(p) => p,
+        };
+        let ops: Vec<&str> = Op::ALL.iter().filter(|(o, _)| self.ops & o.bit() != 0).map(|(_, n)| *n).collect();
+        write!(f, "{prefix}:{}", ops.join(","))
+    }
+}
+
+/// Whether any of `scopes` allows `op` on `name`.
+pub fn any_allows(scopes: &[Scope], op: Op, name: &str) -> bool {
+    scopes.iter().any(|s| s.allows(op, name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(t: &str) -> Scope {
+        Scope::parse(t).unwrap()
+    }
+
+    #[test]
+    fn path_prefixes_not_string_prefixes() {
+        let chat = s("chat:read");
+        assert!(chat.allows(Op::Read, "chat"));
+        assert!(chat.allows(Op::Read, "chat/room-1"));
+        assert!(!chat.allows(Op::Read, "chatroom"));
+        assert!(!chat.allows(Op::Append, "chat/room-1"));
+        let dir = s("chat/:read,append");
+        assert!(dir.allows(Op::Append, "chat/a/b"));
+        assert!(!dir.allows(Op::Read, "chat"));
+        assert!(!dir.allows(Op::Read, "chatroom/x"));
+        assert_eq!(s("chat/*:read"), s("chat/:read"));
+        assert!(s("*:all").allows(Op::Admin, "anything"));
+        assert!(s(":read").allows(Op::Read, "x"));
+    }
+
+    #[test]
+    fn parse_errors_and_display() {
+        assert_eq!(Scope::parse("chat"), Err(ScopeError::Form("chat".into())));
+        assert_eq!(Scope::parse("chat:write"), Err(ScopeError::UnknownOp("write".into())));
+        assert_eq!(Scope::parse("chat:"), Err(ScopeError::NoOps("chat:".into())));
+        assert_eq!(s("chat/:append,read").to_string(), "chat/:read,append");
+        assert_eq!(s("*:all").to_string(), "*:read,append,create,delete,admin");
+    }
+
+    #[test]
+    fn containment() {
+        assert!(s("*:all").contains(&s("chat/:read")));
+        assert!(s("chat:read,append").contains(&s("chat/x/:read")));
+        assert!(s("chat:read").contains(&s("chat:read")));
+        assert!(s("chat:read").contains(&s("chat/:read")));
+        assert!(!s("chat/:read").contains(&s("chat:read")));
+        assert!(!s("chat:read").contains(&s("chatroom:read")));
+        assert!(!s("chat:read").contains(&s("chat/x:append")));
+        assert!(!s("chat:read").contains(&s("*:read")));
+    }
+}

@@ -1,0 +1,353 @@
+//! Access tokens issued by this server: opaque, random, stored only as a SHA-256 hash in a JSON
+//! file next to the data (`auth.tokens_file`), named by an id prefix so they can be listed and
+//! revoked. The CLI writes the file (locked, replaced atomically); a running server notices a
+//! change within a second (a token it does not know yet: at once, one `stat` per unknown token) and serves with it, no
+//! restart. Owns the file; knows nothing of HTTP.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use parking_lot::RwLock;
+use ring::rand::SecureRandom;
+use serde::{Deserialize, Serialize};
+
+use super::scope::Scope;
+
+/// What every token starts with (so a leaked one is recognisable in a scan).
+pub const TOKEN_PREFIX: &str = "dst_";
+
+/// One issued token as stored.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct Record {
+    pub id: String,
+    /// SHA-256 of the whole token, hex.
+    pub hash: String,
+    pub scopes: Vec<String>,
+    pub created_ms: u64,
+    #[serde(default)]
+    pub expires_ms: Option<u64>,
+    #[serde(default)]
+    pub revoked: bool,
+    #[serde(default)]
+    pub label: String,
+}
+
+#[derive(Default, Deserialize, Serialize)]
+struct File {
+    version: u32,
+    tokens: Vec<Record>,
+}
+
+/// Why a token was not accepted (the 401's detail says which, never the token).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TokenError {
+    #[error("malformed access token")]
+    Malformed,
+    #[error("unknown access token")]
+    Unknown,
+    #[error("access token {0} was revoked")]
+    Revoked(String),
+    #[error("access token {0} has expired")]
+    Expired(String),
+}
+
+/// Errors of the token file (CLI and server).
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not a token file: {source}")]
+    Format {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{0}")]
+    Scope(#[from] super::scope::ScopeError),
+    #[error("no token with id '{0}'")]
+    NoSuchId(String),
+    #[error("a token needs at least one --scope")]
+    NoScope,
+    #[error("the system random source failed")]
+    Random,
+}
+
+/// A valid token: its id (for logs) and what it allows.
+#[derive(Clone, Debug)]
+pub struct Grant {
+    pub id: String,
+    pub scopes: Arc<Vec<Scope>>,
+}
+
+fn sha256_hex(text: &str) -> String {
+    let d = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn now_ms() -> u64 {
+    crate::state::now_ms()
+}
+
+fn read_file(path: &Path) -> Result<File, FileError> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| FileError::Format {
+            path: path.to_path_buf(),
+            source,
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(File {
+            version: 1,
+            tokens: Vec::new(),
+        }),
+        Err(source) => Err(FileError::Io {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// Changes the file under an exclusive lock, replacing it atomically (temp file, fsync, rename).
+fn update<T>(path: &Path, change: impl FnOnce(&mut File) -> Result<T, FileError>) -> Result<T, FileError> {
+    let io = |source| FileError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let lock_path = path.with_extension("lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(io)?;
+    lock.lock().map_err(io)?;
+    let mut file = read_file(path)?;
+    file.version = 1;
+    let out = change(&mut file)?;
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(&tmp)
+            .map_err(io)?;
+        let json = serde_json::to_vec_pretty(&file).expect("token records serialize");
+        f.write_all(&json).and_then(|_| f.sync_all()).map_err(io)?;
+    }
+    std::fs::rename(&tmp, path).map_err(io)?;
+    Ok(out)
+}
+
+/// A new token for `scopes`, valid for `ttl_ms` (none: until revoked); returns (token, record).
+pub fn issue(path: &Path, scopes: &[String], ttl_ms: Option<u64>, label: &str) -> Result<(String, Record), FileError> {
+    if scopes.is_empty() {
+        return Err(FileError::NoScope);
+    }
+    // Normalised, and refused early if malformed.
+    let scopes: Vec<String> = scopes
+        .iter()
+        .map(|s| Scope::parse(s).map(|s| s.to_string()))
+        .collect::<Result<_, _>>()?;
+    let rng = ring::rand::SystemRandom::new();
+    let mut id = [0u8; 6];
+    let mut secret = [0u8; 32];
+    rng.fill(&mut id).map_err(|_| FileError::Random)?;
+    rng.fill(&mut secret).map_err(|_| FileError::Random)?;
+    let hex = |b: &[u8]| b.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let id = hex(&id);
+    let token = format!("{TOKEN_PREFIX}{id}_{}", hex(&secret));
+    let now = now_ms();
+    let record = Record {
+        id,
+        hash: sha256_hex(&token),
+        scopes,
+        created_ms: now,
+        expires_ms: ttl_ms.map(|t| now.saturating_add(t)),
+        revoked: false,
+        label: label.to_string(),
+    };
+    let stored = record.clone();
+    update(path, |f| {
+        f.tokens.push(stored);
+        Ok(())
+    })?;
+    Ok((token, record))
+}
+
+/// Marks the token `id` revoked (kept in the file, so `list` shows it).
+pub fn revoke(path: &Path, id: &str) -> Result<(), FileError> {
+    update(path, |f| {
+        let r = f
+            .tokens
+            .iter_mut()
+            .find(|r| r.id == id)
+            .ok_or_else(|| FileError::NoSuchId(id.to_string()))?;
+        r.revoked = true;
+        Ok(())
+    })
+}
+
+/// Every token in the file.
+pub fn list(path: &Path) -> Result<Vec<Record>, FileError> {
+    Ok(read_file(path)?.tokens)
+}
+
+/// The id a token names, if it has the token form.
+fn token_id(token: &str) -> Option<&str> {
+    let rest = token.strip_prefix(TOKEN_PREFIX)?;
+    let (id, secret) = rest.split_once('_')?;
+    (id.len() == 12 && secret.len() == 64 && rest.bytes().all(|b| b.is_ascii_hexdigit() || b == b'_')).then_some(id)
+}
+
+/// Whether `text` has the form of one of this server's tokens (else it may be a JWT).
+pub fn looks_like_token(text: &str) -> bool {
+    text.starts_with(TOKEN_PREFIX)
+}
+
+struct Loaded {
+    stamp: Option<(SystemTime, u64)>,
+    by_id: HashMap<String, (Record, Arc<Vec<Scope>>)>,
+}
+
+/// The server's view of the token file, re-read when it changes (checked at most once a second).
+pub struct TokenTable {
+    path: PathBuf,
+    loaded: RwLock<Arc<Loaded>>,
+    checked_ms: AtomicU64,
+}
+
+impl TokenTable {
+    /// Loads `path` (absent: no token yet); a malformed file is an error at startup.
+    pub fn open(path: PathBuf) -> Result<TokenTable, FileError> {
+        let loaded = load(&path)?;
+        Ok(TokenTable {
+            path,
+            loaded: RwLock::new(Arc::new(loaded)),
+            checked_ms: AtomicU64::new(now_ms()),
+        })
+    }
+
+    /// A table that accepts no token and never reads its file.
+    pub fn empty(path: PathBuf) -> TokenTable {
+        TokenTable {
+            path,
+            loaded: RwLock::new(Arc::new(Loaded {
+                stamp: None,
+                by_id: HashMap::new(),
+            })),
+            checked_ms: AtomicU64::new(u64::MAX),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The table, re-read first if the file changed and it was last checked `every_ms` ago.
+    fn current(&self, every_ms: u64) -> Arc<Loaded> {
+        let now = now_ms();
+        let last = self.checked_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= every_ms
+            && self
+                .checked_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let stamp = stamp_of(&self.path);
+            if stamp != self.loaded.read().stamp {
+                match load(&self.path) {
+                    Ok(l) => *self.loaded.write() = Arc::new(l),
+                    // A damaged file keeps the last good table (and says so).
+                    Err(e) => tracing::error!(error = %e, "token file unreadable: still serving with the tokens loaded before"),
+                }
+            }
+        }
+        self.loaded.read().clone()
+    }
+
+    /// The grant of a presented token.
+    pub fn check(&self, token: &str) -> Result<Grant, TokenError> {
+        let id = token_id(token).ok_or(TokenError::Malformed)?;
+        let mut table = self.current(1000);
+        if !table.by_id.contains_key(id) {
+            // Perhaps issued a moment ago: look at the file again now (one `stat`).
+            table = self.current(0);
+        }
+        let (record, scopes) = table.by_id.get(id).ok_or(TokenError::Unknown)?;
+        let presented = sha256_hex(token);
+        // Equal-time comparison of the two digests.
+        let same =
+            presented.len() == record.hash.len() && presented.bytes().zip(record.hash.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+        if !same {
+            return Err(TokenError::Unknown);
+        }
+        if record.revoked {
+            return Err(TokenError::Revoked(record.id.clone()));
+        }
+        if record.expires_ms.is_some_and(|e| now_ms() >= e) {
+            return Err(TokenError::Expired(record.id.clone()));
+        }
+        Ok(Grant {
+            id: record.id.clone(),
+            scopes: scopes.clone(),
+        })
+    }
+}
+
+fn stamp_of(path: &Path) -> Option<(SystemTime, u64)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len()))
+}
+
+fn load(path: &Path) -> Result<Loaded, FileError> {
+    let stamp = stamp_of(path);
+    let file = read_file(path)?;
+    let mut by_id = HashMap::new();
+    for r in file.tokens {
+        let scopes = r.scopes.iter().map(|s| Scope::parse(s)).collect::<Result<Vec<_>, _>>()?;
+        by_id.insert(r.id.clone(), (r, Arc::new(scopes)));
+    }
+    Ok(Loaded { stamp, by_id })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issue_check_revoke() {
+        let dir = std::env::temp_dir().join(format!("ds-tokens-{}", std::process::id()));
+        let path = dir.join("tokens.json");
+        let (token, rec) = issue(&path, &["chat/:read".into()], None, "t").unwrap();
+        assert!(token.starts_with("dst_") && token.len() == 4 + 12 + 1 + 64);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains(&token[17..]), "the secret is never stored");
+        let table = TokenTable::open(path.clone()).unwrap();
+        let g = table.check(&token).unwrap();
+        assert_eq!(g.id, rec.id);
+        let mut wrong = token.clone();
+        wrong.pop();
+        wrong.push(if token.ends_with('0') { '1' } else { '0' });
+        assert_eq!(table.check(&wrong).unwrap_err(), TokenError::Unknown);
+        assert_eq!(table.check("dst_nope").unwrap_err(), TokenError::Malformed);
+        revoke(&path, &rec.id).unwrap();
+        // Seen once the table rechecks the file.
+        table.checked_ms.store(0, Ordering::Relaxed);
+        assert_eq!(table.check(&token).unwrap_err(), TokenError::Revoked(rec.id.clone()));
+        let (short, _) = issue(&path, &["*:read".into()], Some(0), "").unwrap();
+        table.checked_ms.store(0, Ordering::Relaxed);
+        assert!(matches!(table.check(&short), Err(TokenError::Expired(_))));
+        assert!(matches!(issue(&path, &["x".into()], None, ""), Err(FileError::Scope(_))));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

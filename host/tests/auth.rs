@@ -1,0 +1,383 @@
+//! Access control end to end: tokens issued with the real CLI, a real server in `token` mode,
+//! every route and method against every kind of credential (a table), refused requests leaving
+//! nothing behind, path spellings that must not escape a scope, forks, the query-parameter form
+//! for reads, revocation without restart, CORS, and the open health endpoints.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{tempdir, wait_until, Server};
+use reqwest::blocking::{Client, RequestBuilder};
+use reqwest::Method;
+
+fn client() -> Client {
+    Client::builder().timeout(Duration::from_secs(10)).build().unwrap()
+}
+
+/// Runs `token ARGS` against `tokens`; returns stdout (the token, for `issue`).
+fn token_cli(tokens: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_durable-streams-server"))
+        .arg("--config-dir")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../config"))
+        .arg("token")
+        .args(args)
+        .env("DS_AUTH__TOKENS_FILE", tokens)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "token {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+fn issue(tokens: &std::path::Path, scopes: &[&str], ttl: Option<&str>) -> String {
+    let mut args = vec!["issue"];
+    for s in scopes {
+        args.extend(["--scope", s]);
+    }
+    if let Some(t) = ttl {
+        args.extend(["--ttl", t]);
+    }
+    token_cli(tokens, &args)
+}
+
+fn id_of(token: &str) -> &str {
+    &token[4..16]
+}
+
+struct Fixture {
+    _dir: tempdir::Dir,
+    tokens: std::path::PathBuf,
+    server: Server,
+    admin: String,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempdir::Dir::new();
+    let tokens = dir.path.join("tokens.json");
+    let admin = issue(&tokens, &["*:all"], None);
+    let server = Server::start(&[
+        ("DS_AUTH__MODE", "token"),
+        ("DS_AUTH__TOKENS_FILE", tokens.to_str().unwrap()),
+        ("RUST_LOG", "debug"),
+    ]);
+    Fixture {
+        _dir: dir,
+        tokens,
+        server,
+        admin,
+    }
+}
+
+fn with(req: RequestBuilder, auth: &Auth) -> RequestBuilder {
+    match auth {
+        Auth::None => req,
+        Auth::Header(h) => req.header("Authorization", h.as_str()),
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Auth {
+    None,
+    Header(String),
+}
+
+fn bearer(t: &str) -> Auth {
+    Auth::Header(format!("Bearer {t}"))
+}
+
+/// The stream's bytes as the admin reads them (None: no such stream).
+fn content(f: &Fixture, name: &str) -> Option<String> {
+    let r = client()
+        .get(f.server.url(&format!("/v1/stream/{name}?offset=-1")))
+        .bearer_auth(&f.admin)
+        .send()
+        .unwrap();
+    (r.status() == 200).then(|| r.text().unwrap())
+}
+
+fn seed(f: &Fixture, name: &str) {
+    let c = client();
+    let r = c
+        .put(f.server.url(&format!("/v1/stream/{name}")))
+        .bearer_auth(&f.admin)
+        .header("Content-Type", "text/plain")
+        .body("seed")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201, "seed {name}");
+}
+
+#[test]
+fn every_route_against_every_credential() {
+    let f = fixture();
+    let t = &f.tokens;
+    let chat_all = issue(t, &["chat/:read,append,create,delete"], None);
+    let chat_read = issue(t, &["chat/:read"], None);
+    let sibling = issue(t, &["chatroom/:all"], None);
+    let expired = issue(t, &["*:all"], Some("1s"));
+    let revoked = issue(t, &["*:all"], None);
+    token_cli(t, &["revoke", id_of(&revoked)]);
+    let mut tampered = chat_all.clone();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == '0' { '1' } else { '0' });
+    std::thread::sleep(Duration::from_millis(1200)); // `expired` is now past, the server reloaded
+    let creds: Vec<(&str, Auth)> = vec![
+        ("none", Auth::None),
+        ("malformed", Auth::Header("Bearer not-a-token".into())),
+        ("basic", Auth::Header("Basic dXNlcjpwYXNz".into())),
+        ("expired", bearer(&expired)),
+        ("revoked", bearer(&revoked)),
+        ("tampered", bearer(&tampered)),
+        ("sibling", bearer(&sibling)),
+        ("chat-read", bearer(&chat_read)),
+        ("chat-all", bearer(&chat_all)),
+        ("admin", bearer(&f.admin)),
+    ];
+    // (route label, method, path, body, expected status per credential in `creds` order)
+    type Row = (&'static str, Method, &'static str, Option<&'static str>, [u16; 10]);
+    const U: u16 = 401;
+    const F: u16 = 403;
+    let rows: Vec<Row> = vec![
+        (
+            "read",
+            Method::GET,
+            "/v1/stream/chat/s?offset=-1",
+            None,
+            [U, U, U, U, U, U, F, 200, 200, 200],
+        ),
+        (
+            "head",
+            Method::HEAD,
+            "/v1/stream/chat/s",
+            None,
+            [U, U, U, U, U, U, F, 200, 200, 200],
+        ),
+        (
+            "append",
+            Method::POST,
+            "/v1/stream/chat/s",
+            Some("x"),
+            [U, U, U, U, U, U, F, F, 204, 204],
+        ),
+        (
+            "create",
+            Method::PUT,
+            "/v1/stream/chat/new-{i}",
+            None,
+            [U, U, U, U, U, U, F, F, 201, 201],
+        ),
+        (
+            "delete",
+            Method::DELETE,
+            "/v1/stream/chat/del-{i}",
+            None,
+            [U, U, U, U, U, U, F, F, 204, 204],
+        ),
+        (
+            "subscription",
+            Method::GET,
+            "/v1/stream/__ds/subscriptions/nope",
+            None,
+            [U, U, U, U, U, U, F, F, F, 404],
+        ),
+        (
+            "export",
+            Method::GET,
+            "/v1/stream/__ds/export",
+            None,
+            [U, U, U, U, U, U, F, F, F, 200],
+        ),
+        ("metrics", Method::GET, "/metrics", None, [U, U, U, U, U, U, F, F, F, 200]),
+        ("healthz", Method::GET, "/healthz", None, [200; 10]),
+        ("readyz", Method::GET, "/readyz", None, [200; 10]),
+    ];
+    seed(&f, "chat/s");
+    let c = client();
+    let mut checked = 0;
+    for (label, method, path, body, want) in &rows {
+        for (i, (cred, auth)) in creds.iter().enumerate() {
+            let path = path.replace("{i}", &i.to_string());
+            if *label == "delete" {
+                seed(&f, &format!("chat/del-{i}"));
+            }
+            let before = content(&f, "chat/s");
+            let mut req = with(c.request(method.clone(), f.server.url(&path)), auth);
+            if let Some(b) = body {
+                req = req.header("Content-Type", "text/plain").body(*b);
+            }
+            let r = req.send().unwrap();
+            let status = r.status().as_u16();
+            assert_eq!(status, want[i], "{label} {method} {path} with {cred}");
+            checked += 1;
+            if status == 401 {
+                let challenge = r.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_string());
+                assert!(
+                    challenge.is_some_and(|c| c.starts_with("Bearer")),
+                    "{label} with {cred}: 401 without a Bearer challenge"
+                );
+            }
+            if status == 401 || status == 403 {
+                assert_eq!(r.headers()["content-type"], "application/problem+json", "{label} with {cred}");
+                let text = r.text().unwrap();
+                for secret in [&chat_all, &chat_read, &sibling, &expired, &revoked, &f.admin] {
+                    assert!(!text.contains(&secret[17..]), "{label} with {cred}: the answer echoes a token");
+                }
+                // Nothing was written by a refused request.
+                assert_eq!(content(&f, "chat/s"), before, "{label} with {cred} changed chat/s");
+                match *label {
+                    "create" => assert_eq!(content(&f, &path["/v1/stream/".len()..]), None, "{cred} created {path}"),
+                    "delete" => assert!(content(&f, &format!("chat/del-{i}")).is_some(), "{cred} deleted {path}"),
+                    _ => {}
+                }
+            }
+        }
+    }
+    assert_eq!(checked, rows.len() * creds.len());
+    // No log line carries a token (the server logs every request at debug here).
+    let log = f.server.log_text();
+    for secret in [&chat_all, &chat_read, &sibling, &expired, &revoked, &tampered, &f.admin] {
+        assert!(!log.contains(&secret[17..]), "the log carries a token");
+    }
+    println!(
+        "auth matrix: {} routes x {} credentials = {checked} requests",
+        rows.len(),
+        creds.len()
+    );
+}
+
+#[test]
+fn path_spellings_cannot_escape_a_scope() {
+    let f = fixture();
+    let chat = issue(&f.tokens, &["chat:read,append,create"], None);
+    seed(&f, "chatroom/x");
+    seed(&f, "secret");
+    let c = client();
+    let status = |m: Method, path: &str| {
+        c.request(m, f.server.url(path))
+            .bearer_auth(&chat)
+            .header("Content-Type", "text/plain")
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    // A string prefix is not a path prefix.
+    assert_eq!(status(Method::GET, "/v1/stream/chatroom/x?offset=-1"), 403);
+    assert_eq!(status(Method::PUT, "/v1/stream/chatroom/y"), 403);
+    // Dot segments and empty segments, plain or percent-encoded, are refused as names (400),
+    // before any stream is touched.
+    for p in [
+        "/v1/stream/chat/../secret?offset=-1",
+        "/v1/stream/chat/%2E%2E/secret?offset=-1",
+        "/v1/stream/chat%2F..%2Fsecret?offset=-1",
+        "/v1/stream/chat//secret?offset=-1",
+    ] {
+        let s = status(Method::GET, p);
+        assert!(s == 400 || s == 404 || s == 403, "{p}: {s}");
+        assert_ne!(s, 200, "{p} escaped the scope");
+    }
+    // Percent-encoded letters decode to the same name the scope sees: allowed and consistent.
+    assert_eq!(status(Method::PUT, "/v1/stream/%63hat/enc"), 201);
+    assert_eq!(content(&f, "chat/enc").as_deref(), Some(""));
+    // A Unicode look-alike (Cyrillic 'с') is another name.
+    assert_eq!(status(Method::PUT, "/v1/stream/%D1%81hat/x"), 403);
+    // The name itself and names under it.
+    assert_eq!(status(Method::PUT, "/v1/stream/chat"), 201);
+    assert_eq!(status(Method::PUT, "/v1/stream/chat/a/b"), 201);
+    // A fork reads its source: create on the new name is not enough.
+    let fork = |from: &str, to: &str| {
+        c.put(f.server.url(&format!("/v1/stream/{to}")))
+            .bearer_auth(&chat)
+            .header("Content-Type", "text/plain")
+            .header("Stream-Forked-From", format!("/v1/stream/{from}"))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(fork("secret", "chat/stolen"), 403);
+    assert_eq!(content(&f, "chat/stolen"), None);
+    assert_eq!(fork("chat", "chat/copy"), 201);
+}
+
+#[test]
+fn query_token_for_reads_revocation_and_cors() {
+    let f = fixture();
+    let reader = issue(&f.tokens, &["feed/:read"], None);
+    seed(&f, "feed/a");
+    let c = client();
+    // EventSource's form: the token in the query, for reads only.
+    let r = c
+        .get(f.server.url(&format!("/v1/stream/feed/a?offset=-1&access_token={reader}")))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().unwrap(), "seed");
+    let r = c
+        .get(f.server.url(&format!("/v1/stream/feed/a?offset=-1&live=sse&access_token={reader}")))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    drop(r);
+    let r = c
+        .post(f.server.url(&format!("/v1/stream/feed/a?access_token={}", f.admin)))
+        .header("Content-Type", "text/plain")
+        .body("x")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 401, "a write never takes its token from the query");
+    assert!(!f.server.log_text().contains(&reader[17..]), "the query token is not logged");
+    // Revoked while the server runs: refused within a couple of seconds, no restart.
+    token_cli(&f.tokens, &["revoke", id_of(&reader)]);
+    wait_until(Duration::from_secs(5), "the revocation is seen", || {
+        c.get(f.server.url("/v1/stream/feed/a?offset=-1"))
+            .bearer_auth(&reader)
+            .send()
+            .unwrap()
+            .status()
+            == 401
+    });
+    // A token issued now works at once (well, within the reload second).
+    let fresh = issue(&f.tokens, &["feed/:read"], None);
+    wait_until(Duration::from_secs(5), "the new token is seen", || {
+        c.get(f.server.url("/v1/stream/feed/a?offset=-1"))
+            .bearer_auth(&fresh)
+            .send()
+            .unwrap()
+            .status()
+            == 200
+    });
+    // CORS: a preflight asking for Authorization is answered without a token.
+    let r = c
+        .request(Method::OPTIONS, f.server.url("/v1/stream/feed/a"))
+        .header("Origin", "https://app.example")
+        .header("Access-Control-Request-Method", "GET")
+        .header("Access-Control-Request-Headers", "authorization")
+        .send()
+        .unwrap();
+    assert!(r.status().is_success(), "preflight: {}", r.status());
+    let allowed = r.headers()["access-control-allow-headers"].to_str().unwrap().to_ascii_lowercase();
+    assert!(allowed.contains("authorization"), "{allowed}");
+    // The token list names ids, never tokens.
+    let listed = token_cli(&f.tokens, &["list"]);
+    assert!(listed.contains(id_of(&reader)) && !listed.contains(&reader[17..]));
+}
+
+#[test]
+fn none_mode_is_open_and_a_bad_token_file_refuses_to_start() {
+    let open = Server::start(&[]);
+    let r = client().put(open.url("/v1/stream/anyone")).send().unwrap();
+    assert_eq!(r.status(), 201);
+    let dir = tempdir::Dir::new();
+    let bad = dir.path.join("tokens.json");
+    std::fs::write(&bad, "not json").unwrap();
+    let log = Server::try_start(&[("DS_AUTH__MODE", "token"), ("DS_AUTH__TOKENS_FILE", bad.to_str().unwrap())])
+        .err()
+        .expect("a malformed token file refuses to start");
+    assert!(log.contains("tokens.json"), "{log}");
+    let log = Server::try_start(&[("DS_AUTH__MODE", "tokens")])
+        .err()
+        .expect("a bad mode refuses to start");
+    assert!(log.contains("auth.mode"), "{log}");
+}

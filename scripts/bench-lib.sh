@@ -64,6 +64,13 @@ start_server() {
   SERVER_DATA=$(mktemp -d "${TMPDIR:-/tmp}/ds-bench-data.XXXXXX")
   case "$kind" in
     ours)
+      # AUTH=token: the server in token mode, ds-bench sending a full-access token
+      # (DS_BENCH_TOKEN) with every request.
+      if [ "${AUTH:-none}" = token ]; then
+        DS_BENCH_TOKEN=$(DS_STORAGE__DATA_DIR="$SERVER_DATA" "$OUR_BIN" token issue --scope '*:all' 2>/dev/null)
+        export DS_BENCH_TOKEN
+        export DS_AUTH__MODE=token
+      fi
       DS_SERVER__BIND_ADDRESS=127.0.0.1 DS_SERVER__PORT="$port" DS_STORAGE__MODE="$mode" \
         DS_STORAGE__DATA_DIR="$SERVER_DATA" DS_SERVER__LONG_POLL_TIMEOUT_SECS=5 RUST_LOG=warn \
         "$OUR_BIN" >"$log" 2>&1 &

@@ -10,6 +10,8 @@
 # (default "head,appends,catch-up,fanout many-streams").
 #
 # NO_BUILD=1 skips the build and uses what is in target/release.
+# AUTH=token runs the server in auth.mode = "token" and sends a full-access token with every
+# request (the access check's cost: compare with a run without).
 # Results: target/bench/<timestamp>/results.jsonl (one JSON line per case) and summary.md.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"

@@ -83,13 +83,40 @@ pub enum FileError {
 /// A valid token: its id (for logs) and what it allows.
 #[derive(Clone, Debug)]
 pub struct Grant {
-    pub id: String,
+    pub id: Arc<str>,
     pub scopes: Arc<Vec<Scope>>,
 }
 
-fn sha256_hex(text: &str) -> String {
+/// A loaded token: what a check needs, decoded once per load.
+struct Known {
+    id: Arc<str>,
+    digest: [u8; 32],
+    revoked: bool,
+    expires_ms: Option<u64>,
+    scopes: Arc<Vec<Scope>>,
+}
+
+fn digest(text: &str) -> [u8; 32] {
     let d = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
-    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+fn unhex(text: &str) -> Option<[u8; 32]> {
+    let b = text.as_bytes();
+    if b.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in b.chunks(2).enumerate() {
+        out[i] = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    Some(out)
+}
+
+fn sha256_hex(text: &str) -> String {
+    digest(text).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn now_ms() -> u64 {
@@ -216,7 +243,7 @@ pub fn looks_like_token(text: &str) -> bool {
 
 struct Loaded {
     stamp: Option<(SystemTime, u64)>,
-    by_id: HashMap<String, (Record, Arc<Vec<Scope>>)>,
+    by_id: HashMap<String, Known>,
 }
 
 /// The server's view of the token file, re-read when it changes (checked at most once a second).
@@ -283,23 +310,21 @@ impl TokenTable {
             // Perhaps issued a moment ago: look at the file again now (one `stat`).
             table = self.current(0);
         }
-        let (record, scopes) = table.by_id.get(id).ok_or(TokenError::Unknown)?;
-        let presented = sha256_hex(token);
+        let known = table.by_id.get(id).ok_or(TokenError::Unknown)?;
+        let presented = digest(token);
         // Equal-time comparison of the two digests.
-        let same =
-            presented.len() == record.hash.len() && presented.bytes().zip(record.hash.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
-        if !same {
+        if presented.iter().zip(known.digest.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) != 0 {
             return Err(TokenError::Unknown);
         }
-        if record.revoked {
-            return Err(TokenError::Revoked(record.id.clone()));
+        if known.revoked {
+            return Err(TokenError::Revoked(known.id.to_string()));
         }
-        if record.expires_ms.is_some_and(|e| now_ms() >= e) {
-            return Err(TokenError::Expired(record.id.clone()));
+        if known.expires_ms.is_some_and(|e| now_ms() >= e) {
+            return Err(TokenError::Expired(known.id.to_string()));
         }
         Ok(Grant {
-            id: record.id.clone(),
-            scopes: scopes.clone(),
+            id: known.id.clone(),
+            scopes: known.scopes.clone(),
         })
     }
 }
@@ -315,7 +340,16 @@ fn load(path: &Path) -> Result<Loaded, FileError> {
     let mut by_id = HashMap::new();
     for r in file.tokens {
         let scopes = r.scopes.iter().map(|s| Scope::parse(s)).collect::<Result<Vec<_>, _>>()?;
-        by_id.insert(r.id.clone(), (r, Arc::new(scopes)));
+        // A record whose hash is not 64 hex digits matches no token.
+        let Some(digest) = unhex(&r.hash) else { continue };
+        let known = Known {
+            id: Arc::from(r.id.as_str()),
+            digest,
+            revoked: r.revoked,
+            expires_ms: r.expires_ms,
+            scopes: Arc::new(scopes),
+        };
+        by_id.insert(r.id, known);
     }
     Ok(Loaded { stamp, by_id })
 }
@@ -334,7 +368,7 @@ mod tests {
         assert!(!text.contains(&token[17..]), "the secret is never stored");
         let table = TokenTable::open(path.clone()).unwrap();
         let g = table.check(&token).unwrap();
-        assert_eq!(g.id, rec.id);
+        assert_eq!(&*g.id, rec.id.as_str());
         let mut wrong = token.clone();
         wrong.pop();
         wrong.push(if token.ends_with('0') { '1' } else { '0' });

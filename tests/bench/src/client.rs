@@ -73,10 +73,12 @@ pub fn enc(v: &str) -> String {
 pub struct Client {
     pool: Pool<HttpConnector, Full<Bytes>>,
     base: String,
+    /// `Authorization` sent with every request (`--token`), for a server in `token` mode.
+    auth: Option<http::HeaderValue>,
 }
 
 impl Client {
-    pub fn new(base: &str) -> Client {
+    pub fn new(base: &str, token: Option<&str>) -> Client {
         let mut conn = HttpConnector::new();
         conn.set_nodelay(true);
         conn.set_connect_timeout(Some(Duration::from_secs(10)));
@@ -87,6 +89,13 @@ impl Client {
         Client {
             pool,
             base: base.trim_end_matches('/').to_string(),
+            auth: token.map(|t| http::HeaderValue::from_str(&format!("Bearer {t}")).expect("a token is header text")),
+        }
+    }
+
+    fn authorize(&self, req: &mut Request<Full<Bytes>>) {
+        if let Some(v) = &self.auth {
+            req.headers_mut().insert(http::header::AUTHORIZATION, v.clone());
         }
     }
 
@@ -96,12 +105,14 @@ impl Client {
     }
 
     /// Sends a request and returns the response head with its streaming body.
-    pub async fn open(&self, req: Request<Full<Bytes>>) -> Res<Response<Incoming>> {
+    pub async fn open(&self, mut req: Request<Full<Bytes>>) -> Res<Response<Incoming>> {
+        self.authorize(&mut req);
         Ok(self.pool.request(req).await?)
     }
 
     /// Sends a request and collects the whole body.
-    pub async fn call(&self, req: Request<Full<Bytes>>) -> Res<Reply> {
+    pub async fn call(&self, mut req: Request<Full<Bytes>>) -> Res<Reply> {
+        self.authorize(&mut req);
         let what = format!("{} {}", req.method(), req.uri());
         let fut = async {
             let resp = self.pool.request(req).await?;

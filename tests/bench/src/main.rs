@@ -92,6 +92,10 @@ pub struct Opts {
     /// Keep streams after a case (default: delete append and catch-up streams once verified).
     #[arg(long)]
     pub keep: bool,
+    /// An access token sent as `Authorization: Bearer` with every request (a server in
+    /// `auth.mode = "token"`).
+    #[arg(long, env = "DS_BENCH_TOKEN")]
+    pub token: Option<String>,
 }
 
 const SCENARIOS: [&str; 5] = ["head", "appends", "catch-up", "fanout", "many-streams"];
@@ -138,8 +142,8 @@ async fn main() {
         format!("bench-{}-{ms}", std::process::id())
     });
     let ctx = Ctx {
-        client: Client::new(&opts.url),
-        writer: Client::new(opts.writer_url.as_deref().unwrap_or(&opts.url)),
+        client: Client::new(&opts.url, opts.token.as_deref()),
+        writer: Client::new(opts.writer_url.as_deref().unwrap_or(&opts.url), opts.token.as_deref()),
         server: proc::Server::new(opts.server_pid),
         prefix: Arc::from(prefix.as_str()),
         opts: Arc::new(opts),

@@ -75,6 +75,9 @@ enum Command {
         /// http.stream_base_path).
         #[arg(long)]
         url: Option<String>,
+        /// With --url: an access token with admin over every name (auth.mode = "token").
+        #[arg(long, env = "DS_TOKEN", hide_env_values = true)]
+        token: Option<String>,
     },
     /// Import an export: into a running server with --url, else into the configured engine's
     /// files (server stopped). Migrates between engines; offsets and producer state are kept.
@@ -91,6 +94,9 @@ enum Command {
         /// A running server to import into.
         #[arg(long)]
         url: Option<String>,
+        /// With --url: an access token with admin over every name (auth.mode = "token").
+        #[arg(long, env = "DS_TOKEN", hide_env_values = true)]
+        token: Option<String>,
     },
 }
 
@@ -242,10 +248,11 @@ fn exported(d: cli::Exported) {
 }
 
 /// `export --url`: the running server writes it; a file is checked complete afterwards.
-fn remote_export(config: &Config, url: &str, output: Option<PathBuf>, prefix: &str) -> ExitCode {
+fn remote_export(config: &Config, server: &cli::RemoteTarget, output: Option<PathBuf>, prefix: &str) -> ExitCode {
     let base = config.base_path();
+    let url = &server.url;
     let Some(path) = output else {
-        return match cli::remote_export(url, base, prefix, &mut std::io::stdout().lock()) {
+        return match cli::remote_export(server, base, prefix, &mut std::io::stdout().lock()) {
             Ok(n) => {
                 eprintln!("exported {n} bytes from {url}");
                 ExitCode::SUCCESS
@@ -258,7 +265,7 @@ fn remote_export(config: &Config, url: &str, output: Option<PathBuf>, prefix: &s
             path: path.clone(),
             source,
         })
-        .and_then(|f| cli::remote_export(url, base, prefix, &mut std::io::BufWriter::new(f)))
+        .and_then(|f| cli::remote_export(server, base, prefix, &mut std::io::BufWriter::new(f)))
         .and_then(|_| cli::check(&mut std::io::BufReader::new(std::fs::File::open(&path)?)));
     match written {
         Ok(plan) => {
@@ -277,9 +284,9 @@ fn remote_export(config: &Config, url: &str, output: Option<PathBuf>, prefix: &s
     }
 }
 
-fn export_command(config: &Config, output: Option<PathBuf>, prefix: String, url: Option<String>) -> ExitCode {
-    if let Some(url) = url {
-        return remote_export(config, &url, output, &prefix);
+fn export_command(config: &Config, output: Option<PathBuf>, prefix: String, server: Option<cli::RemoteTarget>) -> ExitCode {
+    if let Some(server) = server {
+        return remote_export(config, &server, output, &prefix);
     }
     let Some(path) = output else {
         return offline(config, OpenIntent::ReadExisting, "export", |s| {
@@ -309,7 +316,7 @@ fn export_command(config: &Config, output: Option<PathBuf>, prefix: String, url:
     code
 }
 
-fn import_command(config: &Config, input: Option<PathBuf>, on_conflict: cli::Conflict, url: Option<String>) -> ExitCode {
+fn import_command(config: &Config, input: Option<PathBuf>, on_conflict: cli::Conflict, server: Option<cli::RemoteTarget>) -> ExitCode {
     let scratch = std::env::temp_dir();
     // Standard input is kept in a scratch file: the export is read once to check it whole,
     // then again to import it.
@@ -331,13 +338,13 @@ fn import_command(config: &Config, input: Option<PathBuf>, on_conflict: cli::Con
             source,
         })
         .and_then(|f| cli::check(&mut std::io::BufReader::new(f)));
-    let code = match (plan, url) {
+    let code = match (plan, server) {
         (Err(e), _) => fail(e),
-        (Ok(_), Some(url)) => match cli::remote_import(&url, config.base_path(), &path, on_conflict) {
+        (Ok(_), Some(server)) => match cli::remote_import(&server, config.base_path(), &path, on_conflict) {
             Ok(r) => {
                 eprintln!(
-                    "imported {} streams into {url}, skipped {}, replaced {}, {} subscriptions",
-                    r["imported"], r["skipped"], r["replaced"], r["subscriptions"]
+                    "imported {} streams into {}, skipped {}, replaced {}, {} subscriptions",
+                    r["imported"], server.url, r["skipped"], r["replaced"], r["subscriptions"]
                 );
                 ExitCode::SUCCESS
             }
@@ -453,8 +460,18 @@ fn main() -> ExitCode {
             eprintln!("{n} streams");
             Ok(())
         }),
-        Command::Export { output, prefix, url } => export_command(&config, output, prefix, url),
-        Command::Import { input, on_conflict, url } => import_command(&config, input, on_conflict, url),
+        Command::Export {
+            output,
+            prefix,
+            url,
+            token,
+        } => export_command(&config, output, prefix, url.map(|url| cli::RemoteTarget { url, token })),
+        Command::Import {
+            input,
+            on_conflict,
+            url,
+            token,
+        } => import_command(&config, input, on_conflict, url.map(|url| cli::RemoteTarget { url, token })),
         Command::Serve => {
             let rt = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,

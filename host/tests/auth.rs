@@ -381,3 +381,52 @@ fn none_mode_is_open_and_a_bad_token_file_refuses_to_start() {
         .expect("a bad mode refuses to start");
     assert!(log.contains("auth.mode"), "{log}");
 }
+
+#[test]
+fn export_and_import_over_http_carry_a_token() {
+    let f = fixture();
+    seed(&f, "kept/a");
+    let reader = issue(&f.tokens, &["kept/:read"], None);
+    let url = f.server.url("");
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_durable-streams-server"));
+        cmd.arg("--config-dir")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../config"))
+            .args(args);
+        cmd.env_remove("DS_TOKEN");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    // Without a token, or with one lacking admin: refused, and the CLI says the server's answer.
+    let out = run(&["export", "--url", &url], &[]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("401"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&["export", "--url", &url, "--token", &reader], &[]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("403"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // With the admin token, as an option or from DS_TOKEN.
+    let out = run(&["export", "--url", &url, "--token", &f.admin], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let export = String::from_utf8(out.stdout).unwrap();
+    assert!(export.contains("kept/a"), "{export}");
+    let dir = tempdir::Dir::new();
+    let file = dir.path.join("export.jsonl");
+    std::fs::write(&file, export.replace("kept/a", "kept/b")).unwrap();
+    let out = run(
+        &["import", "--url", &url, "--input", file.to_str().unwrap()],
+        &[("DS_TOKEN", &f.admin)],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(content(&f, "kept/b").as_deref(), Some("seed"));
+    let listed = String::from_utf8_lossy(&run(&["export", "--help"], &[]).stdout).to_string();
+    assert!(!listed.contains(&f.admin[17..]), "the help never shows a token");
+}

@@ -9,6 +9,24 @@ use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 
 use super::transfer::{Conflict, TransferError};
 
+/// A running server to export from or import into.
+pub struct RemoteTarget {
+    /// Its scheme, host and port.
+    pub url: String,
+    /// An access token (`--token` / `DS_TOKEN`) for a server in `auth.mode = "token"`; the
+    /// routes need `admin` over every name.
+    pub token: Option<String>,
+}
+
+impl RemoteTarget {
+    fn authorized(&self, req: reqwest::blocking::RequestBuilder) -> reqwest::blocking::RequestBuilder {
+        match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        }
+    }
+}
+
 fn client() -> Result<reqwest::blocking::Client, TransferError> {
     reqwest::blocking::Client::builder()
         .connect_timeout(std::time::Duration::from_secs(10))
@@ -28,16 +46,16 @@ fn refusal(resp: reqwest::blocking::Response) -> TransferError {
     TransferError::Remote(format!("the server answered {status}: {detail}"))
 }
 
-/// Copies the export of the server at `url` (streams under `prefix`) to `out`; returns its size.
-pub fn remote_export(url: &str, base: &str, prefix: &str, out: &mut dyn Write) -> Result<u64, TransferError> {
+/// Copies the export of the server (streams under `prefix`) to `out`; returns its size.
+pub fn remote_export(server: &RemoteTarget, base: &str, prefix: &str, out: &mut dyn Write) -> Result<u64, TransferError> {
     let target = format!(
         "{}{}/__ds/export?prefix={}",
-        url.trim_end_matches('/'),
+        server.url.trim_end_matches('/'),
         base.trim_end_matches('/'),
         utf8_percent_encode(prefix, NON_ALPHANUMERIC)
     );
-    let mut resp = client()?
-        .get(&target)
+    let mut resp = server
+        .authorized(client()?.get(&target))
         .send()
         .map_err(|e| TransferError::Remote(format!("GET {target}: {e}")))?;
     if !resp.status().is_success() {
@@ -48,8 +66,8 @@ pub fn remote_export(url: &str, base: &str, prefix: &str, out: &mut dyn Write) -
     Ok(n)
 }
 
-/// Gives the export at `path` to the server at `url`; returns its report (JSON).
-pub fn remote_import(url: &str, base: &str, path: &Path, on_conflict: Conflict) -> Result<serde_json::Value, TransferError> {
+/// Gives the export at `path` to the server; returns its report (JSON).
+pub fn remote_import(server: &RemoteTarget, base: &str, path: &Path, on_conflict: Conflict) -> Result<serde_json::Value, TransferError> {
     let conflict = match on_conflict {
         Conflict::Fail => "fail",
         Conflict::Skip => "skip",
@@ -57,15 +75,15 @@ pub fn remote_import(url: &str, base: &str, path: &Path, on_conflict: Conflict) 
     };
     let target = format!(
         "{}{}/__ds/import?on_conflict={conflict}",
-        url.trim_end_matches('/'),
+        server.url.trim_end_matches('/'),
         base.trim_end_matches('/')
     );
     let file = std::fs::File::open(path).map_err(|source| TransferError::Input {
         path: path.to_path_buf(),
         source,
     })?;
-    let resp = client()?
-        .post(&target)
+    let resp = server
+        .authorized(client()?.post(&target))
         .header("Content-Type", "application/x-ndjson")
         .body(reqwest::blocking::Body::new(file))
         .send()

@@ -359,6 +359,21 @@ fn query_token_for_reads_revocation_and_cors() {
     assert!(r.status().is_success(), "preflight: {}", r.status());
     let allowed = r.headers()["access-control-allow-headers"].to_str().unwrap().to_ascii_lowercase();
     assert!(allowed.contains("authorization"), "{allowed}");
+    // A token file damaged while the server runs: the tokens loaded before keep working (and
+    // the damage is logged); a fixed file is read again.
+    let saved = std::fs::read(&f.tokens).unwrap();
+    std::fs::write(&f.tokens, b"{ not json").unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    let r = c
+        .get(f.server.url("/v1/stream/feed/a?offset=-1"))
+        .bearer_auth(&fresh)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200, "a damaged token file must not lock everyone out");
+    wait_until(Duration::from_secs(5), "the damage is logged", || {
+        f.server.log_text().contains("token file unreadable")
+    });
+    std::fs::write(&f.tokens, saved).unwrap();
     // The token list names ids, never tokens.
     let listed = token_cli(&f.tokens, &["list"]);
     assert!(listed.contains(id_of(&reader)) && !listed.contains(&reader[17..]));

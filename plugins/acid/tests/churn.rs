@@ -17,23 +17,26 @@ fn shard_bytes(dir: &std::path::Path) -> u64 {
         .sum()
 }
 
+/// The acid engine on `shards` files in `dir`, checked for compaction every `interval` seconds.
+fn open_files(dir: &std::path::Path, shards: usize, interval: u64) -> EngineBox {
+    let opts = AcidOptions {
+        data_dir: dir.to_path_buf(),
+        backend: "file",
+        shard_count: shards,
+        limits: Default::default(),
+        open_existing: false,
+        compact_interval_secs: interval,
+        access_slack_ms: 60_000,
+        quick_repair: false,
+    };
+    EngineBox::from_value(open_engine_with(&opts).expect("open"), TD_Opaque)
+}
+
 #[test]
 fn shard_files_level_off_under_churn() {
     let dir = std::env::temp_dir().join(format!("ds-acid-churn-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let open = || {
-        let opts = AcidOptions {
-            data_dir: dir.clone(),
-            backend: "file",
-            shard_count: 2,
-            limits: Default::default(),
-            open_existing: false,
-            compact_interval_secs: 1,
-            access_slack_ms: 60_000,
-            quick_repair: false,
-        };
-        EngineBox::from_value(open_engine_with(&opts).expect("open"), TD_Opaque)
-    };
+    let open = || open_files(&dir, 2, 1);
     let e = open();
     let chunk = vec![7u8; 64 << 10];
     let (streams, appends) = (8, 8);
@@ -122,19 +125,7 @@ fn shard_files_level_off_under_churn() {
 fn deleted_bytes_are_remembered_across_a_restart() {
     let dir = std::env::temp_dir().join(format!("ds-acid-dropped-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let open = || {
-        let opts = AcidOptions {
-            data_dir: dir.clone(),
-            backend: "file",
-            shard_count: 1,
-            limits: Default::default(),
-            open_existing: false,
-            compact_interval_secs: 0,
-            access_slack_ms: 60_000,
-            quick_repair: false,
-        };
-        EngineBox::from_value(open_engine_with(&opts).expect("open"), TD_Opaque)
-    };
+    let open = || open_files(&dir, 1, 0);
     let stats = |e: &EngineBox| {
         let out = e
             .extension(RStr::from(ext::STATS), RSlice::from(&b""[..]))

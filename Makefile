@@ -1,7 +1,8 @@
 # durable-streams-server: the two commands are `make run` and `make test`.
 CARGO ?= cargo
-# Bundled storage modes run through the official conformance suite.
-MODES ?= memory file-fast file-durable acid
+# Bundled storage modes run through the official conformance suite (`mode:token`: in
+# `auth.mode = "token"`, the suite sending a full-access token).
+MODES ?= memory file-fast file-durable acid file-durable:token
 
 .PHONY: all build build-debug run test check fmt clippy unit conformance embed kit plugin-walkthrough nats jetstream jetstream-minimum cluster bench bench-peers clean
 

@@ -44,7 +44,7 @@ pub enum StartupError {
     #[error(transparent)]
     Tls(#[from] server::TlsError),
     #[error("auth: {0}")]
-    Auth(#[from] auth::tokens::FileError),
+    Auth(#[from] auth::AuthStartError),
 }
 
 impl StartupError {

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{tempdir, wait_until, Server};
+use common::{jwt, tempdir, wait_until, Server};
 use reqwest::blocking::{Client, RequestBuilder};
 use reqwest::Method;
 
@@ -47,6 +47,8 @@ fn id_of(token: &str) -> &str {
 struct Fixture {
     _dir: tempdir::Dir,
     tokens: std::path::PathBuf,
+    jwt_keys: std::path::PathBuf,
+    jwt: jwt::Keys,
     server: Server,
     admin: String,
 }
@@ -55,14 +57,20 @@ fn fixture() -> Fixture {
     let dir = tempdir::Dir::new();
     let tokens = dir.path.join("tokens.json");
     let admin = issue(&tokens, &["*:all"], None);
+    let jwt_keys = dir.path.join("jwks.json");
+    let jwt = jwt::Keys::new();
+    jwt.write(&jwt_keys, "ed1");
     let server = Server::start(&[
         ("DS_AUTH__MODE", "token"),
         ("DS_AUTH__TOKENS_FILE", tokens.to_str().unwrap()),
+        ("DS_AUTH__JWT_KEYS_FILE", jwt_keys.to_str().unwrap()),
         ("RUST_LOG", "debug"),
     ]);
     Fixture {
         _dir: dir,
         tokens,
+        jwt_keys,
+        jwt,
         server,
         admin,
     }
@@ -107,6 +115,21 @@ fn seed(f: &Fixture, name: &str) {
     assert_eq!(r.status(), 201, "seed {name}");
 }
 
+/// What a credential may do in the matrix: a column of expected statuses.
+#[derive(Clone, Copy)]
+enum Class {
+    /// Refused before anything: 401.
+    Unauthenticated,
+    /// Valid, scope `chatroom/` only.
+    Sibling,
+    /// Valid, `chat/:read`.
+    ChatRead,
+    /// Valid, `chat/:read,append,create,delete`.
+    ChatAll,
+    /// Valid, `*:all`.
+    Admin,
+}
+
 #[test]
 fn every_route_against_every_credential() {
     let f = fixture();
@@ -120,82 +143,86 @@ fn every_route_against_every_credential() {
     let mut tampered = chat_all.clone();
     let last = tampered.pop().unwrap();
     tampered.push(if last == '0' { '1' } else { '0' });
+    // Application-minted JWTs against the keys file (an Ed25519 key and an HS256 secret).
+    let keys = &f.jwt;
+    let jwt_all = keys.ed("ed1", &["chat/:read,append,create,delete"], 300);
+    let jwt_read = keys.hs("hs1", &["chat/:read"], 300);
+    let jwt_admin = keys.ed("ed1", &["*:all"], 300);
+    let jwt_sibling = keys.hs("hs1", &["chatroom/:all"], 300);
+    let jwt_expired = keys.ed("ed1", &["*:all"], -3600);
+    let jwt_other_key = jwt::Keys::new().ed("ed1", &["*:all"], 300);
+    let jwt_none = jwt::unsigned(&["*:all"]);
+    let jwt_tampered = jwt::with_payload_of(&jwt_read, &jwt::unsigned(&["*:all"]));
+    let jwt_confused = keys.confused(&["*:all"]);
     std::thread::sleep(Duration::from_millis(1200)); // `expired` is now past, the server reloaded
-    let creds: Vec<(&str, Auth)> = vec![
-        ("none", Auth::None),
-        ("malformed", Auth::Header("Bearer not-a-token".into())),
-        ("basic", Auth::Header("Basic dXNlcjpwYXNz".into())),
-        ("expired", bearer(&expired)),
-        ("revoked", bearer(&revoked)),
-        ("tampered", bearer(&tampered)),
-        ("sibling", bearer(&sibling)),
-        ("chat-read", bearer(&chat_read)),
-        ("chat-all", bearer(&chat_all)),
-        ("admin", bearer(&f.admin)),
+    use Class::*;
+    let creds: Vec<(&str, Auth, Class)> = vec![
+        ("none", Auth::None, Unauthenticated),
+        ("malformed", Auth::Header("Bearer not-a-token".into()), Unauthenticated),
+        ("basic", Auth::Header("Basic dXNlcjpwYXNz".into()), Unauthenticated),
+        ("expired", bearer(&expired), Unauthenticated),
+        ("revoked", bearer(&revoked), Unauthenticated),
+        ("tampered", bearer(&tampered), Unauthenticated),
+        ("jwt-expired", bearer(&jwt_expired), Unauthenticated),
+        ("jwt-other-key", bearer(&jwt_other_key), Unauthenticated),
+        ("jwt-alg-none", bearer(&jwt_none), Unauthenticated),
+        ("jwt-tampered-payload", bearer(&jwt_tampered), Unauthenticated),
+        ("jwt-hs256-with-ed-public-key", bearer(&jwt_confused), Unauthenticated),
+        ("sibling", bearer(&sibling), Sibling),
+        ("jwt-sibling", bearer(&jwt_sibling), Sibling),
+        ("chat-read", bearer(&chat_read), ChatRead),
+        ("jwt-chat-read", bearer(&jwt_read), ChatRead),
+        ("chat-all", bearer(&chat_all), ChatAll),
+        ("jwt-chat-all", bearer(&jwt_all), ChatAll),
+        ("admin", bearer(&f.admin), Admin),
+        ("jwt-admin", bearer(&jwt_admin), Admin),
     ];
-    // (route label, method, path, body, expected status per credential in `creds` order)
-    type Row = (&'static str, Method, &'static str, Option<&'static str>, [u16; 10]);
+    // (route label, method, path, body, expected status for: a refused credential, a sibling
+    // prefix, chat read-only, chat read/write, admin)
+    type Row = (&'static str, Method, &'static str, Option<&'static str>, [u16; 5]);
     const U: u16 = 401;
     const F: u16 = 403;
     let rows: Vec<Row> = vec![
-        (
-            "read",
-            Method::GET,
-            "/v1/stream/chat/s?offset=-1",
-            None,
-            [U, U, U, U, U, U, F, 200, 200, 200],
-        ),
-        (
-            "head",
-            Method::HEAD,
-            "/v1/stream/chat/s",
-            None,
-            [U, U, U, U, U, U, F, 200, 200, 200],
-        ),
-        (
-            "append",
-            Method::POST,
-            "/v1/stream/chat/s",
-            Some("x"),
-            [U, U, U, U, U, U, F, F, 204, 204],
-        ),
-        (
-            "create",
-            Method::PUT,
-            "/v1/stream/chat/new-{i}",
-            None,
-            [U, U, U, U, U, U, F, F, 201, 201],
-        ),
-        (
-            "delete",
-            Method::DELETE,
-            "/v1/stream/chat/del-{i}",
-            None,
-            [U, U, U, U, U, U, F, F, 204, 204],
-        ),
+        ("read", Method::GET, "/v1/stream/chat/s?offset=-1", None, [U, F, 200, 200, 200]),
+        ("head", Method::HEAD, "/v1/stream/chat/s", None, [U, F, 200, 200, 200]),
+        ("append", Method::POST, "/v1/stream/chat/s", Some("x"), [U, F, F, 204, 204]),
+        ("create", Method::PUT, "/v1/stream/chat/new-{i}", None, [U, F, F, 201, 201]),
+        ("delete", Method::DELETE, "/v1/stream/chat/del-{i}", None, [U, F, F, 204, 204]),
         (
             "subscription",
             Method::GET,
             "/v1/stream/__ds/subscriptions/nope",
             None,
-            [U, U, U, U, U, U, F, F, F, 404],
+            [U, F, F, F, 404],
         ),
-        (
-            "export",
-            Method::GET,
-            "/v1/stream/__ds/export",
-            None,
-            [U, U, U, U, U, U, F, F, F, 200],
-        ),
-        ("metrics", Method::GET, "/metrics", None, [U, U, U, U, U, U, F, F, F, 200]),
-        ("healthz", Method::GET, "/healthz", None, [200; 10]),
-        ("readyz", Method::GET, "/readyz", None, [200; 10]),
+        ("export", Method::GET, "/v1/stream/__ds/export", None, [U, F, F, F, 200]),
+        ("metrics", Method::GET, "/metrics", None, [U, F, F, F, 200]),
+        ("healthz", Method::GET, "/healthz", None, [200; 5]),
+        ("readyz", Method::GET, "/readyz", None, [200; 5]),
     ];
+    let secrets: Vec<String> = [&chat_all, &chat_read, &sibling, &expired, &revoked, &tampered, &f.admin]
+        .iter()
+        .map(|t| t[17..].to_string())
+        .chain(
+            [
+                &jwt_all,
+                &jwt_read,
+                &jwt_admin,
+                &jwt_sibling,
+                &jwt_expired,
+                &jwt_other_key,
+                &jwt_tampered,
+            ]
+            .iter()
+            .map(|t| t.rsplit('.').next().unwrap().to_string()),
+        )
+        .collect();
     seed(&f, "chat/s");
     let c = client();
     let mut checked = 0;
     for (label, method, path, body, want) in &rows {
-        for (i, (cred, auth)) in creds.iter().enumerate() {
+        for (i, (cred, auth, class)) in creds.iter().enumerate() {
+            let want = want[*class as usize];
             let path = path.replace("{i}", &i.to_string());
             if *label == "delete" {
                 seed(&f, &format!("chat/del-{i}"));
@@ -207,7 +234,7 @@ fn every_route_against_every_credential() {
             }
             let r = req.send().unwrap();
             let status = r.status().as_u16();
-            assert_eq!(status, want[i], "{label} {method} {path} with {cred}");
+            assert_eq!(status, want, "{label} {method} {path} with {cred}");
             checked += 1;
             if status == 401 {
                 let challenge = r.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_string());
@@ -219,8 +246,8 @@ fn every_route_against_every_credential() {
             if status == 401 || status == 403 {
                 assert_eq!(r.headers()["content-type"], "application/problem+json", "{label} with {cred}");
                 let text = r.text().unwrap();
-                for secret in [&chat_all, &chat_read, &sibling, &expired, &revoked, &f.admin] {
-                    assert!(!text.contains(&secret[17..]), "{label} with {cred}: the answer echoes a token");
+                for secret in &secrets {
+                    assert!(!text.contains(secret.as_str()), "{label} with {cred}: the answer echoes a token");
                 }
                 // Nothing was written by a refused request.
                 assert_eq!(content(&f, "chat/s"), before, "{label} with {cred} changed chat/s");
@@ -235,14 +262,39 @@ fn every_route_against_every_credential() {
     assert_eq!(checked, rows.len() * creds.len());
     // No log line carries a token (the server logs every request at debug here).
     let log = f.server.log_text();
-    for secret in [&chat_all, &chat_read, &sibling, &expired, &revoked, &tampered, &f.admin] {
-        assert!(!log.contains(&secret[17..]), "the log carries a token");
+    for secret in &secrets {
+        assert!(!log.contains(secret.as_str()), "the log carries a token");
     }
     println!(
         "auth matrix: {} routes x {} credentials = {checked} requests",
         rows.len(),
         creds.len()
     );
+}
+
+#[test]
+fn jwt_keys_rotate_without_restart() {
+    let f = fixture();
+    let old = f.jwt.ed("ed1", &["*:all"], 300);
+    let url = f.server.url("/v1/stream/rot?offset=-1");
+    let c = client();
+    let status = |t: &str| c.get(&url).bearer_auth(t).send().unwrap().status().as_u16();
+    seed(&f, "rot");
+    assert_eq!(status(&old), 200);
+    // The operator replaces the keys file: a new key in, the old one out.
+    let next = jwt::Keys::new();
+    next.write(&f.jwt_keys, "ed2");
+    let new = next.ed("ed2", &["*:all"], 300);
+    // A token naming a key the server has not seen makes it look at the file at once.
+    assert_eq!(status(&new), 200);
+    wait_until(Duration::from_secs(5), "the old key to be dropped", || status(&old) == 401);
+    // A damaged keys file keeps the keys loaded before.
+    std::fs::write(&f.jwt_keys, "{not json").unwrap();
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(status(&new), 200);
+    wait_until(Duration::from_secs(5), "the damage is logged", || {
+        f.server.log_text().contains("JWT keys file unreadable")
+    });
 }
 
 #[test]
@@ -395,6 +447,27 @@ fn none_mode_is_open_and_a_bad_token_file_refuses_to_start() {
         .err()
         .expect("a bad mode refuses to start");
     assert!(log.contains("auth.mode"), "{log}");
+    // A JWT keys file that is missing, not a JWKS, or holds a key of another kind.
+    let keys = dir.path.join("jwks.json");
+    for (text, why) in [
+        (None, "missing"),
+        (Some("{}"), "not a JWKS"),
+        (Some(r#"{"keys":[{"kty":"oct","k":"c2hvcnQ"}]}"#), "a short HS256 secret"),
+        (
+            Some(
+                r#"{"keys":[{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}"#,
+            ),
+            "a P-256 key",
+        ),
+    ] {
+        if let Some(t) = text {
+            std::fs::write(&keys, t).unwrap();
+        }
+        let log = Server::try_start(&[("DS_AUTH__MODE", "token"), ("DS_AUTH__JWT_KEYS_FILE", keys.to_str().unwrap())])
+            .err()
+            .unwrap_or_else(|| panic!("a JWT keys file with {why} refuses to start"));
+        assert!(log.contains("JWT keys file"), "{why}: {log}");
+    }
 }
 
 #[test]

@@ -3,8 +3,10 @@
 //! on a stream name from the token's scopes. Answers 401 / 403 problem+json; never logs, counts
 //! or echoes a token. Owns no protocol behaviour: the HTTP modules call it before they act.
 
+pub mod jwt;
 pub mod scope;
 pub mod tokens;
+mod watched;
 
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, Method, StatusCode};
@@ -21,7 +23,17 @@ pub const QUERY_PARAM: &str = "access_token";
 /// The server's access control.
 pub struct Auth {
     tokens: Option<TokenTable>,
+    jwts: Option<jwt::JwtVerifier>,
     protect_metrics: bool,
+}
+
+/// Why access control could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthStartError {
+    #[error(transparent)]
+    Tokens(#[from] tokens::FileError),
+    #[error(transparent)]
+    JwtKeys(#[from] jwt::KeysError),
 }
 
 /// Who is asking: everyone (`auth.mode = "none"`) or a checked token.
@@ -86,15 +98,26 @@ fn query_token(query: Option<&str>) -> Option<String> {
 impl Auth {
     /// Access control as `config` says; `token` mode opens the token file (a malformed one is
     /// refused at startup).
-    pub fn from_config(config: &Config) -> Result<Auth, tokens::FileError> {
-        let tokens = if config.auth.token_mode() {
-            Some(TokenTable::open(config.auth.tokens_path(&config.storage.data_dir))?)
-        } else {
+    pub fn from_config(config: &Config) -> Result<Auth, AuthStartError> {
+        let a = &config.auth;
+        if !a.token_mode() {
+            return Ok(Auth::none());
+        }
+        let tokens = Some(TokenTable::open(a.tokens_path(&config.storage.data_dir))?);
+        let jwts = if a.jwt_keys_file.is_empty() {
             None
+        } else {
+            let expect = jwt::Expect {
+                issuer: a.jwt_issuer.clone(),
+                audience: a.jwt_audience.clone(),
+                leeway_secs: a.jwt_leeway_secs,
+            };
+            Some(jwt::JwtVerifier::open(a.jwt_keys_file.clone().into(), expect)?)
         };
         Ok(Auth {
             tokens,
-            protect_metrics: config.auth.protect_metrics,
+            jwts,
+            protect_metrics: a.protect_metrics,
         })
     }
 
@@ -102,6 +125,7 @@ impl Auth {
     pub fn none() -> Auth {
         Auth {
             tokens: None,
+            jwts: None,
             protect_metrics: false,
         }
     }
@@ -110,6 +134,7 @@ impl Auth {
     pub fn deny_all(path: std::path::PathBuf) -> Auth {
         Auth {
             tokens: Some(TokenTable::empty(path)),
+            jwts: None,
             protect_metrics: true,
         }
     }
@@ -136,6 +161,19 @@ impl Auth {
         let Some(token) = presented else {
             return Err(unauthorized("this server needs an access token (Authorization: Bearer ...)", false));
         };
+        if !tokens::looks_like_token(&token) {
+            if let Some(jwts) = &self.jwts {
+                return match jwts.check(&token) {
+                    Ok(g) => Ok(Caller::Token(g)),
+                    Err(e) => {
+                        if !matches!(e, jwt::JwtError::Malformed) {
+                            tracing::info!(reason = %e, "JWT refused");
+                        }
+                        Err(unauthorized(&e.to_string(), true))
+                    }
+                };
+            }
+        }
         match table.check(&token) {
             Ok(g) => Ok(Caller::Token(g)),
             Err(e @ (TokenError::Malformed | TokenError::Unknown)) => Err(unauthorized(&e.to_string(), true)),

@@ -7,15 +7,13 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::SystemTime;
 
-use parking_lot::RwLock;
 use ring::rand::SecureRandom;
 use serde::{Deserialize, Serialize};
 
 use super::scope::Scope;
+use super::watched::Watched;
 
 /// What every token starts with (so a leaked one is recognisable in a scan).
 pub const TOKEN_PREFIX: &str = "dst_";
@@ -241,74 +239,43 @@ pub fn looks_like_token(text: &str) -> bool {
     text.starts_with(TOKEN_PREFIX)
 }
 
+/// The tokens as loaded, by id.
 struct Loaded {
-    stamp: Option<(SystemTime, u64)>,
     by_id: HashMap<String, Known>,
 }
 
 /// The server's view of the token file, re-read when it changes (checked at most once a second).
 pub struct TokenTable {
-    path: PathBuf,
-    loaded: RwLock<Arc<Loaded>>,
-    checked_ms: AtomicU64,
+    file: Watched<Loaded, FileError>,
 }
 
 impl TokenTable {
     /// Loads `path` (absent: no token yet); a malformed file is an error at startup.
     pub fn open(path: PathBuf) -> Result<TokenTable, FileError> {
-        let loaded = load(&path)?;
         Ok(TokenTable {
-            path,
-            loaded: RwLock::new(Arc::new(loaded)),
-            checked_ms: AtomicU64::new(now_ms()),
+            file: Watched::open(path, "token file", load)?,
         })
     }
 
     /// A table that accepts no token and never reads its file.
     pub fn empty(path: PathBuf) -> TokenTable {
+        let none = Loaded { by_id: HashMap::new() };
         TokenTable {
-            path,
-            loaded: RwLock::new(Arc::new(Loaded {
-                stamp: None,
-                by_id: HashMap::new(),
-            })),
-            checked_ms: AtomicU64::new(u64::MAX),
+            file: Watched::fixed(path, "token file", load, none),
         }
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// The table, re-read first if the file changed and it was last checked `every_ms` ago.
-    fn current(&self, every_ms: u64) -> Arc<Loaded> {
-        let now = now_ms();
-        let last = self.checked_ms.load(Ordering::Relaxed);
-        if now.saturating_sub(last) >= every_ms
-            && self
-                .checked_ms
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
-            let stamp = stamp_of(&self.path);
-            if stamp != self.loaded.read().stamp {
-                match load(&self.path) {
-                    Ok(l) => *self.loaded.write() = Arc::new(l),
-                    // A damaged file keeps the last good table (and says so).
-                    Err(e) => tracing::error!(error = %e, "token file unreadable: still serving with the tokens loaded before"),
-                }
-            }
-        }
-        self.loaded.read().clone()
+        self.file.path()
     }
 
     /// The grant of a presented token.
     pub fn check(&self, token: &str) -> Result<Grant, TokenError> {
         let id = token_id(token).ok_or(TokenError::Malformed)?;
-        let mut table = self.current(1000);
+        let mut table = self.file.current(1000);
         if !table.by_id.contains_key(id) {
             // Perhaps issued a moment ago: look at the file again now (one `stat`).
-            table = self.current(0);
+            table = self.file.current(0);
         }
         let known = table.by_id.get(id).ok_or(TokenError::Unknown)?;
         let presented = digest(token);
@@ -329,13 +296,7 @@ impl TokenTable {
     }
 }
 
-fn stamp_of(path: &Path) -> Option<(SystemTime, u64)> {
-    let m = std::fs::metadata(path).ok()?;
-    Some((m.modified().ok()?, m.len()))
-}
-
 fn load(path: &Path) -> Result<Loaded, FileError> {
-    let stamp = stamp_of(path);
     let file = read_file(path)?;
     let mut by_id = HashMap::new();
     for r in file.tokens {
@@ -351,7 +312,7 @@ fn load(path: &Path) -> Result<Loaded, FileError> {
         };
         by_id.insert(r.id, known);
     }
-    Ok(Loaded { stamp, by_id })
+    Ok(Loaded { by_id })
 }
 
 #[cfg(test)]
@@ -376,10 +337,10 @@ mod tests {
         assert_eq!(table.check("dst_nope").unwrap_err(), TokenError::Malformed);
         revoke(&path, &rec.id).unwrap();
         // Seen once the table rechecks the file.
-        table.checked_ms.store(0, Ordering::Relaxed);
+        table.file.look_next_time();
         assert_eq!(table.check(&token).unwrap_err(), TokenError::Revoked(rec.id.clone()));
         let (short, _) = issue(&path, &["*:read".into()], Some(0), "").unwrap();
-        table.checked_ms.store(0, Ordering::Relaxed);
+        table.file.look_next_time();
         assert!(matches!(table.check(&short), Err(TokenError::Expired(_))));
         assert!(matches!(issue(&path, &["x".into()], None, ""), Err(FileError::Scope(_))));
         let _ = std::fs::remove_dir_all(&dir);

@@ -13,6 +13,14 @@ pub struct AuthConfig {
     pub tokens_file: String,
     /// In `token` mode, `/metrics` needs a token with `admin`.
     pub protect_metrics: bool,
+    /// A JWKS file of keys that verify application-minted JWTs; empty: JWTs are not accepted.
+    pub jwt_keys_file: String,
+    /// The `iss` a JWT must carry; empty: not checked.
+    pub jwt_issuer: String,
+    /// The `aud` a JWT must carry; empty: not checked.
+    pub jwt_audience: String,
+    /// Clock skew allowed on a JWT's `exp` and `nbf`, seconds.
+    pub jwt_leeway_secs: u64,
 }
 
 impl Default for AuthConfig {
@@ -21,6 +29,10 @@ impl Default for AuthConfig {
             mode: "none".into(),
             tokens_file: String::new(),
             protect_metrics: true,
+            jwt_keys_file: String::new(),
+            jwt_issuer: String::new(),
+            jwt_audience: String::new(),
+            jwt_leeway_secs: 30,
         }
     }
 }

@@ -1,0 +1,329 @@
+//! Application-minted JWTs: verified against the keys of a JWKS file (`auth.jwt_keys_file`,
+//! followed like the token file, so keys rotate without a restart), each key bound to one
+//! algorithm by its type (an Ed25519 `OKP` key: EdDSA only; an `oct` secret: HS256 only), so a
+//! token can never choose how it is checked (`alg: none` and algorithm confusion are refused).
+//! Their `scopes` claim uses the access tokens' scope syntax. Knows nothing of HTTP.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+
+use super::scope::Scope;
+use super::tokens::Grant;
+use super::watched::Watched;
+
+/// Why a JWT was not accepted (the 401's detail; never the token).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum JwtError {
+    #[error("malformed JWT")]
+    Malformed,
+    #[error("the JWT's algorithm is not accepted (EdDSA or HS256, as its key says)")]
+    Algorithm,
+    #[error("no key for this JWT (kid and algorithm)")]
+    UnknownKey,
+    #[error("the JWT's signature does not verify")]
+    Signature,
+    #[error("the JWT has expired")]
+    Expired,
+    #[error("the JWT is not valid yet (nbf)")]
+    NotYetValid,
+    #[error("the JWT's claims are not accepted: {0}")]
+    Claims(String),
+}
+
+/// Errors of the keys file.
+#[derive(Debug, thiserror::Error)]
+pub enum KeysError {
+    #[error("JWT keys file {path}: {source}")]
+    Io { path: std::path::PathBuf, source: std::io::Error },
+    #[error("JWT keys file {path} is not a JWKS ({{\"keys\": [...]}}): {source}")]
+    Format {
+        path: std::path::PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("JWT keys file {path}: key {index}: {reason}")]
+    Key {
+        path: std::path::PathBuf,
+        index: usize,
+        reason: &'static str,
+    },
+}
+
+/// One verification key and the only algorithm it checks.
+struct Key {
+    kid: Option<String>,
+    alg: Algorithm,
+    decoding: DecodingKey,
+}
+
+struct KeySet {
+    keys: Vec<Key>,
+}
+
+fn load(path: &Path) -> Result<KeySet, KeysError> {
+    let bytes = std::fs::read(path).map_err(|source| KeysError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let set: JwkSet = serde_json::from_slice(&bytes).map_err(|source| KeysError::Format {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let bad = |index, reason| KeysError::Key {
+        path: path.to_path_buf(),
+        index,
+        reason,
+    };
+    let mut keys = Vec::with_capacity(set.keys.len());
+    for (index, jwk) in set.keys.iter().enumerate() {
+        // The key's type decides its algorithm; a key whose `alg` says otherwise is refused.
+        let alg = match &jwk.algorithm {
+            AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => Algorithm::EdDSA,
+            AlgorithmParameters::OctetKey(p) if p.value.len() >= 43 => Algorithm::HS256,
+            AlgorithmParameters::OctetKey(_) => return Err(bad(index, "an HS256 secret needs at least 32 bytes")),
+            _ => return Err(bad(index, "only Ed25519 (kty OKP) and HS256 (kty oct) keys are accepted")),
+        };
+        if let Some(declared) = jwk.common.key_algorithm {
+            if declared.to_string() != format!("{alg:?}") {
+                return Err(bad(index, "the key's alg does not match its type"));
+            }
+        }
+        let decoding = DecodingKey::from_jwk(jwk).map_err(|_| bad(index, "the key material does not decode"))?;
+        keys.push(Key {
+            kid: jwk.common.key_id.clone(),
+            alg,
+            decoding,
+        });
+    }
+    Ok(KeySet { keys })
+}
+
+/// The claims this server reads (`exp` and `nbf` are checked by the library).
+#[derive(Deserialize)]
+struct Claims {
+    #[serde(default)]
+    sub: Option<String>,
+    /// Scopes in the access tokens' syntax, e.g. `["chat/:read,append"]`.
+    #[serde(default)]
+    scopes: Option<Vec<String>>,
+    /// The same as one space-separated string (OAuth's `scope`).
+    #[serde(default)]
+    scope: Option<String>,
+}
+
+/// What a JWT must satisfy besides its signature.
+#[derive(Clone, Debug, Default)]
+pub struct Expect {
+    /// Required `iss` (empty: not checked).
+    pub issuer: String,
+    /// Required `aud` (empty: not checked).
+    pub audience: String,
+    /// Clock skew allowed on `exp` and `nbf`, seconds.
+    pub leeway_secs: u64,
+}
+
+/// Verifies JWTs against the followed keys file.
+pub struct JwtVerifier {
+    keys: Watched<KeySet, KeysError>,
+    expect: Expect,
+}
+
+impl JwtVerifier {
+    /// Loads the keys file (a missing or malformed one is refused at startup).
+    pub fn open(path: std::path::PathBuf, expect: Expect) -> Result<JwtVerifier, KeysError> {
+        Ok(JwtVerifier {
+            keys: Watched::open(path, "JWT keys file", load)?,
+            expect,
+        })
+    }
+
+    fn validation(&self, alg: Algorithm) -> Validation {
+        let mut v = Validation::new(alg);
+        v.leeway = self.expect.leeway_secs;
+        v.validate_nbf = true;
+        v.set_required_spec_claims(&["exp"]);
+        if self.expect.issuer.is_empty() {
+            v.iss = None;
+        } else {
+            v.set_issuer(&[&self.expect.issuer]);
+            v.required_spec_claims.insert("iss".into());
+        }
+        if self.expect.audience.is_empty() {
+            v.validate_aud = false;
+        } else {
+            v.set_audience(&[&self.expect.audience]);
+            v.required_spec_claims.insert("aud".into());
+        }
+        v
+    }
+
+    /// The grant of a presented JWT.
+    pub fn check(&self, token: &str) -> Result<Grant, JwtError> {
+        // `alg: none` (and any algorithm the library does not know) fails here.
+        let header = jsonwebtoken::decode_header(token).map_err(|_| JwtError::Malformed)?;
+        if !matches!(header.alg, Algorithm::EdDSA | Algorithm::HS256) {
+            return Err(JwtError::Algorithm);
+        }
+        let matching = |set: &KeySet| {
+            set.keys
+                .iter()
+                .any(|k| k.alg == header.alg && (header.kid.is_none() || k.kid == header.kid))
+        };
+        let mut set = self.keys.current(1000);
+        if !matching(&set) {
+            // Perhaps a key added a moment ago: look at the file again now (one `stat`).
+            set = self.keys.current(0);
+        }
+        let mut outcome = Err(JwtError::UnknownKey);
+        for key in set
+            .keys
+            .iter()
+            .filter(|k| k.alg == header.alg && (header.kid.is_none() || k.kid == header.kid))
+        {
+            match jsonwebtoken::decode::<Claims>(token, &key.decoding, &self.validation(key.alg)) {
+                Ok(data) => {
+                    outcome = Ok(data.claims);
+                    break;
+                }
+                Err(e) => {
+                    outcome = Err(match e.kind() {
+                        ErrorKind::InvalidSignature => JwtError::Signature,
+                        ErrorKind::ExpiredSignature => JwtError::Expired,
+                        ErrorKind::ImmatureSignature => JwtError::NotYetValid,
+                        ErrorKind::InvalidIssuer => JwtError::Claims("iss".into()),
+                        ErrorKind::InvalidAudience => JwtError::Claims("aud".into()),
+                        ErrorKind::MissingRequiredClaim(c) => JwtError::Claims(format!("{c} is missing")),
+                        ErrorKind::InvalidAlgorithm => JwtError::Algorithm,
+                        _ => JwtError::Malformed,
+                    });
+                    // Another key with the same kid or none named may still verify it.
+                    if !matches!(outcome, Err(JwtError::Signature)) {
+                        break;
+                    }
+                }
+            }
+        }
+        let claims = outcome?;
+        let texts: Vec<String> = match (claims.scopes, claims.scope) {
+            (Some(list), _) => list,
+            (None, Some(text)) => text.split_whitespace().map(str::to_string).collect(),
+            (None, None) => Vec::new(),
+        };
+        if texts.is_empty() {
+            return Err(JwtError::Claims("no scopes".into()));
+        }
+        let scopes = texts
+            .iter()
+            .map(|s| Scope::parse(s))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| JwtError::Claims(e.to_string()))?;
+        let who = claims.sub.unwrap_or_else(|| header.kid.unwrap_or_default());
+        Ok(Grant {
+            id: Arc::from(format!("jwt:{who}").as_str()),
+            scopes: Arc::new(scopes),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+    use jsonwebtoken::{encode, EncodingKey, Header};
+
+    fn b64(bytes: &[u8]) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    struct Fixture {
+        _dir: std::path::PathBuf,
+        verifier: JwtVerifier,
+        ed: EncodingKey,
+        secret: Vec<u8>,
+    }
+
+    fn fixture() -> Fixture {
+        use ring::signature::KeyPair;
+        let dir = std::env::temp_dir().join(format!("ds-jwt-{}-{}", std::process::id(), rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+        let pair = ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+        let secret = vec![7u8; 32];
+        let jwks = serde_json::json!({"keys": [
+            {"kty": "OKP", "crv": "Ed25519", "kid": "ed1", "x": b64(pair.public_key().as_ref())},
+            {"kty": "oct", "kid": "hs1", "alg": "HS256", "k": b64(&secret)},
+        ]});
+        let path = dir.join("keys.json");
+        std::fs::write(&path, jwks.to_string()).unwrap();
+        let verifier = JwtVerifier::open(path, Expect::default()).unwrap();
+        Fixture {
+            _dir: dir,
+            verifier,
+            ed: EncodingKey::from_ed_der(pkcs8.as_ref()),
+            secret,
+        }
+    }
+
+    fn claims(exp_offset: i64) -> serde_json::Value {
+        let now = jsonwebtoken::get_current_timestamp() as i64;
+        serde_json::json!({"sub": "u1", "exp": now + exp_offset, "scopes": ["chat/:read"]})
+    }
+
+    #[test]
+    fn good_tokens_and_the_refusals() {
+        let f = fixture();
+        let mut ed = Header::new(Algorithm::EdDSA);
+        ed.kid = Some("ed1".into());
+        let t = encode(&ed, &claims(60), &f.ed).unwrap();
+        let g = f.verifier.check(&t).unwrap();
+        assert_eq!(&*g.id, "jwt:u1");
+        assert!(super::super::scope::any_allows(&g.scopes, super::super::Op::Read, "chat/x"));
+
+        let mut hs = Header::new(Algorithm::HS256);
+        hs.kid = Some("hs1".into());
+        assert!(f
+            .verifier
+            .check(&encode(&hs, &claims(60), &EncodingKey::from_secret(&f.secret)).unwrap())
+            .is_ok());
+        // Expired, and signed by another secret.
+        assert_eq!(
+            f.verifier.check(&encode(&ed, &claims(-3600), &f.ed).unwrap()).unwrap_err(),
+            JwtError::Expired
+        );
+        let other = encode(&hs, &claims(60), &EncodingKey::from_secret(&[9u8; 32])).unwrap();
+        assert_eq!(f.verifier.check(&other).unwrap_err(), JwtError::Signature);
+        // Algorithm confusion: an HS256 token whose kid names the Ed25519 key, keyed by that
+        // key's public bytes.
+        let mut confused = Header::new(Algorithm::HS256);
+        confused.kid = Some("ed1".into());
+        let t = encode(&confused, &claims(60), &EncodingKey::from_secret(b"anything")).unwrap();
+        assert_eq!(f.verifier.check(&t).unwrap_err(), JwtError::UnknownKey);
+        // alg: none.
+        let none = format!(
+            "{}.{}.",
+            b64(br#"{"alg":"none","typ":"JWT"}"#),
+            b64(claims(60).to_string().as_bytes())
+        );
+        assert_eq!(f.verifier.check(&none).unwrap_err(), JwtError::Malformed);
+        // RS256 is not among the accepted algorithms.
+        let rs = format!("{}.{}.sig", b64(br#"{"alg":"RS256"}"#), b64(b"{}"));
+        assert_eq!(f.verifier.check(&rs).unwrap_err(), JwtError::Algorithm);
+        // No scopes.
+        let now = jsonwebtoken::get_current_timestamp();
+        let t = encode(&ed, &serde_json::json!({"exp": now + 60}), &f.ed).unwrap();
+        assert!(matches!(f.verifier.check(&t).unwrap_err(), JwtError::Claims(_)));
+        // Not before.
+        let t = encode(
+            &ed,
+            &serde_json::json!({"exp": now + 600, "nbf": now + 300, "scope": "a:read"}),
+            &f.ed,
+        )
+        .unwrap();
+        assert_eq!(f.verifier.check(&t).unwrap_err(), JwtError::NotYetValid);
+    }
+}

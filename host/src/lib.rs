@@ -216,6 +216,18 @@ fn make_state(config: Config, storage: Storage, readiness: Readiness, auth: auth
         mode: storage.mode.clone(),
     };
     metrics.plugin.get_or_create(&info).set(1);
+    if tokio::runtime::Handle::try_current().is_ok() {
+        // Rate state of clients gone quiet is dropped, so a server meeting many addresses or
+        // short-lived tokens over months does not keep them all.
+        let quotas = auth.quotas.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                every.tick().await;
+                quotas.forget_idle();
+            }
+        });
+    }
     let subs = match subs::Subscriptions::open(storage.clone(), config.subscriptions.clone(), live.clone()) {
         Ok(s) => {
             if tokio::runtime::Handle::try_current().is_ok() {

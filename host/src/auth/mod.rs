@@ -4,9 +4,12 @@
 //! or echoes a token. Owns no protocol behaviour: the HTTP modules call it before they act.
 
 pub mod jwt;
+pub mod quota;
 pub mod scope;
 pub mod tokens;
 mod watched;
+
+use std::sync::Arc;
 
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, Method, StatusCode};
@@ -25,6 +28,10 @@ pub struct Auth {
     tokens: Option<TokenTable>,
     jwts: Option<jwt::JwtVerifier>,
     protect_metrics: bool,
+    /// Per-client limits (`[quotas]`), in both modes.
+    pub quotas: Arc<quota::Quotas>,
+    /// Whether a client's address may be taken from `X-Forwarded-For`.
+    trust_proxy_headers: bool,
 }
 
 /// Why access control could not start.
@@ -100,8 +107,14 @@ impl Auth {
     /// refused at startup).
     pub fn from_config(config: &Config) -> Result<Auth, AuthStartError> {
         let a = &config.auth;
+        let quotas = Arc::new(quota::Quotas::from_config(&config.quotas));
+        let trust_proxy_headers = config.http.trust_proxy_headers;
         if !a.token_mode() {
-            return Ok(Auth::none());
+            return Ok(Auth {
+                quotas,
+                trust_proxy_headers,
+                ..Auth::none()
+            });
         }
         let tokens = Some(TokenTable::open(a.tokens_path(&config.storage.data_dir))?);
         let jwts = if a.jwt_keys_file.is_empty() {
@@ -118,6 +131,8 @@ impl Auth {
             tokens,
             jwts,
             protect_metrics: a.protect_metrics,
+            quotas,
+            trust_proxy_headers,
         })
     }
 
@@ -127,6 +142,8 @@ impl Auth {
             tokens: None,
             jwts: None,
             protect_metrics: false,
+            quotas: Arc::new(quota::Quotas::none()),
+            trust_proxy_headers: false,
         }
     }
 
@@ -136,6 +153,8 @@ impl Auth {
             tokens: Some(TokenTable::empty(path)),
             jwts: None,
             protect_metrics: true,
+            quotas: Arc::new(quota::Quotas::none()),
+            trust_proxy_headers: false,
         }
     }
 
@@ -145,6 +164,31 @@ impl Auth {
 
     pub fn protects_metrics(&self) -> bool {
         self.enabled() && self.protect_metrics
+    }
+
+    /// Whom `caller`'s request counts against in the quotas: its token, else its address (the
+    /// last `X-Forwarded-For` entry, the one the nearest proxy saw, when proxy headers are trusted).
+    pub fn client(&self, caller: &Caller, parts: &Parts) -> quota::ClientKey {
+        if let Caller::Token(g) = caller {
+            return quota::ClientKey::Token(g.id.clone());
+        }
+        if self.trust_proxy_headers {
+            let forwarded = parts
+                .headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .last()
+                .and_then(|a| a.trim().parse::<std::net::IpAddr>().ok());
+            if let Some(ip) = forwarded {
+                return quota::ClientKey::Addr(ip);
+            }
+        }
+        match parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>() {
+            Some(info) => quota::ClientKey::Addr(info.0.ip()),
+            None => quota::ClientKey::Unknown,
+        }
     }
 
     /// The caller of a request: its token checked (401 when missing or not valid). Reads

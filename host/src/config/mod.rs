@@ -10,9 +10,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 mod auth;
+mod quotas;
 pub mod sources;
 
 pub use auth::AuthConfig;
+pub use quotas::QuotasConfig;
 
 /// The whole server configuration.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -27,6 +29,7 @@ pub struct Config {
     pub subscriptions: SubscriptionsConfig,
     pub retention: RetentionConfig,
     pub auth: AuthConfig,
+    pub quotas: QuotasConfig,
 }
 
 /// `[retention]`: rules dropping the head of streams by name prefix (protocol sections 4, 5.6).

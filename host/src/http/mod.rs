@@ -72,6 +72,10 @@ async fn stream_route(State(state): State<Arc<AppState>>, req: Request<Body>) ->
             Err(e) => return e.into_response(),
         }
     };
+    let client = state.auth.client(&caller, &parts);
+    if let Err(e) = state.auth.quotas.request(&client) {
+        return e.into_response();
+    }
     if let Some(rest) = control {
         // Subscriptions, export and import act across streams: `admin` over every name.
         if let Err(e) = caller.require(Op::Admin, "") {
@@ -104,8 +108,15 @@ async fn stream_route(State(state): State<Arc<AppState>>, req: Request<Body>) ->
             Err(e) => Err(e),
             Ok(q) => match q.live {
                 LiveMode::CatchUp => read::catch_up(&state, name, &parts, &q).await,
-                LiveMode::LongPoll => longpoll::handle(&state, name, &parts, &q).await,
-                LiveMode::Sse => sse::handle(state.clone(), name, &q).await,
+                // A live read holds one of its client's live slots until it ends.
+                LiveMode::LongPoll => match state.auth.quotas.live(&client) {
+                    Ok(_slot) => longpoll::handle(&state, name, &parts, &q).await,
+                    Err(e) => Err(e),
+                },
+                LiveMode::Sse => match state.auth.quotas.live(&client) {
+                    Ok(slot) => sse::handle(state.clone(), name, &q, slot).await,
+                    Err(e) => Err(e),
+                },
             },
         },
         Method::OPTIONS => Ok(StatusCode::NO_CONTENT.into_response()),

@@ -18,6 +18,7 @@ use super::error::ApiError;
 use super::headers as h;
 use super::query::ReadQuery;
 use super::read::{read_first, read_live, read_step, Chunk};
+use crate::auth::quota::LiveSlot;
 use crate::state::AppState;
 
 /// Writes one `data:` line per payload line (split on CR, LF and CRLF).
@@ -93,6 +94,7 @@ async fn run(
     client_cursor: Option<String>,
     base64: bool,
     tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
+    _slot: Option<LiveSlot>,
 ) {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(state.config.server.sse_reconnect_interval_secs);
     let waiter = state.live.watch(&name);
@@ -152,13 +154,14 @@ async fn run(
     }
 }
 
-pub async fn handle(state: Arc<AppState>, name: String, q: &ReadQuery) -> Result<Response, ApiError> {
+/// `slot`: the client's live-read quota slot, held until the stream ends.
+pub async fn handle(state: Arc<AppState>, name: String, q: &ReadQuery, slot: Option<LiveSlot>) -> Result<Response, ApiError> {
     // Resolve the start (and answer 404 / 410) before the stream begins; the task reads again
     // from there once it is registered for wake-ups.
     let first = read_step(&state, &name, q.from).await?;
     let base64 = content_type::sse_needs_base64(&first.meta.content_type);
     let (tx, rx) = mpsc::channel(4);
-    tokio::spawn(run(state, name, first.start, q.cursor.clone(), base64, tx));
+    tokio::spawn(run(state, name, first.start, q.cursor.clone(), base64, tx, slot));
     let mut resp = (StatusCode::OK, Body::from_stream(ReceiverStream::new(rx))).into_response();
     let out = resp.headers_mut();
     out.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));

@@ -102,7 +102,8 @@ pub async fn serve(
         });
     }
     listener.set_nonblocking(true)?;
-    let service = router.into_make_service();
+    // The peer address reaches handlers (per-client quotas in `none` mode).
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
     match tls {
         Some(cfg) => {
             let mut server = axum_server::from_tcp_rustls(listener, cfg).handle(handle);

@@ -67,6 +67,19 @@ impl Caller {
         }
     }
 
+    /// Whether this caller may do `op` on every name the subscription glob `pattern` matches.
+    pub fn may_pattern(&self, op: Op, pattern: &str) -> bool {
+        match self {
+            Caller::Anyone => true,
+            Caller::Token(g) => scope::allow_pattern(&g.scopes, op, pattern),
+        }
+    }
+
+    /// Whether this caller may do `op` on any name at all.
+    pub fn may_somewhere(&self, op: Op) -> bool {
+        self.may_some_under(op, "")
+    }
+
     /// `Ok` if [`Caller::may`], else a 403 that does not say whether the stream exists.
     pub fn require(&self, op: Op, name: &str) -> Result<(), ApiError> {
         if self.may(op, name) {
@@ -77,7 +90,8 @@ impl Caller {
     }
 }
 
-fn forbidden(op: Op) -> ApiError {
+/// The 403 for an operation outside the caller's scopes.
+pub fn forbidden(op: Op) -> ApiError {
     ApiError::new(
         StatusCode::FORBIDDEN,
         "Forbidden",

@@ -126,6 +126,12 @@ impl Scope {
         }
     }
 
+    /// Whether this scope allows `op` on every name under `dir` (ending in `/`; empty: every
+    /// name at all).
+    pub fn allows_all_under(&self, op: Op, dir: &str) -> bool {
+        self.ops & op.bit() != 0 && (self.names == Names::All || (!dir.is_empty() && self.covers_name(dir)))
+    }
+
     /// Whether this scope allows `op` on some name under `prefix` (a listing or a glob).
     pub fn allows_some_under(&self, op: Op, prefix: &str) -> bool {
         if self.ops & op.bit() == 0 {
@@ -154,9 +160,44 @@ pub fn any_allows(scopes: &[Scope], op: Op, name: &str) -> bool {
     scopes.iter().any(|s| s.allows(op, name))
 }
 
+/// Whether `scopes` allow `op` on every name the subscription glob `pattern` can match (`*` one
+/// segment or part of one, `**` any number of segments, none included).
+pub fn allow_pattern(scopes: &[Scope], op: Op, pattern: &str) -> bool {
+    let segments: Vec<&str> = pattern.split('/').collect();
+    let Some(first_wild) = segments.iter().position(|s| s.contains('*')) else {
+        return any_allows(scopes, op, pattern);
+    };
+    let literal = segments[..first_wild].join("/");
+    let dir = if literal.is_empty() { String::new() } else { format!("{literal}/") };
+    let under = scopes.iter().any(|s| s.allows_all_under(op, &dir));
+    // `a/**` also matches `a` itself.
+    let bare = segments[first_wild..].iter().all(|s| *s == "**") && !literal.is_empty();
+    under && (!bare || any_allows(scopes, op, &literal))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn patterns_inside_a_scope() {
+        let chat = [Scope::parse("chat:admin").unwrap()];
+        let under = [Scope::parse("chat/:admin").unwrap()];
+        let all = [Scope::parse("*:admin").unwrap()];
+        assert!(allow_pattern(&chat, Op::Admin, "chat/*"));
+        assert!(allow_pattern(&chat, Op::Admin, "chat/**"));
+        assert!(allow_pattern(&chat, Op::Admin, "chat/a/*/b"));
+        assert!(allow_pattern(&chat, Op::Admin, "chat"));
+        assert!(!allow_pattern(&chat, Op::Read, "chat/*"), "another operation");
+        assert!(!allow_pattern(&chat, Op::Admin, "chat*"), "matches chatroom");
+        assert!(!allow_pattern(&chat, Op::Admin, "*/x"));
+        assert!(!allow_pattern(&chat, Op::Admin, "**"));
+        assert!(!allow_pattern(&chat, Op::Admin, "chatroom/*"));
+        assert!(allow_pattern(&under, Op::Admin, "chat/*"));
+        assert!(!allow_pattern(&under, Op::Admin, "chat/**"), "matches chat itself, outside chat/");
+        assert!(allow_pattern(&all, Op::Admin, "**"));
+        assert!(allow_pattern(&all, Op::Admin, "*"));
+    }
 
     fn s(t: &str) -> Scope {
         Scope::parse(t).unwrap()

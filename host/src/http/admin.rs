@@ -16,6 +16,7 @@ use percent_encoding::percent_decode_str;
 use tokio::io::AsyncWriteExt;
 
 use super::error::ApiError;
+use crate::auth::{Caller, Op};
 use crate::cli::{Conflict, SubscriptionSink, TransferError};
 use crate::state::AppState;
 use crate::subs::model::Sub;
@@ -23,10 +24,13 @@ use crate::subs::store::Record;
 use crate::subs::Subscriptions;
 
 /// Routes `export` and `import` under `{base}/__ds/`; `None` for other control routes.
-pub async fn dispatch(state: &Arc<AppState>, rest: &str, parts: &Parts, body: Body) -> Option<Response> {
+/// `caller` has `admin` somewhere: an export holds only the streams it may read (and the
+/// subscriptions inside its `admin` scope); an import is refused whole unless it may create
+/// every stream in it (and delete those it would replace) and manage every subscription.
+pub async fn dispatch(state: &Arc<AppState>, caller: &Caller, rest: &str, parts: &Parts, body: Body) -> Option<Response> {
     let r = match (rest, &parts.method) {
-        ("export", &Method::GET) => export(state, parts.uri.query()).await,
-        ("import", &Method::POST) => import(state, parts.uri.query(), body).await,
+        ("export", &Method::GET) => export(state, caller, parts.uri.query()).await,
+        ("import", &Method::POST) => import(state, caller, parts.uri.query(), body).await,
         ("export" | "import", _) => Err(ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "Method Not Allowed",
@@ -70,16 +74,17 @@ impl Write for ChannelWriter {
     }
 }
 
-async fn export(state: &Arc<AppState>, query: Option<&str>) -> Result<Response, ApiError> {
+async fn export(state: &Arc<AppState>, caller: &Caller, query: Option<&str>) -> Result<Response, ApiError> {
     let prefix = param(query, "prefix").unwrap_or_default();
     let (tx, rx) = tokio::sync::mpsc::channel(8);
     let storage = state.storage.clone();
+    let caller = caller.clone();
     tokio::task::spawn_blocking(move || {
         let mut w = ChannelWriter {
             tx: tx.clone(),
             buf: Vec::with_capacity(256 << 10),
         };
-        match crate::cli::export(&storage, &prefix, &mut w) {
+        match export_visible(&storage, &caller, &prefix, &mut w) {
             Ok(done) => tracing::info!(streams = done.streams, bytes = done.bytes, "export served"),
             Err(e) => {
                 // The body ends early, without its summary line: an importer refuses it.
@@ -90,6 +95,62 @@ async fn export(state: &Arc<AppState>, query: Option<&str>) -> Result<Response, 
     });
     let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
     Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
+}
+
+/// [`crate::cli::export`] restricted to what `caller` may see.
+fn export_visible(
+    storage: &crate::plugin::Storage,
+    caller: &Caller,
+    prefix: &str,
+    out: &mut dyn Write,
+) -> Result<crate::cli::Exported, TransferError> {
+    if matches!(caller, Caller::Anyone) {
+        return crate::cli::export(storage, prefix, out);
+    }
+    let mut names = Vec::new();
+    crate::cli::for_each_stream(storage, prefix, |l| {
+        if caller.may(Op::Read, &l.name) {
+            names.push(l.name.to_string());
+        }
+        Ok(())
+    })?;
+    let subs: Vec<Sub> = if prefix.is_empty() {
+        crate::cli::subscriptions(storage)?
+            .into_iter()
+            .filter(|s| {
+                crate::subs::sub_within(
+                    caller,
+                    s.config.pattern.as_deref(),
+                    &s.config.streams,
+                    s.config.wake_stream.as_deref(),
+                )
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    crate::cli::export_names(storage, &names, &subs, out)
+}
+
+/// Refuses (403) an import plan that reaches outside `caller`'s scopes.
+fn import_allowed(caller: &Caller, plan: &crate::cli::Plan, on_conflict: Conflict) -> Result<(), ApiError> {
+    for s in &plan.streams {
+        caller.require(Op::Create, &s.name)?;
+        if on_conflict == Conflict::Replace {
+            caller.require(Op::Delete, &s.name)?;
+        }
+    }
+    for s in &plan.subscriptions {
+        if !crate::subs::sub_within(
+            caller,
+            s.config.pattern.as_deref(),
+            &s.config.streams,
+            s.config.wake_stream.as_deref(),
+        ) {
+            return Err(crate::auth::forbidden(Op::Admin));
+        }
+    }
+    Ok(())
 }
 
 /// The running subscription service, for an import.
@@ -122,6 +183,30 @@ impl SubscriptionSink for LiveSink {
     }
 }
 
+/// Why an import did not happen: the transfer's own error, or the caller's scope.
+enum ImportFailure {
+    Transfer(TransferError),
+    Refused(ApiError),
+}
+
+impl From<TransferError> for ImportFailure {
+    fn from(e: TransferError) -> Self {
+        ImportFailure::Transfer(e)
+    }
+}
+
+impl From<std::io::Error> for ImportFailure {
+    fn from(e: std::io::Error) -> Self {
+        ImportFailure::Transfer(e.into())
+    }
+}
+
+impl From<ApiError> for ImportFailure {
+    fn from(e: ApiError) -> Self {
+        ImportFailure::Refused(e)
+    }
+}
+
 fn transfer_error(e: TransferError) -> ApiError {
     match e {
         TransferError::Engine(e) => e.into(),
@@ -138,7 +223,7 @@ fn transfer_error(e: TransferError) -> ApiError {
     }
 }
 
-async fn import(state: &Arc<AppState>, query: Option<&str>, body: Body) -> Result<Response, ApiError> {
+async fn import(state: &Arc<AppState>, caller: &Caller, query: Option<&str>, body: Body) -> Result<Response, ApiError> {
     let on_conflict = match param(query, "on_conflict").as_deref().unwrap_or("fail") {
         "fail" => Conflict::Fail,
         "skip" => Conflict::Skip,
@@ -171,25 +256,32 @@ async fn import(state: &Arc<AppState>, query: Option<&str>, body: Body) -> Resul
         rt: tokio::runtime::Handle::current(),
     });
     let file = path.clone();
+    let caller = caller.clone();
     let outcome = tokio::task::spawn_blocking(move || {
         let plan = crate::cli::check(&mut std::io::BufReader::new(std::fs::File::open(&file)?))?;
+        import_allowed(&caller, &plan, on_conflict)?;
         let Some(sink) = sink.as_ref() else {
             if !plan.subscriptions.is_empty() {
-                return Err(TransferError::Engine(durable_streams_core::abi::EngineError::new(
-                    durable_streams_core::abi::ErrorCode::UNAVAILABLE,
-                    "the export holds subscriptions and this server's subscription service is not available",
+                return Err(ImportFailure::Transfer(TransferError::Engine(
+                    durable_streams_core::abi::EngineError::new(
+                        durable_streams_core::abi::ErrorCode::UNAVAILABLE,
+                        "the export holds subscriptions and this server's subscription service is not available",
+                    ),
                 )));
             }
             let offline = crate::cli::LogSink(&storage);
-            return crate::cli::import(&storage, &plan, &file, on_conflict, &scratch, &offline).map(|r| (r, plan));
+            return Ok(crate::cli::import(&storage, &plan, &file, on_conflict, &scratch, &offline).map(|r| (r, plan))?);
         };
-        crate::cli::import(&storage, &plan, &file, on_conflict, &scratch, sink).map(|r| (r, plan))
+        Ok(crate::cli::import(&storage, &plan, &file, on_conflict, &scratch, sink).map(|r| (r, plan))?)
     })
     .await;
     let _ = tokio::fs::remove_file(&path).await;
     let (report, plan) = outcome
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Import Failed", e.to_string()))?
-        .map_err(transfer_error)?;
+        .map_err(|f| match f {
+            ImportFailure::Transfer(e) => transfer_error(e),
+            ImportFailure::Refused(e) => e,
+        })?;
     // Readers of a replaced stream see what replaced it.
     for s in &plan.streams {
         state.live.wake(&s.name);

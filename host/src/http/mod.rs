@@ -77,17 +77,18 @@ async fn stream_route(State(state): State<Arc<AppState>>, req: Request<Body>) ->
         return e.into_response();
     }
     if let Some(rest) = control {
-        // Subscriptions, export and import act across streams: `admin` over every name.
-        if let Err(e) = caller.require(Op::Admin, "") {
-            return e.into_response();
+        // Subscriptions, export and import need `admin`; each then keeps to the streams the
+        // caller's scopes reach.
+        if !caller.may_somewhere(Op::Admin) {
+            return crate::auth::forbidden(Op::Admin).into_response();
         }
         if matches!(rest, "export" | "import") {
-            if let Some(r) = admin::dispatch(&state, rest, &parts, body).await {
+            if let Some(r) = admin::dispatch(&state, &caller, rest, &parts, body).await {
                 return r;
             }
             return ApiError::new(StatusCode::NOT_FOUND, "Not Found", "no such control route").into_response();
         }
-        return crate::subs::dispatch(&state, rest, &parts, body).await;
+        return crate::subs::dispatch(&state, &caller, rest, &parts, body).await;
     }
     if let Some(dup) = SINGLE_HEADERS.iter().find(|h| parts.headers.get_all(**h).iter().nth(1).is_some()) {
         return ApiError::bad_request(format!("header '{dup}' must appear at most once")).into_response();

@@ -490,3 +490,5 @@ impl Subscriptions {
 }
 
 pub use routes::dispatch;
+mod access;
+pub use access::within as sub_within;

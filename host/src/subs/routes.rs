@@ -18,6 +18,7 @@ use serde::Deserialize;
 use super::model::{Link, Sub, SubConfig, SubRequest};
 use super::store::Record;
 use super::{ssrf, Inner, Refusal, Subscriptions};
+use crate::auth::Caller;
 use crate::state::{now_ms, AppState};
 
 fn error(status: StatusCode, code: &str, message: impl Into<String>, extra: serde_json::Value) -> Response {
@@ -110,7 +111,8 @@ fn invalid_stream(p: &str) -> Option<Response> {
 }
 
 /// Routes `rest` (the path after `{base}/__ds/`).
-pub async fn dispatch(state: &Arc<AppState>, rest: &str, parts: &Parts, body: Body) -> Response {
+/// `caller` has been checked for `admin` somewhere; each route checks the streams it reaches.
+pub async fn dispatch(state: &Arc<AppState>, caller: &Caller, rest: &str, parts: &Parts, body: Body) -> Response {
     let Some(subs) = state.subs.clone() else {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -146,6 +148,9 @@ pub async fn dispatch(state: &Arc<AppState>, rest: &str, parts: &Parts, body: Bo
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };
+    if let Some(refused) = super::access::check(caller, &subs, id, &parts.method, tail, &bytes) {
+        return refused;
+    }
     match (&parts.method, tail) {
         (&Method::PUT, "") => create(state, &subs, id, parts, &bytes).await,
         (&Method::GET, "") => {

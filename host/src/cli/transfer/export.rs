@@ -38,7 +38,7 @@ pub fn export(storage: &Storage, prefix: &str, out: &mut dyn Write) -> Result<Ex
 }
 
 /// The subscriptions as their log leaves them (none when the log does not exist).
-pub(crate) fn subscriptions(storage: &Storage) -> Result<Vec<crate::subs::model::Sub>, TransferError> {
+pub fn subscriptions(storage: &Storage) -> Result<Vec<crate::subs::model::Sub>, TransferError> {
     use crate::subs::store;
     let values = match store::read_from(storage, store::SUBS_STREAM, store::Cursor::default()) {
         Ok((v, _)) => v,

@@ -107,6 +107,9 @@ fn load(path: &Path) -> Result<KeySet, KeysError> {
 struct Claims {
     #[serde(default)]
     sub: Option<String>,
+    /// Seconds since the epoch (required; checked by the library).
+    #[serde(default)]
+    exp: Option<u64>,
     /// Scopes in the access tokens' syntax, e.g. `["chat/:read,append"]`.
     #[serde(default)]
     scopes: Option<Vec<String>>,
@@ -225,6 +228,7 @@ impl JwtVerifier {
         Ok(Grant {
             id: Arc::from(format!("jwt:{who}").as_str()),
             scopes: Arc::new(scopes),
+            expires_ms: claims.exp.map(|s| s.saturating_mul(1000)),
         })
     }
 }

@@ -172,6 +172,11 @@ impl Auth {
         }
     }
 
+    /// The token file, in token mode.
+    pub fn tokens_path(&self) -> Option<&std::path::Path> {
+        self.tokens.as_ref().map(|t| t.path())
+    }
+
     pub fn enabled(&self) -> bool {
         self.tokens.is_some()
     }

@@ -83,6 +83,8 @@ pub enum FileError {
 pub struct Grant {
     pub id: Arc<str>,
     pub scopes: Arc<Vec<Scope>>,
+    /// When it stops being valid (ms since the epoch), if ever.
+    pub expires_ms: Option<u64>,
 }
 
 /// A loaded token: what a check needs, decoded once per load.
@@ -292,6 +294,7 @@ impl TokenTable {
         Ok(Grant {
             id: known.id.clone(),
             scopes: known.scopes.clone(),
+            expires_ms: known.expires_ms,
         })
     }
 }

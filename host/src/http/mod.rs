@@ -16,6 +16,7 @@ mod path;
 pub mod query;
 mod read;
 mod sse;
+mod tokens;
 
 use std::sync::Arc;
 
@@ -87,6 +88,9 @@ async fn stream_route(State(state): State<Arc<AppState>>, req: Request<Body>) ->
                 return r;
             }
             return ApiError::new(StatusCode::NOT_FOUND, "Not Found", "no such control route").into_response();
+        }
+        if tokens::is_tokens_route(rest) {
+            return tokens::dispatch(&state, &caller, rest, &parts, body).await;
         }
         return crate::subs::dispatch(&state, &caller, rest, &parts, body).await;
     }

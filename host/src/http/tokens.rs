@@ -1,0 +1,172 @@
+//! `{base}/__ds/tokens`: access tokens managed over HTTP by a token with `admin` (token mode).
+//! `POST` issues one (`{"scopes": [...], "ttl_secs": N, "label": "..."}`; 201 with the token,
+//! shown once), `GET` lists those the caller could have issued, `DELETE tokens/{id}` revokes one.
+//! A caller never issues, sees or revokes a token broader than itself: every scope must lie
+//! inside one of its own, and a new token never outlives the caller. File work runs on blocking
+//! threads; the token file is `crate::auth::tokens`'s.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::request::Parts;
+use axum::http::{header, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::error::ApiError;
+use crate::auth::scope::Scope;
+use crate::auth::tokens::{self, FileError, Record};
+use crate::auth::{Caller, Op};
+use crate::state::{now_ms, AppState};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IssueBody {
+    scopes: Vec<String>,
+    #[serde(default)]
+    ttl_secs: Option<u64>,
+    #[serde(default)]
+    label: String,
+}
+
+/// Whether every scope of `record` lies inside one of `caller`'s.
+fn within(caller: &Caller, scopes: &[Scope]) -> bool {
+    match caller {
+        Caller::Anyone => true,
+        Caller::Token(g) => scopes.iter().all(|s| g.scopes.iter().any(|mine| mine.contains(s))),
+    }
+}
+
+fn record_within(caller: &Caller, r: &Record) -> bool {
+    r.scopes
+        .iter()
+        .map(|s| Scope::parse(s))
+        .collect::<Result<Vec<_>, _>>()
+        .is_ok_and(|scopes| within(caller, &scopes))
+}
+
+fn record_json(r: &Record) -> serde_json::Value {
+    serde_json::json!({
+        "id": r.id, "scopes": r.scopes, "label": r.label, "created_ms": r.created_ms,
+        "expires_ms": r.expires_ms, "revoked": r.revoked,
+    })
+}
+
+fn file_error(e: FileError) -> ApiError {
+    match e {
+        FileError::Scope(_) | FileError::NoScope => ApiError::bad_request(e.to_string()),
+        FileError::NoSuchId(_) => ApiError::new(StatusCode::NOT_FOUND, "Not Found", e.to_string()),
+        other => {
+            tracing::error!(error = %other, "token file");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal Server Error",
+                "the token file could not be used",
+            )
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error", "internal error"))?
+}
+
+fn json(status: StatusCode, v: serde_json::Value) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], v.to_string()).into_response()
+}
+
+/// Whether `rest` (the path after `__ds/`) is one of these routes.
+pub fn is_tokens_route(rest: &str) -> bool {
+    rest == "tokens" || rest.starts_with("tokens/")
+}
+
+/// Routes `tokens` and `tokens/{id}` (`rest` after `__ds/`).
+pub async fn dispatch(state: &Arc<AppState>, caller: &Caller, rest: &str, parts: &Parts, body: Body) -> Response {
+    let id = rest.strip_prefix("tokens/").map(str::to_string);
+    route(state, caller, id, parts, body)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn route(state: &Arc<AppState>, caller: &Caller, id: Option<String>, parts: &Parts, body: Body) -> Result<Response, ApiError> {
+    let Some(path) = state.auth.tokens_path().map(PathBuf::from) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "Not Found",
+            "access tokens exist only with auth.mode = \"token\"",
+        ));
+    };
+    if !caller.may_somewhere(Op::Admin) {
+        return Err(crate::auth::forbidden(Op::Admin));
+    }
+    let caller = caller.clone();
+    match (&parts.method, id) {
+        (&Method::POST, None) => {
+            let bytes = super::read_body(&parts.headers, body, 64 << 10).await?;
+            let req: IssueBody =
+                serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("invalid token request: {e}")))?;
+            let scopes = req
+                .scopes
+                .iter()
+                .map(|s| Scope::parse(s))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| ApiError::bad_request(e.to_string()))?;
+            if scopes.is_empty() {
+                return Err(ApiError::bad_request("a token needs at least one scope"));
+            }
+            if !within(&caller, &scopes) {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "Forbidden",
+                    "a token may only be issued inside the issuer's own scopes",
+                ));
+            }
+            // Never outliving the issuer.
+            let issuer_left = match &caller {
+                Caller::Token(g) => g.expires_ms.map(|e| e.saturating_sub(now_ms())),
+                Caller::Anyone => None,
+            };
+            let asked = req.ttl_secs.map(|s| s.saturating_mul(1000));
+            let ttl_ms = match (asked, issuer_left) {
+                (Some(a), Some(l)) => Some(a.min(l)),
+                (a, l) => a.or(l),
+            };
+            let texts: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+            let (token, record) = blocking(move || tokens::issue(&path, &texts, ttl_ms, &req.label).map_err(file_error)).await?;
+            let mut v = record_json(&record);
+            v["token"] = token.into();
+            Ok(json(StatusCode::CREATED, v))
+        }
+        (&Method::GET, None) => {
+            let records = blocking(move || tokens::list(&path).map_err(file_error)).await?;
+            let visible: Vec<serde_json::Value> = records.iter().filter(|r| record_within(&caller, r)).map(record_json).collect();
+            Ok(json(StatusCode::OK, serde_json::json!({ "tokens": visible })))
+        }
+        (&Method::DELETE, Some(id)) => {
+            blocking(move || {
+                let records = tokens::list(&path).map_err(file_error)?;
+                let Some(r) = records.iter().find(|r| r.id == id) else {
+                    return Err(file_error(FileError::NoSuchId(id)));
+                };
+                if !record_within(&caller, r) {
+                    return Err(ApiError::new(
+                        StatusCode::FORBIDDEN,
+                        "Forbidden",
+                        "a token may only revoke tokens inside its own scopes",
+                    ));
+                }
+                tokens::revoke(&path, &id).map_err(file_error)
+            })
+            .await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        _ => Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Method Not Allowed",
+            "POST or GET __ds/tokens, DELETE __ds/tokens/{id}",
+        )),
+    }
+}

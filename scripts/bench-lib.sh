@@ -71,6 +71,14 @@ start_server() {
         export DS_BENCH_TOKEN
         export DS_AUTH__MODE=token
       fi
+      # AUTH=jwt-eddsa / AUTH=jwt-hs256: the same with an application-minted JWT.
+      case "${AUTH:-none}" in
+        jwt-*)
+          DS_BENCH_TOKEN=$("$ROOT/scripts/mint-jwt.sh" "${AUTH#jwt-}" "$SERVER_DATA/jwks.json" '*:all' 86400)
+          export DS_BENCH_TOKEN
+          export DS_AUTH__MODE=token DS_AUTH__JWT_KEYS_FILE="$SERVER_DATA/jwks.json"
+          ;;
+      esac
       DS_SERVER__BIND_ADDRESS=127.0.0.1 DS_SERVER__PORT="$port" DS_STORAGE__MODE="$mode" \
         DS_STORAGE__DATA_DIR="$SERVER_DATA" DS_SERVER__LONG_POLL_TIMEOUT_SECS=5 RUST_LOG=warn \
         "$OUR_BIN" >"$log" 2>&1 &

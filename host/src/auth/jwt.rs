@@ -4,12 +4,14 @@
 //! token can never choose how it is checked (`alg: none` and algorithm confusion are refused).
 //! Their `scopes` claim uses the access tokens' scope syntax. Knows nothing of HTTP.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use parking_lot::RwLock;
 use serde::Deserialize;
 
 use super::scope::Scope;
@@ -129,10 +131,22 @@ pub struct Expect {
     pub leeway_secs: u64,
 }
 
+/// A JWT verified before, remembered until it expires or the keys change.
+struct Verified {
+    keys: Arc<KeySet>,
+    grant: Grant,
+    expires_ms: u64,
+}
+
+/// How many verified JWTs are remembered (a signature check costs far more than a request).
+const REMEMBERED: usize = 8192;
+
 /// Verifies JWTs against the followed keys file.
 pub struct JwtVerifier {
     keys: Watched<KeySet, KeysError>,
     expect: Expect,
+    /// By SHA-256 of the whole token: the same token presented again skips the signature check.
+    verified: RwLock<HashMap<[u8; 32], Verified>>,
 }
 
 impl JwtVerifier {
@@ -141,6 +155,7 @@ impl JwtVerifier {
         Ok(JwtVerifier {
             keys: Watched::open(path, "JWT keys file", load)?,
             expect,
+            verified: RwLock::new(HashMap::new()),
         })
     }
 
@@ -164,8 +179,44 @@ impl JwtVerifier {
         v
     }
 
-    /// The grant of a presented JWT.
+    /// The grant of a presented JWT: remembered from an earlier check of the same token with
+    /// the same keys while it has not expired, else verified (and then remembered).
     pub fn check(&self, token: &str) -> Result<Grant, JwtError> {
+        let digest: [u8; 32] = ring::digest::digest(&ring::digest::SHA256, token.as_bytes())
+            .as_ref()
+            .try_into()
+            .expect("SHA-256 is 32 bytes");
+        let keys = self.keys.current(1000);
+        let now = crate::state::now_ms();
+        if let Some(v) = self.verified.read().get(&digest) {
+            if Arc::ptr_eq(&v.keys, &keys) && now < v.expires_ms {
+                return Ok(v.grant.clone());
+            }
+        }
+        let (grant, checked_with) = self.verify(token)?;
+        if let Some(expires_ms) = grant.expires_ms {
+            let mut verified = self.verified.write();
+            if verified.len() >= REMEMBERED {
+                verified.retain(|_, v| now < v.expires_ms && Arc::ptr_eq(&v.keys, &keys));
+                if verified.len() >= REMEMBERED {
+                    verified.clear();
+                }
+            }
+            // Remembered with the keys it was checked against: a reload since then forgets it.
+            verified.insert(
+                digest,
+                Verified {
+                    keys: checked_with,
+                    grant: grant.clone(),
+                    expires_ms,
+                },
+            );
+        }
+        Ok(grant)
+    }
+
+    /// Checks a JWT's signature and claims; returns the grant and the keys it was checked with.
+    fn verify(&self, token: &str) -> Result<(Grant, Arc<KeySet>), JwtError> {
         // `alg: none` (and any algorithm the library does not know) fails here.
         let header = jsonwebtoken::decode_header(token).map_err(|_| JwtError::Malformed)?;
         if !matches!(header.alg, Algorithm::EdDSA | Algorithm::HS256) {
@@ -225,11 +276,12 @@ impl JwtVerifier {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| JwtError::Claims(e.to_string()))?;
         let who = claims.sub.unwrap_or_else(|| header.kid.unwrap_or_default());
-        Ok(Grant {
+        let grant = Grant {
             id: Arc::from(format!("jwt:{who}").as_str()),
             scopes: Arc::new(scopes),
             expires_ms: claims.exp.map(|s| s.saturating_mul(1000)),
-        })
+        };
+        Ok((grant, set))
     }
 }
 
@@ -329,5 +381,21 @@ mod tests {
         )
         .unwrap();
         assert_eq!(f.verifier.check(&t).unwrap_err(), JwtError::NotYetValid);
+    }
+
+    #[test]
+    fn a_remembered_token_is_forgotten_when_its_key_goes() {
+        let f = fixture();
+        let mut ed = Header::new(Algorithm::EdDSA);
+        ed.kid = Some("ed1".into());
+        let t = encode(&ed, &claims(60), &f.ed).unwrap();
+        assert!(f.verifier.check(&t).is_ok());
+        assert!(f.verifier.check(&t).is_ok(), "remembered");
+        assert_eq!(f.verifier.verified.read().len(), 1);
+        // The Ed25519 key leaves the file: the same token is refused at the next look.
+        let only_hs = serde_json::json!({"keys": [{"kty": "oct", "kid": "hs1", "k": b64(&f.secret)}]});
+        std::fs::write(f.verifier.keys.path(), only_hs.to_string()).unwrap();
+        f.verifier.keys.look_next_time();
+        assert_eq!(f.verifier.check(&t).unwrap_err(), JwtError::UnknownKey);
     }
 }

@@ -209,6 +209,10 @@ fn accepted_but_wrong_values_are_refused() {
         ("DS_HTTP__CORS_ORIGINS", "app.example.com", "http.cors_origins"),
         ("DS_HTTP__CORS_ORIGINS", "https://a.example/path", "http.cors_origins"),
         ("DS_STORAGE__ACID_BACKEND", "disk", "storage.acid_backend"),
+        ("DS_CONSOLE__PATH", "/v1/stream/console", "console.path"),
+        ("DS_CONSOLE__PATH", "/v1", "console.path"),
+        ("DS_CONSOLE__PATH", "console", "console.path"),
+        ("DS_CONSOLE__PATH", "/metrics", "console.path"),
     ] {
         let data = dir.path.join("data");
         let env = [

@@ -10,10 +10,12 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 mod auth;
+mod console;
 mod quotas;
 pub mod sources;
 
 pub use auth::AuthConfig;
+pub use console::ConsoleConfig;
 pub use quotas::QuotasConfig;
 
 /// The whole server configuration.
@@ -30,6 +32,7 @@ pub struct Config {
     pub retention: RetentionConfig,
     pub auth: AuthConfig,
     pub quotas: QuotasConfig,
+    pub console: ConsoleConfig,
 }
 
 /// `[retention]`: rules dropping the head of streams by name prefix (protocol sections 4, 5.6).
@@ -483,6 +486,23 @@ impl Config {
         }
         if self.server.ttl_save_interval_secs == 0 {
             return invalid("server.ttl_save_interval_secs", "must be greater than 0");
+        }
+        if self.console.enabled {
+            let mount = self.console.mount();
+            let base = self.base_path();
+            let reserved = ["/healthz", "/readyz", "/metrics"];
+            if !mount.starts_with('/') || mount.len() < 2 || reserved.contains(&mount) {
+                return invalid(
+                    "console.path",
+                    &format!("must be a path such as \"/console\", not {:?}", self.console.path),
+                );
+            }
+            if !base.is_empty() && (mount == base || mount.starts_with(&format!("{base}/")) || base.starts_with(&format!("{mount}/"))) {
+                return invalid(
+                    "console.path",
+                    &format!("{mount:?} overlaps http.stream_base_path {base:?}: the console must never shadow a stream"),
+                );
+            }
         }
         if !matches!(self.auth.mode.as_str(), "none" | "token") {
             return invalid("auth.mode", &format!("must be \"none\" or \"token\", not {:?}", self.auth.mode));

@@ -3,6 +3,7 @@
 mod admin;
 mod append;
 mod body;
+mod console;
 mod create;
 mod cursor;
 mod delete;
@@ -10,6 +11,7 @@ mod edge;
 pub mod error;
 mod head;
 pub mod headers;
+mod listing;
 mod longpoll;
 pub mod origin;
 mod path;
@@ -78,8 +80,16 @@ async fn stream_route(State(state): State<Arc<AppState>>, req: Request<Body>) ->
         return e.into_response();
     }
     if let Some(rest) = control {
-        // Subscriptions, export and import need `admin`; each then keeps to the streams the
-        // caller's scopes reach.
+        // One stream's metadata needs only `read` on it.
+        if let Some(name) = rest.strip_prefix("streams/") {
+            let r = match parts.method {
+                Method::GET => listing::one(&state, &caller, name).await,
+                _ => Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed", "use GET")),
+            };
+            return r.unwrap_or_else(IntoResponse::into_response);
+        }
+        // Listing, subscriptions, export, import and tokens need `admin`; each then keeps to the
+        // streams the caller's scopes reach.
         if !caller.may_somewhere(Op::Admin) {
             return crate::auth::forbidden(Op::Admin).into_response();
         }
@@ -88,6 +98,13 @@ async fn stream_route(State(state): State<Arc<AppState>>, req: Request<Body>) ->
                 return r;
             }
             return ApiError::new(StatusCode::NOT_FOUND, "Not Found", "no such control route").into_response();
+        }
+        if rest == "streams" {
+            let r = match parts.method {
+                Method::GET => listing::list(&state, &caller, parts.uri.query()).await,
+                _ => Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed", "use GET")),
+            };
+            return r.unwrap_or_else(IntoResponse::into_response);
         }
         if tokens::is_tokens_route(rest) {
             return tokens::dispatch(&state, &caller, rest, &parts, body).await;
@@ -300,6 +317,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_route));
+    if let Some(console) = console::routes(&state) {
+        app = app.merge(console);
+    }
     if base.is_empty() {
         app = app.route("/{*name}", any(stream_route));
     } else {

@@ -491,4 +491,5 @@ impl Subscriptions {
 
 pub use routes::dispatch;
 mod access;
+mod view;
 pub use access::within as sub_within;

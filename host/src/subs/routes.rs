@@ -17,7 +17,8 @@ use serde::Deserialize;
 
 use super::model::{Link, Sub, SubConfig, SubRequest};
 use super::store::Record;
-use super::{ssrf, Inner, Refusal, Subscriptions};
+use super::view::sub_json;
+use super::{ssrf, Refusal, Subscriptions};
 use crate::auth::Caller;
 use crate::state::{now_ms, AppState};
 
@@ -72,31 +73,6 @@ fn json(status: StatusCode, v: serde_json::Value) -> Response {
         .into_response()
 }
 
-fn sub_json(inner: &Inner, sub: &Sub) -> serde_json::Value {
-    let streams: Vec<serde_json::Value> = sub
-        .links
-        .iter()
-        .map(|(p, l)| serde_json::json!({"path": p, "link_type": if l.explicit { "explicit" } else { "glob" }, "acked_offset": Offset(l.acked).to_string()}))
-        .collect();
-    let webhook = sub.config.webhook_url.as_ref().map(|u| {
-        serde_json::json!({"url": u, "signing": {"alg": "ed25519", "kid": inner.keys.active_kid(), "jwks_url": format!("{}/__ds/jwks.json", sub.base_url)}})
-    });
-    serde_json::json!({
-        "id": sub.id,
-        "subscription_id": sub.id,
-        "type": sub.config.kind,
-        "pattern": sub.config.pattern,
-        "streams": streams,
-        "webhook": webhook,
-        "wake_stream": sub.config.wake_stream,
-        "lease_ttl_ms": sub.config.lease_ttl_ms,
-        "created_at": durable_streams_core::ttl::format_unix_ms(sub.created_at_ms),
-        "status": if sub.retry.is_some() { "failed" } else { "active" },
-        "generation": sub.generation,
-        "description": sub.config.description,
-    })
-}
-
 /// The answer to a refused or unrecorded change.
 fn refusal(r: Refusal<Response>) -> Response {
     match r {
@@ -136,6 +112,23 @@ pub async fn dispatch(state: &Arc<AppState>, caller: &Caller, rest: &str, parts:
             jwks.to_string(),
         )
             .into_response();
+    }
+    if rest == "subscriptions" && parts.method == Method::GET {
+        let inner = subs.inner.lock();
+        let visible: Vec<serde_json::Value> = inner
+            .subs
+            .values()
+            .filter(|s| {
+                super::access::within(
+                    caller,
+                    s.config.pattern.as_deref(),
+                    &s.config.streams,
+                    s.config.wake_stream.as_deref(),
+                )
+            })
+            .map(|s| sub_json(&inner, s))
+            .collect();
+        return json(StatusCode::OK, serde_json::json!({ "subscriptions": visible }));
     }
     let Some(after) = rest.strip_prefix("subscriptions/") else {
         return error(StatusCode::NOT_FOUND, "NOT_FOUND", "no such control route", serde_json::Value::Null);

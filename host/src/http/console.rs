@@ -1,0 +1,87 @@
+//! The built-in web console: three static files compiled into the binary (`host/console/`),
+//! and `config.json`, what the page needs to find the streams (base path, auth mode, plugin).
+//! Served at `console.path`, outside the stream base path. Owns no data: the page uses the
+//! public protocol and the `__ds` control API with the visitor's token.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::Router;
+
+use super::error::ApiError;
+use crate::state::AppState;
+
+const INDEX: &str = include_str!("../../console/index.html");
+const SCRIPT: &str = include_str!("../../console/app.js");
+const STYLE: &str = include_str!("../../console/app.css");
+
+/// Only this origin's scripts, styles and connections; never framed.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data: blob:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+fn file(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            (HeaderName::from_static("content-security-policy"), HeaderValue::from_static(CSP)),
+            (HeaderName::from_static("referrer-policy"), HeaderValue::from_static("no-referrer")),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn index() -> Response {
+    file("text/html; charset=utf-8", INDEX)
+}
+
+async fn asset(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Response {
+    match name.as_str() {
+        "app.js" => file("text/javascript; charset=utf-8", SCRIPT),
+        "app.css" => file("text/css; charset=utf-8", STYLE),
+        "config.json" => config(&state),
+        _ => ApiError::new(StatusCode::NOT_FOUND, "Not Found", "no such console file").into_response(),
+    }
+}
+
+fn config(state: &AppState) -> Response {
+    let p = &state.storage.plugin;
+    let v = serde_json::json!({
+        "base_path": state.config.base_path(),
+        "auth_mode": state.config.auth.mode,
+        "version": env!("CARGO_PKG_VERSION"),
+        "plugin": {
+            "name": p.name.to_string(), "version": p.version.to_string(),
+            "abi_version": p.abi_version.to_string(), "mode": state.storage.mode,
+        },
+        "capabilities": state.storage.capabilities().names(),
+    });
+    (
+        [(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-store")],
+        v.to_string(),
+    )
+        .into_response()
+}
+
+/// The console's routes, when enabled and the streams do not live at the root.
+pub fn routes(state: &AppState) -> Option<Router<Arc<AppState>>> {
+    let c = &state.config.console;
+    if !c.enabled {
+        return None;
+    }
+    if state.config.base_path().is_empty() {
+        tracing::warn!("the console is not served: with http.stream_base_path empty it would shadow a stream");
+        return None;
+    }
+    let mount = c.mount().to_string();
+    let slash = format!("{mount}/");
+    Some(
+        Router::new()
+            .route(&mount, get(move || async move { Redirect::permanent(&slash) }))
+            .route(&format!("{mount}/"), get(index))
+            .route(&format!("{mount}/{{file}}"), get(asset)),
+    )
+}

@@ -1,0 +1,206 @@
+//! The listing API end to end: `__ds/streams` pages over many streams (no duplicates, no gaps,
+//! `limit` bounds), prefix filtering, internal streams hidden, bad parameters 400, one stream's
+//! metadata as JSON, the subscription list; in token mode, only what the token may read.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::{tempdir, Server};
+use reqwest::blocking::Client;
+use serde_json::Value;
+
+fn client() -> Client {
+    Client::builder().timeout(Duration::from_secs(20)).build().unwrap()
+}
+
+fn put(c: &Client, s: &Server, name: &str, headers: &[(&str, &str)]) {
+    let mut req = c.put(s.url(&format!("/v1/stream/{name}"))).header("Content-Type", "text/plain");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let r = req.body("hello").send().unwrap();
+    assert_eq!(r.status(), 201, "{name}");
+}
+
+fn get(c: &Client, s: &Server, path: &str) -> (u16, Value) {
+    let r = c.get(s.url(&format!("/v1/stream/__ds/{path}"))).send().unwrap();
+    let status = r.status().as_u16();
+    let ct = r
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let text = r.text().unwrap();
+    if status >= 400 {
+        assert_eq!(ct, "application/problem+json", "{path}: {text}");
+    }
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+#[test]
+fn pages_prefixes_bounds_and_metadata() {
+    let s = Server::start(&[]);
+    let c = client();
+    for i in 0..250 {
+        put(&c, &s, &format!("many/{i:03}"), &[]);
+    }
+    put(&c, &s, "other/closed", &[("Stream-Closed", "true")]);
+    put(&c, &s, "other/ttl", &[("Stream-TTL", "3600")]);
+    let r = c
+        .put(s.url("/v1/stream/other/fork"))
+        .header("Stream-Forked-From", "/v1/stream/many/000")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    // A subscription keeps its state in internal `__ds/` streams.
+    let r = c
+        .put(s.url("/v1/stream/__ds/subscriptions/s1"))
+        .header("Content-Type", "application/json")
+        .body(r#"{"type": "pull-wake", "pattern": "many/*", "wake_stream": "other/wakes"}"#)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+
+    // Every page of many/: 100, 100, 50; in order, no duplicates, no gaps.
+    let mut seen = Vec::new();
+    let mut after = String::new();
+    let mut pages = 0;
+    loop {
+        let (status, v) = get(&c, &s, &format!("streams?prefix=many/&limit=100&start_after={after}"));
+        assert_eq!(status, 200);
+        let names: Vec<String> = v["streams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["name"].as_str().unwrap().to_string())
+            .collect();
+        assert!(names.len() <= 100);
+        seen.extend(names);
+        pages += 1;
+        match v["next_start_after"].as_str() {
+            Some(n) => after = n.to_string(),
+            None => break,
+        }
+        assert!(pages < 10);
+    }
+    let expected: Vec<String> = (0..250).map(|i| format!("many/{i:03}")).collect();
+    assert_eq!(seen, expected);
+    assert_eq!(pages, 3);
+    // Everything, in pages of 7: internal streams never appear.
+    let mut all = BTreeSet::new();
+    let mut after = String::new();
+    loop {
+        let (_, v) = get(&c, &s, &format!("streams?limit=7&start_after={after}"));
+        for m in v["streams"].as_array().unwrap() {
+            let n = m["name"].as_str().unwrap().to_string();
+            assert!(!n.starts_with("__ds"), "internal stream listed: {n}");
+            assert!(all.insert(n), "listed twice");
+        }
+        match v["next_start_after"].as_str() {
+            Some(n) => after = n.to_string(),
+            None => break,
+        }
+    }
+    assert_eq!(
+        all.len(),
+        250 + 3,
+        "{:?}",
+        all.iter().filter(|n| !n.starts_with("many/")).collect::<Vec<_>>()
+    );
+    // Metadata fields.
+    let (_, v) = get(&c, &s, "streams?prefix=other/");
+    let by: std::collections::HashMap<String, Value> = v["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["name"].as_str().unwrap().to_string(), m.clone()))
+        .collect();
+    assert_eq!(by["other/closed"]["closed"], true);
+    assert_eq!(by["other/closed"]["content_type"], "text/plain");
+    assert_eq!(by["other/closed"]["bytes"], 5);
+    assert_eq!(by["other/closed"]["tail_offset"], "0000000000000000_0000000000000005");
+    assert_eq!(by["other/ttl"]["ttl_secs"], 3600);
+    assert_eq!(by["other/fork"]["fork_source"], "many/000");
+    // One stream, by path (slashes plain or encoded).
+    let (status, one) = get(&c, &s, "streams/other/ttl");
+    assert_eq!(status, 200);
+    assert_eq!(one, by["other/ttl"]);
+    assert_eq!(get(&c, &s, "streams/other%2Fttl").1, by["other/ttl"]);
+    assert_eq!(get(&c, &s, "streams/other/none").0, 404);
+    assert_eq!(get(&c, &s, "streams/__ds/subs").0, 400, "a reserved name");
+    // Bad parameters.
+    for q in ["limit=0", "limit=1001", "limit=ten", "limit=-1", "colour=blue", "prefix=%FF"] {
+        assert_eq!(get(&c, &s, &format!("streams?{q}")).0, 400, "{q}");
+    }
+    assert_eq!(get(&c, &s, "streams?limit=1000").0, 200);
+    // The subscription list.
+    let (status, v) = get(&c, &s, "subscriptions");
+    assert_eq!(status, 200);
+    let subs = v["subscriptions"].as_array().unwrap();
+    assert_eq!(subs.len(), 1);
+    assert_eq!(subs[0]["id"], "s1");
+    assert!(subs[0].get("wake").is_some() && subs[0].get("retry").is_some());
+}
+
+#[test]
+fn token_mode_lists_only_what_the_token_may_read() {
+    let dir = tempdir::Dir::new();
+    let tokens = dir.path.join("tokens.json");
+    let issue = |scope: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_durable-streams-server"))
+            .arg("--config-dir")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../config"))
+            .args(["token", "issue", "--scope", scope])
+            .env("DS_AUTH__TOKENS_FILE", &tokens)
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let admin = issue("*:all");
+    let chat_admin = issue("chat/:read,admin");
+    let chat_read = issue("chat/:read");
+    let s = Server::start(&[("DS_AUTH__MODE", "token"), ("DS_AUTH__TOKENS_FILE", tokens.to_str().unwrap())]);
+    let c = client();
+    for n in ["chat/a", "chat/b", "chatroom/c", "zeta/d"] {
+        let r = c.put(s.url(&format!("/v1/stream/{n}"))).bearer_auth(&admin).send().unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let names = |token: &str, query: &str| -> (u16, Vec<String>) {
+        let r = c
+            .get(s.url(&format!("/v1/stream/__ds/streams{query}")))
+            .bearer_auth(token)
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        let v: Value = serde_json::from_str(&r.text().unwrap()).unwrap_or(Value::Null);
+        let names = v["streams"]
+            .as_array()
+            .map(|a| a.iter().map(|m| m["name"].as_str().unwrap().to_string()).collect())
+            .unwrap_or_default();
+        (status, names)
+    };
+    assert_eq!(names(&admin, "").1, ["chat/a", "chat/b", "chatroom/c", "zeta/d"]);
+    assert_eq!(names(&chat_admin, "").1, ["chat/a", "chat/b"]);
+    // Pages of one still reach every readable name.
+    let (_, first) = names(&chat_admin, "?limit=1");
+    assert_eq!(first, ["chat/a"]);
+    assert_eq!(names(&chat_admin, "?limit=1&start_after=chat/a").1, ["chat/b"]);
+    assert_eq!(names(&chat_admin, "?limit=1&start_after=chat/b").1, Vec::<String>::new());
+    // Listing needs admin; one stream's metadata needs only read on it.
+    assert_eq!(names(&chat_read, "").0, 403);
+    let one = |token: &str, name: &str| {
+        c.get(s.url(&format!("/v1/stream/__ds/streams/{name}")))
+            .bearer_auth(token)
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(one(&chat_read, "chat/a"), 200);
+    assert_eq!(one(&chat_read, "chatroom/c"), 403);
+    assert_eq!(one(&chat_read, "chat/missing"), 404);
+    let r = c.get(s.url("/v1/stream/__ds/streams")).send().unwrap();
+    assert_eq!(r.status(), 401);
+}

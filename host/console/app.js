@@ -574,6 +574,7 @@ async function renderStream(root, r, ctx) {
         if (!res.ok) throw await problemOf(res);
         if (!alive()) break;
         setConn("live");
+        if (v.liveErr && $("#error").textContent === v.liveErr) clearError();
         const b64 = (res.headers.get("Stream-SSE-Data-Encoding") || "").toLowerCase() === "base64";
         // Data is shown only together with the control event that follows it, so an abort
         // between them can neither lose nor duplicate a message on resume.
@@ -601,6 +602,7 @@ async function renderStream(root, r, ctx) {
       } catch (e) {
         if (!alive() || ctrl.signal.aborted) break;
         showError(e);
+        v.liveErr = $("#error").textContent;
         const fatal = e instanceof ApiError && e.status >= 400 && e.status < 500 && e.status !== 408 && e.status !== 429;
         if (fatal) { v.live = false; setConn("error", "Error: " + e.message); break; }
         setConn("error", `Error, retrying in ${(backoff / 1000).toFixed(1)} s`);

@@ -64,6 +64,7 @@ fn fixture() -> Fixture {
         ("DS_AUTH__MODE", "token"),
         ("DS_AUTH__TOKENS_FILE", tokens.to_str().unwrap()),
         ("DS_AUTH__JWT_KEYS_FILE", jwt_keys.to_str().unwrap()),
+        ("DS_SERVER__LONG_POLL_TIMEOUT_MS", "200"),
         ("RUST_LOG", "debug"),
     ]);
     Fixture {
@@ -198,6 +199,39 @@ fn every_route_against_every_credential() {
         ),
         // The sibling's export holds only its own prefix (tests/auth_scoped.rs checks what is in it).
         ("export", Method::GET, "/v1/stream/__ds/export", None, [U, 200, F, F, 200]),
+        (
+            "long-poll",
+            Method::GET,
+            "/v1/stream/chat/s?offset=now&live=long-poll",
+            None,
+            [U, F, 204, 204, 204],
+        ),
+        (
+            "sse",
+            Method::GET,
+            "/v1/stream/chat/s?offset=now&live=sse",
+            None,
+            [U, F, 200, 200, 200],
+        ),
+        ("close", Method::POST, "/v1/stream/chat/close-{i}", Some(""), [U, F, F, 204, 204]),
+        ("fork", Method::PUT, "/v1/stream/chat/fork-{i}", None, [U, F, F, 201, 201]),
+        (
+            "metadata",
+            Method::GET,
+            "/v1/stream/__ds/streams/chat/s",
+            None,
+            [U, F, 200, 200, 200],
+        ),
+        ("listing", Method::GET, "/v1/stream/__ds/streams", None, [U, 200, F, F, 200]),
+        ("tokens", Method::GET, "/v1/stream/__ds/tokens", None, [U, 200, F, F, 200]),
+        (
+            "import",
+            Method::POST,
+            "/v1/stream/__ds/import",
+            Some("not an export"),
+            [U, 400, F, F, 400],
+        ),
+        ("jwks", Method::GET, "/v1/stream/__ds/jwks.json", None, [200; 5]),
         ("metrics", Method::GET, "/metrics", None, [U, F, F, F, 200]),
         ("healthz", Method::GET, "/healthz", None, [200; 5]),
         ("readyz", Method::GET, "/readyz", None, [200; 5]),
@@ -226,13 +260,20 @@ fn every_route_against_every_credential() {
         for (i, (cred, auth, class)) in creds.iter().enumerate() {
             let want = want[*class as usize];
             let path = path.replace("{i}", &i.to_string());
-            if *label == "delete" {
-                seed(&f, &format!("chat/del-{i}"));
+            match *label {
+                "delete" => seed(&f, &format!("chat/del-{i}")),
+                "close" => seed(&f, &format!("chat/close-{i}")),
+                _ => {}
             }
             let before = content(&f, "chat/s");
             let mut req = with(c.request(method.clone(), f.server.url(&path)), auth);
             if let Some(b) = body {
                 req = req.header("Content-Type", "text/plain").body(*b);
+            }
+            match *label {
+                "close" => req = req.header("Stream-Closed", "true"),
+                "fork" => req = req.header("Stream-Forked-From", "/v1/stream/chat/s"),
+                _ => {}
             }
             let r = req.send().unwrap();
             let status = r.status().as_u16();
@@ -254,7 +295,11 @@ fn every_route_against_every_credential() {
                 // Nothing was written by a refused request.
                 assert_eq!(content(&f, "chat/s"), before, "{label} with {cred} changed chat/s");
                 match *label {
-                    "create" => assert_eq!(content(&f, &path["/v1/stream/".len()..]), None, "{cred} created {path}"),
+                    "create" | "fork" => assert_eq!(content(&f, &path["/v1/stream/".len()..]), None, "{cred} created {path}"),
+                    "close" => {
+                        let r = c.head(f.server.url(&path)).bearer_auth(&f.admin).send().unwrap();
+                        assert!(!r.headers().contains_key("stream-closed"), "{cred} closed {path}");
+                    }
                     "delete" => assert!(content(&f, &format!("chat/del-{i}")).is_some(), "{cred} deleted {path}"),
                     _ => {}
                 }

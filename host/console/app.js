@@ -271,7 +271,7 @@ async function renderStreams(root, r, ctx) {
     if (i >= 0) segs.add(rest.slice(0, i + 1));
   }
   for (const seg of segs) {
-    folders.append(h("a", { class: "folder", href: listHash(prefix + seg, ""), dataset: { prefix: prefix + seg } }, "📁 " + seg));
+    folders.append(h("a", { class: "folder", href: listHash(prefix + seg, ""), dataset: { prefix: prefix + seg } }, seg));
   }
 
   if (!streams.length) tbody.append(h("tr", {}, h("td", { colspan: 5, class: "muted" }, "No streams" + (prefix ? " with this prefix" : "") + ".")));
@@ -414,8 +414,8 @@ async function renderStream(root, r, ctx) {
   const btn = (id, text, onclick, extra) => h("button", { type: "button", id, onclick, ...extra }, text);
   const older = btn("older", "◀ Older", () => { if (v.stack.length) navTo(v.stack.pop(), "older"); }, { disabled: true });
   const newer = btn("newer", "Newer ▶", () => { if (v.nextOffset) navTo(v.nextOffset, "push"); }, { disabled: true });
-  const toStart = btn("to-start", "⏮ Start", () => navTo("-1", "start"));
-  const toTail = btn("to-tail", "Tail ⏭", () => navTo("now", "push"));
+  const toStart = btn("to-start", "« Start", () => navTo("-1", "start"));
+  const toTail = btn("to-tail", "Tail »", () => navTo("now", "push"));
   const offInput = h("input", { id: "offset-input", class: "mono", value: v.pageStart, spellcheck: "false", autocomplete: "off" });
   const jump = h("form", { class: "row inline", onsubmit: (e) => { e.preventDefault(); const o = offInput.value.trim(); if (o) navTo(o, "push"); } },
     h("label", { for: "offset-input" }, "Offset"), offInput, h("button", { type: "submit", id: "offset-go" }, "Go"));

@@ -1,0 +1,420 @@
+//! The console in a real browser: headless Chromium driven over WebDriver (`fantoccini`)
+//! against the real binary. Lists and searches streams, reads a JSON and a binary stream,
+//! follows one live while the test appends (and pauses / resumes without losing or repeating a
+//! message), creates, appends to and deletes a stream through the page, opens a deep link, shows
+//! a server error, and asks for a token in token mode. Screenshots of the list and of a stream
+//! page go to `target/console/` on each run.
+//!
+//! Needs `chromedriver` (Debian `chromium-driver`): `DS_CHROMEDRIVER` names it (`make test` installs
+//! it and sets this); without it the test says it was skipped, unless `DS_REQUIRE_BROWSER=1`.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{tempdir, Server};
+use fantoccini::{Client, ClientBuilder, Locator};
+
+fn driver_path() -> Option<String> {
+    if let Ok(p) = std::env::var("DS_CHROMEDRIVER") {
+        return Some(p);
+    }
+    ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
+        .iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .map(|p| p.to_string())
+}
+
+/// A chromedriver on a free port, killed on drop.
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_driver() -> Option<Driver> {
+    let Some(path) = driver_path() else {
+        assert!(
+            std::env::var("DS_REQUIRE_BROWSER").as_deref() != Ok("1"),
+            "chromedriver not found (install chromium-driver, or run `make test`)"
+        );
+        eprintln!("console browser test skipped: no chromedriver (set DS_CHROMEDRIVER or install chromium-driver)");
+        return None;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new(&path)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {path}: {e}"));
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(20), "chromedriver did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Some(Driver { child, port })
+}
+
+async fn browser(driver: &Driver) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({"args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1000"]}),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{}", driver.port))
+        .await
+        .expect("a WebDriver session")
+}
+
+/// Polls `check` every 50 ms until it gives `Some`, or fails after `within`.
+async fn until<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let started = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(started.elapsed() < within, "timed out after {within:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn texts(c: &Client, css: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in c.find_all(Locator::Css(css)).await.unwrap_or_default() {
+        out.push(e.text().await.unwrap_or_default());
+    }
+    out
+}
+
+async fn view(c: &Client, name: &str) {
+    let css = format!("body[data-view=\"{name}\"]");
+    until(Duration::from_secs(5), &format!("view {name}"), || async {
+        c.find(Locator::Css(&css)).await.ok().map(|_| ())
+    })
+    .await;
+}
+
+async fn click(c: &Client, css: &str) {
+    c.wait()
+        .at_most(Duration::from_secs(5))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("click {css}: {e}"));
+}
+
+async fn type_into(c: &Client, css: &str, text: &str) {
+    let e = c
+        .wait()
+        .at_most(Duration::from_secs(5))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"));
+    e.clear().await.unwrap();
+    e.send_keys(text).await.unwrap();
+}
+
+async fn screenshot(c: &Client, file: &str) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/console");
+    std::fs::create_dir_all(&dir).unwrap();
+    let png = c.screenshot().await.unwrap();
+    std::fs::write(dir.join(file), png).unwrap();
+}
+
+fn http() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+/// Runs blocking HTTP off the async workers.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.unwrap()
+}
+
+fn step(n: &mut u32, what: &str) {
+    *n += 1;
+    println!("console step {n}: {what}: ok");
+}
+
+#[test]
+fn the_console_in_a_real_browser() {
+    let Some(driver) = start_driver() else { return };
+    let server = Server::start(&[]);
+    let h = http();
+    let put = |name: &str, ct: &str, body: Vec<u8>| {
+        let r = h
+            .put(server.url(&format!("/v1/stream/{name}")))
+            .header("Content-Type", ct)
+            .body(body)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 201, "{name}");
+    };
+    put("json/a", "application/json", br#"[{"k": 1}, {"k": 2}, {"k": 3}]"#.to_vec());
+    put("bin/b", "application/octet-stream", (0u8..40).collect());
+    put("text/t", "text/plain", b"plain words".to_vec());
+    for i in 0..12 {
+        put(&format!("list/{i:02}"), "text/plain", Vec::new());
+    }
+    let base = server.url("/console/");
+    let append_url = server.url("/v1/stream/json/a");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let c = browser(&driver).await;
+        let mut n = 0;
+        // 1. The list.
+        c.goto(&base).await.unwrap();
+        view(&c, "streams").await;
+        until(Duration::from_secs(5), "the list rows", || async {
+            let rows = c.find_all(Locator::Css("tr[data-stream]")).await.ok()?;
+            (rows.len() >= 15).then_some(())
+        })
+        .await;
+        screenshot(&c, "list.png").await;
+        step(&mut n, "open the list (15 streams, screenshot target/console/list.png)");
+        // 2. Search by prefix.
+        type_into(&c, "#prefix", "json/\n").await;
+        until(Duration::from_secs(5), "only json/ rows", || async {
+            let rows = c.find_all(Locator::Css("tr[data-stream]")).await.ok()?;
+            let mut names = Vec::new();
+            for r in rows {
+                names.push(r.attr("data-stream").await.ok()??);
+            }
+            (names == ["json/a"]).then_some(())
+        })
+        .await;
+        step(&mut n, "search by prefix json/");
+        // 3. A JSON stream: one row per message, pretty-printed.
+        click(&c, "tr[data-stream=\"json/a\"] a").await;
+        view(&c, "stream").await;
+        let msgs = until(Duration::from_secs(5), "three JSON messages", || async {
+            let t = texts(&c, "#messages .msg pre").await;
+            (t.len() == 3).then_some(t)
+        })
+        .await;
+        assert_eq!(msgs[0].trim(), "{\n  \"k\": 1\n}", "pretty-printed: {msgs:?}");
+        let meta = c.find(Locator::Css("#stream-meta")).await.unwrap().text().await.unwrap();
+        assert!(meta.contains("application/json"), "{meta}");
+        screenshot(&c, "stream.png").await;
+        step(
+            &mut n,
+            "open a JSON stream: 3 messages pretty-printed (screenshot target/console/stream.png)",
+        );
+        // 4. A binary stream as hex + ASCII (a deep link typed into the address bar).
+        c.goto(&format!("{base}#/stream/bin%2Fb")).await.unwrap();
+        view(&c, "stream").await;
+        let rows = until(Duration::from_secs(5), "hex rows", || async {
+            let t = texts(&c, ".hex-row").await;
+            (t.len() == 3).then_some(t)
+        })
+        .await;
+        assert!(
+            rows[0].starts_with("00000000  00 01 02 03 04 05 06 07 08 09 0a 0b 0c 0d 0e 0f  |"),
+            "{rows:?}"
+        );
+        assert!(rows[2].starts_with("00000020  20 21 22 23 24 25 26 27"), "{rows:?}");
+        step(&mut n, "open a binary stream: hex + ASCII rows");
+        // 5. Follow live: a message appended now appears within 2 s.
+        c.goto(&format!("{base}#/stream/json%2Fa")).await.unwrap();
+        view(&c, "stream").await;
+        click(&c, "#live-toggle").await;
+        until(Duration::from_secs(5), "the live state", || async {
+            let s = c.find(Locator::Css("#conn-state")).await.ok()?.attr("data-state").await.ok()??;
+            (s == "live").then_some(())
+        })
+        .await;
+        let post = |body: &'static str| {
+            let url = append_url.clone();
+            blocking(move || {
+                let r = http()
+                    .post(url)
+                    .header("Content-Type", "application/json")
+                    .body(body)
+                    .send()
+                    .unwrap();
+                assert_eq!(r.status(), 204);
+            })
+        };
+        post(r#"{"n": 100}"#).await;
+        let appended = Instant::now();
+        until(Duration::from_secs(2), "the appended message (within 2 s)", || async {
+            let t = texts(&c, "#messages .msg").await;
+            t.iter().any(|m| m.contains("\"n\": 100")).then_some(())
+        })
+        .await;
+        step(
+            &mut n,
+            &format!("follow live: an append appeared after {} ms", appended.elapsed().as_millis()),
+        );
+        // 6. Pause, two appends, resume: both appear once, nothing repeated.
+        click(&c, "#live-toggle").await;
+        until(Duration::from_secs(5), "the paused state", || async {
+            let s = c.find(Locator::Css("#conn-state")).await.ok()?.attr("data-state").await.ok()??;
+            (s == "paused").then_some(())
+        })
+        .await;
+        post(r#"{"n": 101}"#).await;
+        post(r#"{"n": 102}"#).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let while_paused = texts(&c, "#messages .msg").await;
+        assert!(!while_paused.iter().any(|m| m.contains("\"n\": 101")), "shown while paused");
+        click(&c, "#live-toggle").await;
+        let all = until(Duration::from_secs(3), "the messages appended while paused", || async {
+            let t = texts(&c, "#messages .msg").await;
+            t.iter().any(|m| m.contains("\"n\": 102")).then_some(t)
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let all_later = texts(&c, "#messages .msg").await;
+        for n in ["100", "101", "102"] {
+            let count = all_later.iter().filter(|m| m.contains(&format!("\"n\": {n}"))).count();
+            assert_eq!(count, 1, "message {n} shown {count} times: {all:?}");
+        }
+        assert_eq!(all_later.len(), 6, "{all_later:?}");
+        click(&c, "#live-toggle").await;
+        step(&mut n, "pause and resume: 101 and 102 shown once each, 6 messages in all");
+        // 7. Create, append and delete through the page.
+        c.goto(&format!("{base}#/new")).await.unwrap();
+        view(&c, "new").await;
+        type_into(&c, "#create-name", "ui/made").await;
+        let select = c.find(Locator::Css("#create-type")).await.unwrap();
+        select.select_by_value("text/plain").await.unwrap();
+        click(&c, "#create-submit").await;
+        view(&c, "stream").await;
+        let head = |name: &'static str| {
+            let url = server.url(&format!("/v1/stream/{name}"));
+            blocking(move || http().head(url).send().unwrap().status().as_u16())
+        };
+        assert_eq!(head("ui/made").await, 200);
+        type_into(&c, "#append-body", "hello from the console").await;
+        click(&c, "#append-submit").await;
+        let read_url = server.url("/v1/stream/ui/made?offset=-1");
+        until(Duration::from_secs(5), "the append to land", || {
+            let url = read_url.clone();
+            async move {
+                let text = blocking(move || http().get(url).send().unwrap().text().unwrap()).await;
+                (text == "hello from the console").then_some(())
+            }
+        })
+        .await;
+        click(&c, "#delete-stream").await;
+        click(&c, "#confirm-yes").await;
+        view(&c, "streams").await;
+        assert_eq!(head("ui/made").await, 404);
+        step(&mut n, "create, append and delete (with confirmation) through the page");
+        // 8. A server error is a message, not a blank page.
+        c.goto(&format!("{base}#/stream/no%2Fsuch")).await.unwrap();
+        let error = until(Duration::from_secs(5), "the error message", || async {
+            let e = c.find(Locator::Css("#error")).await.ok()?;
+            let t = e.text().await.ok()?;
+            (!t.is_empty()).then_some(t)
+        })
+        .await;
+        assert!(error.contains("404"), "{error}");
+        step(&mut n, "a missing stream shows its 404 problem");
+        // 9. The server view reads the figures.
+        c.goto(&format!("{base}#/server")).await.unwrap();
+        view(&c, "server").await;
+        until(Duration::from_secs(6), "the figures", || async {
+            let t = c.find(Locator::Css("#fig-streams")).await.ok()?.text().await.ok()?;
+            t.chars().any(|ch| ch.is_ascii_digit()).then_some(())
+        })
+        .await;
+        step(&mut n, "the server view shows live figures");
+        // 10. Subscriptions: listed, inspected, deleted through the page.
+        let sub_url = server.url("/v1/stream/__ds/subscriptions/console-sub");
+        {
+            let url = sub_url.clone();
+            blocking(move || {
+                let r = http()
+                    .put(url)
+                    .header("Content-Type", "application/json")
+                    .body(r#"{"type": "pull-wake", "pattern": "json/*", "wake_stream": "wakes/console"}"#)
+                    .send()
+                    .unwrap();
+                assert_eq!(r.status(), 201);
+            })
+            .await;
+        }
+        c.goto(&format!("{base}#/subscriptions")).await.unwrap();
+        view(&c, "subscriptions").await;
+        click(&c, "tr[data-subscription=\"console-sub\"] a").await;
+        view(&c, "subscription").await;
+        let page = c.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
+        assert!(
+            page.contains("json/a") && page.contains("json/*"),
+            "the cursor per stream and the pattern: {page}"
+        );
+        click(&c, "#delete-subscription").await;
+        click(&c, "#confirm-yes").await;
+        view(&c, "subscriptions").await;
+        let gone = blocking(move || http().get(sub_url).send().unwrap().status().as_u16()).await;
+        assert_eq!(gone, 404);
+        step(&mut n, "a subscription listed, inspected (pattern, cursor per stream) and deleted");
+        // 11. A phone-sized window still shows the list (a screenshot to look at).
+        c.set_window_size(390, 844).await.unwrap();
+        c.goto(&base).await.unwrap();
+        view(&c, "streams").await;
+        screenshot(&c, "list-phone.png").await;
+        step(&mut n, "a phone-sized list (screenshot target/console/list-phone.png)");
+        c.close().await.unwrap();
+    });
+}
+
+#[test]
+fn the_console_asks_for_a_token_in_token_mode() {
+    let Some(driver) = start_driver() else { return };
+    let dir = tempdir::Dir::new();
+    let tokens = dir.path.join("tokens.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_durable-streams-server"))
+        .arg("--config-dir")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../config"))
+        .args(["token", "issue", "--scope", "*:all"])
+        .env("DS_AUTH__TOKENS_FILE", &tokens)
+        .output()
+        .unwrap();
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let server = Server::start(&[("DS_AUTH__MODE", "token"), ("DS_AUTH__TOKENS_FILE", tokens.to_str().unwrap())]);
+    let r = http().put(server.url("/v1/stream/secret/s")).bearer_auth(&token).send().unwrap();
+    assert_eq!(r.status(), 201);
+    let base = server.url("/console/");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let c = browser(&driver).await;
+        c.goto(&base).await.unwrap();
+        let dialog = c
+            .wait()
+            .at_most(Duration::from_secs(5))
+            .for_element(Locator::Css("#token-dialog[open]"))
+            .await
+            .expect("the token dialog opens");
+        drop(dialog);
+        type_into(&c, "#token-input", &token).await;
+        click(&c, "#token-save").await;
+        until(Duration::from_secs(5), "the list with the token", || async {
+            let rows = c.find_all(Locator::Css("tr[data-stream=\"secret/s\"]")).await.ok()?;
+            (!rows.is_empty()).then_some(())
+        })
+        .await;
+        println!("console in token mode: asked for a token, then listed with it");
+        c.close().await.unwrap();
+    });
+}

@@ -34,7 +34,16 @@ function h(tag, attrs, ...children) {
   return el;
 }
 
-const encodePath = (name) => name.split("/").map(encodeURIComponent).join("/");
+// A stream name as a URL path. Names the server would refuse (empty, "." or ".." segments, the
+// reserved "__ds/" control prefix) are refused here too, so that no crafted link can make a
+// stream action reach another URL (the browser resolves dot segments before sending).
+const encodePath = (name) => {
+  const segs = String(name).split("/");
+  if (name === "__ds" || name.startsWith("__ds/") || segs.some((s) => s === "" || s === "." || s === "..")) {
+    throw new Error("not a stream name: " + JSON.stringify(name));
+  }
+  return segs.map(encodeURIComponent).join("/");
+};
 const streamUrl = (name) => BASE + "/" + encodePath(name);
 const streamHash = (name, offset) =>
   "#/stream/" + encodeURIComponent(name) + (offset !== undefined && offset !== null ? "?offset=" + encodeURIComponent(offset) : "");

@@ -342,6 +342,11 @@ fn jwt_keys_rotate_without_restart() {
     wait_until(Duration::from_secs(5), "the damage is logged", || {
         f.server.log_text().contains("JWT keys file unreadable")
     });
+    // The keys file removed: no key, so no JWT is accepted (the remembered ones included).
+    std::fs::remove_file(&f.jwt_keys).unwrap();
+    wait_until(Duration::from_secs(5), "JWTs refused once the keys file is gone", || {
+        status(&new) == 401
+    });
 }
 
 #[test]

@@ -25,6 +25,7 @@ fn issue(tokens: &std::path::Path, scope: &str) -> String {
 
 struct Env {
     _dir: tempdir::Dir,
+    tokens: std::path::PathBuf,
     s: Server,
     c: Client,
     admin: String,
@@ -43,6 +44,7 @@ impl Env {
         let c = Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
         Env {
             _dir: dir,
+            tokens,
             s,
             c,
             admin,
@@ -148,6 +150,28 @@ fn subscriptions_keep_to_the_callers_scope() {
     );
     assert_eq!(e.sub(&e.chat_admin, M::GET, "mine", None), 200);
     assert_eq!(e.sub(&e.chat_admin, M::DELETE, "mine", None), 204);
+    // A subscription whose configuration lies inside, with a stream added later outside: the
+    // added link counts.
+    assert_eq!(e.sub(&e.admin, M::PUT, "mixed", Some(pull(Some("chat/*"), &[], "chat/wakes"))), 201);
+    assert_eq!(
+        e.sub(
+            &e.admin,
+            M::POST,
+            "mixed/streams",
+            Some(serde_json::json!({"streams": ["other/x"]}))
+        ),
+        204
+    );
+    assert_eq!(e.sub(&e.chat_admin, M::GET, "mixed", None), 403);
+    assert_eq!(e.sub(&e.chat_admin, M::DELETE, "mixed", None), 403);
+    let listed =
+        e.c.get(e.s.url("/v1/stream/__ds/subscriptions"))
+            .bearer_auth(&e.chat_admin)
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+    assert!(!listed.contains("mixed"), "{listed}");
 }
 
 #[test]
@@ -199,9 +223,54 @@ fn export_and_import_keep_to_the_callers_scope() {
             .as_u16()
     };
     assert_eq!((head("other/y"), head("chat/c")), (404, 404));
+    // Its own subscription renamed to the id of another's: replacing it is refused.
+    let hijack = scoped.replace("\"mine\"", "\"ops\"");
+    assert_ne!(hijack, scoped);
+    assert_eq!(import(&e.chat_admin, &hijack, "?on_conflict=replace"), 403);
+    assert_eq!(e.sub(&e.admin, M::GET, "ops", None), 200);
     // Its own export, replacing: needs delete too, which it has.
     assert_eq!(import(&e.chat_admin, &scoped, "?on_conflict=replace"), 200);
     // The admin's renamed export goes in.
     assert_eq!(import(&e.admin, &renamed, "?on_conflict=skip"), 200);
     assert_eq!((head("other/y"), head("chat/c")), (200, 200));
+}
+
+#[test]
+fn an_import_cannot_fork_what_the_token_may_not_read() {
+    let e = Env::new();
+    // A token that may create (but not read) under in/, and read and create under pub/.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_durable-streams-server"))
+        .arg("--config-dir")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../config"))
+        .args(["token", "issue", "--scope", "in/:create,admin", "--scope", "pub/:read,create"])
+        .env("DS_AUTH__TOKENS_FILE", &e.tokens)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let dropper = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    e.put_stream("in/secret");
+    let r =
+        e.c.put(e.s.url("/v1/stream/pub/leak"))
+            .bearer_auth(&e.admin)
+            .header("Stream-Forked-From", "/v1/stream/in/secret")
+            .send()
+            .unwrap();
+    assert_eq!(r.status(), 201);
+    let whole =
+        e.c.get(e.s.url("/v1/stream/__ds/export"))
+            .bearer_auth(&e.admin)
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+    let crafted = whole.replace("pub/leak", "pub/leak2");
+    let r =
+        e.c.post(e.s.url("/v1/stream/__ds/import?on_conflict=skip"))
+            .bearer_auth(&dropper)
+            .body(crafted)
+            .send()
+            .unwrap();
+    assert_eq!(r.status(), 403, "a fork of in/secret, which the token may not read");
+    let r = e.c.head(e.s.url("/v1/stream/pub/leak2")).bearer_auth(&e.admin).send().unwrap();
+    assert_eq!(r.status(), 404);
 }

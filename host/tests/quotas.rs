@@ -68,6 +68,16 @@ fn token_mode_limits_each_token() {
     assert!((1..=2).contains(&retry), "Retry-After {retry}");
     // Another token is unaffected.
     assert_eq!(head(&b).send().unwrap().status(), 200);
+    // Refused credentials count against their address: guessing is limited too.
+    let bogus = |_: ()| {
+        c.head(s.url("/v1/stream/q"))
+            .bearer_auth("dst_000000000000_".to_string() + &"0".repeat(64))
+    };
+    let mut statuses = Vec::new();
+    for _ in 0..20 {
+        statuses.push(bogus(()).send().unwrap().status().as_u16());
+    }
+    assert!(statuses.starts_with(&[401, 401, 401]) && statuses.contains(&429), "{statuses:?}");
     // After Retry-After, the first one is served again.
     std::thread::sleep(Duration::from_secs(retry));
     assert_eq!(head(&a).send().unwrap().status(), 200);

@@ -67,10 +67,18 @@ struct KeySet {
 }
 
 fn load(path: &Path) -> Result<KeySet, KeysError> {
-    let bytes = std::fs::read(path).map_err(|source| KeysError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        // Removed while the server runs: no key, so no JWT is accepted (fails closed). At
+        // startup a missing file is refused by `JwtVerifier::open`.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(KeySet { keys: Vec::new() }),
+        Err(source) => {
+            return Err(KeysError::Io {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
     let set: JwkSet = serde_json::from_slice(&bytes).map_err(|source| KeysError::Format {
         path: path.to_path_buf(),
         source,
@@ -152,6 +160,9 @@ pub struct JwtVerifier {
 impl JwtVerifier {
     /// Loads the keys file (a missing or malformed one is refused at startup).
     pub fn open(path: std::path::PathBuf, expect: Expect) -> Result<JwtVerifier, KeysError> {
+        if let Err(source) = std::fs::metadata(&path) {
+            return Err(KeysError::Io { path, source });
+        }
         Ok(JwtVerifier {
             keys: Watched::open(path, "JWT keys file", load)?,
             expect,
@@ -275,7 +286,13 @@ impl JwtVerifier {
             .map(|s| Scope::parse(s))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| JwtError::Claims(e.to_string()))?;
-        let who = claims.sub.unwrap_or_else(|| header.kid.unwrap_or_default());
+        // Named in logs and quotas by its subject; without one, by a digest of the token (so
+        // such tokens do not share one quota).
+        let who = claims.sub.unwrap_or_else(|| {
+            let d = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+            let hex: String = d.as_ref()[..6].iter().map(|b| format!("{b:02x}")).collect();
+            format!("~{hex}")
+        });
         let grant = Grant {
             id: Arc::from(format!("jwt:{who}").as_str()),
             scopes: Arc::new(scopes),

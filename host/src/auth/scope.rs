@@ -46,6 +46,8 @@ pub enum ScopeError {
     UnknownOp(String),
     #[error("scope '{0}' lists no operation")]
     NoOps(String),
+    #[error("scope prefix '{0}' names no stream: use '*' for every name, or a name prefix such as 'chat/' ('*' only alone or as the last character)")]
+    Prefix(String),
 }
 
 /// Names a scope covers: every name (`*`), or a path prefix.
@@ -84,12 +86,18 @@ impl Scope {
         if bits == 0 {
             return Err(ScopeError::NoOps(text.to_string()));
         }
-        let prefix = prefix.trim();
-        let prefix = prefix.strip_suffix('*').unwrap_or(prefix);
-        let names = if prefix.is_empty() {
+        let raw = prefix.trim();
+        // Normalised completely, so that writing a scope out and reading it back gives the
+        // same names (a token issued from a scope is never broader than the scope).
+        let names = if raw.is_empty() || raw == "*" {
             Names::All
         } else {
-            Names::Prefix(prefix.trim_start_matches('/').to_string())
+            let p = raw.trim_start_matches('/');
+            let p = p.strip_suffix('*').unwrap_or(p);
+            if p.is_empty() || p.contains('*') {
+                return Err(ScopeError::Prefix(raw.to_string()));
+            }
+            Names::Prefix(p.to_string())
         };
         Ok(Scope { names, ops: bits })
     }
@@ -178,6 +186,26 @@ pub fn allow_pattern(scopes: &[Scope], op: Op, pattern: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_scope_written_out_reads_back_the_same() {
+        for text in [
+            "*:read",
+            ":all",
+            "chat:read",
+            "chat/:append",
+            "/chat/:delete",
+            "chat/*:read",
+            "a/b/c:admin,read",
+        ] {
+            let s = Scope::parse(text).unwrap();
+            let again = Scope::parse(&s.to_string()).unwrap();
+            assert_eq!(s, again, "{text} -> {s}");
+        }
+        for bad in ["/:all", "//:read", "chat**:read", "*/x:read", "/*:read", "c*t:read"] {
+            assert!(matches!(Scope::parse(bad), Err(ScopeError::Prefix(_))), "{bad}");
+        }
+    }
 
     #[test]
     fn patterns_inside_a_scope() {

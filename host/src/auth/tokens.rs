@@ -32,6 +32,20 @@ pub struct Record {
     pub revoked: bool,
     #[serde(default)]
     pub label: String,
+    /// The token that issued this one over HTTP: revoking it refuses this one too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_by: Option<String>,
+}
+
+/// What a new token allows, for how long, and who asked for it.
+pub struct Issue<'a> {
+    /// Scopes in `PREFIX:OPS` form (at least one).
+    pub scopes: &'a [String],
+    /// Valid this long from now; `None`: until revoked.
+    pub ttl_ms: Option<u64>,
+    pub label: &'a str,
+    /// The issuing token's id, when a token issued it.
+    pub issued_by: Option<&'a str>,
 }
 
 #[derive(Default, Deserialize, Serialize)]
@@ -90,6 +104,8 @@ pub struct Grant {
 /// A loaded token: what a check needs, decoded once per load.
 struct Known {
     id: Arc<str>,
+    /// The token that issued it (revoked: this one is refused too).
+    parent: Option<String>,
     digest: [u8; 32],
     revoked: bool,
     expires_ms: Option<u64>,
@@ -176,7 +192,13 @@ fn update<T>(path: &Path, change: impl FnOnce(&mut File) -> Result<T, FileError>
 }
 
 /// A new token for `scopes`, valid for `ttl_ms` (none: until revoked); returns (token, record).
-pub fn issue(path: &Path, scopes: &[String], ttl_ms: Option<u64>, label: &str) -> Result<(String, Record), FileError> {
+pub fn issue(path: &Path, req: &Issue) -> Result<(String, Record), FileError> {
+    let Issue {
+        scopes,
+        ttl_ms,
+        label,
+        issued_by,
+    } = *req;
     if scopes.is_empty() {
         return Err(FileError::NoScope);
     }
@@ -202,6 +224,7 @@ pub fn issue(path: &Path, scopes: &[String], ttl_ms: Option<u64>, label: &str) -
         expires_ms: ttl_ms.map(|t| now.saturating_add(t)),
         revoked: false,
         label: label.to_string(),
+        issued_by: issued_by.map(str::to_string),
     };
     let stored = record.clone();
     update(path, |f| {
@@ -288,6 +311,17 @@ impl TokenTable {
         if known.revoked {
             return Err(TokenError::Revoked(known.id.to_string()));
         }
+        // A token issued by a revoked token is refused with it (up the chain of issuers).
+        let mut parent = known.parent.as_deref();
+        for _ in 0..32 {
+            let Some(p) = parent.and_then(|id| table.by_id.get(id)) else {
+                break;
+            };
+            if p.revoked {
+                return Err(TokenError::Revoked(known.id.to_string()));
+            }
+            parent = p.parent.as_deref();
+        }
         if known.expires_ms.is_some_and(|e| now_ms() >= e) {
             return Err(TokenError::Expired(known.id.to_string()));
         }
@@ -308,6 +342,7 @@ fn load(path: &Path) -> Result<Loaded, FileError> {
         let Some(digest) = unhex(&r.hash) else { continue };
         let known = Known {
             id: Arc::from(r.id.as_str()),
+            parent: r.issued_by.clone(),
             digest,
             revoked: r.revoked,
             expires_ms: r.expires_ms,
@@ -322,11 +357,52 @@ fn load(path: &Path) -> Result<Loaded, FileError> {
 mod tests {
     use super::*;
 
+    fn req(scopes: &[String], ttl_ms: Option<u64>) -> Issue<'_> {
+        Issue {
+            scopes,
+            ttl_ms,
+            label: "t",
+            issued_by: None,
+        }
+    }
+
+    #[test]
+    fn a_token_issued_by_a_revoked_token_is_refused() {
+        let dir = std::env::temp_dir().join(format!("ds-tokens-chain-{}", std::process::id()));
+        let path = dir.join("tokens.json");
+        let scopes = ["chat/:read,admin".to_string()];
+        let (parent, p) = issue(&path, &req(&scopes, None)).unwrap();
+        let (child, c) = issue(
+            &path,
+            &Issue {
+                issued_by: Some(&p.id),
+                ..req(&scopes, None)
+            },
+        )
+        .unwrap();
+        let (grandchild, _) = issue(
+            &path,
+            &Issue {
+                issued_by: Some(&c.id),
+                ..req(&scopes, None)
+            },
+        )
+        .unwrap();
+        let table = TokenTable::open(path.clone()).unwrap();
+        assert!(table.check(&grandchild).is_ok());
+        revoke(&path, &p.id).unwrap();
+        table.file.look_next_time();
+        assert!(matches!(table.check(&parent), Err(TokenError::Revoked(_))));
+        assert!(matches!(table.check(&child), Err(TokenError::Revoked(_))));
+        assert!(matches!(table.check(&grandchild), Err(TokenError::Revoked(_))));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn issue_check_revoke() {
         let dir = std::env::temp_dir().join(format!("ds-tokens-{}", std::process::id()));
         let path = dir.join("tokens.json");
-        let (token, rec) = issue(&path, &["chat/:read".into()], None, "t").unwrap();
+        let (token, rec) = issue(&path, &req(&["chat/:read".into()], None)).unwrap();
         assert!(token.starts_with("dst_") && token.len() == 4 + 12 + 1 + 64);
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(!text.contains(&token[17..]), "the secret is never stored");
@@ -342,10 +418,10 @@ mod tests {
         // Seen once the table rechecks the file.
         table.file.look_next_time();
         assert_eq!(table.check(&token).unwrap_err(), TokenError::Revoked(rec.id.clone()));
-        let (short, _) = issue(&path, &["*:read".into()], Some(0), "").unwrap();
+        let (short, _) = issue(&path, &req(&["*:read".into()], Some(0))).unwrap();
         table.file.look_next_time();
         assert!(matches!(table.check(&short), Err(TokenError::Expired(_))));
-        assert!(matches!(issue(&path, &["x".into()], None, ""), Err(FileError::Scope(_))));
+        assert!(matches!(issue(&path, &req(&["x".into()], None)), Err(FileError::Scope(_))));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

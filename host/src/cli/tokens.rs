@@ -50,7 +50,15 @@ fn when(ms: Option<u64>) -> String {
 
 pub fn issue(path: &Path, scopes: &[String], ttl: Option<&str>, label: &str) -> Result<(), TokenCommandError> {
     let ttl_ms = ttl.map(parse_ttl_ms).transpose()?;
-    let (token, record) = tokens::issue(path, scopes, ttl_ms, label)?;
+    let (token, record) = tokens::issue(
+        path,
+        &tokens::Issue {
+            scopes,
+            ttl_ms,
+            label,
+            issued_by: None,
+        },
+    )?;
     eprintln!(
         "issued token {} ({}), expires {}; stored in {} (hash only): keep the token now, it is not shown again",
         record.id,

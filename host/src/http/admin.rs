@@ -117,14 +117,7 @@ fn export_visible(
     let subs: Vec<Sub> = if prefix.is_empty() {
         crate::cli::subscriptions(storage)?
             .into_iter()
-            .filter(|s| {
-                crate::subs::sub_within(
-                    caller,
-                    s.config.pattern.as_deref(),
-                    &s.config.streams,
-                    s.config.wake_stream.as_deref(),
-                )
-            })
+            .filter(|s| crate::subs::sub_within(caller, s))
             .collect()
     } else {
         Vec::new()
@@ -132,21 +125,22 @@ fn export_visible(
     crate::cli::export_names(storage, &names, &subs, out)
 }
 
-/// Refuses (403) an import plan that reaches outside `caller`'s scopes.
-fn import_allowed(caller: &Caller, plan: &crate::cli::Plan, on_conflict: Conflict) -> Result<(), ApiError> {
+/// Refuses (403) an import plan that reaches outside `caller`'s scopes: every stream it would
+/// create (and delete, replacing), every fork's source (read), every subscription it brings
+/// (links included) and every existing subscription of the same id it would replace.
+fn import_allowed(caller: &Caller, plan: &crate::cli::Plan, on_conflict: Conflict, existing: &[Sub]) -> Result<(), ApiError> {
     for s in &plan.streams {
         caller.require(Op::Create, &s.name)?;
         if on_conflict == Conflict::Replace {
             caller.require(Op::Delete, &s.name)?;
         }
+        if let Some((source, _)) = &s.fork {
+            caller.require(Op::Read, source)?;
+        }
     }
     for s in &plan.subscriptions {
-        if !crate::subs::sub_within(
-            caller,
-            s.config.pattern.as_deref(),
-            &s.config.streams,
-            s.config.wake_stream.as_deref(),
-        ) {
+        let replaced = existing.iter().find(|e| e.id == s.id);
+        if !crate::subs::sub_within(caller, s) || replaced.is_some_and(|e| !crate::subs::sub_within(caller, e)) {
             return Err(crate::auth::forbidden(Op::Admin));
         }
     }
@@ -257,9 +251,13 @@ async fn import(state: &Arc<AppState>, caller: &Caller, query: Option<&str>, bod
     });
     let file = path.clone();
     let caller = caller.clone();
+    let existing: Vec<Sub> = match (&caller, &state.subs) {
+        (Caller::Token(_), Some(subs)) => subs.inner.lock().subs.values().cloned().collect(),
+        _ => Vec::new(),
+    };
     let outcome = tokio::task::spawn_blocking(move || {
         let plan = crate::cli::check(&mut std::io::BufReader::new(std::fs::File::open(&file)?))?;
-        import_allowed(&caller, &plan, on_conflict)?;
+        import_allowed(&caller, &plan, on_conflict, &existing)?;
         let Some(sink) = sink.as_ref() else {
             if !plan.subscriptions.is_empty() {
                 return Err(ImportFailure::Transfer(TransferError::Engine(

@@ -135,7 +135,21 @@ async fn route(state: &Arc<AppState>, caller: &Caller, id: Option<String>, parts
                 (a, l) => a.or(l),
             };
             let texts: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
-            let (token, record) = blocking(move || tokens::issue(&path, &texts, ttl_ms, &req.label).map_err(file_error)).await?;
+            // A token issued by a token is revoked with it; a JWT cannot be revoked one by one.
+            let issued_by = match &caller {
+                Caller::Token(g) if !g.id.starts_with("jwt:") => Some(g.id.to_string()),
+                _ => None,
+            };
+            let (token, record) = blocking(move || {
+                let req = tokens::Issue {
+                    scopes: &texts,
+                    ttl_ms,
+                    label: &req.label,
+                    issued_by: issued_by.as_deref(),
+                };
+                tokens::issue(&path, &req).map_err(file_error)
+            })
+            .await?;
             let mut v = record_json(&record);
             v["token"] = token.into();
             Ok(json(StatusCode::CREATED, v))

@@ -6,18 +6,13 @@ use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::model::{SubConfig, SubRequest};
+use super::model::{Sub, SubConfig, SubRequest};
 use super::Subscriptions;
 use crate::auth::{Caller, Op};
 use crate::http::error::ApiError;
 
 /// Whether `caller` may manage a subscription over `pattern`, `streams` and `wake_stream`.
-pub fn within<'a>(
-    caller: &Caller,
-    pattern: Option<&str>,
-    streams: impl IntoIterator<Item = &'a String>,
-    wake_stream: Option<&str>,
-) -> bool {
+fn within<'a>(caller: &Caller, pattern: Option<&str>, streams: impl IntoIterator<Item = &'a String>, wake_stream: Option<&str>) -> bool {
     pattern.is_none_or(|p| caller.may_pattern(Op::Admin, p))
         && streams.into_iter().all(|s| caller.may(Op::Admin, s))
         && wake_stream.is_none_or(|w| caller.may(Op::Admin, w))
@@ -25,6 +20,17 @@ pub fn within<'a>(
 
 fn config_within(caller: &Caller, c: &SubConfig) -> bool {
     within(caller, c.pattern.as_deref(), &c.streams, c.wake_stream.as_deref())
+}
+
+/// Whether `caller` may manage `sub`: its configuration, every stream linked to it (streams
+/// added after creation included) and every stream its pending wake names.
+pub fn sub_within(caller: &Caller, sub: &Sub) -> bool {
+    config_within(caller, &sub.config)
+        && sub.links.keys().all(|p| caller.may(Op::Admin, p))
+        && sub
+            .wake
+            .as_ref()
+            .is_none_or(|w| w.snapshot.iter().all(|(p, _)| caller.may(Op::Admin, p)))
 }
 
 fn forbidden(what: &str) -> Response {
@@ -47,8 +53,8 @@ pub fn check(caller: &Caller, subs: &Subscriptions, id: &str, method: &Method, t
     if matches!(caller, Caller::Anyone) {
         return None;
     }
-    let existing = subs.inner.lock().subs.get(id).map(|s| s.config.clone());
-    if existing.as_ref().is_some_and(|c| !config_within(caller, c)) {
+    let outside = subs.inner.lock().subs.get(id).is_some_and(|s| !sub_within(caller, s));
+    if outside {
         return Some(forbidden("this subscription"));
     }
     match (method, tail) {

@@ -492,4 +492,4 @@ impl Subscriptions {
 pub use routes::dispatch;
 mod access;
 mod view;
-pub use access::within as sub_within;
+pub use access::sub_within;

@@ -118,14 +118,7 @@ pub async fn dispatch(state: &Arc<AppState>, caller: &Caller, rest: &str, parts:
         let visible: Vec<serde_json::Value> = inner
             .subs
             .values()
-            .filter(|s| {
-                super::access::within(
-                    caller,
-                    s.config.pattern.as_deref(),
-                    &s.config.streams,
-                    s.config.wake_stream.as_deref(),
-                )
-            })
+            .filter(|s| super::access::sub_within(caller, s))
             .map(|s| sub_json(&inner, s))
             .collect();
         return json(StatusCode::OK, serde_json::json!({ "subscriptions": visible }));

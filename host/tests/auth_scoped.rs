@@ -12,15 +12,7 @@ use common::{tempdir, Server};
 use reqwest::blocking::Client;
 
 fn issue(tokens: &std::path::Path, scope: &str) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_durable-streams-server"))
-        .arg("--config-dir")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../config"))
-        .args(["token", "issue", "--scope", scope])
-        .env("DS_AUTH__TOKENS_FILE", tokens)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+    common::issue_token(tokens, &[scope])
 }
 
 struct Env {
@@ -239,15 +231,7 @@ fn export_and_import_keep_to_the_callers_scope() {
 fn an_import_cannot_fork_what_the_token_may_not_read() {
     let e = Env::new();
     // A token that may create (but not read) under in/, and read and create under pub/.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_durable-streams-server"))
-        .arg("--config-dir")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../config"))
-        .args(["token", "issue", "--scope", "in/:create,admin", "--scope", "pub/:read,create"])
-        .env("DS_AUTH__TOKENS_FILE", &e.tokens)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let dropper = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let dropper = common::issue_token(&e.tokens, &["in/:create,admin", "pub/:read,create"]);
     e.put_stream("in/secret");
     let r =
         e.c.put(e.s.url("/v1/stream/pub/leak"))

@@ -384,14 +384,7 @@ fn the_console_asks_for_a_token_in_token_mode() {
     let Some(driver) = start_driver() else { return };
     let dir = tempdir::Dir::new();
     let tokens = dir.path.join("tokens.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_durable-streams-server"))
-        .arg("--config-dir")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../config"))
-        .args(["token", "issue", "--scope", "*:all"])
-        .env("DS_AUTH__TOKENS_FILE", &tokens)
-        .output()
-        .unwrap();
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let token = common::issue_token(&tokens, &["*:all"]);
     let server = Server::start(&[("DS_AUTH__MODE", "token"), ("DS_AUTH__TOKENS_FILE", tokens.to_str().unwrap())]);
     let r = http().put(server.url("/v1/stream/secret/s")).bearer_auth(&token).send().unwrap();
     assert_eq!(r.status(), 201);

@@ -148,16 +148,7 @@ fn pages_prefixes_bounds_and_metadata() {
 fn token_mode_lists_only_what_the_token_may_read() {
     let dir = tempdir::Dir::new();
     let tokens = dir.path.join("tokens.json");
-    let issue = |scope: &str| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_durable-streams-server"))
-            .arg("--config-dir")
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../config"))
-            .args(["token", "issue", "--scope", scope])
-            .env("DS_AUTH__TOKENS_FILE", &tokens)
-            .output()
-            .unwrap();
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
-    };
+    let issue = |scope: &str| common::issue_token(&tokens, &[scope]);
     let admin = issue("*:all");
     let chat_admin = issue("chat/:read,admin");
     let chat_read = issue("chat/:read");

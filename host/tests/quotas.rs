@@ -15,15 +15,7 @@ fn client() -> Client {
 }
 
 fn issue(tokens: &std::path::Path, scope: &str) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_durable-streams-server"))
-        .arg("--config-dir")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../config"))
-        .args(["token", "issue", "--scope", scope])
-        .env("DS_AUTH__TOKENS_FILE", tokens)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+    common::issue_token(tokens, &[scope])
 }
 
 /// Sends until the first 429; returns how many were accepted before it, and its Retry-After.

@@ -243,3 +243,25 @@ pub fn cli(args: &[&str]) -> std::process::Output {
         .output()
         .unwrap()
 }
+
+/// Issues an access token with the real CLI (`token issue --scope ...`) into the token file
+/// `tokens`; returns the token.
+pub fn issue_token(tokens: &std::path::Path, scopes: &[&str]) -> String {
+    let mut args = vec!["token", "issue"];
+    for s in scopes {
+        args.extend(["--scope", s]);
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_durable-streams-server"))
+        .arg("--config-dir")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../config"))
+        .args(&args)
+        .env("DS_AUTH__TOKENS_FILE", tokens)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "token issue {scopes:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}

@@ -4,117 +4,14 @@
 //! for reads, revocation without restart, CORS, and the open health endpoints.
 
 mod common;
+#[path = "auth/fixture.rs"]
+mod fixture;
 
 use std::time::Duration;
 
-use common::{jwt, tempdir, wait_until, Server};
-use reqwest::blocking::{Client, RequestBuilder};
+use common::{jwt, tempdir, token_cli, wait_until, Server};
+use fixture::{bearer, client, content, fixture, id_of, issue, seed, with, Auth};
 use reqwest::Method;
-
-fn client() -> Client {
-    Client::builder().timeout(Duration::from_secs(10)).build().unwrap()
-}
-
-/// Runs `token ARGS` against `tokens`; returns stdout (the token, for `issue`).
-fn token_cli(tokens: &std::path::Path, args: &[&str]) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_durable-streams-server"))
-        .arg("--config-dir")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../config"))
-        .arg("token")
-        .args(args)
-        .env("DS_AUTH__TOKENS_FILE", tokens)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "token {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-fn issue(tokens: &std::path::Path, scopes: &[&str], ttl: Option<&str>) -> String {
-    let mut args = vec!["issue"];
-    for s in scopes {
-        args.extend(["--scope", s]);
-    }
-    if let Some(t) = ttl {
-        args.extend(["--ttl", t]);
-    }
-    token_cli(tokens, &args)
-}
-
-fn id_of(token: &str) -> &str {
-    &token[4..16]
-}
-
-struct Fixture {
-    _dir: tempdir::Dir,
-    tokens: std::path::PathBuf,
-    jwt_keys: std::path::PathBuf,
-    jwt: jwt::Keys,
-    server: Server,
-    admin: String,
-}
-
-fn fixture() -> Fixture {
-    let dir = tempdir::Dir::new();
-    let tokens = dir.path.join("tokens.json");
-    let admin = issue(&tokens, &["*:all"], None);
-    let jwt_keys = dir.path.join("jwks.json");
-    let jwt = jwt::Keys::new();
-    jwt.write(&jwt_keys, "ed1");
-    let server = Server::start(&[
-        ("DS_AUTH__MODE", "token"),
-        ("DS_AUTH__TOKENS_FILE", tokens.to_str().unwrap()),
-        ("DS_AUTH__JWT_KEYS_FILE", jwt_keys.to_str().unwrap()),
-        ("DS_SERVER__LONG_POLL_TIMEOUT_MS", "200"),
-        ("RUST_LOG", "debug"),
-    ]);
-    Fixture {
-        _dir: dir,
-        tokens,
-        jwt_keys,
-        jwt,
-        server,
-        admin,
-    }
-}
-
-fn with(req: RequestBuilder, auth: &Auth) -> RequestBuilder {
-    match auth {
-        Auth::None => req,
-        Auth::Header(h) => req.header("Authorization", h.as_str()),
-    }
-}
-
-#[derive(Clone, Debug)]
-enum Auth {
-    None,
-    Header(String),
-}
-
-fn bearer(t: &str) -> Auth {
-    Auth::Header(format!("Bearer {t}"))
-}
-
-/// The stream's bytes as the admin reads them (None: no such stream).
-fn content(f: &Fixture, name: &str) -> Option<String> {
-    let r = client()
-        .get(f.server.url(&format!("/v1/stream/{name}?offset=-1")))
-        .bearer_auth(&f.admin)
-        .send()
-        .unwrap();
-    (r.status() == 200).then(|| r.text().unwrap())
-}
-
-fn seed(f: &Fixture, name: &str) {
-    let c = client();
-    let r = c
-        .put(f.server.url(&format!("/v1/stream/{name}")))
-        .bearer_auth(&f.admin)
-        .header("Content-Type", "text/plain")
-        .body("seed")
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), 201, "seed {name}");
-}
 
 /// What a credential may do in the matrix: a column of expected statuses.
 #[derive(Clone, Copy)]

@@ -244,24 +244,27 @@ pub fn cli(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-/// Issues an access token with the real CLI (`token issue --scope ...`) into the token file
-/// `tokens`; returns the token.
-pub fn issue_token(tokens: &std::path::Path, scopes: &[&str]) -> String {
-    let mut args = vec!["token", "issue"];
-    for s in scopes {
-        args.extend(["--scope", s]);
-    }
+/// Runs `token ARGS` (`issue`, `list`, `revoke`) with the real CLI against the token file
+/// `tokens`; returns stdout (the token, for `issue`).
+pub fn token_cli(tokens: &std::path::Path, args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_durable-streams-server"))
         .arg("--config-dir")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../config"))
-        .args(&args)
+        .arg("token")
+        .args(args)
         .env("DS_AUTH__TOKENS_FILE", tokens)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "token issue {scopes:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "token {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// Issues an access token with the real CLI (`token issue --scope ...`) into the token file
+/// `tokens`; returns the token.
+pub fn issue_token(tokens: &std::path::Path, scopes: &[&str]) -> String {
+    let mut args = vec!["issue"];
+    for s in scopes {
+        args.extend(["--scope", s]);
+    }
+    token_cli(tokens, &args)
 }

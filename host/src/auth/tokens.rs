@@ -107,6 +107,7 @@ struct Known {
     /// The token that issued it (revoked: this one is refused too).
     parent: Option<String>,
     digest: [u8; 32],
+    /// Revoked itself, or issued (at any depth) by a revoked token: settled once per load.
     revoked: bool,
     expires_ms: Option<u64>,
     scopes: Arc<Vec<Scope>>,
@@ -311,17 +312,6 @@ impl TokenTable {
         if known.revoked {
             return Err(TokenError::Revoked(known.id.to_string()));
         }
-        // A token issued by a revoked token is refused with it (up the chain of issuers).
-        let mut parent = known.parent.as_deref();
-        for _ in 0..32 {
-            let Some(p) = parent.and_then(|id| table.by_id.get(id)) else {
-                break;
-            };
-            if p.revoked {
-                return Err(TokenError::Revoked(known.id.to_string()));
-            }
-            parent = p.parent.as_deref();
-        }
         if known.expires_ms.is_some_and(|e| now_ms() >= e) {
             return Err(TokenError::Expired(known.id.to_string()));
         }
@@ -337,7 +327,14 @@ fn load(path: &Path) -> Result<Loaded, FileError> {
     let file = read_file(path)?;
     let mut by_id = HashMap::new();
     for r in file.tokens {
-        let scopes = r.scopes.iter().map(|s| Scope::parse(s)).collect::<Result<Vec<_>, _>>()?;
+        // A record with a scope this version cannot read grants nothing (the others still work).
+        let scopes = match r.scopes.iter().map(|s| Scope::parse(s)).collect::<Result<Vec<_>, _>>() {
+            Ok(scopes) => scopes,
+            Err(e) => {
+                tracing::warn!(token = %r.id, error = %e, "token record skipped: a scope is not valid");
+                continue;
+            }
+        };
         // A record whose hash is not 64 hex digits matches no token.
         let Some(digest) = unhex(&r.hash) else { continue };
         let known = Known {
@@ -350,7 +347,38 @@ fn load(path: &Path) -> Result<Loaded, FileError> {
         };
         by_id.insert(r.id, known);
     }
+    inherit_revocation(&mut by_id);
     Ok(Loaded { by_id })
+}
+
+/// Marks revoked every token issued, at any depth, by a revoked one (each chain walked once;
+/// a chain through an unknown issuer or round a loop stops there).
+fn inherit_revocation(by_id: &mut HashMap<String, Known>) {
+    let mut verdicts: HashMap<String, bool> = HashMap::new();
+    for start in by_id.keys() {
+        let mut path = std::collections::HashSet::new();
+        let mut at = Some(start.as_str());
+        let verdict = loop {
+            let Some(id) = at else { break false };
+            if let Some(&v) = verdicts.get(id) {
+                break v;
+            }
+            let Some(k) = by_id.get(id) else { break false };
+            if k.revoked {
+                break true;
+            }
+            if !path.insert(id) {
+                break false;
+            }
+            at = k.parent.as_deref();
+        };
+        for id in path {
+            verdicts.insert(id.to_string(), verdict);
+        }
+    }
+    for (id, k) in by_id.iter_mut() {
+        k.revoked |= verdicts.get(id).copied().unwrap_or(false);
+    }
 }
 
 #[cfg(test)]
@@ -380,7 +408,8 @@ mod tests {
             },
         )
         .unwrap();
-        let (grandchild, _) = issue(
+        // A chain far deeper than anyone would build by hand.
+        let (mut deepest, mut last) = issue(
             &path,
             &Issue {
                 issued_by: Some(&c.id),
@@ -388,13 +417,47 @@ mod tests {
             },
         )
         .unwrap();
+        let grandchild = deepest.clone();
+        for _ in 0..60 {
+            let (t, r) = issue(
+                &path,
+                &Issue {
+                    issued_by: Some(&last.id),
+                    ..req(&scopes, None)
+                },
+            )
+            .unwrap();
+            (deepest, last) = (t, r);
+        }
         let table = TokenTable::open(path.clone()).unwrap();
         assert!(table.check(&grandchild).is_ok());
+        assert!(table.check(&deepest).is_ok());
         revoke(&path, &p.id).unwrap();
         table.file.look_next_time();
         assert!(matches!(table.check(&parent), Err(TokenError::Revoked(_))));
         assert!(matches!(table.check(&child), Err(TokenError::Revoked(_))));
         assert!(matches!(table.check(&grandchild), Err(TokenError::Revoked(_))));
+        assert!(matches!(table.check(&deepest), Err(TokenError::Revoked(_))));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_record_with_a_bad_scope_grants_nothing_and_spoils_no_other() {
+        let dir = std::env::temp_dir().join(format!("ds-tokens-badscope-{}", std::process::id()));
+        let path = dir.join("tokens.json");
+        let (good, _) = issue(&path, &req(&["chat/:read".into()], None)).unwrap();
+        let (bad, b) = issue(&path, &req(&["room/:read".into()], None)).unwrap();
+        // As an older version might have written it.
+        let mut file: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        for t in file["tokens"].as_array_mut().unwrap() {
+            if t["id"] == b.id.as_str() {
+                t["scopes"] = serde_json::json!(["room**:read"]);
+            }
+        }
+        std::fs::write(&path, file.to_string()).unwrap();
+        let table = TokenTable::open(path.clone()).unwrap();
+        assert!(table.check(&good).is_ok());
+        assert_eq!(table.check(&bad).unwrap_err(), TokenError::Unknown);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use abi_stable::std_types::{ROption, RSlice, RStr};
-use durable_streams_core::abi::{ext, ErrorCode, ListRequest};
+use abi_stable::std_types::{RSlice, RStr};
+use durable_streams_core::abi::{ext, ErrorCode};
 use parking_lot::Mutex;
 
 use crate::config::RetentionRule;
@@ -122,21 +122,7 @@ async fn pass(state: &AppState, retention: &Retention) {
     for rule in &retention.rules {
         let mut after: Option<String> = None;
         loop {
-            let (prefix, from) = (rule.prefix.clone(), after.clone());
-            let page = state
-                .storage
-                .call(move |e| {
-                    e.list(&ListRequest {
-                        prefix: RStr::from(prefix.as_str()),
-                        start_after: match &from {
-                            Some(s) => ROption::RSome(RStr::from(s.as_str())),
-                            None => ROption::RNone,
-                        },
-                        limit: 1000,
-                        now_ms: now_ms(),
-                    })
-                })
-                .await;
+            let page = state.storage.list_page(rule.prefix.clone(), after.clone(), 1000).await;
             let page = match page {
                 Ok(p) => p,
                 Err(e) => {

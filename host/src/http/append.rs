@@ -1,12 +1,10 @@
 //! POST: append (JSON-framed in JSON mode), append-and-close, or close-only.
 
-use abi_stable::std_types::RStr;
 use axum::body::Body;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use durable_streams_core::abi::HeadRequest;
 use durable_streams_core::{content_type, json, producer};
 
 use super::error::{ApiError, Conflict};
@@ -17,17 +15,7 @@ use crate::state::{now_ms, AppState};
 /// After a JSON framing failure, decide whether the engine's answer (closed, type mismatch)
 /// takes precedence over the 400.
 async fn json_error_precedence(state: &AppState, name: &str, err: ApiError) -> ApiError {
-    let n = name.to_string();
-    match state
-        .storage
-        .call_head(move |e| {
-            e.head(&HeadRequest {
-                name: RStr::from(n.as_str()),
-                now_ms: now_ms(),
-            })
-        })
-        .await
-    {
+    match state.storage.head(name.to_string()).await {
         Err(e) => e.into(),
         Ok(meta) if meta.closed => ApiError::closed("stream is closed", meta.tail),
         Ok(meta) if !content_type::is_json(&meta.content_type) => {

@@ -59,11 +59,7 @@ fn config(state: &AppState) -> Response {
         },
         "capabilities": state.storage.capabilities().names(),
     });
-    (
-        [(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-store")],
-        v.to_string(),
-    )
-        .into_response()
+    super::json::json(StatusCode::OK, v)
 }
 
 /// The console's routes, when enabled and the streams do not live at the root.

@@ -5,7 +5,7 @@ use axum::body::Body;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use durable_streams_core::abi::{CreateRequest, ForkFrom, HeadRequest, Lifetime, ReadRequest, ReadStart, StreamMeta};
+use durable_streams_core::abi::{CreateRequest, ForkFrom, Lifetime, ReadRequest, ReadStart, StreamMeta};
 use durable_streams_core::{content_type, json, producer, ttl, ReadFrom};
 
 use super::error::ApiError;
@@ -164,25 +164,15 @@ pub async fn handle(state: &AppState, name: String, parts: &Parts, body: Body) -
     let mut fork_position = 0;
     let mut effective_ct = ct.clone().unwrap_or_else(|| "application/octet-stream".into());
     if let Some(spec) = &fork {
-        let src = spec.source.clone();
-        let meta = state
-            .storage
-            .call_head(move |e| {
-                e.head(&HeadRequest {
-                    name: RStr::from(src.as_str()),
-                    now_ms: now_ms(),
-                })
-            })
-            .await
-            .map_err(|e| match e.code {
-                durable_streams_core::abi::ErrorCode::NOT_FOUND => {
-                    ApiError::new(StatusCode::NOT_FOUND, "Not Found", "fork source does not exist")
-                }
-                durable_streams_core::abi::ErrorCode::GONE => {
-                    ApiError::conflict(super::error::Conflict::ForkSourceDeleted, "fork source was deleted")
-                }
-                _ => ApiError::from(e),
-            })?;
+        let meta = state.storage.head(spec.source.clone()).await.map_err(|e| match e.code {
+            durable_streams_core::abi::ErrorCode::NOT_FOUND => {
+                ApiError::new(StatusCode::NOT_FOUND, "Not Found", "fork source does not exist")
+            }
+            durable_streams_core::abi::ErrorCode::GONE => {
+                ApiError::conflict(super::error::Conflict::ForkSourceDeleted, "fork source was deleted")
+            }
+            _ => ApiError::from(e),
+        })?;
         fork_position = resolve_fork_position(state, spec, &meta).await?;
         if ct.is_none() {
             effective_ct = meta.content_type.to_string();

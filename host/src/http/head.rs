@@ -1,25 +1,15 @@
 //! HEAD: stream metadata (tail, closure, lifetime); never renews a sliding TTL, never cached.
 
-use abi_stable::std_types::RStr;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use durable_streams_core::abi::HeadRequest;
 use durable_streams_core::ttl;
 
 use super::error::ApiError;
 use super::headers as h;
-use crate::state::{now_ms, AppState};
+use crate::state::AppState;
 
 pub async fn handle(state: &AppState, name: String) -> Result<Response, ApiError> {
-    let meta = state
-        .storage
-        .call_head(move |e| {
-            e.head(&HeadRequest {
-                name: RStr::from(name.as_str()),
-                now_ms: now_ms(),
-            })
-        })
-        .await?;
+    let meta = state.storage.head(name).await?;
     let mut resp = StatusCode::OK.into_response();
     let out = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&meta.content_type) {

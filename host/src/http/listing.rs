@@ -4,16 +4,15 @@
 //! metadata as JSON: everything HEAD tells). Goes through the engine contract's `list` and
 //! `head`, so every plugin serves it. Owns no stream behaviour.
 
-use abi_stable::std_types::{ROption, RStr};
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
-use durable_streams_core::abi::{HeadRequest, ListRequest, StreamMeta};
+use axum::http::StatusCode;
+use axum::response::Response;
+use durable_streams_core::abi::StreamMeta;
 use durable_streams_core::{ttl, Offset};
-use percent_encoding::percent_decode_str;
 
 use super::error::ApiError;
+use super::json::json;
 use crate::auth::{Caller, Op};
-use crate::state::{now_ms, AppState};
+use crate::state::AppState;
 use crate::subs::INTERNAL_PREFIX;
 
 /// Default and largest page.
@@ -37,15 +36,6 @@ pub fn meta_json(name: &str, m: &StreamMeta) -> serde_json::Value {
     })
 }
 
-fn json(v: serde_json::Value) -> Response {
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-store")],
-        v.to_string(),
-    )
-        .into_response()
-}
-
 struct ListQuery {
     prefix: String,
     start_after: Option<String>,
@@ -60,11 +50,8 @@ fn parse(query: Option<&str>) -> Result<ListQuery, ApiError> {
     };
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let v = percent_decode_str(&v.replace('+', " "))
-            .decode_utf8()
-            .map_err(|_| ApiError::bad_request("query parameter is not valid UTF-8"))?
-            .into_owned();
-        match k {
+        let (k, v) = (super::query::decode(k)?, super::query::decode(v)?);
+        match k.as_str() {
             "prefix" => q.prefix = v,
             "start_after" if !v.is_empty() => q.start_after = Some(v),
             "start_after" => {}
@@ -94,22 +81,7 @@ pub async fn list(state: &AppState, caller: &Caller, query: Option<&str>) -> Res
     let mut next = None;
     for _ in 0..MAX_SCANS {
         let want = q.limit - out.len() as u32;
-        let prefix = q.prefix.clone();
-        let after = cursor.clone();
-        let page = state
-            .storage
-            .call(move |e| {
-                e.list(&ListRequest {
-                    prefix: RStr::from(prefix.as_str()),
-                    start_after: match &after {
-                        Some(a) => ROption::RSome(RStr::from(a.as_str())),
-                        None => ROption::RNone,
-                    },
-                    limit: want,
-                    now_ms: now_ms(),
-                })
-            })
-            .await?;
+        let page = state.storage.list_page(q.prefix.clone(), cursor.clone(), want).await?;
         let exhausted = (page.len() as u32) < want;
         for l in page.iter() {
             let name = l.name.as_str();
@@ -127,26 +99,18 @@ pub async fn list(state: &AppState, caller: &Caller, query: Option<&str>) -> Res
             break;
         }
     }
-    Ok(json(serde_json::json!({ "streams": out, "next_start_after": next })))
+    Ok(json(
+        StatusCode::OK,
+        serde_json::json!({ "streams": out, "next_start_after": next }),
+    ))
 }
 
 /// `GET __ds/streams/{name}`: one stream's metadata (needs `read` on it).
 pub async fn one(state: &AppState, caller: &Caller, raw: &str) -> Result<Response, ApiError> {
     // The same decoding and validation as a stream's own path, so scopes match the same name.
     let name = super::path::stream_name("", raw)?;
+    // (Internal names never get here: stream_name refuses the control prefix.)
     caller.require(Op::Read, &name)?;
-    if name.starts_with(INTERNAL_PREFIX) {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "Not Found", "no such stream"));
-    }
-    let n = name.clone();
-    let meta = state
-        .storage
-        .call_head(move |e| {
-            e.head(&HeadRequest {
-                name: RStr::from(n.as_str()),
-                now_ms: now_ms(),
-            })
-        })
-        .await?;
-    Ok(json(meta_json(&name, &meta)))
+    let meta = state.storage.head(name.clone()).await?;
+    Ok(json(StatusCode::OK, meta_json(&name, &meta)))
 }

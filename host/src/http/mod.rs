@@ -11,6 +11,7 @@ mod edge;
 pub mod error;
 mod head;
 pub mod headers;
+pub mod json;
 mod listing;
 mod longpoll;
 pub mod origin;
@@ -234,7 +235,7 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 pub const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 async fn metrics_route(State(state): State<Arc<AppState>>, req: Request<Body>) -> Response {
-    use abi_stable::std_types::{ROption, RSlice, RStr};
+    use abi_stable::std_types::{RSlice, RStr};
     if state.auth.protects_metrics() {
         let (parts, _) = req.into_parts();
         if let Err(e) = state.auth.caller(&parts).and_then(|c| c.require(Op::Admin, "")) {
@@ -248,17 +249,10 @@ async fn metrics_route(State(state): State<Arc<AppState>>, req: Request<Body>) -
     let known = *state.metrics.internal_streams.lock();
     let internal = match known {
         Some((n, at)) if at.elapsed() < std::time::Duration::from_secs(600) => Ok(n),
+        // The server's own state streams (`__ds/...`) are not application streams.
         _ => state
             .storage
-            .call(|e| {
-                // The server's own state streams (`__ds/...`) are not application streams.
-                e.list(&durable_streams_core::abi::ListRequest {
-                    prefix: RStr::from(crate::subs::INTERNAL_PREFIX),
-                    start_after: ROption::RNone,
-                    limit: 1000,
-                    now_ms: crate::state::now_ms(),
-                })
-            })
+            .list_page(crate::subs::INTERNAL_PREFIX.to_string(), None, 1000)
             .await
             .map(|l| {
                 *state.metrics.internal_streams.lock() = Some((l.len(), std::time::Instant::now()));

@@ -22,7 +22,8 @@ pub struct ReadQuery {
     pub cursor: Option<String>,
 }
 
-fn decode(v: &str) -> Result<String, ApiError> {
+/// A query parameter's name or value, percent-decoded (`+` is a space); 400 if not UTF-8.
+pub fn decode(v: &str) -> Result<String, ApiError> {
     let plus = v.replace('+', " ");
     percent_decode_str(&plus)
         .decode_utf8()

@@ -10,11 +10,12 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::request::Parts;
-use axum::http::{header, Method, StatusCode};
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::error::ApiError;
+use super::json::json;
 use crate::auth::scope::Scope;
 use crate::auth::tokens::{self, FileError, Record};
 use crate::auth::{Caller, Op};
@@ -72,10 +73,6 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + S
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error", "internal error"))?
-}
-
-fn json(status: StatusCode, v: serde_json::Value) -> Response {
-    (status, [(header::CONTENT_TYPE, "application/json")], v.to_string()).into_response()
 }
 
 /// Whether `rest` (the path after `__ds/`) is one of these routes.

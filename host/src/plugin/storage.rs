@@ -4,8 +4,10 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use abi_stable::std_types::{RResult, RStr};
-use durable_streams_core::abi::{AppendOutcome, Capabilities, EngineBox, EngineError, ErrorCode, PluginInfo};
+use abi_stable::std_types::{ROption, RResult, RStr, RVec};
+use durable_streams_core::abi::{
+    AppendOutcome, Capabilities, EngineBox, EngineError, ErrorCode, HeadRequest, ListRequest, PluginInfo, StreamListing, StreamMeta,
+};
 
 use super::writer::{GroupWriter, OwnedAppend};
 use super::LoadedPlugin;
@@ -144,6 +146,34 @@ impl Storage {
         } else {
             self.call(f).await
         }
+    }
+
+    /// One stream's metadata now (`head`, through [`Storage::call_head`]).
+    pub async fn head(&self, name: String) -> Result<StreamMeta, EngineError> {
+        self.call_head(move |e| {
+            e.head(&HeadRequest {
+                name: RStr::from(name.as_str()),
+                now_ms: crate::state::now_ms(),
+            })
+        })
+        .await
+    }
+
+    /// One page of `list`: up to `limit` live streams under `prefix`, in name order, after
+    /// `start_after` (internal streams included: callers decide whether to show them).
+    pub async fn list_page(&self, prefix: String, start_after: Option<String>, limit: u32) -> Result<RVec<StreamListing>, EngineError> {
+        self.call(move |e| {
+            e.list(&ListRequest {
+                prefix: RStr::from(prefix.as_str()),
+                start_after: match &start_after {
+                    Some(a) => ROption::RSome(RStr::from(a.as_str())),
+                    None => ROption::RNone,
+                },
+                limit,
+                now_ms: crate::state::now_ms(),
+            })
+        })
+        .await
     }
 
     /// Appends: through the group-commit writer for `BATCH_APPEND` engines, else as one call.

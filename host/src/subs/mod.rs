@@ -22,8 +22,8 @@ mod tick;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use abi_stable::std_types::{ROption, RSlice, RStr};
-use durable_streams_core::abi::{ext, Capabilities, EngineError, ErrorCode, HeadRequest, ListRequest};
+use abi_stable::std_types::{RSlice, RStr};
+use durable_streams_core::abi::{ext, Capabilities, EngineError, ErrorCode, HeadRequest};
 use durable_streams_core::Offset;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
@@ -418,21 +418,7 @@ impl Subscriptions {
         let mut out = Vec::new();
         let mut after: Option<String> = None;
         loop {
-            let a = after.clone();
-            let page = self
-                .storage
-                .call(move |e| {
-                    e.list(&ListRequest {
-                        prefix: RStr::from(""),
-                        start_after: match &a {
-                            Some(s) => ROption::RSome(RStr::from(s.as_str())),
-                            None => ROption::RNone,
-                        },
-                        limit: 1000,
-                        now_ms: now_ms(),
-                    })
-                })
-                .await;
+            let page = self.storage.list_page(String::new(), after.clone(), 1000).await;
             let Ok(page) = page else { return out };
             if page.is_empty() {
                 return out;
@@ -447,17 +433,7 @@ impl Subscriptions {
     }
 
     async fn tail_now(&self, path: &str) -> u64 {
-        let p = path.to_string();
-        self.storage
-            .call_head(move |e| {
-                e.head(&HeadRequest {
-                    name: RStr::from(p.as_str()),
-                    now_ms: now_ms(),
-                })
-            })
-            .await
-            .map(|m| m.tail)
-            .unwrap_or(0)
+        self.storage.head(path.to_string()).await.map(|m| m.tail).unwrap_or(0)
     }
 
     /// Reads the tails of `paths` again (with a shared engine, before deciding on a wake).

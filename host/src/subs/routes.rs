@@ -20,6 +20,7 @@ use super::store::Record;
 use super::view::sub_json;
 use super::{ssrf, Refusal, Subscriptions};
 use crate::auth::Caller;
+use crate::http::json::json;
 use crate::state::{now_ms, AppState};
 
 fn error(status: StatusCode, code: &str, message: impl Into<String>, extra: serde_json::Value) -> Response {
@@ -62,15 +63,6 @@ fn fenced() -> Response {
         "stale wake_id or generation",
         serde_json::Value::Null,
     )
-}
-
-fn json(status: StatusCode, v: serde_json::Value) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-store")],
-        v.to_string(),
-    )
-        .into_response()
 }
 
 /// The answer to a refused or unrecorded change.

@@ -486,6 +486,10 @@ fn tokens_over_http_never_broader_than_the_issuer() {
             .send()
             .unwrap();
         let status = r.status().as_u16();
+        if status == 201 {
+            // A freshly issued token is never kept by a cache.
+            assert_eq!(r.headers()["cache-control"], "no-store");
+        }
         (status, r.text().unwrap())
     };
     // Inside the issuer's scopes (equal included): issued, and it works at once.

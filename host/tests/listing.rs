@@ -152,9 +152,14 @@ fn token_mode_lists_only_what_the_token_may_read() {
     let admin = issue("*:all");
     let chat_admin = issue("chat/:read,admin");
     let chat_read = issue("chat/:read");
+    let chat_exact = issue("chat:read,admin");
     let s = Server::start(&[("DS_AUTH__MODE", "token"), ("DS_AUTH__TOKENS_FILE", tokens.to_str().unwrap())]);
     let c = client();
-    for n in ["chat/a", "chat/b", "chatroom/c", "zeta/d"] {
+    // Twenty unreadable names sort before the readable ones, so a cursor that stepped over
+    // names it may not show would name one of them.
+    let hidden: Vec<String> = (0..20).map(|i| format!("a/{i:02}")).collect();
+    let all = ["chat", "chat/a", "chat/b", "chatroom/c", "zeta/d"];
+    for n in hidden.iter().map(String::as_str).chain(all) {
         let r = c.put(s.url(&format!("/v1/stream/{n}"))).bearer_auth(&admin).send().unwrap();
         assert_eq!(r.status(), 201);
     }
@@ -172,13 +177,49 @@ fn token_mode_lists_only_what_the_token_may_read() {
             .unwrap_or_default();
         (status, names)
     };
-    assert_eq!(names(&admin, "").1, ["chat/a", "chat/b", "chatroom/c", "zeta/d"]);
+    assert_eq!(names(&admin, "?prefix=c").1, ["chat", "chat/a", "chat/b", "chatroom/c"]);
     assert_eq!(names(&chat_admin, "").1, ["chat/a", "chat/b"]);
-    // Pages of one still reach every readable name.
-    let (_, first) = names(&chat_admin, "?limit=1");
-    assert_eq!(first, ["chat/a"]);
-    assert_eq!(names(&chat_admin, "?limit=1&start_after=chat/a").1, ["chat/b"]);
-    assert_eq!(names(&chat_admin, "?limit=1&start_after=chat/b").1, Vec::<String>::new());
+    assert_eq!(names(&chat_exact, "").1, ["chat", "chat/a", "chat/b"]);
+    assert_eq!(names(&chat_exact, "?prefix=chat/").1, ["chat/a", "chat/b"]);
+    // Pages of one reach every readable name, and no cursor names another stream.
+    let follow = |token: &str, first: &str| -> (Vec<String>, Vec<String>) {
+        let (mut seen, mut cursors) = (Vec::new(), Vec::new());
+        let mut query = format!("?limit=1{first}");
+        for _ in 0..50 {
+            let r = c
+                .get(s.url(&format!("/v1/stream/__ds/streams{query}")))
+                .bearer_auth(token)
+                .send()
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            let v: Value = serde_json::from_str(&r.text().unwrap()).unwrap();
+            for m in v["streams"].as_array().unwrap() {
+                seen.push(m["name"].as_str().unwrap().to_string());
+            }
+            let Some(next) = v["next_start_after"].as_str() else {
+                return (seen, cursors);
+            };
+            cursors.push(next.to_string());
+            query = format!("?limit=1&start_after={next}");
+        }
+        panic!("no last page: {seen:?}");
+    };
+    for (token, first, want) in [
+        (&chat_admin, "", &["chat/a", "chat/b"][..]),
+        (&chat_admin, "&start_after=a/00", &["chat/a", "chat/b"]),
+        (&chat_admin, "&start_after=chat/a", &["chat/b"]),
+        (&chat_exact, "", &["chat", "chat/a", "chat/b"]),
+        (&chat_exact, "&start_after=b", &["chat", "chat/a", "chat/b"]),
+    ] {
+        let (seen, cursors) = follow(token, first);
+        assert_eq!(seen, want, "from {first:?}");
+        assert!(
+            cursors.iter().all(|c| want.contains(&c.as_str())),
+            "a cursor names another stream: {cursors:?}"
+        );
+    }
+    let (seen, _) = follow(&admin, "");
+    assert_eq!(seen.len(), 25, "{seen:?}");
     // Listing needs admin; one stream's metadata needs only read on it.
     assert_eq!(names(&chat_read, "").0, 403);
     let one = |token: &str, name: &str| {

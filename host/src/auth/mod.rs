@@ -67,6 +67,14 @@ impl Caller {
         }
     }
 
+    /// The names starting with `prefix` this caller may do `op` on, as disjoint ranges.
+    pub fn ranges(&self, op: Op, prefix: &str) -> Vec<scope::NameRange> {
+        match self {
+            Caller::Anyone => vec![scope::NameRange::Under(prefix.to_string())],
+            Caller::Token(g) => scope::ranges_under(&g.scopes, op, prefix),
+        }
+    }
+
     /// Whether this caller may do `op` on every name the subscription glob `pattern` matches.
     pub fn may_pattern(&self, op: Op, pattern: &str) -> bool {
         match self {

@@ -163,6 +163,50 @@ impl fmt::Display for Scope {
     }
 }
 
+/// A run of stream names in name order: every name starting with a string, or one name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NameRange {
+    Under(String),
+    Exactly(String),
+}
+
+/// The names starting with `prefix` that `scopes` allow `op` on, as disjoint ranges that
+/// cover exactly those names (so a listing never looks at a name it may not show).
+pub fn ranges_under(scopes: &[Scope], op: Op, prefix: &str) -> Vec<NameRange> {
+    let (mut unders, mut exact) = (Vec::new(), Vec::new());
+    for s in scopes.iter().filter(|s| s.ops & op.bit() != 0) {
+        let dir = match &s.names {
+            Names::All => prefix.to_string(),
+            Names::Prefix(p) if p.ends_with('/') => p.clone(),
+            Names::Prefix(p) => {
+                exact.push(p.clone());
+                format!("{p}/")
+            }
+        };
+        // The names under both `dir` and `prefix`: under the longer one, if either holds the other.
+        if dir.starts_with(prefix) {
+            unders.push(dir);
+        } else if prefix.starts_with(&dir) {
+            unders.push(prefix.to_string());
+        }
+    }
+    // Sorted, a range's string prefix comes before it: keep only the outermost ones.
+    unders.sort();
+    let mut kept: Vec<String> = Vec::new();
+    for u in unders {
+        if !kept.iter().any(|k| u.starts_with(k.as_str())) {
+            kept.push(u);
+        }
+    }
+    exact.retain(|n| n.starts_with(prefix) && !kept.iter().any(|k| n.starts_with(k.as_str())));
+    exact.sort();
+    exact.dedup();
+    kept.into_iter()
+        .map(NameRange::Under)
+        .chain(exact.into_iter().map(NameRange::Exactly))
+        .collect()
+}
+
 /// Whether any of `scopes` allows `op` on `name`.
 pub fn any_allows(scopes: &[Scope], op: Op, name: &str) -> bool {
     scopes.iter().any(|s| s.allows(op, name))
@@ -186,6 +230,32 @@ pub fn allow_pattern(scopes: &[Scope], op: Op, pattern: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listing_ranges_cover_exactly_the_allowed_names() {
+        use NameRange::{Exactly, Under};
+        let scopes = |list: &[&str]| list.iter().map(|t| Scope::parse(t).unwrap()).collect::<Vec<_>>();
+        let under = |s: &str| Under(s.to_string());
+        let exactly = |s: &str| Exactly(s.to_string());
+        assert_eq!(ranges_under(&scopes(&["*:read"]), Op::Read, "a/"), [under("a/")]);
+        assert_eq!(ranges_under(&scopes(&["*:append"]), Op::Read, ""), []);
+        assert_eq!(ranges_under(&scopes(&["chat/:read"]), Op::Read, ""), [under("chat/")]);
+        assert_eq!(ranges_under(&scopes(&["chat/:read"]), Op::Read, "ch"), [under("chat/")]);
+        assert_eq!(ranges_under(&scopes(&["chat/:read"]), Op::Read, "chat/x"), [under("chat/x")]);
+        assert_eq!(ranges_under(&scopes(&["chat/:read"]), Op::Read, "chatroom"), []);
+        // `chat` is the name itself and the names under `chat/`, never `chatroom`.
+        assert_eq!(
+            ranges_under(&scopes(&["chat:read"]), Op::Read, ""),
+            [under("chat/"), exactly("chat")]
+        );
+        assert_eq!(ranges_under(&scopes(&["chat:read"]), Op::Read, "chat/"), [under("chat/")]);
+        // Nested and repeated scopes give disjoint ranges.
+        assert_eq!(
+            ranges_under(&scopes(&["chat/x/:read", "chat:read", "a/b:read", "a/:read,admin"]), Op::Read, ""),
+            [under("a/"), under("chat/"), exactly("chat")]
+        );
+        assert_eq!(ranges_under(&scopes(&["chat/:read", "*:read"]), Op::Read, ""), [under("")]);
+    }
 
     #[test]
     fn a_scope_written_out_reads_back_the_same() {

@@ -6,11 +6,12 @@
 
 use axum::http::StatusCode;
 use axum::response::Response;
-use durable_streams_core::abi::StreamMeta;
+use durable_streams_core::abi::{ErrorCode, StreamMeta};
 use durable_streams_core::{ttl, Offset};
 
 use super::error::ApiError;
 use super::json::json;
+use crate::auth::scope::NameRange;
 use crate::auth::{Caller, Op};
 use crate::state::AppState;
 use crate::subs::INTERNAL_PREFIX;
@@ -18,7 +19,7 @@ use crate::subs::INTERNAL_PREFIX;
 /// Default and largest page.
 const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 1000;
-/// Engine pages looked at for one answer when the caller may read few of the names.
+/// Engine pages looked at for one answer when internal streams take up a page.
 const MAX_SCANS: usize = 8;
 
 /// One stream's metadata as JSON.
@@ -73,36 +74,74 @@ fn parse(query: Option<&str>) -> Result<ListQuery, ApiError> {
     Ok(q)
 }
 
-/// `GET __ds/streams`: a page of the streams `caller` may read.
+/// `GET __ds/streams`: a page of the streams `caller` may read. Only the ranges of names the
+/// caller may read are looked at, so neither a page nor its cursor shows any other name.
 pub async fn list(state: &AppState, caller: &Caller, query: Option<&str>) -> Result<Response, ApiError> {
     let q = parse(query)?;
+    let ranges = caller.ranges(Op::Read, &q.prefix);
     let mut out = Vec::new();
-    let mut cursor = q.start_after.clone();
-    let mut next = None;
+    let mut cursor = q.start_after;
     for _ in 0..MAX_SCANS {
         let want = q.limit - out.len() as u32;
-        let page = state.storage.list_page(q.prefix.clone(), cursor.clone(), want).await?;
-        let exhausted = (page.len() as u32) < want;
-        for l in page.iter() {
-            let name = l.name.as_str();
-            cursor = Some(name.to_string());
-            if !name.starts_with(INTERNAL_PREFIX) && caller.may(Op::Read, name) {
-                out.push(meta_json(name, &l.meta));
-            }
+        let (page, more) = scan(state, &ranges, cursor.as_deref(), want).await?;
+        if let Some((last, _)) = page.last() {
+            cursor = Some(last.clone());
         }
-        if exhausted {
-            next = None;
+        out.extend(
+            page.iter()
+                .filter(|(n, _)| !n.starts_with(INTERNAL_PREFIX))
+                .map(|(n, m)| meta_json(n, m)),
+        );
+        if !more {
+            cursor = None;
             break;
         }
-        next = cursor.clone();
         if out.len() as u32 >= q.limit {
             break;
         }
     }
     Ok(json(
         StatusCode::OK,
-        serde_json::json!({ "streams": out, "next_start_after": next }),
+        serde_json::json!({ "streams": out, "next_start_after": cursor }),
     ))
+}
+
+/// Up to `want` streams after `after` across the disjoint `ranges`, in name order, and whether
+/// more may follow.
+async fn scan(
+    state: &AppState,
+    ranges: &[NameRange],
+    after: Option<&str>,
+    want: u32,
+) -> Result<(Vec<(String, StreamMeta)>, bool), ApiError> {
+    let mut page = Vec::new();
+    // The smallest last name of a range that filled its page: beyond it, names are unseen.
+    let mut bound: Option<String> = None;
+    for r in ranges {
+        match r {
+            NameRange::Under(p) => {
+                let got = state.storage.list_page(p.clone(), after.map(str::to_string), want).await?;
+                if got.len() as u32 == want {
+                    let last = got.last().map(|l| l.name.to_string()).unwrap_or_default();
+                    bound = Some(bound.map_or(last.clone(), |b| b.min(last)));
+                }
+                page.extend(got.into_iter().map(|l| (l.name.into_string(), l.meta)));
+            }
+            NameRange::Exactly(n) if after.is_none_or(|a| n.as_str() > a) => match state.storage.head(n.clone()).await {
+                Ok(meta) => page.push((n.clone(), meta)),
+                Err(e) if e.code == ErrorCode::NOT_FOUND || e.code == ErrorCode::GONE => {}
+                Err(e) => return Err(e.into()),
+            },
+            NameRange::Exactly(_) => {}
+        }
+    }
+    page.sort_by(|a, b| a.0.cmp(&b.0));
+    if let Some(b) = &bound {
+        page.retain(|(n, _)| n <= b);
+    }
+    let more = bound.is_some() || page.len() > want as usize;
+    page.truncate(want as usize);
+    Ok((page, more))
 }
 
 /// `GET __ds/streams/{name}`: one stream's metadata (needs `read` on it).

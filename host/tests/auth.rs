@@ -313,7 +313,16 @@ fn query_token_for_reads_revocation_and_cors() {
         .send()
         .unwrap();
     assert_eq!(r.status(), 200);
+    // An answer given for a credential is for that client only: no shared cache may keep it.
+    assert!(r.headers()["cache-control"].to_str().unwrap().starts_with("private,"));
     assert_eq!(r.text().unwrap(), "seed");
+    let r = c
+        .get(f.server.url("/v1/stream/feed/a?offset=-1"))
+        .bearer_auth(&reader)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["cache-control"].to_str().unwrap().starts_with("private,"));
     let r = c
         .get(f.server.url(&format!("/v1/stream/feed/a?offset=-1&live=sse&access_token={reader}")))
         .send()
@@ -383,8 +392,11 @@ fn query_token_for_reads_revocation_and_cors() {
 #[test]
 fn none_mode_is_open_and_a_bad_token_file_refuses_to_start() {
     let open = Server::start(&[]);
-    let r = client().put(open.url("/v1/stream/anyone")).send().unwrap();
+    let r = client().put(open.url("/v1/stream/anyone")).body("hello").send().unwrap();
     assert_eq!(r.status(), 201);
+    // Open mode: anyone could ask the same, so shared caches (CDNs) may keep reads.
+    let r = client().get(open.url("/v1/stream/anyone?offset=-1")).send().unwrap();
+    assert!(r.headers()["cache-control"].to_str().unwrap().starts_with("public,"));
     let dir = tempdir::Dir::new();
     let bad = dir.path.join("tokens.json");
     std::fs::write(&bad, "not json").unwrap();

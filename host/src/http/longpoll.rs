@@ -11,7 +11,7 @@ use super::cursor::next_cursor;
 use super::error::ApiError;
 use super::headers as h;
 use super::query::ReadQuery;
-use super::read::{data_response, read_first, read_live, Chunk};
+use super::read::{data_response, read_first, read_live, Caching, Chunk};
 use crate::state::AppState;
 
 fn no_content(chunk: &Chunk, cursor: Option<String>) -> Response {
@@ -50,7 +50,7 @@ pub async fn handle(state: &AppState, name: String, parts: &Parts, q: &ReadQuery
         first = false;
         incarnation = chunk.meta.incarnation;
         if !chunk.data.is_empty() {
-            return Ok(data_response(parts, &chunk, cursor(), true));
+            return Ok(data_response(parts, &chunk, cursor(), Caching::for_data(state)));
         }
         if chunk.at_eof() || state.readiness.is_draining() {
             return Ok(no_content(&chunk, cursor()));

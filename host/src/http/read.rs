@@ -222,8 +222,31 @@ pub fn data_headers(out: &mut HeaderMap, chunk: &Chunk) {
     }
 }
 
+/// Who may keep a data answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Caching {
+    /// Nobody (an empty read: the next one may differ).
+    NoStore,
+    /// Shared caches and CDNs (open mode: anyone could ask the same).
+    Public,
+    /// Only the client (token mode: the answer was for a credential, so a shared cache must
+    /// not hand it to a caller without one).
+    Private,
+}
+
+impl Caching {
+    /// For a chunk that holds data, as the server's access mode allows.
+    pub fn for_data(state: &AppState) -> Caching {
+        if state.auth.enabled() {
+            Caching::Private
+        } else {
+            Caching::Public
+        }
+    }
+}
+
 /// A 200 response carrying the chunk, with ETag / 304 handling.
-pub fn data_response(parts: &Parts, chunk: &Chunk, cursor: Option<String>, cacheable: bool) -> Response {
+pub fn data_response(parts: &Parts, chunk: &Chunk, cursor: Option<String>, caching: Caching) -> Response {
     let etag = chunk.etag();
     let matches = parts
         .headers
@@ -240,10 +263,10 @@ pub fn data_response(parts: &Parts, chunk: &Chunk, cursor: Option<String>, cache
     if let Ok(v) = HeaderValue::from_str(&etag) {
         out.insert(header::ETAG, v);
     }
-    let cc = if cacheable {
-        "public, max-age=60, stale-while-revalidate=300"
-    } else {
-        "no-store"
+    let cc = match caching {
+        Caching::Public => "public, max-age=60, stale-while-revalidate=300",
+        Caching::Private => "private, max-age=60, stale-while-revalidate=300",
+        Caching::NoStore => "no-store",
     };
     out.insert(header::CACHE_CONTROL, HeaderValue::from_static(cc));
     if let Some(c) = cursor.filter(|_| !chunk.at_eof()) {
@@ -268,8 +291,12 @@ pub async fn catch_up(state: &AppState, name: String, parts: &Parts, q: &ReadQue
         out.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         return Ok(resp);
     }
-    let cacheable = !chunk.data.is_empty();
-    Ok(data_response(parts, &chunk, None, cacheable))
+    let caching = if chunk.data.is_empty() {
+        Caching::NoStore
+    } else {
+        Caching::for_data(state)
+    };
+    Ok(data_response(parts, &chunk, None, caching))
 }
 
 #[cfg(test)]

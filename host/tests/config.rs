@@ -213,6 +213,9 @@ fn accepted_but_wrong_values_are_refused() {
         ("DS_CONSOLE__PATH", "/v1", "console.path"),
         ("DS_CONSOLE__PATH", "console", "console.path"),
         ("DS_CONSOLE__PATH", "/metrics", "console.path"),
+        ("DS_CONSOLE__PATH", "/con{sole}", "console.path"),
+        ("DS_CONSOLE__PATH", "/ui/*rest", "console.path"),
+        ("DS_CONSOLE__PATH", "/ui//x", "console.path"),
     ] {
         let data = dir.path.join("data");
         let env = [

@@ -491,10 +491,17 @@ impl Config {
             let mount = self.console.mount();
             let base = self.base_path();
             let reserved = ["/healthz", "/readyz", "/metrics"];
-            if !mount.starts_with('/') || mount.len() < 2 || reserved.contains(&mount) {
+            // Plain segments only: the router would take `{x}` or `*x` as a capture.
+            let plain = |seg: &str| {
+                !seg.is_empty() && seg != "." && seg != ".." && seg.chars().all(|c| c.is_ascii_alphanumeric() || "-._~".contains(c))
+            };
+            if !mount.starts_with('/') || !mount[1..].split('/').all(plain) || reserved.contains(&mount) {
                 return invalid(
                     "console.path",
-                    &format!("must be a path such as \"/console\", not {:?}", self.console.path),
+                    &format!(
+                        "must be a path of plain segments (letters, digits, - . _ ~) such as \"/console\", not {:?}",
+                        self.console.path
+                    ),
                 );
             }
             if !base.is_empty() && (mount == base || mount.starts_with(&format!("{base}/")) || base.starts_with(&format!("{mount}/"))) {

@@ -333,12 +333,20 @@ fn the_console_in_a_real_browser() {
         // 9. The server view reads the figures.
         c.goto(&format!("{base}#/server")).await.unwrap();
         view(&c, "server").await;
+        // The streams figure is the server's own count (not the page's fallback of 0).
+        let port = server.port;
+        let streams = blocking(move || common::metric(port, "ds_streams")).await;
+        assert!(streams >= 15, "ds_streams {streams}");
         until(Duration::from_secs(6), "the figures", || async {
+            // The figure's label, then its value.
             let t = c.find(Locator::Css("#fig-streams")).await.ok()?.text().await.ok()?;
-            t.chars().any(|ch| ch.is_ascii_digit()).then_some(())
+            (t.lines().last()?.trim() == streams.to_string()).then_some(())
         })
         .await;
-        step(&mut n, "the server view shows live figures");
+        step(
+            &mut n,
+            "the server view shows live figures (its stream count equals the server's ds_streams)",
+        );
         // 10. Subscriptions: listed, inspected, deleted through the page.
         let sub_url = server.url("/v1/stream/__ds/subscriptions/console-sub");
         {

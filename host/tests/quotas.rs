@@ -70,6 +70,18 @@ fn token_mode_limits_each_token() {
         statuses.push(bogus(()).send().unwrap().status().as_u16());
     }
     assert!(statuses.starts_with(&[401, 401, 401]) && statuses.contains(&429), "{statuses:?}");
+    // The same on /metrics (protected in token mode): its refusals are counted too.
+    let metrics: Vec<u16> = (0..5)
+        .map(|_| {
+            c.get(s.url("/metrics"))
+                .bearer_auth("dst_000000000000_".to_string() + &"0".repeat(64))
+                .send()
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+        .collect();
+    assert!(metrics.contains(&429), "{metrics:?}");
     // After Retry-After, the first one is served again.
     std::thread::sleep(Duration::from_secs(retry));
     assert_eq!(head(&a).send().unwrap().status(), 200);

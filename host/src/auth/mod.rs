@@ -219,8 +219,17 @@ impl Auth {
     }
 
     /// The caller of a request: its token checked (401 when missing or not valid). Reads
-    /// (GET, HEAD) may carry the token in the `access_token` query parameter instead.
+    /// (GET, HEAD) may carry the token in the `access_token` query parameter instead. A refusal
+    /// counts against its address's rate (429 once over it), so guessing, or making the server
+    /// check many bad signatures, is limited on every route that asks.
     pub fn caller(&self, parts: &Parts) -> Result<Caller, ApiError> {
+        self.check_credentials(parts).map_err(|refused| {
+            let addr = self.client(&Caller::Anyone, parts);
+            self.quotas.request(&addr).err().unwrap_or(refused)
+        })
+    }
+
+    fn check_credentials(&self, parts: &Parts) -> Result<Caller, ApiError> {
         let Some(table) = &self.tokens else {
             return Ok(Caller::Anyone);
         };

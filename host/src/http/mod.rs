@@ -73,15 +73,7 @@ async fn stream_route(State(state): State<Arc<AppState>>, req: Request<Body>) ->
     } else {
         match state.auth.caller(&parts) {
             Ok(c) => c,
-            Err(e) => {
-                // Refused credentials count against their address's rate, so guessing (or
-                // making the server check many bad signatures) is limited too.
-                let addr = state.auth.client(&crate::auth::Caller::Anyone, &parts);
-                if let Err(limited) = state.auth.quotas.request(&addr) {
-                    return limited.into_response();
-                }
-                return e.into_response();
-            }
+            Err(e) => return e.into_response(),
         }
     };
     let client = state.auth.client(&caller, &parts);

@@ -216,14 +216,15 @@ fn make_state(config: Config, storage: Storage, readiness: Readiness, auth: auth
         mode: storage.mode.clone(),
     };
     metrics.plugin.get_or_create(&info).set(1);
-    if tokio::runtime::Handle::try_current().is_ok() {
+    if auth.quotas.limits_rate() && tokio::runtime::Handle::try_current().is_ok() {
         // Rate state of clients gone quiet is dropped, so a server meeting many addresses or
-        // short-lived tokens over months does not keep them all.
-        let quotas = auth.quotas.clone();
+        // short-lived tokens over months does not keep them all (until the router is dropped).
+        let quotas = Arc::downgrade(&auth.quotas);
         tokio::spawn(async move {
             let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
             loop {
                 every.tick().await;
+                let Some(quotas) = quotas.upgrade() else { return };
                 quotas.forget_idle();
             }
         });
@@ -301,7 +302,7 @@ pub fn build_router(config: Config, storage: Storage) -> Router {
 /// `readiness.set_ready(true)`, and while draining).
 pub fn build_router_with_ready(config: Config, storage: Storage, readiness: Readiness) -> Router {
     let access = auth::Auth::from_config(&config).unwrap_or_else(|e| {
-        tracing::error!(error = %e, "the token file is unreadable: every request is refused until it is fixed");
+        tracing::error!(error = %e, "access control could not start: every request is refused until this is fixed");
         auth::Auth::deny_all(config.auth.tokens_path(&config.storage.data_dir))
     });
     http::router(make_state(config, storage, readiness, access))

@@ -59,14 +59,6 @@ impl Caller {
         }
     }
 
-    /// Whether this caller may do `op` on some name under `prefix`.
-    pub fn may_some_under(&self, op: Op, prefix: &str) -> bool {
-        match self {
-            Caller::Anyone => true,
-            Caller::Token(g) => g.scopes.iter().any(|s| s.allows_some_under(op, prefix)),
-        }
-    }
-
     /// The names starting with `prefix` this caller may do `op` on, as disjoint ranges.
     pub fn ranges(&self, op: Op, prefix: &str) -> Vec<scope::NameRange> {
         match self {
@@ -85,7 +77,10 @@ impl Caller {
 
     /// Whether this caller may do `op` on any name at all.
     pub fn may_somewhere(&self, op: Op) -> bool {
-        self.may_some_under(op, "")
+        match self {
+            Caller::Anyone => true,
+            Caller::Token(g) => g.scopes.iter().any(|s| s.allows_op(op)),
+        }
     }
 
     /// `Ok` if [`Caller::may`], else a 403 that does not say whether the stream exists.

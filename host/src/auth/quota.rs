@@ -87,6 +87,11 @@ impl Quotas {
         }))
     }
 
+    /// Whether a request rate is limited (else there is no rate state to forget).
+    pub fn limits_rate(&self) -> bool {
+        self.rate.is_some()
+    }
+
     /// Forgets the rate state of clients idle long enough to be back at a full burst.
     pub fn forget_idle(&self) {
         if let Some(limiter) = &self.rate {

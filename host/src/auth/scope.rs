@@ -115,7 +115,7 @@ impl Scope {
 
     /// Whether this scope allows `op` on `name`.
     pub fn allows(&self, op: Op, name: &str) -> bool {
-        self.ops & op.bit() != 0 && self.covers_name(name)
+        self.allows_op(op) && self.covers_name(name)
     }
 
     /// Whether every name and operation `other` allows, this one allows too.
@@ -129,7 +129,7 @@ impl Scope {
             (Names::Prefix(mine), Names::Prefix(theirs)) => {
                 // Every name under `theirs` must be under `mine`.
                 let mine_dir = if mine.ends_with('/') { mine.clone() } else { format!("{mine}/") };
-                theirs == mine || theirs.starts_with(&mine_dir) || (!mine.ends_with('/') && theirs == &mine_dir)
+                theirs == mine || theirs.starts_with(&mine_dir)
             }
         }
     }
@@ -137,18 +137,12 @@ impl Scope {
     /// Whether this scope allows `op` on every name under `dir` (ending in `/`; empty: every
     /// name at all).
     pub fn allows_all_under(&self, op: Op, dir: &str) -> bool {
-        self.ops & op.bit() != 0 && (self.names == Names::All || (!dir.is_empty() && self.covers_name(dir)))
+        self.allows_op(op) && (self.names == Names::All || (!dir.is_empty() && self.covers_name(dir)))
     }
 
-    /// Whether this scope allows `op` on some name under `prefix` (a listing or a glob).
-    pub fn allows_some_under(&self, op: Op, prefix: &str) -> bool {
-        if self.ops & op.bit() == 0 {
-            return false;
-        }
-        match &self.names {
-            Names::All => true,
-            Names::Prefix(p) => p.starts_with(prefix) || self.covers_name(prefix),
-        }
+    /// Whether this scope allows `op` on any name at all.
+    pub fn allows_op(&self, op: Op) -> bool {
+        self.ops & op.bit() != 0
     }
 }
 
@@ -174,7 +168,7 @@ pub enum NameRange {
 /// cover exactly those names (so a listing never looks at a name it may not show).
 pub fn ranges_under(scopes: &[Scope], op: Op, prefix: &str) -> Vec<NameRange> {
     let (mut unders, mut exact) = (Vec::new(), Vec::new());
-    for s in scopes.iter().filter(|s| s.ops & op.bit() != 0) {
+    for s in scopes.iter().filter(|s| s.allows_op(op)) {
         let dir = match &s.names {
             Names::All => prefix.to_string(),
             Names::Prefix(p) if p.ends_with('/') => p.clone(),

@@ -401,6 +401,41 @@ mod tests {
     }
 
     #[test]
+    fn issuer_and_audience_when_configured() {
+        let f = fixture();
+        let expect = Expect {
+            issuer: "https://app.example".into(),
+            audience: "durable-streams".into(),
+            leeway_secs: 0,
+        };
+        let v = JwtVerifier::open(f._dir.join("keys.json"), expect).unwrap();
+        let mut ed = Header::new(Algorithm::EdDSA);
+        ed.kid = Some("ed1".into());
+        let with = |extra: serde_json::Value| {
+            let mut c = claims(60);
+            for (k, val) in extra.as_object().unwrap() {
+                c[k] = val.clone();
+            }
+            encode(&ed, &c, &f.ed).unwrap()
+        };
+        let iss = "https://app.example";
+        assert!(v.check(&with(serde_json::json!({"iss": iss, "aud": "durable-streams"}))).is_ok());
+        assert!(v
+            .check(&with(serde_json::json!({"iss": iss, "aud": ["other", "durable-streams"]})))
+            .is_ok());
+        for bad in [
+            serde_json::json!({"iss": "https://elsewhere.example", "aud": "durable-streams"}),
+            serde_json::json!({"aud": "durable-streams"}),
+            serde_json::json!({"iss": iss, "aud": "other"}),
+            serde_json::json!({"iss": iss}),
+        ] {
+            assert!(matches!(v.check(&with(bad.clone())), Err(JwtError::Claims(_))), "{bad}");
+        }
+        // Unconfigured, neither is asked for.
+        assert!(f.verifier.check(&with(serde_json::json!({"iss": "anyone", "aud": "any"}))).is_ok());
+    }
+
+    #[test]
     fn a_remembered_token_is_forgotten_when_its_key_goes() {
         let f = fixture();
         let mut ed = Header::new(Algorithm::EdDSA);

@@ -204,7 +204,7 @@ impl JwtVerifier {
                 return Ok(v.grant.clone());
             }
         }
-        let (grant, checked_with) = self.verify(token)?;
+        let (grant, checked_with) = self.verify(token, &digest)?;
         if let Some(expires_ms) = grant.expires_ms {
             let mut verified = self.verified.write();
             if verified.len() >= REMEMBERED {
@@ -227,28 +227,20 @@ impl JwtVerifier {
     }
 
     /// Checks a JWT's signature and claims; returns the grant and the keys it was checked with.
-    fn verify(&self, token: &str) -> Result<(Grant, Arc<KeySet>), JwtError> {
+    fn verify(&self, token: &str, digest: &[u8; 32]) -> Result<(Grant, Arc<KeySet>), JwtError> {
         // `alg: none` (and any algorithm the library does not know) fails here.
         let header = jsonwebtoken::decode_header(token).map_err(|_| JwtError::Malformed)?;
         if !matches!(header.alg, Algorithm::EdDSA | Algorithm::HS256) {
             return Err(JwtError::Algorithm);
         }
-        let matching = |set: &KeySet| {
-            set.keys
-                .iter()
-                .any(|k| k.alg == header.alg && (header.kid.is_none() || k.kid == header.kid))
-        };
+        let fits = |k: &&Key| k.alg == header.alg && (header.kid.is_none() || k.kid == header.kid);
         let mut set = self.keys.current(1000);
-        if !matching(&set) {
+        if !set.keys.iter().any(|k| fits(&k)) {
             // Perhaps a key added a moment ago: look at the file again now (one `stat`).
             set = self.keys.current(0);
         }
         let mut outcome = Err(JwtError::UnknownKey);
-        for key in set
-            .keys
-            .iter()
-            .filter(|k| k.alg == header.alg && (header.kid.is_none() || k.kid == header.kid))
-        {
+        for key in set.keys.iter().filter(fits) {
             match jsonwebtoken::decode::<Claims>(token, &key.decoding, &self.validation(key.alg)) {
                 Ok(data) => {
                     outcome = Ok(data.claims);
@@ -289,8 +281,7 @@ impl JwtVerifier {
         // Named in logs and quotas by its subject; without one, by a digest of the token (so
         // such tokens do not share one quota).
         let who = claims.sub.unwrap_or_else(|| {
-            let d = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
-            let hex: String = d.as_ref()[..6].iter().map(|b| format!("{b:02x}")).collect();
+            let hex: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
             format!("~{hex}")
         });
         let grant = Grant {

@@ -251,12 +251,16 @@ async fn import(state: &Arc<AppState>, caller: &Caller, query: Option<&str>, bod
     });
     let file = path.clone();
     let caller = caller.clone();
-    let existing: Vec<Sub> = match (&caller, &state.subs) {
-        (Caller::Token(_), Some(subs)) => subs.inner.lock().subs.values().cloned().collect(),
-        _ => Vec::new(),
-    };
     let outcome = tokio::task::spawn_blocking(move || {
         let plan = crate::cli::check(&mut std::io::BufReader::new(std::fs::File::open(&file)?))?;
+        // The subscriptions this import would replace (a token must be allowed to manage them).
+        let existing: Vec<Sub> = match (&caller, &sink) {
+            (Caller::Token(_), Some(sink)) => {
+                let inner = sink.subs.inner.lock();
+                plan.subscriptions.iter().filter_map(|s| inner.subs.get(&s.id).cloned()).collect()
+            }
+            _ => Vec::new(),
+        };
         import_allowed(&caller, &plan, on_conflict, &existing)?;
         let Some(sink) = sink.as_ref() else {
             if !plan.subscriptions.is_empty() {

@@ -120,6 +120,11 @@ fn subscriptions_keep_to_the_callers_scope() {
         ),
         403
     );
+    assert_eq!(e.sub(&e.chat_admin, M::DELETE, "ops/streams/other%2Fx", None), 403);
+    assert_eq!(
+        e.sub(&e.chat_admin, M::POST, "ops/claim", Some(serde_json::json!({"worker": "w"}))),
+        403
+    );
     assert_eq!(e.sub(&e.admin, M::GET, "ops", None), 200, "still there");
     // Its own: streams inside may be added, outside not.
     assert_eq!(
@@ -220,6 +225,9 @@ fn export_and_import_keep_to_the_callers_scope() {
     assert_ne!(hijack, scoped);
     assert_eq!(import(&e.chat_admin, &hijack, "?on_conflict=replace"), 403);
     assert_eq!(e.sub(&e.admin, M::GET, "ops", None), 200);
+    // Replacing streams needs delete on them: without it, refused whole.
+    let no_delete = issue(&e.tokens, "chat/:read,create,admin");
+    assert_eq!(import(&no_delete, &scoped, "?on_conflict=replace"), 403);
     // Its own export, replacing: needs delete too, which it has.
     assert_eq!(import(&e.chat_admin, &scoped, "?on_conflict=replace"), 200);
     // The admin's renamed export goes in.

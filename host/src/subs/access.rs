@@ -1,10 +1,10 @@
 //! Which subscriptions a caller may manage (`auth.mode = "token"`): those whose glob, explicit
-//! streams and wake stream all lie inside the caller's `admin` scope. Decided before a route
-//! acts, from the request and the subscription as stored; owns no subscription behaviour.
+//! streams and wake stream all lie inside the caller's `admin` scope. Asked before a route acts
+//! (the subscription as stored) and by the routes that add streams (what they parsed); owns no
+//! subscription behaviour.
 
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 
 use super::model::{Sub, SubConfig, SubRequest};
 use super::Subscriptions;
@@ -42,32 +42,36 @@ fn forbidden(what: &str) -> Response {
     .into_response()
 }
 
-#[derive(Deserialize)]
-struct StreamsBody {
-    streams: Vec<String>,
-}
-
-/// A refusal for a subscription route (`id`, `tail` after it), or `None` to go on. Bodies that
-/// do not parse are left to the route, which answers 400.
-pub fn check(caller: &Caller, subs: &Subscriptions, id: &str, method: &Method, tail: &str, body: &[u8]) -> Option<Response> {
+/// A 403 if the subscription `id` exists and reaches outside `caller`'s scope (whatever the
+/// route), or `None` to go on. What a request would add is checked by the route, after it has
+/// parsed the body, with [`request_within`] and [`streams_within`].
+pub fn existing_outside(caller: &Caller, subs: &Subscriptions, id: &str) -> Option<Response> {
     if matches!(caller, Caller::Anyone) {
         return None;
     }
     let outside = subs.inner.lock().subs.get(id).is_some_and(|s| !sub_within(caller, s));
-    if outside {
-        return Some(forbidden("this subscription"));
+    outside.then(|| forbidden("this subscription"))
+}
+
+/// A 403 unless `caller` may manage a subscription as `req` asks for it.
+pub fn request_within(caller: &Caller, req: &SubRequest) -> Result<(), Response> {
+    if within(
+        caller,
+        req.pattern.as_deref(),
+        req.streams.iter().flatten(),
+        req.wake_stream.as_deref(),
+    ) {
+        Ok(())
+    } else {
+        Err(forbidden("the subscription's pattern or streams"))
     }
-    match (method, tail) {
-        (&Method::PUT, "") => match serde_json::from_slice::<SubRequest>(body) {
-            Ok(r) if !within(caller, r.pattern.as_deref(), r.streams.iter().flatten(), r.wake_stream.as_deref()) => {
-                Some(forbidden("the subscription's pattern or streams"))
-            }
-            _ => None,
-        },
-        (&Method::POST, "streams") => match serde_json::from_slice::<StreamsBody>(body) {
-            Ok(b) if !within(caller, None, &b.streams, None) => Some(forbidden("a stream added")),
-            _ => None,
-        },
-        _ => None,
+}
+
+/// A 403 unless `caller` may add `streams` to a subscription.
+pub fn streams_within(caller: &Caller, streams: &[String]) -> Result<(), Response> {
+    if within(caller, None, streams, None) {
+        Ok(())
+    } else {
+        Err(forbidden("a stream added"))
     }
 }

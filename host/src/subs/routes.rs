@@ -15,6 +15,7 @@ use durable_streams_core::{name, Offset};
 use percent_encoding::percent_decode_str;
 use serde::Deserialize;
 
+use super::access;
 use super::model::{Link, Sub, SubConfig, SubRequest};
 use super::store::Record;
 use super::view::sub_json;
@@ -126,11 +127,11 @@ pub async fn dispatch(state: &Arc<AppState>, caller: &Caller, rest: &str, parts:
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };
-    if let Some(refused) = super::access::check(caller, &subs, id, &parts.method, tail, &bytes) {
+    if let Some(refused) = access::existing_outside(caller, &subs, id) {
         return refused;
     }
     match (&parts.method, tail) {
-        (&Method::PUT, "") => create(state, &subs, id, parts, &bytes).await,
+        (&Method::PUT, "") => create(state, &subs, caller, id, parts, &bytes).await,
         (&Method::GET, "") => {
             let inner = subs.inner.lock();
             match inner.subs.get(id) {
@@ -139,7 +140,7 @@ pub async fn dispatch(state: &Arc<AppState>, caller: &Caller, rest: &str, parts:
             }
         }
         (&Method::DELETE, "") => delete(&subs, id).await,
-        (&Method::POST, "streams") => add_streams(&subs, id, &bytes).await,
+        (&Method::POST, "streams") => add_streams(&subs, caller, id, &bytes).await,
         (&Method::DELETE, t) if t.starts_with("streams/") => {
             let p = percent_decode_str(&t["streams/".len()..]).decode_utf8_lossy().into_owned();
             remove_stream(&subs, id, &p).await
@@ -152,11 +153,14 @@ pub async fn dispatch(state: &Arc<AppState>, caller: &Caller, rest: &str, parts:
     }
 }
 
-async fn create(state: &AppState, subs: &Arc<Subscriptions>, id: &str, parts: &Parts, bytes: &[u8]) -> Response {
+async fn create(state: &AppState, subs: &Arc<Subscriptions>, caller: &Caller, id: &str, parts: &Parts, bytes: &[u8]) -> Response {
     let req: SubRequest = match serde_json::from_slice(bytes) {
         Ok(r) => r,
         Err(e) => return bad(format!("invalid subscription: {e}")),
     };
+    if let Err(refused) = access::request_within(caller, &req) {
+        return refused;
+    }
     let lease = req.lease_ttl_ms.unwrap_or(30_000);
     if !(1_000..=600_000).contains(&lease) {
         return bad("lease_ttl_ms must be between 1000 and 600000");
@@ -294,11 +298,14 @@ struct StreamsBody {
     streams: Vec<String>,
 }
 
-async fn add_streams(subs: &Arc<Subscriptions>, id: &str, bytes: &[u8]) -> Response {
+async fn add_streams(subs: &Arc<Subscriptions>, caller: &Caller, id: &str, bytes: &[u8]) -> Response {
     let body: StreamsBody = match serde_json::from_slice(bytes) {
         Ok(b) => b,
         Err(e) => return bad(format!("invalid body: {e}")),
     };
+    if let Err(refused) = access::streams_within(caller, &body.streams) {
+        return refused;
+    }
     let mut tails = Vec::new();
     for s in &body.streams {
         if let Some(r) = invalid_stream(s) {

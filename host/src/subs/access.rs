@@ -44,7 +44,7 @@ fn forbidden(what: &str) -> Response {
 
 /// A 403 if the subscription `id` exists and reaches outside `caller`'s scope (whatever the
 /// route), or `None` to go on. What a request would add is checked by the route, after it has
-/// parsed the body, with [`request_within`] and [`streams_within`].
+/// parsed the body, with [`request_outside`] and [`streams_outside`].
 pub fn existing_outside(caller: &Caller, subs: &Subscriptions, id: &str) -> Option<Response> {
     if matches!(caller, Caller::Anyone) {
         return None;
@@ -53,25 +53,18 @@ pub fn existing_outside(caller: &Caller, subs: &Subscriptions, id: &str) -> Opti
     outside.then(|| forbidden("this subscription"))
 }
 
-/// A 403 unless `caller` may manage a subscription as `req` asks for it.
-pub fn request_within(caller: &Caller, req: &SubRequest) -> Result<(), Response> {
-    if within(
+/// A 403 if `caller` may not manage a subscription as `req` asks for it.
+pub fn request_outside(caller: &Caller, req: &SubRequest) -> Option<Response> {
+    let ok = within(
         caller,
         req.pattern.as_deref(),
         req.streams.iter().flatten(),
         req.wake_stream.as_deref(),
-    ) {
-        Ok(())
-    } else {
-        Err(forbidden("the subscription's pattern or streams"))
-    }
+    );
+    (!ok).then(|| forbidden("the subscription's pattern or streams"))
 }
 
-/// A 403 unless `caller` may add `streams` to a subscription.
-pub fn streams_within(caller: &Caller, streams: &[String]) -> Result<(), Response> {
-    if within(caller, None, streams, None) {
-        Ok(())
-    } else {
-        Err(forbidden("a stream added"))
-    }
+/// A 403 if `caller` may not add `streams` to a subscription.
+pub fn streams_outside(caller: &Caller, streams: &[String]) -> Option<Response> {
+    (!within(caller, None, streams, None)).then(|| forbidden("a stream added"))
 }

@@ -158,7 +158,7 @@ async fn create(state: &AppState, subs: &Arc<Subscriptions>, caller: &Caller, id
         Ok(r) => r,
         Err(e) => return bad(format!("invalid subscription: {e}")),
     };
-    if let Err(refused) = access::request_within(caller, &req) {
+    if let Some(refused) = access::request_outside(caller, &req) {
         return refused;
     }
     let lease = req.lease_ttl_ms.unwrap_or(30_000);
@@ -303,7 +303,7 @@ async fn add_streams(subs: &Arc<Subscriptions>, caller: &Caller, id: &str, bytes
         Ok(b) => b,
         Err(e) => return bad(format!("invalid body: {e}")),
     };
-    if let Err(refused) = access::streams_within(caller, &body.streams) {
+    if let Some(refused) = access::streams_outside(caller, &body.streams) {
         return refused;
     }
     let mut tails = Vec::new();

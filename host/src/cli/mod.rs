@@ -7,9 +7,7 @@ pub mod tokens;
 mod transfer;
 
 pub use remote::{remote_export, remote_import, RemoteTarget};
-pub use transfer::{
-    check, export, export_names, import, subscriptions, Conflict, Exported, ImportReport, LogSink, Plan, SubscriptionSink, TransferError,
-};
+pub use transfer::{check, export, export_where, import, Conflict, Exported, ImportReport, LogSink, Plan, SubscriptionSink, TransferError};
 
 use abi_stable::std_types::{ROption, RStr};
 use durable_streams_core::abi::{ListRequest, StreamListing};

@@ -84,7 +84,13 @@ async fn export(state: &Arc<AppState>, caller: &Caller, query: Option<&str>) -> 
             tx: tx.clone(),
             buf: Vec::with_capacity(256 << 10),
         };
-        match export_visible(&storage, &caller, &prefix, &mut w) {
+        match crate::cli::export_where(
+            &storage,
+            &prefix,
+            |name| caller.may(Op::Read, name),
+            |sub| crate::subs::sub_within(&caller, sub),
+            &mut w,
+        ) {
             Ok(done) => tracing::info!(streams = done.streams, bytes = done.bytes, "export served"),
             Err(e) => {
                 // The body ends early, without its summary line: an importer refuses it.
@@ -95,34 +101,6 @@ async fn export(state: &Arc<AppState>, caller: &Caller, query: Option<&str>) -> 
     });
     let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
     Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
-}
-
-/// [`crate::cli::export`] restricted to what `caller` may see.
-fn export_visible(
-    storage: &crate::plugin::Storage,
-    caller: &Caller,
-    prefix: &str,
-    out: &mut dyn Write,
-) -> Result<crate::cli::Exported, TransferError> {
-    if matches!(caller, Caller::Anyone) {
-        return crate::cli::export(storage, prefix, out);
-    }
-    let mut names = Vec::new();
-    crate::cli::for_each_stream(storage, prefix, |l| {
-        if caller.may(Op::Read, &l.name) {
-            names.push(l.name.to_string());
-        }
-        Ok(())
-    })?;
-    let subs: Vec<Sub> = if prefix.is_empty() {
-        crate::cli::subscriptions(storage)?
-            .into_iter()
-            .filter(|s| crate::subs::sub_within(caller, s))
-            .collect()
-    } else {
-        Vec::new()
-    };
-    crate::cli::export_names(storage, &names, &subs, out)
 }
 
 /// Refuses (403) an import plan that reaches outside `caller`'s scopes: every stream it would

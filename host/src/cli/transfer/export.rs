@@ -28,12 +28,30 @@ pub struct Exported {
 /// Writes every live stream (optionally under `prefix`) to `out`, and, for a whole export (no
 /// prefix), the subscriptions.
 pub fn export(storage: &Storage, prefix: &str, out: &mut dyn Write) -> Result<Exported, TransferError> {
+    export_where(storage, prefix, |_| true, |_| true, out)
+}
+
+/// [`export`] of only the streams and subscriptions the filters keep (an export over HTTP keeps
+/// what its token may see).
+pub fn export_where(
+    storage: &Storage,
+    prefix: &str,
+    keep_stream: impl Fn(&str) -> bool,
+    keep_sub: impl Fn(&crate::subs::model::Sub) -> bool,
+    out: &mut dyn Write,
+) -> Result<Exported, TransferError> {
     let mut names = Vec::new();
     crate::cli::for_each_stream(storage, prefix, |l| {
-        names.push(l.name.to_string());
+        if keep_stream(&l.name) {
+            names.push(l.name.to_string());
+        }
         Ok(())
     })?;
-    let subs = if prefix.is_empty() { subscriptions(storage)? } else { Vec::new() };
+    let subs = if prefix.is_empty() {
+        subscriptions(storage)?.into_iter().filter(|s| keep_sub(s)).collect()
+    } else {
+        Vec::new()
+    };
     export_names(storage, &names, &subs, out)
 }
 

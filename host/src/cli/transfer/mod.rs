@@ -26,7 +26,7 @@ use std::path::PathBuf;
 use durable_streams_core::abi::EngineError;
 
 pub use check::{check, Plan};
-pub use export::{export, export_names, subscriptions, Exported};
+pub use export::{export, export_names, export_where, Exported};
 pub use import::{import, ImportReport, LogSink, SubscriptionSink};
 
 pub const FORMAT: &str = "durable-streams-export";

@@ -127,7 +127,13 @@ async function problemOf(res) {
 
 // ---------- auth and fetch ----------
 
-const getToken = () => localStorage.getItem(TOKEN_KEY) || "";
+// The token lives in this page's memory only: never in localStorage or sessionStorage, which
+// any other page of this origin could read (a reload asks for it again). Earlier versions kept
+// it in localStorage: wiped at start.
+let consoleToken = "";
+try { localStorage.removeItem(TOKEN_KEY); } catch { /* storage disabled */ }
+const getToken = () => consoleToken;
+const setToken = (t) => { consoleToken = t || ""; };
 
 function authHeaders(extra) {
   const hdrs = new Headers(extra || {});
@@ -881,13 +887,13 @@ function setupDialogs() {
   $("#token-form").addEventListener("submit", (e) => {
     e.preventDefault();
     const t = $("#token-input").value.trim();
-    if (t) localStorage.setItem(TOKEN_KEY, t); else localStorage.removeItem(TOKEN_KEY);
+    setToken(t);
     d.close();
     notice(t ? "Token saved" : "Token cleared");
     route(true);
   });
   $("#token-forget").addEventListener("click", () => {
-    localStorage.removeItem(TOKEN_KEY);
+    setToken("");
     $("#token-input").value = "";
     d.close();
     notice("Token forgotten");

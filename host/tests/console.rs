@@ -396,6 +396,21 @@ fn the_console_asks_for_a_token_in_token_mode() {
     let server = Server::start(&[("DS_AUTH__MODE", "token"), ("DS_AUTH__TOKENS_FILE", tokens.to_str().unwrap())]);
     let r = http().put(server.url("/v1/stream/secret/s")).bearer_auth(&token).send().unwrap();
     assert_eq!(r.status(), 201);
+    // What an attacker with `chat/:create` stores: a page whose script reads the console's token.
+    let script = r#"<p id="stored">stored</p><script>
+        let got = "none";
+        try { got = localStorage.getItem("ds-console-token") || sessionStorage.getItem("ds-console-token") || "none"; }
+        catch (e) { got = "blocked " + e.name; }
+        document.title = "ran " + got;
+    </script>"#;
+    let r = http()
+        .put(server.url("/v1/stream/chat/steal"))
+        .bearer_auth(&token)
+        .header("Content-Type", "text/html")
+        .body(script)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
     let base = server.url("/console/");
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
@@ -416,6 +431,24 @@ fn the_console_asks_for_a_token_in_token_mode() {
         })
         .await;
         println!("console in token mode: asked for a token, then listed with it");
+        // The token is in no storage another page of this origin could read.
+        let kept = c
+            .execute("return [localStorage.length, sessionStorage.length, document.cookie];", vec![])
+            .await
+            .unwrap();
+        assert_eq!(kept, serde_json::json!([0, 0, ""]), "the console stored something");
+        // A stored HTML body opened in the same tab (the attack of issue #25): its script must
+        // not run, so it can neither read the console's token nor act on this origin.
+        let steal = format!("{}?offset=-1&access_token={token}", server.url("/v1/stream/chat/steal"));
+        c.goto(&steal).await.unwrap();
+        until(Duration::from_secs(5), "the stored page", || async {
+            c.find(Locator::Css("#stored")).await.ok().map(|_| ())
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let title = c.title().await.unwrap();
+        assert!(!title.starts_with("ran"), "a stored script ran on the server's origin: {title:?}");
+        println!("console in token mode: a stored text/html body did not run (title {title:?})");
         c.close().await.unwrap();
     });
 }

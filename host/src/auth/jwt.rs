@@ -15,7 +15,7 @@ use parking_lot::RwLock;
 use serde::Deserialize;
 
 use super::scope::Scope;
-use super::tokens::Grant;
+use super::tokens::{Grant, JwtIssuer};
 use super::watched::Watched;
 
 /// Why a JWT was not accepted (the 401's detail; never the token).
@@ -35,6 +35,8 @@ pub enum JwtError {
     NotYetValid,
     #[error("the JWT's claims are not accepted: {0}")]
     Claims(String),
+    #[error("the JWT names critical header extensions (crit), which this server does not understand")]
+    Critical,
 }
 
 /// Errors of the keys file.
@@ -60,6 +62,26 @@ struct Key {
     kid: Option<String>,
     alg: Algorithm,
     decoding: DecodingKey,
+    /// SHA-256 of its algorithm and key material, hex: names the key in the token file (for
+    /// the tokens a JWT issues) without storing a secret.
+    thumbprint: String,
+}
+
+fn thumbprint(alg: Algorithm, material: &str) -> String {
+    let d = ring::digest::digest(&ring::digest::SHA256, format!("{alg:?}:{material}").as_bytes());
+    d.as_ref()[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether a JWT's header names critical extensions (RFC 7515 section 4.1.11): this server
+/// understands none, so such a JWT must be refused.
+fn names_critical(token: &str) -> bool {
+    use base64::Engine as _;
+    let head = token.split('.').next().unwrap_or("");
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(head)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .is_some_and(|h| h.get("crit").is_some())
 }
 
 struct KeySet {
@@ -91,9 +113,9 @@ fn load(path: &Path) -> Result<KeySet, KeysError> {
     let mut keys = Vec::with_capacity(set.keys.len());
     for (index, jwk) in set.keys.iter().enumerate() {
         // The key's type decides its algorithm; a key whose `alg` says otherwise is refused.
-        let alg = match &jwk.algorithm {
-            AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => Algorithm::EdDSA,
-            AlgorithmParameters::OctetKey(p) if p.value.len() >= 43 => Algorithm::HS256,
+        let (alg, material) = match &jwk.algorithm {
+            AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => (Algorithm::EdDSA, &p.x),
+            AlgorithmParameters::OctetKey(p) if p.value.len() >= 43 => (Algorithm::HS256, &p.value),
             AlgorithmParameters::OctetKey(_) => return Err(bad(index, "an HS256 secret needs at least 32 bytes")),
             _ => return Err(bad(index, "only Ed25519 (kty OKP) and HS256 (kty oct) keys are accepted")),
         };
@@ -107,6 +129,7 @@ fn load(path: &Path) -> Result<KeySet, KeysError> {
             kid: jwk.common.key_id.clone(),
             alg,
             decoding,
+            thumbprint: thumbprint(alg, material),
         });
     }
     Ok(KeySet { keys })
@@ -170,6 +193,11 @@ impl JwtVerifier {
         })
     }
 
+    /// Whether the key with this thumbprint is still in the keys file.
+    pub fn has_key(&self, thumbprint: &str) -> bool {
+        self.keys.current(1000).keys.iter().any(|k| k.thumbprint == thumbprint)
+    }
+
     fn validation(&self, alg: Algorithm) -> Validation {
         let mut v = Validation::new(alg);
         v.leeway = self.expect.leeway_secs;
@@ -230,6 +258,9 @@ impl JwtVerifier {
     fn verify(&self, token: &str, digest: &[u8; 32]) -> Result<(Grant, Arc<KeySet>), JwtError> {
         // `alg: none` (and any algorithm the library does not know) fails here.
         let header = jsonwebtoken::decode_header(token).map_err(|_| JwtError::Malformed)?;
+        if names_critical(token) {
+            return Err(JwtError::Critical);
+        }
         if !matches!(header.alg, Algorithm::EdDSA | Algorithm::HS256) {
             return Err(JwtError::Algorithm);
         }
@@ -243,7 +274,7 @@ impl JwtVerifier {
         for key in set.keys.iter().filter(fits) {
             match jsonwebtoken::decode::<Claims>(token, &key.decoding, &self.validation(key.alg)) {
                 Ok(data) => {
-                    outcome = Ok(data.claims);
+                    outcome = Ok((data.claims, key));
                     break;
                 }
                 Err(e) => {
@@ -264,7 +295,7 @@ impl JwtVerifier {
                 }
             }
         }
-        let claims = outcome?;
+        let (claims, key) = outcome?;
         let texts: Vec<String> = match (claims.scopes, claims.scope) {
             (Some(list), _) => list,
             (None, Some(text)) => text.split_whitespace().map(str::to_string).collect(),
@@ -284,10 +315,17 @@ impl JwtVerifier {
             let hex: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
             format!("~{hex}")
         });
+        let id: Arc<str> = Arc::from(format!("jwt:{who}").as_str());
         let grant = Grant {
-            id: Arc::from(format!("jwt:{who}").as_str()),
+            root: id.clone(),
+            id,
             scopes: Arc::new(scopes),
             expires_ms: claims.exp.map(|s| s.saturating_mul(1000)),
+            key: Some(Arc::new(JwtIssuer {
+                sub: who,
+                kid: key.kid.clone(),
+                key: key.thumbprint.clone(),
+            })),
         };
         Ok((grant, set))
     }

@@ -4,6 +4,7 @@
 //! or echoes a token. Owns no protocol behaviour: the HTTP modules call it before they act.
 
 pub mod jwt;
+mod live;
 pub mod quota;
 pub mod scope;
 pub mod tokens;
@@ -16,6 +17,7 @@ use axum::http::{header, HeaderValue, Method, StatusCode};
 
 use crate::config::Config;
 use crate::http::error::ApiError;
+pub use live::CredentialWatch;
 pub use scope::Op;
 use tokens::{Grant, TokenError, TokenTable};
 
@@ -102,7 +104,7 @@ pub fn forbidden(op: Op) -> ApiError {
     )
 }
 
-fn unauthorized(detail: &str, invalid: bool) -> ApiError {
+pub(crate) fn unauthorized(detail: &str, invalid: bool) -> ApiError {
     let challenge = if invalid {
         r#"Bearer realm="durable-streams", error="invalid_token""#
     } else {
@@ -192,7 +194,8 @@ impl Auth {
     /// last `X-Forwarded-For` entry, the one the nearest proxy saw, when proxy headers are trusted).
     pub fn client(&self, caller: &Caller, parts: &Parts) -> quota::ClientKey {
         if let Caller::Token(g) = caller {
-            return quota::ClientKey::Token(g.id.clone());
+            // A token's children share its budget (issuing tokens multiplies no quota).
+            return quota::ClientKey::Token(g.root.clone());
         }
         if self.trust_proxy_headers {
             let forwarded = parts
@@ -215,13 +218,28 @@ impl Auth {
 
     /// The caller of a request: its token checked (401 when missing or not valid). Reads
     /// (GET, HEAD) may carry the token in the `access_token` query parameter instead. A refusal
-    /// counts against its address's rate (429 once over it), so guessing, or making the server
-    /// check many bad signatures, is limited on every route that asks.
+    /// counts against its address's rate for refusals (429 once over it), so guessing, or making
+    /// the server check many bad signatures, is limited on every route that asks; that budget
+    /// is not the one of the routes that need no token (a wake's `callback`, `ack`, `release`).
     pub fn caller(&self, parts: &Parts) -> Result<Caller, ApiError> {
         self.check_credentials(parts).map_err(|refused| {
-            let addr = self.client(&Caller::Anyone, parts);
+            let addr = quota::ClientKey::Refused(Box::new(self.client(&Caller::Anyone, parts)));
             self.quotas.request(&addr).err().unwrap_or(refused)
         })
+    }
+
+    /// Whether a credential accepted earlier is still valid: not revoked, not expired, its JWT
+    /// key (if it rests on one) still there. Live reads ask this again and again.
+    pub fn still_valid(&self, g: &Grant) -> bool {
+        if g.expires_ms.is_some_and(|e| crate::state::now_ms() >= e) {
+            return false;
+        }
+        if let Some(k) = &g.key {
+            if !self.jwts.as_ref().is_some_and(|j| j.has_key(&k.key)) {
+                return false;
+            }
+        }
+        g.is_jwt() || self.tokens.as_ref().is_some_and(|t| t.still_valid(&g.id))
     }
 
     fn check_credentials(&self, parts: &Parts) -> Result<Caller, ApiError> {
@@ -250,6 +268,11 @@ impl Auth {
             }
         }
         match table.check(&token) {
+            // Issued by a JWT (at the top of its chain) whose key has been removed since.
+            Ok(g) if g.key.as_ref().is_some_and(|k| !self.jwts.as_ref().is_some_and(|j| j.has_key(&k.key))) => {
+                tracing::info!(token = %g.id, "access token refused: the JWT key it was issued under is gone");
+                Err(unauthorized("this access token was issued by a JWT whose key has been removed", true))
+            }
             Ok(g) => Ok(Caller::Token(g)),
             Err(e @ (TokenError::Malformed | TokenError::Unknown)) => Err(unauthorized(&e.to_string(), true)),
             Err(e @ (TokenError::Revoked(_) | TokenError::Expired(_))) => {

@@ -24,6 +24,9 @@ pub enum ClientKey {
     Addr(IpAddr),
     /// No address known (an embedder's own transport).
     Unknown,
+    /// Requests from this client whose credential was refused: a budget of their own, so a
+    /// flood of bad tokens never starves the routes that need none.
+    Refused(Box<ClientKey>),
 }
 
 /// The server's quotas.

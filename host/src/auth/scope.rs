@@ -120,9 +120,11 @@ impl Scope {
 
     /// Whether every name and operation `other` allows, this one allows too.
     pub fn contains(&self, other: &Scope) -> bool {
-        if other.ops & !self.ops != 0 {
-            return false;
-        }
+        other.ops & !self.ops == 0 && self.names_contain(other)
+    }
+
+    /// Whether every name `other` covers, this one covers too (whatever the operations).
+    pub fn names_contain(&self, other: &Scope) -> bool {
         match (&self.names, &other.names) {
             (Names::All, _) => true,
             (Names::Prefix(_), Names::All) => false,

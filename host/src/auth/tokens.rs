@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -35,6 +36,36 @@ pub struct Record {
     /// The token that issued this one over HTTP: revoking it refuses this one too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issued_by: Option<String>,
+    /// The JWT that issued this one over HTTP: removing its key refuses this one too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_by_jwt: Option<JwtIssuer>,
+}
+
+/// A JWT that issued a token: its subject and the key that verified it.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+pub struct JwtIssuer {
+    /// The JWT's `sub` (or `~` and a digest of the JWT when it had none).
+    pub sub: String,
+    /// The verifying key's `kid`, if it has one.
+    #[serde(default)]
+    pub kid: Option<String>,
+    /// The verifying key's thumbprint (SHA-256 of its algorithm and public part or secret).
+    pub key: String,
+}
+
+impl Record {
+    /// Who issued it, for `token list`: a token id, a JWT (subject and key), or the CLI.
+    pub fn issuer(&self) -> String {
+        match (&self.issued_by, &self.issued_by_jwt) {
+            (Some(id), _) => format!("token {id}"),
+            (None, Some(j)) => format!("jwt {} (key {})", j.sub, j.kid.as_deref().unwrap_or(&j.key)),
+            (None, None) => "cli".into(),
+        }
+    }
+
+    fn live(&self, now: u64) -> bool {
+        !self.revoked && self.expires_ms.is_none_or(|e| now < e)
+    }
 }
 
 /// What a new token allows, for how long, and who asked for it.
@@ -46,6 +77,18 @@ pub struct Issue<'a> {
     pub label: &'a str,
     /// The issuing token's id, when a token issued it.
     pub issued_by: Option<&'a str>,
+    /// The issuing JWT, when one issued it.
+    pub issued_by_jwt: Option<&'a JwtIssuer>,
+    /// At most this many live tokens may descend from the issuer's root (`None`: no bound).
+    pub bound: Option<Bound<'a>>,
+}
+
+/// A bound on the live tokens that descend from one root credential.
+#[derive(Clone, Copy)]
+pub struct Bound<'a> {
+    /// The root's quota name (`Grant::root`).
+    pub root: &'a str,
+    pub max: usize,
 }
 
 #[derive(Default, Deserialize, Serialize)]
@@ -90,6 +133,8 @@ pub enum FileError {
     NoScope,
     #[error("the system random source failed")]
     Random,
+    #[error("{max} live tokens already descend from this credential (auth.max_tokens_per_issuer): revoke some first")]
+    TooMany { max: usize },
 }
 
 /// A valid token: its id (for logs) and what it allows.
@@ -99,6 +144,19 @@ pub struct Grant {
     pub scopes: Arc<Vec<Scope>>,
     /// When it stops being valid (ms since the epoch), if ever.
     pub expires_ms: Option<u64>,
+    /// The credential at the top of its chain of issuers (itself, if none): the token made with
+    /// the CLI, or `jwt:SUBJECT`. Quotas count by it, so issuing children multiplies nothing.
+    pub root: Arc<str>,
+    /// The JWT key this credential rests on (a JWT's own, or the one that verified the JWT
+    /// at the top of its chain): removing the key refuses it.
+    pub key: Option<Arc<JwtIssuer>>,
+}
+
+impl Grant {
+    /// Whether it is a JWT (else an access token of the token file).
+    pub fn is_jwt(&self) -> bool {
+        self.id.starts_with("jwt:")
+    }
 }
 
 /// A loaded token: what a check needs, decoded once per load.
@@ -111,6 +169,9 @@ struct Known {
     revoked: bool,
     expires_ms: Option<u64>,
     scopes: Arc<Vec<Scope>>,
+    /// Settled once per load, like `revoked`: see [`Grant::root`] and [`Grant::key`].
+    root: Arc<str>,
+    key: Option<Arc<JwtIssuer>>,
 }
 
 fn digest(text: &str) -> [u8; 32] {
@@ -171,6 +232,7 @@ fn update<T>(path: &Path, change: impl FnOnce(&mut File) -> Result<T, FileError>
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(0o600)
         .open(&lock_path)
         .map_err(io)?;
     lock.lock().map_err(io)?;
@@ -179,12 +241,15 @@ fn update<T>(path: &Path, change: impl FnOnce(&mut File) -> Result<T, FileError>
     let out = change(&mut file)?;
     let tmp = path.with_extension("tmp");
     {
+        // Readable by the server's user alone (a leftover temp file keeps its old mode).
         let mut f = std::fs::OpenOptions::new()
             .create(true)
             .truncate(true)
             .write(true)
+            .mode(0o600)
             .open(&tmp)
             .map_err(io)?;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(io)?;
         let json = serde_json::to_vec_pretty(&file).expect("token records serialize");
         f.write_all(&json).and_then(|_| f.sync_all()).map_err(io)?;
     }
@@ -199,6 +264,8 @@ pub fn issue(path: &Path, req: &Issue) -> Result<(String, Record), FileError> {
         ttl_ms,
         label,
         issued_by,
+        issued_by_jwt,
+        bound,
     } = *req;
     if scopes.is_empty() {
         return Err(FileError::NoScope);
@@ -226,9 +293,21 @@ pub fn issue(path: &Path, req: &Issue) -> Result<(String, Record), FileError> {
         revoked: false,
         label: label.to_string(),
         issued_by: issued_by.map(str::to_string),
+        issued_by_jwt: issued_by_jwt.cloned(),
     };
     let stored = record.clone();
     update(path, |f| {
+        if let Some(b) = bound {
+            let by_id: HashMap<&str, &Record> = f.tokens.iter().map(|r| (r.id.as_str(), r)).collect();
+            let live = f
+                .tokens
+                .iter()
+                .filter(|r| r.live(now) && root_of(&by_id, r) == b.root)
+                .count();
+            if live >= b.max {
+                return Err(FileError::TooMany { max: b.max });
+            }
+        }
         f.tokens.push(stored);
         Ok(())
     })?;
@@ -251,6 +330,23 @@ pub fn revoke(path: &Path, id: &str) -> Result<(), FileError> {
 /// Every token in the file.
 pub fn list(path: &Path) -> Result<Vec<Record>, FileError> {
     Ok(read_file(path)?.tokens)
+}
+
+/// The quota name of the credential at the top of `r`'s chain of issuers (see [`Grant::root`]).
+fn root_of(by_id: &HashMap<&str, &Record>, r: &Record) -> String {
+    let mut at = r;
+    let mut seen = std::collections::HashSet::new();
+    while let Some(parent) = at.issued_by.as_deref() {
+        match by_id.get(parent) {
+            Some(p) if seen.insert(parent) => at = p,
+            // An issuer no longer in the file (or a loop): the chain's top as far as known.
+            _ => return parent.to_string(),
+        }
+    }
+    match &at.issued_by_jwt {
+        Some(j) => format!("jwt:{}", j.sub),
+        None => at.id.clone(),
+    }
 }
 
 /// The id a token names, if it has the token form.
@@ -278,6 +374,7 @@ pub struct TokenTable {
 impl TokenTable {
     /// Loads `path` (absent: no token yet); a malformed file is an error at startup.
     pub fn open(path: PathBuf) -> Result<TokenTable, FileError> {
+        warn_if_readable(&path);
         Ok(TokenTable {
             file: Watched::open(path, "token file", load)?,
         })
@@ -319,7 +416,34 @@ impl TokenTable {
             id: known.id.clone(),
             scopes: known.scopes.clone(),
             expires_ms: known.expires_ms,
+            root: known.root.clone(),
+            key: known.key.clone(),
         })
+    }
+
+    /// Whether the token `id` is still valid (not revoked, not expired): asked again and again
+    /// by live reads, so a revocation or an expiry ends them.
+    pub fn still_valid(&self, id: &str) -> bool {
+        let table = self.file.current(1000);
+        table
+            .by_id
+            .get(id)
+            .is_some_and(|k| !k.revoked && k.expires_ms.is_none_or(|e| now_ms() < e))
+    }
+}
+
+/// Whether the file at `path` is open to its group or to others (the bits of `mode`).
+pub fn readable_by_others(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o077 != 0)
+}
+
+/// Warns when the token file is open to its group or to others (it is written 0600).
+fn warn_if_readable(path: &Path) {
+    if readable_by_others(path) {
+        tracing::warn!(
+            path = %path.display(),
+            "the token file can be read by other users than the server's: chmod 600 it"
+        );
     }
 }
 
@@ -344,40 +468,72 @@ fn load(path: &Path) -> Result<Loaded, FileError> {
             revoked: r.revoked,
             expires_ms: r.expires_ms,
             scopes: Arc::new(scopes),
+            root: match &r.issued_by_jwt {
+                Some(j) => Arc::from(format!("jwt:{}", j.sub).as_str()),
+                None => Arc::from(r.id.as_str()),
+            },
+            key: r.issued_by_jwt.clone().map(Arc::new),
         };
         by_id.insert(r.id, known);
     }
-    inherit_revocation(&mut by_id);
+    settle_chains(&mut by_id);
     Ok(Loaded { by_id })
 }
 
-/// Marks revoked every token issued, at any depth, by a revoked one (each chain walked once;
-/// a chain through an unknown issuer or round a loop stops there).
-fn inherit_revocation(by_id: &mut HashMap<String, Known>) {
-    let mut verdicts: HashMap<String, bool> = HashMap::new();
-    for start in by_id.keys() {
-        let mut path = std::collections::HashSet::new();
-        let mut at = Some(start.as_str());
-        let verdict = loop {
-            let Some(id) = at else { break false };
-            if let Some(&v) = verdicts.get(id) {
-                break v;
+/// What a token inherits from its chain of issuers.
+#[derive(Clone)]
+struct Chain {
+    revoked: bool,
+    root: Arc<str>,
+    key: Option<Arc<JwtIssuer>>,
+}
+
+/// Settles what every token inherits from its issuers, at any depth: revoked when any of them
+/// is, and the root and JWT key of the chain's top (each chain walked once; a chain through an
+/// issuer no longer in the file, or round a loop, stops there, with that issuer as its root).
+fn settle_chains(by_id: &mut HashMap<String, Known>) {
+    let mut settled: HashMap<String, Chain> = HashMap::new();
+    let ids: Vec<String> = by_id.keys().cloned().collect();
+    for start in ids {
+        let mut path: Vec<String> = Vec::new();
+        let mut on_path = std::collections::HashSet::new();
+        let mut at = start;
+        let mut above = loop {
+            if let Some(c) = settled.get(&at) {
+                break c.clone();
             }
-            let Some(k) = by_id.get(id) else { break false };
-            if k.revoked {
-                break true;
+            let k = &by_id[&at];
+            path.push(at.clone());
+            on_path.insert(at.clone());
+            match k.parent.as_deref() {
+                Some(p) if by_id.contains_key(p) && !on_path.contains(p) => at = p.to_string(),
+                Some(p) => {
+                    break Chain {
+                        revoked: false,
+                        root: Arc::from(p),
+                        key: None,
+                    }
+                }
+                None => {
+                    break Chain {
+                        revoked: false,
+                        root: k.root.clone(),
+                        key: k.key.clone(),
+                    }
+                }
             }
-            if !path.insert(id) {
-                break false;
-            }
-            at = k.parent.as_deref();
         };
-        for id in path {
-            verdicts.insert(id.to_string(), verdict);
+        for id in path.into_iter().rev() {
+            above.revoked |= by_id[&id].revoked;
+            settled.insert(id, above.clone());
         }
     }
     for (id, k) in by_id.iter_mut() {
-        k.revoked |= verdicts.get(id).copied().unwrap_or(false);
+        if let Some(c) = settled.remove(id) {
+            k.revoked = c.revoked;
+            k.root = c.root;
+            k.key = c.key;
+        }
     }
 }
 
@@ -391,6 +547,8 @@ mod tests {
             ttl_ms,
             label: "t",
             issued_by: None,
+            issued_by_jwt: None,
+            bound: None,
         }
     }
 

@@ -57,6 +57,8 @@ pub fn issue(path: &Path, scopes: &[String], ttl: Option<&str>, label: &str) -> 
             ttl_ms,
             label,
             issued_by: None,
+            issued_by_jwt: None,
+            bound: None,
         },
     )?;
     eprintln!(
@@ -71,15 +73,16 @@ pub fn issue(path: &Path, scopes: &[String], ttl: Option<&str>, label: &str) -> 
 }
 
 pub fn list(path: &Path) -> Result<(), TokenCommandError> {
-    println!("id\tscopes\texpires\trevoked\tlabel");
+    println!("id\tscopes\texpires\trevoked\tlabel\tissued_by");
     for r in tokens::list(path)? {
         println!(
-            "{}\t{}\t{}\t{}\t{}",
+            "{}\t{}\t{}\t{}\t{}\t{}",
             r.id,
             r.scopes.join(" "),
             when(r.expires_ms),
             r.revoked,
-            r.label
+            r.label,
+            r.issuer()
         );
     }
     Ok(())

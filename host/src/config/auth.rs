@@ -21,6 +21,8 @@ pub struct AuthConfig {
     pub jwt_audience: String,
     /// Clock skew allowed on a JWT's `exp` and `nbf`, seconds.
     pub jwt_leeway_secs: u64,
+    /// Live tokens issued over HTTP that may descend from one root credential; 0: no bound.
+    pub max_tokens_per_issuer: usize,
 }
 
 impl Default for AuthConfig {
@@ -33,6 +35,7 @@ impl Default for AuthConfig {
             jwt_issuer: String::new(),
             jwt_audience: String::new(),
             jwt_leeway_secs: 30,
+            max_tokens_per_issuer: 1000,
         }
     }
 }

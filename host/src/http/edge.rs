@@ -16,6 +16,13 @@ const NOSNIFF: (HeaderName, HeaderValue) = (
     HeaderName::from_static("x-content-type-options"),
     HeaderValue::from_static("nosniff"),
 );
+/// Every answer but the console's own pages: a stored body (a stream created as `text/html` or
+/// `image/svg+xml`, say) opened in a browser runs no script, loads nothing and gets an opaque
+/// origin, so it can reach neither the console's storage nor this origin's API.
+const SANDBOX: (HeaderName, HeaderValue) = (
+    HeaderName::from_static("content-security-policy"),
+    HeaderValue::from_static("sandbox; default-src 'none'; frame-ancestors 'none'"),
+);
 const CORP: (HeaderName, HeaderValue) = (
     HeaderName::from_static("cross-origin-resource-policy"),
     HeaderValue::from_static("cross-origin"),
@@ -58,5 +65,8 @@ pub async fn edge(State(state): State<Arc<AppState>>, req: Request<Body>, next: 
     let headers = resp.headers_mut();
     headers.insert(NOSNIFF.0, NOSNIFF.1);
     headers.insert(CORP.0, CORP.1);
+    if !headers.contains_key(&SANDBOX.0) {
+        headers.insert(SANDBOX.0, SANDBOX.1);
+    }
     resp
 }

@@ -22,8 +22,10 @@ const MAX_LIMIT: u32 = 1000;
 /// Engine pages looked at for one answer when internal streams take up a page.
 const MAX_SCANS: usize = 8;
 
-/// One stream's metadata as JSON.
-pub fn meta_json(name: &str, m: &StreamMeta) -> serde_json::Value {
+/// One stream's metadata as JSON, as `caller` may see it: a fork's source is named only when
+/// the caller may read it (else `fork_source` is null; `fork_offset` still says it is a fork).
+pub fn meta_json(caller: &Caller, name: &str, m: &StreamMeta) -> serde_json::Value {
+    let source = m.fork_source.as_ref().into_option().map(|s| s.as_str());
     serde_json::json!({
         "name": name,
         "content_type": m.content_type.as_str(),
@@ -32,7 +34,7 @@ pub fn meta_json(name: &str, m: &StreamMeta) -> serde_json::Value {
         "closed": m.closed,
         "ttl_secs": m.lifetime.ttl_secs.into_option(),
         "expires_at": m.lifetime.expires_at_ms.into_option().map(ttl::format_unix_ms),
-        "fork_source": m.fork_source.as_ref().into_option().map(|s| s.as_str()),
+        "fork_source": source.filter(|s| caller.may(Op::Read, s)),
         "fork_offset": m.fork_source.is_some().then(|| Offset(m.fork_position).to_string()),
     })
 }
@@ -90,7 +92,7 @@ pub async fn list(state: &AppState, caller: &Caller, query: Option<&str>) -> Res
         out.extend(
             page.iter()
                 .filter(|(n, _)| !n.starts_with(INTERNAL_PREFIX))
-                .map(|(n, m)| meta_json(n, m)),
+                .map(|(n, m)| meta_json(caller, n, m)),
         );
         if !more {
             cursor = None;
@@ -151,5 +153,5 @@ pub async fn one(state: &AppState, caller: &Caller, raw: &str) -> Result<Respons
     // (Internal names never get here: stream_name refuses the control prefix.)
     caller.require(Op::Read, &name)?;
     let meta = state.storage.head(name.clone()).await?;
-    Ok(json(StatusCode::OK, meta_json(&name, &meta)))
+    Ok(json(StatusCode::OK, meta_json(caller, &name, &meta)))
 }

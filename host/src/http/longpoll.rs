@@ -12,6 +12,7 @@ use super::error::ApiError;
 use super::headers as h;
 use super::query::ReadQuery;
 use super::read::{data_response, read_first, read_live, Caching, Chunk};
+use crate::auth::CredentialWatch;
 use crate::state::AppState;
 
 fn no_content(chunk: &Chunk, cursor: Option<String>) -> Response {
@@ -28,7 +29,8 @@ fn no_content(chunk: &Chunk, cursor: Option<String>) -> Response {
     resp
 }
 
-pub async fn handle(state: &AppState, name: String, parts: &Parts, q: &ReadQuery) -> Result<Response, ApiError> {
+/// `credential`: the caller's; a wait ends with 401 soon after it is revoked or expires.
+pub async fn handle(state: &AppState, name: String, parts: &Parts, q: &ReadQuery, mut credential: CredentialWatch) -> Result<Response, ApiError> {
     let deadline = tokio::time::Instant::now() + state.config.server.long_poll_timeout();
     let cursor = || Some(next_cursor(q.cursor.as_deref()));
     let waiter = state.live.watch(&name);
@@ -59,6 +61,9 @@ pub async fn handle(state: &AppState, name: String, parts: &Parts, q: &ReadQuery
         tokio::select! {
             _ = notified => continue,
             _ = tokio::time::sleep_until(deadline) => return Ok(no_content(&chunk, cursor())),
+            _ = credential.lapsed(&state.auth) => {
+                return Err(crate::auth::unauthorized("the access token was revoked or has expired", true))
+            }
         }
     }
 }

@@ -132,12 +132,13 @@ async fn stream_route(State(state): State<Arc<AppState>>, req: Request<Body>) ->
             Ok(q) => match q.live {
                 LiveMode::CatchUp => read::catch_up(&state, name, &parts, &q).await,
                 // A live read holds one of its client's live slots until it ends.
+                // A live read also ends soon after its credential is revoked or expires.
                 LiveMode::LongPoll => match state.auth.quotas.live(&client) {
-                    Ok(_slot) => longpoll::handle(&state, name, &parts, &q).await,
+                    Ok(_slot) => longpoll::handle(&state, name, &parts, &q, crate::auth::CredentialWatch::new(&caller)).await,
                     Err(e) => Err(e),
                 },
                 LiveMode::Sse => match state.auth.quotas.live(&client) {
-                    Ok(slot) => sse::handle(state.clone(), name, &q, slot).await,
+                    Ok(slot) => sse::handle(state.clone(), name, &q, slot, crate::auth::CredentialWatch::new(&caller)).await,
                     Err(e) => Err(e),
                 },
             },

@@ -19,6 +19,7 @@ use super::headers as h;
 use super::query::ReadQuery;
 use super::read::{read_first, read_live, read_step, Chunk};
 use crate::auth::quota::LiveSlot;
+use crate::auth::CredentialWatch;
 use crate::state::AppState;
 
 /// Writes one `data:` line per payload line (split on CR, LF and CRLF).
@@ -95,6 +96,7 @@ async fn run(
     base64: bool,
     tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
     _slot: Option<LiveSlot>,
+    mut credential: CredentialWatch,
 ) {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(state.config.server.sse_reconnect_interval_secs);
     let waiter = state.live.watch(&name);
@@ -134,6 +136,10 @@ async fn run(
                 break chunk;
             }
         };
+        // A revoked or expired credential ends the stream (the client's reconnect gets its 401).
+        if !credential.valid(&state.auth) {
+            return;
+        }
         if !buf.is_empty() && tx.send(Ok(buf.freeze())).await.is_err() {
             return;
         }
@@ -147,6 +153,7 @@ async fn run(
             _ = notified => {}
             _ = tokio::time::sleep_until(deadline) => return,
             _ = tx.closed() => return,
+            _ = credential.lapsed(&state.auth) => return,
         }
         if state.readiness.is_draining() {
             return;
@@ -155,13 +162,20 @@ async fn run(
 }
 
 /// `slot`: the client's live-read quota slot, held until the stream ends.
-pub async fn handle(state: Arc<AppState>, name: String, q: &ReadQuery, slot: Option<LiveSlot>) -> Result<Response, ApiError> {
+/// `credential`: the caller's, looked at again while the stream lasts.
+pub async fn handle(
+    state: Arc<AppState>,
+    name: String,
+    q: &ReadQuery,
+    slot: Option<LiveSlot>,
+    credential: CredentialWatch,
+) -> Result<Response, ApiError> {
     // Resolve the start (and answer 404 / 410) before the stream begins; the task reads again
     // from there once it is registered for wake-ups.
     let first = read_step(&state, &name, q.from).await?;
     let base64 = content_type::sse_needs_base64(&first.meta.content_type);
     let (tx, rx) = mpsc::channel(4);
-    tokio::spawn(run(state, name, first.start, q.cursor.clone(), base64, tx, slot));
+    tokio::spawn(run(state, name, first.start, q.cursor.clone(), base64, tx, slot, credential));
     let mut resp = (StatusCode::OK, Body::from_stream(ReceiverStream::new(rx))).into_response();
     let out = resp.headers_mut();
     out.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));

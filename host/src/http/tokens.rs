@@ -1,8 +1,9 @@
 //! `{base}/__ds/tokens`: access tokens managed over HTTP by a token with `admin` (token mode).
 //! `POST` issues one (`{"scopes": [...], "ttl_secs": N, "label": "..."}`; 201 with the token,
-//! shown once), `GET` lists those the caller could have issued, `DELETE tokens/{id}` revokes one.
-//! A caller never issues, sees or revokes a token broader than itself: every scope must lie
-//! inside one of its own, and a new token never outlives the caller. File work runs on blocking
+//! shown once), `GET` lists them, `DELETE tokens/{id}` revokes one. A caller sees and revokes
+//! only tokens whose every scope lies inside its `admin` scope (others answer as missing), and
+//! issues only inside both its own scopes and its admin scope, never outliving itself, and no
+//! more than `auth.max_tokens_per_issuer` live tokens under its root credential. File work runs on blocking
 //! threads; the token file is `crate::auth::tokens`'s.
 
 use std::path::PathBuf;
@@ -31,7 +32,7 @@ struct IssueBody {
     label: String,
 }
 
-/// Whether every scope of `record` lies inside one of `caller`'s.
+/// Whether every scope lies inside one of `caller`'s (names and operations).
 fn within(caller: &Caller, scopes: &[Scope]) -> bool {
     match caller {
         Caller::Anyone => true,
@@ -39,18 +40,29 @@ fn within(caller: &Caller, scopes: &[Scope]) -> bool {
     }
 }
 
-fn record_within(caller: &Caller, r: &Record) -> bool {
+/// Whether every scope's names lie inside the caller's `admin` scope: the tokens a caller may
+/// see, revoke or issue (admin on `x/` manages no token that reaches past `x/`).
+fn within_admin(caller: &Caller, scopes: &[Scope]) -> bool {
+    match caller {
+        Caller::Anyone => true,
+        Caller::Token(g) => scopes
+            .iter()
+            .all(|s| g.scopes.iter().any(|mine| mine.allows_op(Op::Admin) && mine.names_contain(s))),
+    }
+}
+
+fn record_within_admin(caller: &Caller, r: &Record) -> bool {
     r.scopes
         .iter()
         .map(|s| Scope::parse(s))
         .collect::<Result<Vec<_>, _>>()
-        .is_ok_and(|scopes| within(caller, &scopes))
+        .is_ok_and(|scopes| within_admin(caller, &scopes))
 }
 
 fn record_json(r: &Record) -> serde_json::Value {
     serde_json::json!({
         "id": r.id, "scopes": r.scopes, "label": r.label, "created_ms": r.created_ms,
-        "expires_ms": r.expires_ms, "revoked": r.revoked,
+        "expires_ms": r.expires_ms, "revoked": r.revoked, "issued_by": r.issuer(),
     })
 }
 
@@ -58,6 +70,7 @@ fn file_error(e: FileError) -> ApiError {
     match e {
         FileError::Scope(_) | FileError::NoScope => ApiError::bad_request(e.to_string()),
         FileError::NoSuchId(_) => ApiError::new(StatusCode::NOT_FOUND, "Not Found", e.to_string()),
+        FileError::TooMany { .. } => ApiError::new(StatusCode::CONFLICT, "Conflict", e.to_string()),
         other => {
             tracing::error!(error = %other, "token file");
             ApiError::new(
@@ -114,11 +127,11 @@ async fn route(state: &Arc<AppState>, caller: &Caller, id: Option<String>, parts
             if scopes.is_empty() {
                 return Err(ApiError::bad_request("a token needs at least one scope"));
             }
-            if !within(&caller, &scopes) {
+            if !within(&caller, &scopes) || !within_admin(&caller, &scopes) {
                 return Err(ApiError::new(
                     StatusCode::FORBIDDEN,
                     "Forbidden",
-                    "a token may only be issued inside the issuer's own scopes",
+                    "a token may only be issued inside the issuer's own scopes and its admin scope",
                 ));
             }
             // Never outliving the issuer.
@@ -132,17 +145,25 @@ async fn route(state: &Arc<AppState>, caller: &Caller, id: Option<String>, parts
                 (a, l) => a.or(l),
             };
             let texts: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
-            // A token issued by a token is revoked with it; a JWT cannot be revoked one by one.
-            let issued_by = match &caller {
-                Caller::Token(g) if !g.id.starts_with("jwt:") => Some(g.id.to_string()),
-                _ => None,
+            // A token issued by a token is revoked with it; one issued by a JWT, with the JWT's
+            // key. Either way it counts against its root's bound and quotas.
+            let (issued_by, issued_by_jwt, root) = match &caller {
+                Caller::Token(g) if g.is_jwt() => (None, g.key.as_deref().cloned(), Some(g.root.clone())),
+                Caller::Token(g) => (Some(g.id.to_string()), None, Some(g.root.clone())),
+                Caller::Anyone => (None, None, None),
             };
+            let max = state.config.auth.max_tokens_per_issuer;
             let (token, record) = blocking(move || {
                 let req = tokens::Issue {
                     scopes: &texts,
                     ttl_ms,
                     label: &req.label,
                     issued_by: issued_by.as_deref(),
+                    issued_by_jwt: issued_by_jwt.as_ref(),
+                    bound: root
+                        .as_deref()
+                        .filter(|_| max > 0)
+                        .map(|root| tokens::Bound { root, max }),
                 };
                 tokens::issue(&path, &req).map_err(file_error)
             })
@@ -153,21 +174,19 @@ async fn route(state: &Arc<AppState>, caller: &Caller, id: Option<String>, parts
         }
         (&Method::GET, None) => {
             let records = blocking(move || tokens::list(&path).map_err(file_error)).await?;
-            let visible: Vec<serde_json::Value> = records.iter().filter(|r| record_within(&caller, r)).map(record_json).collect();
+            let visible: Vec<serde_json::Value> = records
+                .iter()
+                .filter(|r| record_within_admin(&caller, r))
+                .map(record_json)
+                .collect();
             Ok(json(StatusCode::OK, serde_json::json!({ "tokens": visible })))
         }
         (&Method::DELETE, Some(id)) => {
             blocking(move || {
                 let records = tokens::list(&path).map_err(file_error)?;
-                let Some(r) = records.iter().find(|r| r.id == id) else {
+                // One outside the caller's admin scope is answered as if it did not exist.
+                if !records.iter().any(|r| r.id == id && record_within_admin(&caller, r)) {
                     return Err(file_error(FileError::NoSuchId(id)));
-                };
-                if !record_within(&caller, r) {
-                    return Err(ApiError::new(
-                        StatusCode::FORBIDDEN,
-                        "Forbidden",
-                        "a token may only revoke tokens inside its own scopes",
-                    ));
                 }
                 tokens::revoke(&path, &id).map_err(file_error)
             })

@@ -42,15 +42,23 @@ fn forbidden(what: &str) -> Response {
     .into_response()
 }
 
-/// A 403 if the subscription `id` exists and reaches outside `caller`'s scope (whatever the
-/// route), or `None` to go on. What a request would add is checked by the route, after it has
-/// parsed the body, with [`request_outside`] and [`streams_outside`].
-pub fn existing_outside(caller: &Caller, subs: &Subscriptions, id: &str) -> Option<Response> {
+/// The answer when the subscription `id` exists and reaches outside `caller`'s scope, or `None`
+/// to go on: the same 404 as a missing one (so ids outside the scope cannot be probed), except
+/// for a create (PUT), which cannot take the id and says 403. What a request would add is
+/// checked by the route, after it has parsed the body, with [`request_outside`] and
+/// [`streams_outside`].
+pub fn existing_outside(caller: &Caller, subs: &Subscriptions, id: &str, creating: bool) -> Option<Response> {
     if matches!(caller, Caller::Anyone) {
         return None;
     }
     let outside = subs.inner.lock().subs.get(id).is_some_and(|s| !sub_within(caller, s));
-    outside.then(|| forbidden("this subscription"))
+    outside.then(|| {
+        if creating {
+            forbidden("this subscription")
+        } else {
+            super::routes::not_found(id)
+        }
+    })
 }
 
 /// A 403 if `caller` may not manage a subscription as `req` asks for it.

@@ -48,7 +48,7 @@ fn bad(message: impl Into<String>) -> Response {
     error(StatusCode::BAD_REQUEST, "INVALID_REQUEST", message, serde_json::Value::Null)
 }
 
-fn not_found(id: &str) -> Response {
+pub(super) fn not_found(id: &str) -> Response {
     error(
         StatusCode::NOT_FOUND,
         "NOT_FOUND",
@@ -120,14 +120,14 @@ pub async fn dispatch(state: &Arc<AppState>, caller: &Caller, rest: &str, parts:
         return error(StatusCode::NOT_FOUND, "NOT_FOUND", "no such control route", serde_json::Value::Null);
     };
     let (id, tail) = after.split_once('/').unwrap_or((after, ""));
-    if id.is_empty() || id.len() > 256 || !id.bytes().all(|b| b.is_ascii_graphic()) {
+    if !super::model::valid_id(id) {
         return bad("subscription ids are 1-256 printable ASCII characters");
     }
     let bytes = match crate::http::read_body(&parts.headers, body, state.config.limits.max_body_bytes).await {
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };
-    if let Some(refused) = access::existing_outside(caller, &subs, id) {
+    if let Some(refused) = access::existing_outside(caller, &subs, id, parts.method == Method::PUT) {
         return refused;
     }
     match (&parts.method, tail) {

@@ -6,6 +6,7 @@ use std::io::BufRead;
 
 use base64::Engine as _;
 use durable_streams_core::abi::Lifetime;
+use durable_streams_core::name;
 
 use super::{TransferError, FORMAT, VERSION};
 
@@ -79,6 +80,30 @@ fn flag(v: &serde_json::Value, k: &str, line: usize) -> Result<bool, TransferErr
         .ok_or_else(|| bad(line, format!("'{k}' must be true or false")))
 }
 
+/// Refuses a stream name the HTTP routes would refuse (traversal, empty or dot segments, control
+/// characters, too long or deep, the server's internal `__ds/` names): an export never holds
+/// one, and a stream so named could be neither read nor deleted.
+fn stream_name(name: &str, line: usize) -> Result<(), TransferError> {
+    name::validate(name).map_err(|e| bad(line, format!("stream {name:?}: {e}")))
+}
+
+/// Refuses a subscription the HTTP routes could not have created: its id, type, and every stream
+/// name it holds (explicit, linked, wake stream, a pending wake's snapshot).
+fn subscription(sub: &crate::subs::model::Sub, line: usize) -> Result<(), TransferError> {
+    if !crate::subs::model::valid_id(&sub.id) {
+        return Err(bad(line, "subscription ids are 1-256 printable ASCII characters"));
+    }
+    let c = &sub.config;
+    if !matches!(c.kind.as_str(), "webhook" | "pull-wake") {
+        return Err(bad(line, format!("subscription '{}': type must be webhook or pull-wake", sub.id)));
+    }
+    let wake = sub.wake.iter().flat_map(|w| w.snapshot.iter().map(|(p, _)| p));
+    for n in c.streams.iter().chain(sub.links.keys()).chain(c.wake_stream.iter()).chain(wake) {
+        stream_name(n, line)?;
+    }
+    Ok(())
+}
+
 /// Reads and checks a whole export. Nothing is written anywhere.
 pub fn check(input: &mut dyn BufRead) -> Result<Plan, TransferError> {
     let mut plan = Plan::default();
@@ -146,6 +171,7 @@ pub fn check(input: &mut dyn BufRead) -> Result<Plan, TransferError> {
             }
             let sub: crate::subs::model::Sub = serde_json::from_value(v.get("sub").cloned().unwrap_or_default())
                 .map_err(|e| bad(line_no, format!("subscription: {e}")))?;
+            subscription(&sub, line_no)?;
             if plan.subscriptions.iter().any(|s| s.id == sub.id) {
                 return Err(bad(line_no, format!("subscription '{}' appears twice", sub.id)));
             }
@@ -155,6 +181,7 @@ pub fn check(input: &mut dyn BufRead) -> Result<Plan, TransferError> {
         let name = text(&v, "name", line_no)?;
         match (kind.as_str(), &mut open) {
             ("stream", None) => {
+                stream_name(&name, line_no)?;
                 if !seen.insert(name.clone()) {
                     return Err(bad(line_no, format!("stream '{name}' appears twice")));
                 }

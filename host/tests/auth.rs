@@ -26,6 +26,8 @@ enum Class {
     ChatAll,
     /// Valid, `*:all`.
     Admin,
+    /// Valid, `x/:admin` and `chat/:read`: admin on another prefix only.
+    PrefixAdmin,
 }
 
 #[test]
@@ -35,6 +37,7 @@ fn every_route_against_every_credential() {
     let chat_all = issue(t, &["chat/:read,append,create,delete"], None);
     let chat_read = issue(t, &["chat/:read"], None);
     let sibling = issue(t, &["chatroom/:all"], None);
+    let prefix_admin = issue(t, &["x/:admin", "chat/:read"], None);
     let expired = issue(t, &["*:all"], Some("1s"));
     let revoked = issue(t, &["*:all"], None);
     token_cli(t, &["revoke", id_of(&revoked)]);
@@ -46,6 +49,7 @@ fn every_route_against_every_credential() {
     let jwt_all = keys.ed("ed1", &["chat/:read,append,create,delete"], 300);
     let jwt_read = keys.hs("hs1", &["chat/:read"], 300);
     let jwt_admin = keys.ed("ed1", &["*:all"], 300);
+    let jwt_prefix_admin = keys.hs("hs1", &["x/:admin", "chat/:read"], 300);
     let jwt_sibling = keys.hs("hs1", &["chatroom/:all"], 300);
     let jwt_expired = keys.ed("ed1", &["*:all"], -3600);
     let jwt_other_key = jwt::Keys::new().ed("ed1", &["*:all"], 300);
@@ -74,66 +78,96 @@ fn every_route_against_every_credential() {
         ("jwt-chat-all", bearer(&jwt_all), ChatAll),
         ("admin", bearer(&f.admin), Admin),
         ("jwt-admin", bearer(&jwt_admin), Admin),
+        ("prefix-admin", bearer(&prefix_admin), PrefixAdmin),
+        ("jwt-prefix-admin", bearer(&jwt_prefix_admin), PrefixAdmin),
     ];
     // (route label, method, path, body, expected status for: a refused credential, a sibling
-    // prefix, chat read-only, chat read/write, admin)
-    type Row = (&'static str, Method, &'static str, Option<&'static str>, [u16; 5]);
+    // prefix, chat read-only, chat read/write, admin, admin on another prefix + chat read)
+    type Row = (&'static str, Method, &'static str, Option<&'static str>, [u16; 6]);
+    // Imports that name what no route could (refused whole, before any scope is looked at).
+    let traversal: &'static str = Box::leak(fixture::export_of(&["chat/../secret/q"]).into_boxed_str());
+    let internal: &'static str = Box::leak(fixture::export_of(&["__ds/state/keys"]).into_boxed_str());
     const U: u16 = 401;
     const F: u16 = 403;
     let rows: Vec<Row> = vec![
-        ("read", Method::GET, "/v1/stream/chat/s?offset=-1", None, [U, F, 200, 200, 200]),
-        ("head", Method::HEAD, "/v1/stream/chat/s", None, [U, F, 200, 200, 200]),
-        ("append", Method::POST, "/v1/stream/chat/s", Some("x"), [U, F, F, 204, 204]),
-        ("create", Method::PUT, "/v1/stream/chat/new-{i}", None, [U, F, F, 201, 201]),
-        ("delete", Method::DELETE, "/v1/stream/chat/del-{i}", None, [U, F, F, 204, 204]),
+        ("read", Method::GET, "/v1/stream/chat/s?offset=-1", None, [U, F, 200, 200, 200, 200]),
+        ("head", Method::HEAD, "/v1/stream/chat/s", None, [U, F, 200, 200, 200, 200]),
+        ("append", Method::POST, "/v1/stream/chat/s", Some("x"), [U, F, F, 204, 204, F]),
+        ("create", Method::PUT, "/v1/stream/chat/new-{i}", None, [U, F, F, 201, 201, F]),
+        ("delete", Method::DELETE, "/v1/stream/chat/del-{i}", None, [U, F, F, 204, 204, F]),
         (
             "subscription",
             Method::GET,
             "/v1/stream/__ds/subscriptions/nope",
             None,
             // The sibling has admin over its own prefix: the route answers (no such subscription).
-            [U, 404, F, F, 404],
+            [U, 404, F, F, 404, 404],
         ),
         // The sibling's export holds only its own prefix (tests/auth_scoped.rs checks what is in it).
-        ("export", Method::GET, "/v1/stream/__ds/export", None, [U, 200, F, F, 200]),
+        ("export", Method::GET, "/v1/stream/__ds/export", None, [U, 200, F, F, 200, 200]),
         (
             "long-poll",
             Method::GET,
             "/v1/stream/chat/s?offset=now&live=long-poll",
             None,
-            [U, F, 204, 204, 204],
+            [U, F, 204, 204, 204, 204],
         ),
         (
             "sse",
             Method::GET,
             "/v1/stream/chat/s?offset=now&live=sse",
             None,
-            [U, F, 200, 200, 200],
+            [U, F, 200, 200, 200, 200],
         ),
-        ("close", Method::POST, "/v1/stream/chat/close-{i}", Some(""), [U, F, F, 204, 204]),
-        ("fork", Method::PUT, "/v1/stream/chat/fork-{i}", None, [U, F, F, 201, 201]),
+        ("close", Method::POST, "/v1/stream/chat/close-{i}", Some(""), [U, F, F, 204, 204, F]),
+        ("fork", Method::PUT, "/v1/stream/chat/fork-{i}", None, [U, F, F, 201, 201, F]),
         (
             "metadata",
             Method::GET,
             "/v1/stream/__ds/streams/chat/s",
             None,
-            [U, F, 200, 200, 200],
+            [U, F, 200, 200, 200, 200],
         ),
-        ("listing", Method::GET, "/v1/stream/__ds/streams", None, [U, 200, F, F, 200]),
-        ("tokens", Method::GET, "/v1/stream/__ds/tokens", None, [U, 200, F, F, 200]),
+        ("listing", Method::GET, "/v1/stream/__ds/streams", None, [U, 200, F, F, 200, 200]),
+        ("tokens", Method::GET, "/v1/stream/__ds/tokens", None, [U, 200, F, F, 200, 200]),
+        // Issuing a `chat/` token needs admin over `chat/`: read there plus admin elsewhere is not it.
+        (
+            "token-issue",
+            Method::POST,
+            "/v1/stream/__ds/tokens",
+            Some(r#"{"scopes": ["chat/:read"], "ttl_secs": 60}"#),
+            [U, F, F, F, 201, F],
+        ),
+        // Revoking a `chat/:read` token (a fresh one per credential): admin over `chat/` only;
+        // outside the admin scope it answers as a missing token would.
+        (
+            "token-revoke",
+            Method::DELETE,
+            "/v1/stream/__ds/tokens/{victim}",
+            None,
+            [U, 404, F, F, 204, 404],
+        ),
         (
             "import",
             Method::POST,
             "/v1/stream/__ds/import",
             Some("not an export"),
-            [U, 400, F, F, 400],
+            [U, 400, F, F, 400, 400],
         ),
-        ("jwks", Method::GET, "/v1/stream/__ds/jwks.json", None, [200; 5]),
-        ("metrics", Method::GET, "/metrics", None, [U, F, F, F, 200]),
-        ("healthz", Method::GET, "/healthz", None, [200; 5]),
-        ("readyz", Method::GET, "/readyz", None, [200; 5]),
+        ("import-traversal", Method::POST, "/v1/stream/__ds/import", Some(traversal), [U, 400, F, F, 400, 400]),
+        (
+            "import-internal",
+            Method::POST,
+            "/v1/stream/__ds/import?on_conflict=replace",
+            Some(internal),
+            [U, 400, F, F, 400, 400],
+        ),
+        ("jwks", Method::GET, "/v1/stream/__ds/jwks.json", None, [200; 6]),
+        ("metrics", Method::GET, "/metrics", None, [U, F, F, F, 200, F]),
+        ("healthz", Method::GET, "/healthz", None, [200; 6]),
+        ("readyz", Method::GET, "/readyz", None, [200; 6]),
     ];
-    let secrets: Vec<String> = [&chat_all, &chat_read, &sibling, &expired, &revoked, &tampered, &f.admin]
+    let secrets: Vec<String> = [&chat_all, &chat_read, &sibling, &expired, &revoked, &tampered, &f.admin, &prefix_admin]
         .iter()
         .map(|t| t[17..].to_string())
         .chain(
@@ -145,6 +179,7 @@ fn every_route_against_every_credential() {
                 &jwt_expired,
                 &jwt_other_key,
                 &jwt_tampered,
+                &jwt_prefix_admin,
             ]
             .iter()
             .map(|t| t.rsplit('.').next().unwrap().to_string()),
@@ -156,10 +191,15 @@ fn every_route_against_every_credential() {
     for (label, method, path, body, want) in &rows {
         for (i, (cred, auth, class)) in creds.iter().enumerate() {
             let want = want[*class as usize];
-            let path = path.replace("{i}", &i.to_string());
+            let mut path = path.replace("{i}", &i.to_string());
+            let mut victim = String::new();
             match *label {
                 "delete" => seed(&f, &format!("chat/del-{i}")),
                 "close" => seed(&f, &format!("chat/close-{i}")),
+                "token-revoke" => {
+                    victim = issue(t, &["chat/:read"], None);
+                    path = path.replace("{victim}", id_of(&victim));
+                }
                 _ => {}
             }
             let before = content(&f, "chat/s");
@@ -176,6 +216,33 @@ fn every_route_against_every_credential() {
             let status = r.status().as_u16();
             assert_eq!(status, want, "{label} {method} {path} with {cred}");
             checked += 1;
+            // No answer of the server, whatever it is, may run as a page on its origin.
+            let csp = r.headers().get("content-security-policy").map(|v| v.to_str().unwrap().to_string());
+            assert!(
+                csp.as_deref().is_some_and(|c| c.starts_with("sandbox") && c.contains("default-src 'none'")),
+                "{label} with {cred}: no sandboxing CSP ({csp:?})"
+            );
+            if *label == "token-revoke" {
+                let kept = client()
+                    .get(f.server.url("/v1/stream/chat/s?offset=-1"))
+                    .bearer_auth(&victim)
+                    .send()
+                    .unwrap()
+                    .status();
+                if status == 204 {
+                    wait_until(Duration::from_secs(5), "the revoked victim to be refused", || {
+                        client()
+                            .get(f.server.url("/v1/stream/chat/s?offset=-1"))
+                            .bearer_auth(&victim)
+                            .send()
+                            .unwrap()
+                            .status()
+                            == 401
+                    });
+                } else {
+                    assert_eq!(kept, 200, "{cred} revoked a token outside its admin scope");
+                }
+            }
             if status == 401 {
                 let challenge = r.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_string());
                 assert!(
@@ -200,6 +267,18 @@ fn every_route_against_every_credential() {
                     "delete" => assert!(content(&f, &format!("chat/del-{i}")).is_some(), "{cred} deleted {path}"),
                     _ => {}
                 }
+            }
+            if label.starts_with("import-") {
+                // Refused whole: nothing of it anywhere.
+                assert_eq!(content(&f, "secret/q"), None, "{cred}: {label} wrote secret/q");
+                let listed = client()
+                    .get(f.server.url("/v1/stream/__ds/streams?prefix=chat/"))
+                    .bearer_auth(&f.admin)
+                    .send()
+                    .unwrap()
+                    .text()
+                    .unwrap();
+                assert!(!listed.contains(".."), "{cred}: {label} left {listed}");
             }
         }
     }

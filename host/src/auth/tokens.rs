@@ -302,7 +302,7 @@ pub fn issue(path: &Path, req: &Issue) -> Result<(String, Record), FileError> {
             let live = f
                 .tokens
                 .iter()
-                .filter(|r| r.live(now) && root_of(&by_id, r) == b.root)
+                .filter(|r| r.id != b.root && r.live(now) && root_of(&by_id, r) == b.root)
                 .count();
             if live >= b.max {
                 return Err(FileError::TooMany { max: b.max });

@@ -98,3 +98,15 @@ pub fn seed(f: &Fixture, name: &str) {
         .unwrap();
     assert_eq!(r.status(), 201, "seed {name}");
 }
+
+/// A well-formed export of `names` (each a text stream holding `x`), as `__ds/import` takes it.
+pub fn export_of(names: &[&str]) -> String {
+    let mut out = String::from("{\"format\":\"durable-streams-export\",\"version\":2}\n");
+    for n in names {
+        let rec = |v: serde_json::Value| format!("{v}\n");
+        out += &rec(serde_json::json!({"type": "stream", "name": n, "content_type": "text/plain", "closed": false, "start": 0}));
+        out += &rec(serde_json::json!({"type": "data", "name": n, "base64": "eA=="}));
+        out += &rec(serde_json::json!({"type": "end", "name": n, "tail": 1, "closed": false}));
+    }
+    out + &format!("{}\n", serde_json::json!({"type": "summary", "streams": names.len(), "bytes": names.len(), "subscriptions": 0}))
+}

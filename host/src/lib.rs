@@ -102,10 +102,11 @@ pub fn open_storage_for(config: &Config, intent: OpenIntent) -> Result<Storage, 
         capabilities = ?mode_caps.names(),
         "storage plugin loaded"
     );
-    Ok(Storage::open(
+    Ok(Storage::open_with(
         chosen,
         &config.storage.mode,
         &engine_config_json_for(config, intent),
+        config.storage.append_lanes,
     )?)
 }
 

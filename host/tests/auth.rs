@@ -154,7 +154,13 @@ fn every_route_against_every_credential() {
             Some("not an export"),
             [U, 400, F, F, 400, 400],
         ),
-        ("import-traversal", Method::POST, "/v1/stream/__ds/import", Some(traversal), [U, 400, F, F, 400, 400]),
+        (
+            "import-traversal",
+            Method::POST,
+            "/v1/stream/__ds/import",
+            Some(traversal),
+            [U, 400, F, F, 400, 400],
+        ),
         (
             "import-internal",
             Method::POST,
@@ -167,24 +173,33 @@ fn every_route_against_every_credential() {
         ("healthz", Method::GET, "/healthz", None, [200; 6]),
         ("readyz", Method::GET, "/readyz", None, [200; 6]),
     ];
-    let secrets: Vec<String> = [&chat_all, &chat_read, &sibling, &expired, &revoked, &tampered, &f.admin, &prefix_admin]
+    let secrets: Vec<String> = [
+        &chat_all,
+        &chat_read,
+        &sibling,
+        &expired,
+        &revoked,
+        &tampered,
+        &f.admin,
+        &prefix_admin,
+    ]
+    .iter()
+    .map(|t| t[17..].to_string())
+    .chain(
+        [
+            &jwt_all,
+            &jwt_read,
+            &jwt_admin,
+            &jwt_sibling,
+            &jwt_expired,
+            &jwt_other_key,
+            &jwt_tampered,
+            &jwt_prefix_admin,
+        ]
         .iter()
-        .map(|t| t[17..].to_string())
-        .chain(
-            [
-                &jwt_all,
-                &jwt_read,
-                &jwt_admin,
-                &jwt_sibling,
-                &jwt_expired,
-                &jwt_other_key,
-                &jwt_tampered,
-                &jwt_prefix_admin,
-            ]
-            .iter()
-            .map(|t| t.rsplit('.').next().unwrap().to_string()),
-        )
-        .collect();
+        .map(|t| t.rsplit('.').next().unwrap().to_string()),
+    )
+    .collect();
     seed(&f, "chat/s");
     let c = client();
     let mut checked = 0;
@@ -219,7 +234,8 @@ fn every_route_against_every_credential() {
             // No answer of the server, whatever it is, may run as a page on its origin.
             let csp = r.headers().get("content-security-policy").map(|v| v.to_str().unwrap().to_string());
             assert!(
-                csp.as_deref().is_some_and(|c| c.starts_with("sandbox") && c.contains("default-src 'none'")),
+                csp.as_deref()
+                    .is_some_and(|c| c.starts_with("sandbox") && c.contains("default-src 'none'")),
                 "{label} with {cred}: no sandboxing CSP ({csp:?})"
             );
             if *label == "token-revoke" {

@@ -41,7 +41,14 @@ fn import_refuses_every_name_a_route_would_and_internal_state() {
     let chat = issue(&f.tokens, &["chat/:all"], None);
     seed(&f, "chat/ok");
     let before = listing(&f);
-    let jwks = || client().get(f.server.url("/v1/stream/__ds/jwks.json")).send().unwrap().text().unwrap();
+    let jwks = || {
+        client()
+            .get(f.server.url("/v1/stream/__ds/jwks.json"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap()
+    };
     let keys_before = jwks();
     let long = format!("chat/{}", "a".repeat(20_000));
     let deep = format!("chat/{}", vec!["d"; 100].join("/"));
@@ -82,7 +89,11 @@ fn import_refuses_every_name_a_route_would_and_internal_state() {
             "links": {}, "generation": 0, "wake": null, "retry": null, "created_at_ms": 0}});
         format!("{head}\n{s}\n{}\n", r#"{"type":"summary","streams":0,"bytes":0,"subscriptions":1}"#)
     };
-    assert_eq!(import(&f, &f.admin, "", sub("ok-id", "chat/x")).0, 200, "the well-formed one imports");
+    assert_eq!(
+        import(&f, &f.admin, "", sub("ok-id", "chat/x")).0,
+        200,
+        "the well-formed one imports"
+    );
     assert_eq!(import(&f, &f.admin, "", sub("bad id", "chat/x")).0, 400);
     assert_eq!(import(&f, &f.admin, "", sub("ok-2", "chat/../x")).0, 400);
     assert_eq!(import(&f, &f.admin, "", sub("ok-3", "__ds/state/keys")).0, 400);
@@ -92,7 +103,12 @@ fn import_refuses_every_name_a_route_would_and_internal_state() {
     std::fs::write(&file, export_of(&["chat/ok2", "__ds/state/keys"])).unwrap();
     let data = dir.path.join("data");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_durable-streams-server"))
-        .args(["--config-dir", concat!(env!("CARGO_MANIFEST_DIR"), "/../config"), "import", "--input"])
+        .args([
+            "--config-dir",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../config"),
+            "import",
+            "--input",
+        ])
         .arg(&file)
         .env("DS_STORAGE__MODE", "file-durable")
         .env("DS_STORAGE__DATA_DIR", &data)
@@ -171,7 +187,11 @@ fn token_routes_keep_to_the_callers_admin_scope() {
     let child: serde_json::Value = serde_json::from_str(&r.text().unwrap()).unwrap();
     let child_token = child["token"].as_str().unwrap().to_string();
     assert_eq!(post(&x_admin, r#""x/:admin""#), 409, "a third child");
-    assert_eq!(post(&child_token, r#""x/a/:admin""#), 409, "a grandchild counts under the same root");
+    assert_eq!(
+        post(&child_token, r#""x/a/:admin""#),
+        409,
+        "a grandchild counts under the same root"
+    );
     assert_eq!(post(&x_reader, r#""x/:admin""#), 201, "another root has its own bound");
     assert_eq!(del(&x_admin, child["id"].as_str().unwrap()), 204);
     assert_eq!(post(&x_admin, r#""x/:admin""#), 201, "room again after a revocation");
@@ -279,7 +299,10 @@ fn live_reads_end_soon_after_their_credential_does() {
     until_seen(&rx, "streamNextOffset");
     let carried = until_end(&rx, Duration::from_secs(6));
     let lasted = issued.elapsed();
-    assert!(lasted >= Duration::from_millis(2500), "ended before its expiry: {lasted:?} {carried:?}");
+    assert!(
+        lasted >= Duration::from_millis(2500),
+        "ended before its expiry: {lasted:?} {carried:?}"
+    );
     println!("SSE with a 3 s token ended after {lasted:?}");
     // 3. SSE, expiring JWT.
     let jwt = keys.ed("ed1", &["chat/:read"], 3);
@@ -302,7 +325,12 @@ fn live_reads_end_soon_after_their_credential_does() {
     let reader_id = id_of(&reader).to_string();
     let url = s.url("/v1/stream/chat/s?offset=now&live=long-poll");
     let waiting = std::thread::spawn(move || {
-        let r = client().get(url).bearer_auth(reader).timeout(Duration::from_secs(20)).send().unwrap();
+        let r = client()
+            .get(url)
+            .bearer_auth(reader)
+            .timeout(Duration::from_secs(20))
+            .send()
+            .unwrap();
         r.status().as_u16()
     });
     std::thread::sleep(Duration::from_millis(300));
@@ -379,7 +407,10 @@ fn children_share_their_roots_quota_and_refusals_do_not_starve_wakes() {
         .send()
         .unwrap();
     assert_eq!(r.status(), 201);
-    let child = serde_json::from_str::<serde_json::Value>(&r.text().unwrap()).unwrap()["token"].as_str().unwrap().to_string();
+    let child = serde_json::from_str::<serde_json::Value>(&r.text().unwrap()).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
     // Root and child alternate: one budget of 6 (one spent issuing), not two.
     let mut ok = 0;
     for i in 0..12 {
@@ -391,7 +422,14 @@ fn children_share_their_roots_quota_and_refusals_do_not_starve_wakes() {
     assert!(ok <= 7, "the child multiplied its root's quota: {ok} of 12 served");
     // A flood of bad tokens from this address is limited...
     let refused: Vec<u16> = (0..12)
-        .map(|_| c.get(s.url("/v1/stream/chat/s")).bearer_auth("dst_bad").send().unwrap().status().as_u16())
+        .map(|_| {
+            c.get(s.url("/v1/stream/chat/s"))
+                .bearer_auth("dst_bad")
+                .send()
+                .unwrap()
+                .status()
+                .as_u16()
+        })
         .collect();
     assert!(refused.contains(&429), "{refused:?}");
     // ...apart from the routes that need no token: a wake's callback still gets its own answer.

@@ -115,9 +115,21 @@ fn subscriptions_keep_to_the_callers_scope() {
     for id in ["ops", "nosuch"] {
         assert_eq!(e.sub(&e.chat_admin, M::GET, id, None), 404, "{id}");
         assert_eq!(e.sub(&e.chat_admin, M::DELETE, id, None), 404, "{id}");
-        assert_eq!(e.sub(&e.chat_admin, M::POST, &format!("{id}/streams"), Some(add.clone())), 404, "{id}");
-        assert_eq!(e.sub(&e.chat_admin, M::DELETE, &format!("{id}/streams/other%2Fx"), None), 404, "{id}");
-        assert_eq!(e.sub(&e.chat_admin, M::POST, &format!("{id}/claim"), Some(claim.clone())), 404, "{id}");
+        assert_eq!(
+            e.sub(&e.chat_admin, M::POST, &format!("{id}/streams"), Some(add.clone())),
+            404,
+            "{id}"
+        );
+        assert_eq!(
+            e.sub(&e.chat_admin, M::DELETE, &format!("{id}/streams/other%2Fx"), None),
+            404,
+            "{id}"
+        );
+        assert_eq!(
+            e.sub(&e.chat_admin, M::POST, &format!("{id}/claim"), Some(claim.clone())),
+            404,
+            "{id}"
+        );
     }
     assert_eq!(
         e.sub(&e.chat_admin, M::PUT, "ops", Some(pull(Some("chat/*"), &[], "chat/wakes"))),

@@ -26,6 +26,10 @@ impl Capabilities {
     /// calls it on its async workers even when `BLOCKING_IO` is set. Engines that do not say
     /// so have every call made off the workers.
     pub const MEMORY_HEAD: Capabilities = Capabilities(1 << 5);
+    /// `append_many` may be called from several threads at once, each call with its own
+    /// streams, and gains from it (its cost is a round trip to a cluster, not an fsync): the
+    /// host keeps several groups in flight (`storage.append_lanes`). Only with `BATCH_APPEND`.
+    pub const CONCURRENT_GROUPS: Capabilities = Capabilities(1 << 6);
 
     pub const fn union(self, other: Capabilities) -> Capabilities {
         Capabilities(self.0 | other.0)
@@ -44,6 +48,7 @@ impl Capabilities {
             (Self::EXTERNAL_WRITERS, "external_writers"),
             (Self::SYNCED, "synced"),
             (Self::MEMORY_HEAD, "memory_head"),
+            (Self::CONCURRENT_GROUPS, "concurrent_groups"),
         ];
         all.iter().filter(|(c, _)| self.contains(*c)).map(|(_, n)| *n).collect()
     }

@@ -269,9 +269,16 @@ impl Auth {
         }
         match table.check(&token) {
             // Issued by a JWT (at the top of its chain) whose key has been removed since.
-            Ok(g) if g.key.as_ref().is_some_and(|k| !self.jwts.as_ref().is_some_and(|j| j.has_key(&k.key))) => {
+            Ok(g)
+                if g.key
+                    .as_ref()
+                    .is_some_and(|k| !self.jwts.as_ref().is_some_and(|j| j.has_key(&k.key))) =>
+            {
                 tracing::info!(token = %g.id, "access token refused: the JWT key it was issued under is gone");
-                Err(unauthorized("this access token was issued by a JWT whose key has been removed", true))
+                Err(unauthorized(
+                    "this access token was issued by a JWT whose key has been removed",
+                    true,
+                ))
             }
             Ok(g) => Ok(Caller::Token(g)),
             Err(e @ (TokenError::Malformed | TokenError::Unknown)) => Err(unauthorized(&e.to_string(), true)),

@@ -600,6 +600,57 @@ mod tests {
     }
 
     #[test]
+    fn a_chain_shares_its_roots_name_key_and_bound() {
+        let dir = std::env::temp_dir().join(format!("ds-tokens-roots-{}", std::process::id()));
+        let path = dir.join("tokens.json");
+        let scopes = ["chat/:read,admin".to_string()];
+        let jwt = JwtIssuer {
+            sub: "alice".into(),
+            kid: Some("k1".into()),
+            key: "abc".into(),
+        };
+        let bound = Some(Bound { root: "jwt:alice", max: 2 });
+        let (child, c) = issue(
+            &path,
+            &Issue {
+                issued_by_jwt: Some(&jwt),
+                bound,
+                ..req(&scopes, None)
+            },
+        )
+        .unwrap();
+        let (grandchild, _) = issue(
+            &path,
+            &Issue {
+                issued_by: Some(&c.id),
+                bound,
+                ..req(&scopes, None)
+            },
+        )
+        .unwrap();
+        // A third under the same root is over the bound; a token of another root is not.
+        let third = issue(
+            &path,
+            &Issue {
+                issued_by: Some(&c.id),
+                bound,
+                ..req(&scopes, None)
+            },
+        );
+        assert!(matches!(third, Err(FileError::TooMany { max: 2 })));
+        let (other, o) = issue(&path, &req(&scopes, None)).unwrap();
+        let table = TokenTable::open(path.clone()).unwrap();
+        for t in [&child, &grandchild] {
+            let g = table.check(t).unwrap();
+            assert_eq!(&*g.root, "jwt:alice");
+            assert_eq!(g.key.as_deref(), Some(&jwt));
+        }
+        let g = table.check(&other).unwrap();
+        assert_eq!((&*g.root, g.key.is_none()), (o.id.as_str(), true));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn a_record_with_a_bad_scope_grants_nothing_and_spoils_no_other() {
         let dir = std::env::temp_dir().join(format!("ds-tokens-badscope-{}", std::process::id()));
         let path = dir.join("tokens.json");

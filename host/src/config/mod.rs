@@ -199,7 +199,7 @@ impl Default for LimitsConfig {
     }
 }
 
-/// `[storage]`: the host owns `mode`, `data_dir`, `plugin_dir` and `plugin`; every other key
+/// `[storage]`: the host owns `mode`, `data_dir`, `plugin_dir`, `plugin` and `append_lanes`; every other key
 /// (nested tables included) belongs to a plugin, travels to its `open` as JSON with its source,
 /// and is validated there (see `durable_streams_core::settings`).
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -211,6 +211,9 @@ pub struct StorageConfig {
     pub plugin_dir: Option<PathBuf>,
     /// Plugin name to use when several plugins provide `mode`.
     pub plugin: Option<String>,
+    /// Groups of appends in flight at once for engines that declare `concurrent_groups`
+    /// (0: the host's default, 8); other engines always commit one group at a time.
+    pub append_lanes: usize,
     /// The plugins' own settings (`acid_shard_count`, `jetstream.urls`, ...), as configured.
     #[serde(flatten)]
     pub engine: serde_json::Map<String, serde_json::Value>,
@@ -220,7 +223,7 @@ pub struct StorageConfig {
 }
 
 /// The keys of `[storage]` the host owns.
-pub const HOST_STORAGE_KEYS: [&str; 4] = ["mode", "data_dir", "plugin_dir", "plugin"];
+pub const HOST_STORAGE_KEYS: [&str; 5] = ["mode", "data_dir", "plugin_dir", "plugin", "append_lanes"];
 
 impl Default for StorageConfig {
     fn default() -> Self {
@@ -229,6 +232,7 @@ impl Default for StorageConfig {
             data_dir: PathBuf::from("./data"),
             plugin_dir: None,
             plugin: None,
+            append_lanes: 0,
             engine: serde_json::Map::new(),
             engine_sources: Default::default(),
         }

@@ -30,7 +30,13 @@ fn no_content(chunk: &Chunk, cursor: Option<String>) -> Response {
 }
 
 /// `credential`: the caller's; a wait ends with 401 soon after it is revoked or expires.
-pub async fn handle(state: &AppState, name: String, parts: &Parts, q: &ReadQuery, mut credential: CredentialWatch) -> Result<Response, ApiError> {
+pub async fn handle(
+    state: &AppState,
+    name: String,
+    parts: &Parts,
+    q: &ReadQuery,
+    mut credential: CredentialWatch,
+) -> Result<Response, ApiError> {
     let deadline = tokio::time::Instant::now() + state.config.server.long_poll_timeout();
     let cursor = || Some(next_cursor(q.cursor.as_deref()));
     let waiter = state.live.watch(&name);

@@ -88,16 +88,31 @@ fn push_control(buf: &mut BytesMut, chunk: &Chunk, cursor: Option<&str>) {
 /// Largest batch of catch-up events gathered into one write.
 const BATCH_BYTES: usize = 1 << 20;
 
-async fn run(
+/// One SSE stream's task: what it reads, how it renders, where it writes, and what it holds.
+struct Task {
     state: Arc<AppState>,
     name: String,
     start: u64,
     client_cursor: Option<String>,
     base64: bool,
     tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
+    /// The client's live-read quota slot, given back when the stream ends.
     _slot: Option<LiveSlot>,
-    mut credential: CredentialWatch,
-) {
+    /// The caller's credential, looked at again while the stream lasts.
+    credential: CredentialWatch,
+}
+
+async fn run(task: Task) {
+    let Task {
+        state,
+        name,
+        start,
+        client_cursor,
+        base64,
+        tx,
+        _slot,
+        mut credential,
+    } = task;
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(state.config.server.sse_reconnect_interval_secs);
     let waiter = state.live.watch(&name);
     let _live = crate::metrics::GaugeGuard::new(&state.metrics.sse);
@@ -175,7 +190,16 @@ pub async fn handle(
     let first = read_step(&state, &name, q.from).await?;
     let base64 = content_type::sse_needs_base64(&first.meta.content_type);
     let (tx, rx) = mpsc::channel(4);
-    tokio::spawn(run(state, name, first.start, q.cursor.clone(), base64, tx, slot, credential));
+    tokio::spawn(run(Task {
+        state,
+        name,
+        start: first.start,
+        client_cursor: q.cursor.clone(),
+        base64,
+        tx,
+        _slot: slot,
+        credential,
+    }));
     let mut resp = (StatusCode::OK, Body::from_stream(ReceiverStream::new(rx))).into_response();
     let out = resp.headers_mut();
     out.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));

@@ -160,10 +160,7 @@ async fn route(state: &Arc<AppState>, caller: &Caller, id: Option<String>, parts
                     label: &req.label,
                     issued_by: issued_by.as_deref(),
                     issued_by_jwt: issued_by_jwt.as_ref(),
-                    bound: root
-                        .as_deref()
-                        .filter(|_| max > 0)
-                        .map(|root| tokens::Bound { root, max }),
+                    bound: root.as_deref().filter(|_| max > 0).map(|root| tokens::Bound { root, max }),
                 };
                 tokens::issue(&path, &req).map_err(file_error)
             })

@@ -9,7 +9,7 @@ use durable_streams_core::abi::{
     AppendOutcome, Capabilities, EngineBox, EngineError, ErrorCode, HeadRequest, ListRequest, PluginInfo, StreamListing, StreamMeta,
 };
 
-use super::writer::{GroupWriter, OwnedAppend};
+use super::writer::{GroupWriter, OwnedAppend, WriterSettings};
 use super::LoadedPlugin;
 
 /// Failure to open an engine.
@@ -21,6 +21,10 @@ pub struct StorageError {
     #[source]
     pub source: Box<EngineError>,
 }
+
+/// Groups of appends in flight at once for a `CONCURRENT_GROUPS` engine when
+/// `storage.append_lanes` is 0.
+pub const DEFAULT_LANES: usize = 8;
 
 /// An opened storage engine.
 #[derive(Clone)]
@@ -36,8 +40,15 @@ pub struct Storage {
 }
 
 impl Storage {
-    /// Opens `mode` from a loaded plugin with the `[storage]` settings as JSON.
+    /// Opens `mode` from a loaded plugin with the `[storage]` settings as JSON (appends in the
+    /// default number of lanes: see [`Storage::open_with`]).
     pub fn open(plugin: &LoadedPlugin, mode: &str, config_json: &str) -> Result<Storage, StorageError> {
+        Self::open_with(plugin, mode, config_json, 0)
+    }
+
+    /// [`Storage::open`] with `append_lanes` groups of appends in flight at once for an engine
+    /// that declares `CONCURRENT_GROUPS` (0: [`DEFAULT_LANES`]); other engines always get one.
+    pub fn open_with(plugin: &LoadedPlugin, mode: &str, config_json: &str, append_lanes: usize) -> Result<Storage, StorageError> {
         let caps = plugin
             .info
             .modes
@@ -46,7 +57,7 @@ impl Storage {
             .map(|m| m.capabilities)
             .unwrap_or_default();
         match (plugin.module.open())(RStr::from(mode), RStr::from(config_json)) {
-            RResult::ROk(engine) => Ok(Self::from_engine(engine, caps, plugin.info.clone(), mode)),
+            RResult::ROk(engine) => Ok(Self::from_engine_with(engine, caps, plugin.info.clone(), mode, append_lanes)),
             RResult::RErr(source) => Err(StorageError {
                 plugin: plugin.info.name.to_string(),
                 mode: mode.into(),
@@ -69,19 +80,29 @@ impl Storage {
 
     /// Wraps an engine built in-process (embedding, tests).
     pub fn from_engine(engine: EngineBox, capabilities: Capabilities, plugin: PluginInfo, mode: &str) -> Storage {
+        Self::from_engine_with(engine, capabilities, plugin, mode, 0)
+    }
+
+    /// [`Storage::from_engine`] with a number of append lanes (see [`Storage::open_with`]).
+    pub fn from_engine_with(engine: EngineBox, capabilities: Capabilities, plugin: PluginInfo, mode: &str, append_lanes: usize) -> Storage {
         let engine = Arc::new(engine);
         let commit = crate::metrics::CommitMetrics::default();
         let writer = if capabilities.contains(Capabilities::BATCH_APPEND) {
-            Some(Arc::new(GroupWriter::start(
-                engine.clone(),
-                commit.clone(),
-                // Synced engines pay an fsync per group: a short wait for stragglers pays off.
-                if capabilities.contains(Capabilities::SYNCED) {
+            let settings = WriterSettings {
+                // Synced local engines pay an fsync per group: a short wait for stragglers pays
+                // off. A network engine's lanes overlap their round trips instead.
+                max_wait: if capabilities.contains(Capabilities::SYNCED) && !capabilities.contains(Capabilities::CONCURRENT_GROUPS) {
                     std::time::Duration::from_micros(500)
                 } else {
                     std::time::Duration::ZERO
                 },
-            )))
+                lanes: match (capabilities.contains(Capabilities::CONCURRENT_GROUPS), append_lanes) {
+                    (false, _) => 1,
+                    (true, 0) => DEFAULT_LANES,
+                    (true, n) => n,
+                },
+            };
+            Some(Arc::new(GroupWriter::start(engine.clone(), commit.clone(), settings)))
         } else {
             None
         };

@@ -1,5 +1,8 @@
-//! Group commit: one OS thread hands every append queued while the previous group committed to a
-//! single `append_many`, so a durable engine pays one fsync (or one transaction) per group.
+//! Group commit: a writer thread hands every append queued while its previous group committed to
+//! a single `append_many`, so a durable engine pays one fsync (or one transaction) per group.
+//! Engines that declare `CONCURRENT_GROUPS` (a network engine, whose cost is a round trip, not
+//! an fsync) get several lanes, each a thread with its own group in flight; a stream's appends
+//! always take the same lane, so they commit in submission order.
 
 use std::sync::mpsc;
 
@@ -45,68 +48,102 @@ impl OwnedAppend {
 
 type Reply = tokio::sync::oneshot::Sender<RResult<AppendOutcome, EngineError>>;
 
-/// The queue in front of the writer thread.
+/// How a group writer runs.
+#[derive(Clone, Copy, Debug)]
+pub struct WriterSettings {
+    /// How long a group waits for stragglers when it is smaller than the previous one.
+    pub max_wait: std::time::Duration,
+    /// Groups in flight at once, each on its own thread (a stream's appends always in one).
+    pub lanes: usize,
+}
+
+/// The queues in front of the writer threads, one per lane.
 pub struct GroupWriter {
-    tx: mpsc::Sender<(OwnedAppend, Reply)>,
+    lanes: Vec<mpsc::Sender<(OwnedAppend, Reply)>>,
 }
 
 /// Most appends or bytes committed as one group.
 const MAX_GROUP: usize = 1024;
 const MAX_GROUP_BYTES: usize = 16 << 20;
 
-impl GroupWriter {
-    pub fn start(engine: Arc<EngineBox>, metrics: crate::metrics::CommitMetrics, max_wait: std::time::Duration) -> GroupWriter {
-        let (tx, rx) = mpsc::channel::<(OwnedAppend, Reply)>();
-        std::thread::Builder::new()
-            .name("ds-group-commit".into())
-            .spawn(move || {
-                // Size of the previous group: when this one is smaller, wait (at most `max_wait`)
-                // for the writers that are still on their way back with their next append.
-                let mut last = 1usize;
-                while let Ok(first) = rx.recv() {
-                    let opened = std::time::Instant::now();
-                    let mut group = vec![first];
-                    let mut bytes = group[0].0.body.len();
-                    loop {
-                        while group.len() < MAX_GROUP && bytes < MAX_GROUP_BYTES {
-                            match rx.try_recv() {
-                                Ok(job) => {
-                                    bytes += job.0.body.len();
-                                    group.push(job);
-                                }
-                                Err(_) => break,
-                            }
-                        }
-                        let waited = opened.elapsed();
-                        if group.len() * 4 >= last * 3 || group.len() >= MAX_GROUP || bytes >= MAX_GROUP_BYTES || waited >= max_wait {
-                            break;
-                        }
-                        match rx.recv_timeout(max_wait - waited) {
-                            Ok(job) => {
-                                bytes += job.0.body.len();
-                                group.push(job);
-                            }
-                            Err(_) => break,
-                        }
+/// One lane: hands everything queued while its previous group committed to one `append_many`.
+fn run_lane(
+    rx: mpsc::Receiver<(OwnedAppend, Reply)>,
+    engine: Arc<EngineBox>,
+    metrics: crate::metrics::CommitMetrics,
+    max_wait: std::time::Duration,
+) {
+    // Size of the previous group: when this one is smaller, wait (at most `max_wait`) for the
+    // writers that are still on their way back with their next append.
+    let mut last = 1usize;
+    while let Ok(first) = rx.recv() {
+        let opened = std::time::Instant::now();
+        let mut group = vec![first];
+        let mut bytes = group[0].0.body.len();
+        loop {
+            while group.len() < MAX_GROUP && bytes < MAX_GROUP_BYTES {
+                match rx.try_recv() {
+                    Ok(job) => {
+                        bytes += job.0.body.len();
+                        group.push(job);
                     }
-                    last = group.len();
-                    let reqs: Vec<AppendRequest<'_>> = group.iter().map(|(a, _)| a.as_request()).collect();
-                    let started = std::time::Instant::now();
-                    let results = engine.append_many(RSlice::from(&reqs[..]));
-                    metrics.seconds.observe(started.elapsed().as_secs_f64());
-                    metrics.batch_size.observe(reqs.len() as f64);
-                    drop(reqs);
-                    let mut results = results.into_iter();
-                    for (_, reply) in group {
-                        let r = results.next().unwrap_or_else(|| {
-                            RResult::RErr(EngineError::new(ErrorCode::INTERNAL, "engine returned fewer results than appends"))
-                        });
-                        let _ = reply.send(r);
-                    }
+                    Err(_) => break,
                 }
+            }
+            let waited = opened.elapsed();
+            if group.len() * 4 >= last * 3 || group.len() >= MAX_GROUP || bytes >= MAX_GROUP_BYTES || waited >= max_wait {
+                break;
+            }
+            match rx.recv_timeout(max_wait - waited) {
+                Ok(job) => {
+                    bytes += job.0.body.len();
+                    group.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        last = group.len();
+        let reqs: Vec<AppendRequest<'_>> = group.iter().map(|(a, _)| a.as_request()).collect();
+        let started = std::time::Instant::now();
+        let results = engine.append_many(RSlice::from(&reqs[..]));
+        metrics.seconds.observe(started.elapsed().as_secs_f64());
+        metrics.batch_size.observe(reqs.len() as f64);
+        drop(reqs);
+        let mut results = results.into_iter();
+        for (_, reply) in group {
+            let r = results
+                .next()
+                .unwrap_or_else(|| RResult::RErr(EngineError::new(ErrorCode::INTERNAL, "engine returned fewer results than appends")));
+            let _ = reply.send(r);
+        }
+    }
+}
+
+impl GroupWriter {
+    pub fn start(engine: Arc<EngineBox>, metrics: crate::metrics::CommitMetrics, settings: WriterSettings) -> GroupWriter {
+        let lanes = (0..settings.lanes.max(1))
+            .map(|i| {
+                let (tx, rx) = mpsc::channel::<(OwnedAppend, Reply)>();
+                let (engine, metrics) = (engine.clone(), metrics.clone());
+                std::thread::Builder::new()
+                    .name(format!("ds-group-commit-{i}"))
+                    .spawn(move || run_lane(rx, engine, metrics, settings.max_wait))
+                    .expect("spawn a group-commit thread");
+                tx
             })
-            .expect("spawn the group-commit thread");
-        GroupWriter { tx }
+            .collect();
+        GroupWriter { lanes }
+    }
+
+    /// The lane of stream `name`: always the same one, so its appends commit in order.
+    fn lane(&self, name: &str) -> &mpsc::Sender<(OwnedAppend, Reply)> {
+        if self.lanes.len() == 1 {
+            return &self.lanes[0];
+        }
+        let h = name
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3));
+        &self.lanes[(h % self.lanes.len() as u64) as usize]
     }
 
     /// Queues an append and waits for its group to commit.
@@ -114,10 +151,11 @@ impl GroupWriter {
         Self::wait(self.submit(req)).await
     }
 
-    /// Queues an append now (appends commit in submission order); await the result with `wait`.
+    /// Queues an append now (appends to one stream commit in submission order); await the
+    /// result with `wait`.
     pub fn submit(&self, req: OwnedAppend) -> tokio::sync::oneshot::Receiver<RResult<AppendOutcome, EngineError>> {
         let (reply, rx) = tokio::sync::oneshot::channel();
-        let _ = self.tx.send((req, reply));
+        let _ = self.lane(&req.name).send((req, reply));
         rx
     }
 

@@ -1,6 +1,8 @@
 //! The access-control tests' shared setup: a server in `token` mode with an admin token issued
 //! by the real CLI and a JWT keys file, and small request helpers. No test lives here.
 
+#![allow(dead_code)]
+
 use std::time::Duration;
 
 use reqwest::blocking::{Client, RequestBuilder};
@@ -108,5 +110,8 @@ pub fn export_of(names: &[&str]) -> String {
         out += &rec(serde_json::json!({"type": "data", "name": n, "base64": "eA=="}));
         out += &rec(serde_json::json!({"type": "end", "name": n, "tail": 1, "closed": false}));
     }
-    out + &format!("{}\n", serde_json::json!({"type": "summary", "streams": names.len(), "bytes": names.len(), "subscriptions": 0}))
+    out + &format!(
+        "{}\n",
+        serde_json::json!({"type": "summary", "streams": names.len(), "bytes": names.len(), "subscriptions": 0})
+    )
 }

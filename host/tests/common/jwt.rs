@@ -56,7 +56,11 @@ impl Keys {
     /// An EdDSA token whose header names a critical extension (`crit`) no server knows.
     pub fn ed_crit(&self, kid: &str, scopes: &[&str]) -> String {
         let header = serde_json::json!({"alg": "EdDSA", "typ": "JWT", "kid": kid, "crit": ["x-ds-test"], "x-ds-test": true});
-        let signing_input = format!("{}.{}", b64(header.to_string().as_bytes()), b64(claims(scopes, 300).to_string().as_bytes()));
+        let signing_input = format!(
+            "{}.{}",
+            b64(header.to_string().as_bytes()),
+            b64(claims(scopes, 300).to_string().as_bytes())
+        );
         let pair = ring::signature::Ed25519KeyPair::from_pkcs8(&self.pkcs8).unwrap();
         format!("{signing_input}.{}", b64(pair.sign(signing_input.as_bytes()).as_ref()))
     }

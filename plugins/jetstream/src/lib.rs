@@ -41,6 +41,7 @@ pub fn info() -> PluginInfo {
                 .union(Capabilities::SYNCED)
                 .union(Capabilities::BLOCKING_IO)
                 .union(Capabilities::BATCH_APPEND)
+                .union(Capabilities::CONCURRENT_GROUPS)
                 .union(Capabilities::EXTERNAL_WRITERS),
             description: "NATS JetStream cluster: appends acknowledged once stored on a majority of replicas; shared by several hosts"
                 .into(),

@@ -274,6 +274,59 @@ pub fn append_many_equals_sequential_appends(e: &EngineBox) -> Result<(), Failur
     Ok(())
 }
 
+/// Groups in flight at once (the host's lanes for a `CONCURRENT_GROUPS` engine): `append_many`
+/// called from several threads, each with its own streams, commits every append once, each
+/// stream's in the order of its groups, with the tails each group was told.
+pub fn concurrent_groups_keep_each_streams_order(e: &EngineBox) -> Result<(), Failure> {
+    const LANES: usize = 4;
+    const STREAMS: usize = 3;
+    const ROUNDS: usize = 12;
+    let names: Vec<Vec<String>> = (0..LANES)
+        .map(|l| (0..STREAMS).map(|s| format!("lane{l}/s{s}")).collect())
+        .collect();
+    for n in names.iter().flatten() {
+        ok(Create::new(n).run(e), "create")?;
+    }
+    let failures: Vec<String> = std::thread::scope(|scope| {
+        let handles: Vec<_> = names
+            .iter()
+            .map(|mine| {
+                scope.spawn(move || {
+                    let mut bad = Vec::new();
+                    for round in 0..ROUNDS {
+                        // Two appends per stream per group: 2 bytes each, so tails are known.
+                        let bodies: Vec<(String, [u8; 2])> = mine
+                            .iter()
+                            .flat_map(|n| [(n.clone(), [b'a' + round as u8, b'0']), (n.clone(), [b'a' + round as u8, b'1'])])
+                            .collect();
+                        let reqs: Vec<AppendRequest<'_>> = bodies.iter().map(|(n, b)| Append::new(n, b).req()).collect();
+                        let out = e.append_many(RSlice::from(&reqs[..]));
+                        for (i, r) in out.iter().enumerate() {
+                            let want = (round * 2 + i % 2 + 1) as u64 * 2;
+                            match r {
+                                abi_stable::std_types::RResult::ROk(o) if o.tail == want => {}
+                                other => bad.push(format!("{} round {round}: {other:?}, wanted tail {want}", bodies[i].0)),
+                            }
+                        }
+                    }
+                    bad
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|_| vec!["a lane panicked".into()]))
+            .collect()
+    });
+    check(failures.is_empty(), || failures.join("; "))?;
+    let want: Vec<u8> = (0..ROUNDS).flat_map(|r| [b'a' + r as u8, b'0', b'a' + r as u8, b'1']).collect();
+    for n in names.iter().flatten() {
+        let got = read_all(e, n, 0, 1 << 20, NOW)?;
+        check(got == want, || format!("{n}: {:?}", String::from_utf8_lossy(&got)))?;
+    }
+    Ok(())
+}
+
 /// Section 5.2.1: once a producer closed the stream, only its closing tuple is a duplicate;
 /// another producer's close-only (or the closer's next seq) is refused as closed, while a
 /// close-only without producer headers stays idempotent (section 5.3).

@@ -184,3 +184,49 @@ fn retention_across_hosts_on_a_real_cluster() {
         assert!(s.log_text().lines().all(|l| !l.contains("panicked")));
     }
 }
+
+/// A sliding TTL read only through host A never expires early on host B (which only looks,
+/// with HEAD, which does not renew): B answers 200 until the TTL has run from A's last read,
+/// then 404 within the documented slack (a quarter TTL plus a second) and a poll's margin.
+#[test]
+fn a_sliding_ttl_never_expires_early_on_a_host_that_did_not_serve_the_reads() {
+    let _serial = serial();
+    let cluster = ds_nats_cluster::Cluster::start(3);
+    let (a, b) = common::jetstream_hosts(&cluster.urls(), "xttl", &[("DS_RETENTION__INTERVAL_MS", "200")]);
+    let c = client();
+    let r = c
+        .put(a.url("/v1/stream/ttl/s"))
+        .header("Content-Type", "text/plain")
+        .header("Stream-TTL", "4")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let head = |s: &Server| c.head(s.url("/v1/stream/ttl/s")).send().unwrap().status().as_u16();
+    // B caches the record now, before any renewal.
+    assert_eq!(head(&b), 200);
+    let mut last_read = std::time::Instant::now();
+    for _ in 0..16 {
+        assert_eq!(get(&c, &a, "ttl/s", "offset=-1").0, 200);
+        last_read = std::time::Instant::now();
+        std::thread::sleep(Duration::from_millis(250));
+        assert_eq!(head(&b), 200, "B called it expired while A was reading it");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let gone = loop {
+        let status = head(&b);
+        let since = last_read.elapsed();
+        if status == 404 {
+            break since;
+        }
+        assert_eq!(status, 200);
+        assert!(since < Duration::from_secs(10), "still there {since:?} after the last read");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        gone >= Duration::from_secs(4),
+        "B saw it expire {gone:?} after A's last read (TTL 4 s)"
+    );
+    // 4 s + 1 s (a quarter TTL) + 1 s (clock margin), and a poll's and a request's time.
+    assert!(gone <= Duration::from_millis(7_500), "expired {gone:?} after the last read");
+    println!("a 4 s sliding TTL read only on A was gone on B {gone:?} after the last read");
+}

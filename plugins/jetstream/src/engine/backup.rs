@@ -61,7 +61,7 @@ impl JetStreamStorage {
                 writer.apply(u);
             }
             let next = tail.state.next(&writer, 0);
-            let subj = self.subject(&entry.rec);
+            let subj = entry.subject.clone();
             *entry.tail.lock() = None;
             if let Appended::Stored(seq) = data::append(&self.c, &subj, &tail, &next, Bytes::new(), &req.name).await? {
                 *entry.tail.lock() = Some(data::Tail { state: next, seq });

@@ -56,10 +56,10 @@ impl JetStreamStorage {
                     self.check_size(tail.state.tail, body.len() as u64)?;
                     writer.apply(&update);
                     let next = tail.state.next(&writer, body.len() as u64);
-                    let subj = self.subject(&entry.rec);
+                    let subj = &entry.subject;
                     // Unknown until the cluster answers.
                     *entry.tail.lock() = None;
-                    match data::append(&self.c, &subj, &tail, &next, body.clone(), name).await? {
+                    match data::append(&self.c, subj, &tail, &next, body.clone(), name).await? {
                         Appended::Stored(seq) => {
                             *entry.hint.lock() = Some((next.tail, seq + 1));
                             *entry.tail.lock() = Some(data::Tail { state: next.clone(), seq });
@@ -159,7 +159,7 @@ impl JetStreamStorage {
         if pos < entry.rec.base() {
             return None;
         }
-        let subject = self.subject(&entry.rec);
+        let subject = entry.subject.clone();
         let timeout = self.c.timeout();
         if let Some(slot) = entry.ahead.take(pos, &subject.subject) {
             let seq = slot.seq;
@@ -244,7 +244,7 @@ impl JetStreamStorage {
             next = self.read_inherited(&f, start, base.min(end), max, &mut out).await?;
         }
         if next >= base && next < end && out.len() < max {
-            let subj = self.subject(&entry.rec);
+            let subj = entry.subject.clone();
             let mut hint = (*entry.hint.lock()).filter(|(p, _)| *p == next).map(|(_, s)| s);
             let mut ahead = data::Ahead::new();
             if let Some((subject, seq, messages)) = early {

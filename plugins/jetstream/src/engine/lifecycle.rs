@@ -314,11 +314,9 @@ impl JetStreamStorage {
         Ok(())
     }
 
-    /// The sweeper's test: expired by the access recorded in the cluster plus a quarter TTL of
-    /// slack (another host may have renewed it without writing yet), or by this host's own view.
+    /// The sweeper's test, on a record read from the cluster: expired, never early (see
+    /// [`JetStreamStorage::expired`]).
     pub(super) fn sweepable(&self, rec: &Record, now: u64) -> bool {
-        let slack = rec.ttl_secs.map_or(0, |t| t * 250);
-        let local = self.local_access(&rec.name);
-        ttl::is_expired(rec.lifetime(), rec.access_ms.max(local) + slack, now)
+        Self::expired(rec, self.local_access(&rec.name), now)
     }
 }

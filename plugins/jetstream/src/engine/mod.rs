@@ -33,6 +33,8 @@ use crate::register;
 /// A cached catalogue record with this host's view of access and read position.
 struct Cached {
     rec: Record,
+    /// Where its data lives (a digest of the name: computed once, not per append).
+    subject: Subject,
     /// Last access through this host (sliding TTL), ms.
     local_access: AtomicU64,
     /// (position, stream sequence at or before the message holding it).
@@ -42,6 +44,20 @@ struct Cached {
     tail: Mutex<Option<Tail>>,
     /// Batches fetched ahead for this stream's catch-up readers.
     ahead: ahead::Slots,
+}
+
+/// An access renews a sliding TTL in the cluster when the recorded one is this much older.
+fn renew_after_ms(ttl_secs: u64) -> u64 {
+    (ttl_secs * 250).max(200)
+}
+
+/// What a host adds, beside the renewal interval, for the delay of a renewal's write and the
+/// difference between host clocks, before it calls a stream expired.
+pub(super) const CLOCK_MARGIN_MS: u64 = 1000;
+
+/// How much later than the recorded access another host may have read a sliding-TTL stream.
+fn renewal_slack_ms(rec: &Record) -> u64 {
+    rec.ttl_secs.map_or(0, |t| renew_after_ms(t) + CLOCK_MARGIN_MS)
 }
 
 /// A listing's prefix, its sorted live names, and when they were read.
@@ -124,13 +140,20 @@ impl JetStreamStorage {
         }
     }
 
+    /// Whether a stream has expired, never early: a sliding TTL runs from the latest access
+    /// any host may have made, that is the access recorded in `rec` plus [`renewal_slack_ms`]
+    /// (accesses are written to the cluster only that far apart), or this host's own, if later.
+    /// So expiry is late by at most the slack, and early never, given a fresh `rec` and host
+    /// clocks within [`CLOCK_MARGIN_MS`] of each other.
     fn expired(rec: &Record, local_access: u64, now: u64) -> bool {
-        ttl::is_expired(rec.lifetime(), rec.access_ms.max(local_access), now)
+        let anyones = rec.access_ms.saturating_add(renewal_slack_ms(rec));
+        ttl::is_expired(rec.lifetime(), anyones.max(local_access), now)
     }
 
     fn remember(&self, rec: Record) -> Arc<Cached> {
         let entry = Arc::new(Cached {
             local_access: AtomicU64::new(rec.access_ms),
+            subject: self.subject(&rec),
             rec,
             hint: Mutex::new(None),
             tail: Mutex::new(None),
@@ -182,9 +205,13 @@ impl JetStreamStorage {
                 },
             };
             if Self::expired(&entry.rec, entry.local_access.load(Ordering::Relaxed), now) {
+                if !fresh {
+                    // Perhaps renewed by another host since this one cached it: ask the cluster.
+                    continue;
+                }
                 return Err(EngineError::not_found(name));
             }
-            let tail = data::tail(&self.c, &self.subject(&entry.rec)).await?;
+            let tail = data::tail(&self.c, &entry.subject).await?;
             if tail.seq != 0 && tail.state.deleted.is_none() {
                 *entry.tail.lock() = Some(tail.clone());
                 return Ok((entry, tail));
@@ -210,19 +237,35 @@ impl JetStreamStorage {
     }
 
     /// Records an access for the sliding TTL: in memory always, in the cluster when the stored
-    /// access is older than a quarter of the TTL (so other hosts see the stream alive).
+    /// access is older than [`renew_after_ms`] (so other hosts see the stream alive; what they
+    /// add to it before calling it expired, [`renewal_slack_ms`], relies on this). A write that
+    /// loses a race is tried again on the record that won it.
     async fn touch(&self, entry: &Cached, now: u64) {
         entry.local_access.fetch_max(now, Ordering::Relaxed);
         let Some(ttl) = entry.rec.ttl_secs else { return };
-        if now.saturating_sub(entry.rec.access_ms) < (ttl * 250).max(200) {
+        if now.saturating_sub(entry.rec.access_ms) < renew_after_ms(ttl) {
             return;
         }
-        if let Ok(Some((mut rec, seq))) = catalog::get(&self.c, &entry.rec.name).await {
-            if rec.state == State::Live && rec.gen == entry.rec.gen && rec.access_ms < now {
-                rec.access_ms = now;
-                if let Ok(Put::Done) = catalog::put(&self.c, &rec, seq).await {
+        for _ in 0..5 {
+            let Ok(Some((mut rec, seq))) = catalog::get(&self.c, &entry.rec.name).await else {
+                return;
+            };
+            if rec.state != State::Live || rec.gen != entry.rec.gen {
+                return;
+            }
+            if now.saturating_sub(rec.access_ms) < renew_after_ms(ttl) {
+                // Another host renewed it meanwhile.
+                self.remember(rec).local_access.fetch_max(now, Ordering::Relaxed);
+                return;
+            }
+            rec.access_ms = now;
+            match catalog::put(&self.c, &rec, seq).await {
+                Ok(Put::Done) => {
                     self.remember(rec).local_access.fetch_max(now, Ordering::Relaxed);
+                    return;
                 }
+                Ok(_) => continue,
+                Err(_) => return,
             }
         }
     }

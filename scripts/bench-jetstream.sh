@@ -7,6 +7,8 @@
 #   scripts/bench-jetstream.sh                 (DURATION=10 s cases, 100 MB catch-up, 1000 SSE subscribers)
 #   DURATION=5 CATCHUP_MB=20 SUBSCRIBERS=200 scripts/bench-jetstream.sh
 #   NO_BUILD=1 uses target/release as it is.
+#   ONLY=appends stops after the append cases (with the raw baseline carrying the server's
+#   headers too: --extras msgid,expect,headers); DS_STORAGE__APPEND_LANES=1 etc. reach the hosts.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
@@ -35,6 +37,12 @@ bench --url "http://127.0.0.1:$A/v1/stream" --scenario appends --writers 32 --si
 bench --url "http://127.0.0.1:$B/v1/stream" --scenario appends --writers 32 --sizes 100 --duration-secs "$D" --label jetstream/two-hosts-B > "$OUT/two-b.jsonl"
 wait
 cat "$OUT/two-a.jsonl" "$OUT/two-b.jsonl" >> "$res"
+if [ "${ONLY:-}" = appends ]; then
+  echo "== raw JetStream, like for like: 64 writers x 100 B with the server's message id, expected sequence and headers" >&2
+  target/release/js-raw --urls "$urls" --mode publish --writers 64 --size 100 --duration-secs "$D" --extras msgid,expect,headers | tee -a "$res"
+  echo "results: $res" >&2
+  exit 0
+fi
 echo "== raw JetStream: ordered read of $MB MB" >&2
 target/release/js-raw --urls "$urls" --mode read --mb "$MB" | tee -a "$res"
 echo "== one host: catch-up of $MB MB" >&2

@@ -212,7 +212,7 @@ pub struct StorageConfig {
     /// Plugin name to use when several plugins provide `mode`.
     pub plugin: Option<String>,
     /// Groups of appends in flight at once for engines that declare `concurrent_groups`
-    /// (0: the host's default, 8); other engines always commit one group at a time.
+    /// (0 counts as 1); other engines always commit one group at a time.
     pub append_lanes: usize,
     /// The plugins' own settings (`acid_shard_count`, `jetstream.urls`, ...), as configured.
     #[serde(flatten)]
@@ -232,7 +232,7 @@ impl Default for StorageConfig {
             data_dir: PathBuf::from("./data"),
             plugin_dir: None,
             plugin: None,
-            append_lanes: 0,
+            append_lanes: 1,
             engine: serde_json::Map::new(),
             engine_sources: Default::default(),
         }

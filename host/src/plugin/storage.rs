@@ -22,10 +22,6 @@ pub struct StorageError {
     pub source: Box<EngineError>,
 }
 
-/// Groups of appends in flight at once for a `CONCURRENT_GROUPS` engine when
-/// `storage.append_lanes` is 0.
-pub const DEFAULT_LANES: usize = 8;
-
 /// An opened storage engine.
 #[derive(Clone)]
 pub struct Storage {
@@ -40,14 +36,14 @@ pub struct Storage {
 }
 
 impl Storage {
-    /// Opens `mode` from a loaded plugin with the `[storage]` settings as JSON (appends in the
-    /// default number of lanes: see [`Storage::open_with`]).
+    /// Opens `mode` from a loaded plugin with the `[storage]` settings as JSON (one group of
+    /// appends in flight at a time: see [`Storage::open_with`]).
     pub fn open(plugin: &LoadedPlugin, mode: &str, config_json: &str) -> Result<Storage, StorageError> {
-        Self::open_with(plugin, mode, config_json, 0)
+        Self::open_with(plugin, mode, config_json, 1)
     }
 
     /// [`Storage::open`] with `append_lanes` groups of appends in flight at once for an engine
-    /// that declares `CONCURRENT_GROUPS` (0: [`DEFAULT_LANES`]); other engines always get one.
+    /// that declares `CONCURRENT_GROUPS` (0 counts as 1); other engines always get one.
     pub fn open_with(plugin: &LoadedPlugin, mode: &str, config_json: &str, append_lanes: usize) -> Result<Storage, StorageError> {
         let caps = plugin
             .info
@@ -80,7 +76,7 @@ impl Storage {
 
     /// Wraps an engine built in-process (embedding, tests).
     pub fn from_engine(engine: EngineBox, capabilities: Capabilities, plugin: PluginInfo, mode: &str) -> Storage {
-        Self::from_engine_with(engine, capabilities, plugin, mode, 0)
+        Self::from_engine_with(engine, capabilities, plugin, mode, 1)
     }
 
     /// [`Storage::from_engine`] with a number of append lanes (see [`Storage::open_with`]).
@@ -96,10 +92,10 @@ impl Storage {
                 } else {
                     std::time::Duration::ZERO
                 },
-                lanes: match (capabilities.contains(Capabilities::CONCURRENT_GROUPS), append_lanes) {
-                    (false, _) => 1,
-                    (true, 0) => DEFAULT_LANES,
-                    (true, n) => n,
+                lanes: if capabilities.contains(Capabilities::CONCURRENT_GROUPS) {
+                    append_lanes.max(1)
+                } else {
+                    1
                 },
             };
             Some(Arc::new(GroupWriter::start(engine.clone(), commit.clone(), settings)))

@@ -209,6 +209,9 @@ pub fn jetstream_hosts(urls: &str, ns: &str, extra: &[(&str, &str)]) -> (Server,
         ("DS_STORAGE__JETSTREAM__URLS", urls),
         ("DS_STORAGE__JETSTREAM__NAMESPACE", ns),
         ("DS_STORAGE__JETSTREAM__SHARDS", "2"),
+        // Several append lanes, so the cross-host tests also check order and uniqueness with
+        // groups in flight together.
+        ("DS_STORAGE__APPEND_LANES", "4"),
     ];
     env.extend_from_slice(extra);
     (Server::start(&env), Server::start(&env))

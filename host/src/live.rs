@@ -164,7 +164,7 @@ impl LiveTail {
         }
     }
 
-    /// Wakes everyone (shutdown).
+    /// Wakes everyone (shutdown; an engine that may have missed notifications).
     pub fn wake_all(&self) {
         let all: Vec<Arc<Entry>> = self.waiters.lock().values().cloned().collect();
         for e in all {
@@ -204,7 +204,12 @@ struct HostListener(Arc<LiveTail>, Option<Observer>);
 
 impl ChangeListener for HostListener {
     fn stream_changed(&self, name: RStr<'_>) {
-        self.0.wake(name.as_str());
+        if name.is_empty() {
+            // Anything may have changed: every waiting reader looks again.
+            self.0.wake_all();
+        } else {
+            self.0.wake(name.as_str());
+        }
         if let Some(o) = &self.1 {
             o(name.as_str());
         }

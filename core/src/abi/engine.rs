@@ -27,7 +27,9 @@ impl ByteView for RVec<u8> {
 /// Called from the plugin's own threads; implementations only touch thread-safe sync primitives.
 #[sabi_trait]
 pub trait ChangeListener: Send + Sync + 'static {
-    /// `name`'s tail or closure changed outside this host.
+    /// `name`'s tail or closure changed outside this host. An empty name says that anything
+    /// may have changed (the engine may have missed notifications, e.g. while it was
+    /// disconnected from its cluster): the host wakes every reader, which looks again.
     fn stream_changed(&self, name: RStr<'_>);
 }
 

@@ -396,6 +396,17 @@ impl Subscriptions {
     /// A stream changed through another host (the engine's change listener; any thread): its
     /// tail is read again before the next wake decision.
     pub fn external_change(&self, path: &str) {
+        if path.is_empty() {
+            // Anything may have changed (the engine missed notifications): every linked stream
+            // is looked at again, and the shared state read again.
+            {
+                let mut inner = self.inner.lock();
+                let linked: Vec<String> = inner.subs.values().flat_map(|s| s.links.keys().cloned()).collect();
+                inner.stale.extend(linked);
+            }
+            self.kick.notify_one();
+            return;
+        }
         if path == store::SUBS_STREAM || path == store::KEYS_STREAM {
             self.kick.notify_one();
             return;

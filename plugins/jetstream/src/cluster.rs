@@ -46,6 +46,9 @@ pub struct Cluster {
     pub js: jetstream::Context,
     pub cfg: ClusterSettings,
     pub connected: Arc<AtomicBool>,
+    /// Signalled at every (re)connection: notifications published while this host was away
+    /// were lost, so its readers must look again.
+    pub reconnected: Arc<tokio::sync::Notify>,
     /// The largest append accepted (bytes of body).
     pub max_append: u64,
 }
@@ -102,7 +105,8 @@ impl Cluster {
             .build()
             .map_err(|e| EngineError::new(ErrorCode::INTERNAL, format!("cannot start the plugin's runtime: {e}")))?;
         let connected = Arc::new(AtomicBool::new(false));
-        let client = rt.block_on(Self::dial(&cfg, connected.clone()))?;
+        let reconnected = Arc::new(tokio::sync::Notify::new());
+        let client = rt.block_on(Self::dial(&cfg, connected.clone(), reconnected.clone()))?;
         let version = client.server_info().version;
         match parse_version(&version) {
             Some(v) if v >= crate::MIN_SERVER => {}
@@ -130,13 +134,18 @@ impl Cluster {
             js,
             cfg,
             connected,
+            reconnected,
             max_append,
         };
         cluster.block(cluster.provision())?;
         Ok(cluster)
     }
 
-    async fn dial(cfg: &ClusterSettings, connected: Arc<AtomicBool>) -> Result<async_nats::Client, EngineError> {
+    async fn dial(
+        cfg: &ClusterSettings,
+        connected: Arc<AtomicBool>,
+        reconnected: Arc<tokio::sync::Notify>,
+    ) -> Result<async_nats::Client, EngineError> {
         let c = &cfg.credentials;
         let flag = connected.clone();
         let mut opts = async_nats::ConnectOptions::new()
@@ -150,9 +159,13 @@ impl Cluster {
             .ping_interval(Duration::from_secs(2))
             .event_callback(move |ev| {
                 let flag = flag.clone();
+                let reconnected = reconnected.clone();
                 async move {
                     match ev {
-                        async_nats::Event::Connected => flag.store(true, Ordering::Release),
+                        async_nats::Event::Connected => {
+                            flag.store(true, Ordering::Release);
+                            reconnected.notify_one();
+                        }
                         async_nats::Event::Disconnected | async_nats::Event::Closed => flag.store(false, Ordering::Release),
                         _ => {}
                     }

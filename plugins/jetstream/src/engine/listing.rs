@@ -137,11 +137,25 @@ impl JetStreamStorage {
             .c
             .block(client.subscribe(subject.clone()))
             .map_err(|e| unavailable(format!("subscribe {subject}: {e}")))?;
+        let listener = std::sync::Arc::new(listener);
+        let told = listener.clone();
         self.c.rt.spawn(async move {
             while let Some(m) = sub.next().await {
                 if let Some(name) = m.headers.as_ref().and_then(|h| h.get("DS-Name")) {
-                    listener.stream_changed(RStr::from(name.as_str()));
+                    told.stream_changed(RStr::from(name.as_str()));
                 }
+            }
+        });
+        // Notifications published while this host was disconnected are lost: after every
+        // reconnection tell the host that anything may have changed (an empty name), at once
+        // and again a second later (once the subscription is surely back).
+        let reconnected = self.c.reconnected.clone();
+        self.c.rt.spawn(async move {
+            loop {
+                reconnected.notified().await;
+                listener.stream_changed(RStr::from(""));
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                listener.stream_changed(RStr::from(""));
             }
         });
         *started = true;

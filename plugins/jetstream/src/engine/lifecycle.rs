@@ -253,10 +253,7 @@ impl JetStreamStorage {
                 Ok(Put::Done) => {
                     let tail = Tail { state: first, seq };
                     let meta = Self::meta(&rec, &tail);
-                    // Kept, so the first append decides on it without a leader read.
-                    let entry = self.remember(rec);
-                    *entry.hint.lock() = Some((tail.state.tail, seq + 1));
-                    *entry.tail.lock() = Some(tail);
+                    self.remember(rec);
                     return Ok(CreateOutcome { created: true, meta });
                 }
                 other => {

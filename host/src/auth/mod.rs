@@ -234,12 +234,18 @@ impl Auth {
         if g.expires_ms.is_some_and(|e| crate::state::now_ms() >= e) {
             return false;
         }
-        if let Some(k) = &g.key {
-            if !self.jwts.as_ref().is_some_and(|j| j.has_key(&k.key)) {
-                return false;
-            }
+        if self.key_gone(g) {
+            return false;
         }
         g.is_jwt() || self.tokens.as_ref().is_some_and(|t| t.still_valid(&g.id))
+    }
+
+    /// Whether `g` rests on a JWT key (its own, or that of the JWT atop its chain of issuers)
+    /// that is no longer in the keys file.
+    fn key_gone(&self, g: &Grant) -> bool {
+        g.key
+            .as_ref()
+            .is_some_and(|k| !self.jwts.as_ref().is_some_and(|j| j.has_key(&k.key)))
     }
 
     fn check_credentials(&self, parts: &Parts) -> Result<Caller, ApiError> {
@@ -269,11 +275,7 @@ impl Auth {
         }
         match table.check(&token) {
             // Issued by a JWT (at the top of its chain) whose key has been removed since.
-            Ok(g)
-                if g.key
-                    .as_ref()
-                    .is_some_and(|k| !self.jwts.as_ref().is_some_and(|j| j.has_key(&k.key))) =>
-            {
+            Ok(g) if self.key_gone(&g) => {
                 tracing::info!(token = %g.id, "access token refused: the JWT key it was issued under is gone");
                 Err(unauthorized(
                     "this access token was issued by a JWT whose key has been removed",

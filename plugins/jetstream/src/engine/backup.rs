@@ -64,7 +64,7 @@ impl JetStreamStorage {
             let subj = entry.subject.clone();
             *entry.tail.lock() = None;
             if let Appended::Stored(seq) = data::append(&self.c, &subj, &tail, &next, Bytes::new(), &req.name).await? {
-                *entry.tail.lock() = Some(data::Tail { state: next, seq });
+                *entry.tail.lock() = Some(std::sync::Arc::new(data::Tail { state: next, seq }));
                 return Ok(b"{}".to_vec());
             }
         }

@@ -1,17 +1,13 @@
-//! Appends (compare-and-set on the data subject, re-decided under the rules on conflict) and
-//! reads (stitching a fork's inherited bytes from its source chain).
+//! Reads: a stream's own data (with batches fetched ahead) and a fork's inherited bytes stitched
+//! from its source chain. Appends are `append`'s.
 
 use abi_stable::std_types::RVec;
-use bytes::Bytes;
 use durable_streams_core::abi::*;
-use durable_streams_core::producer::ProducerStamp;
-use durable_streams_core::rules::{self, AppendCheck, AppendDecision};
 
 use super::ahead::Fetch;
 use super::{BoxFut, JetStreamStorage};
 use crate::catalog::{self, ForkRef};
-use crate::cluster::unavailable;
-use crate::data::{self, Appended};
+use crate::data;
 
 /// A data read started before the tail read answers (see [`JetStreamStorage::early`]).
 struct Early<'a> {
@@ -21,79 +17,6 @@ struct Early<'a> {
 }
 
 impl JetStreamStorage {
-    pub(super) async fn append(&self, req: &AppendRequest<'_>) -> Result<AppendOutcome, EngineError> {
-        let name = req.name.as_str();
-        let stamp = req.producer.map(|p| ProducerStamp {
-            id: p.id.as_str().to_string(),
-            epoch: p.epoch,
-            seq: p.seq,
-        });
-        let body = Bytes::copy_from_slice(req.body.as_slice());
-        let mut use_cache = true;
-        for _ in 0..50 {
-            let cached = if use_cache { self.cached_tail(name, req.now_ms) } else { None };
-            let fresh = cached.is_none();
-            let (entry, tail) = match cached {
-                Some(c) => c,
-                None => self.live(name, req.now_ms).await?,
-            };
-            use_cache = false;
-            let check = AppendCheck {
-                stream_content_type: &entry.rec.content_type,
-                content_type: req.content_type.map(|c| c.as_str()).into_option(),
-                body_is_empty: body.is_empty(),
-                close: req.close,
-                producer: stamp.as_ref().into(),
-                stream_seq: req.stream_seq.map(|s| s.as_str()).into_option(),
-            };
-            let mut writer = tail.state.writer();
-            let ack = |st: durable_streams_core::producer::ProducerState| ProducerAck {
-                epoch: st.epoch,
-                seq: st.last_seq,
-            };
-            match rules::check_append(&writer, &check) {
-                Ok(AppendDecision::Accept(update)) => {
-                    self.check_size(tail.state.tail, body.len() as u64)?;
-                    writer.apply(&update);
-                    let next = tail.state.next(&writer, body.len() as u64);
-                    let subj = &entry.subject;
-                    // Unknown until the cluster answers.
-                    *entry.tail.lock() = None;
-                    match data::append(&self.c, subj, &tail, &next, body.clone(), name).await? {
-                        Appended::Stored(seq) => {
-                            *entry.hint.lock() = Some((next.tail, seq + 1));
-                            *entry.tail.lock() = Some(data::Tail { state: next.clone(), seq });
-                            self.touch(&entry, req.now_ms).await;
-                            return Ok(AppendOutcome {
-                                duplicate: false,
-                                tail: next.tail,
-                                closed: next.closed,
-                                producer: update.producer.map(|(_, st)| ack(st)).into(),
-                            });
-                        }
-                        Appended::Conflict => continue,
-                    }
-                }
-                // A refusal or a duplicate is confirmed on a fresh tail (the cached one may lag
-                // another host's appends).
-                Ok(AppendDecision::Duplicate { .. }) | Err(_) if !fresh => continue,
-                Ok(AppendDecision::Duplicate { producer }) => {
-                    self.touch(&entry, req.now_ms).await;
-                    return Ok(AppendOutcome {
-                        duplicate: true,
-                        tail: tail.state.tail,
-                        closed: tail.state.closed,
-                        producer: producer.map(ack).into(),
-                    });
-                }
-                Err(rejection) => return Err(EngineError::from_rejection(rejection, tail.state.tail, tail.state.closed)),
-            }
-        }
-        Err(unavailable(format!(
-            "stream '{name}' is appended to too fast by other hosts; retry"
-        )))
-    }
-
     /// Reads bytes below a fork's position from its source chain.
     pub(super) fn read_inherited<'a>(
         &'a self,

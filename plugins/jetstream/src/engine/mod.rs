@@ -5,6 +5,7 @@
 //! change listener, `retention` trims, `backup` describes and restores.
 
 mod ahead;
+mod append;
 mod backup;
 mod io;
 mod lifecycle;
@@ -41,7 +42,7 @@ struct Cached {
     hint: Mutex<Option<(u64, u64)>>,
     /// The tail this host last wrote or read: appends decide on it and the compare-and-set in
     /// the cluster catches it being stale (then it is reloaded and the append re-decided).
-    tail: Mutex<Option<Tail>>,
+    tail: Mutex<Option<Arc<Tail>>>,
     /// Batches fetched ahead for this stream's catch-up readers.
     ahead: ahead::Slots,
 }
@@ -191,7 +192,7 @@ impl JetStreamStorage {
     /// A live stream and its current tail: `NOT_FOUND` for absent or expired names, `GONE` for
     /// soft-deleted ones. A cached record is checked against its data subject (a delete marker,
     /// or a purged subject, means it changed elsewhere).
-    async fn live(&self, name: &str, now: u64) -> Result<(Arc<Cached>, Tail), EngineError> {
+    async fn live(&self, name: &str, now: u64) -> Result<(Arc<Cached>, Arc<Tail>), EngineError> {
         let cached = self.cache.lock().get(name).cloned();
         for fresh in [cached.is_none(), true] {
             let entry = match (&cached, fresh) {
@@ -211,7 +212,7 @@ impl JetStreamStorage {
                 }
                 return Err(EngineError::not_found(name));
             }
-            let tail = data::tail(&self.c, &entry.subject).await?;
+            let tail = Arc::new(data::tail(&self.c, &entry.subject).await?);
             if tail.seq != 0 && tail.state.deleted.is_none() {
                 *entry.tail.lock() = Some(tail.clone());
                 return Ok((entry, tail));
@@ -227,7 +228,7 @@ impl JetStreamStorage {
 
     /// The cached entry and the tail this host last saw, when both are at hand and the stream
     /// has not expired: an append may decide on them (the compare-and-set checks them).
-    fn cached_tail(&self, name: &str, now: u64) -> Option<(Arc<Cached>, Tail)> {
+    fn cached_tail(&self, name: &str, now: u64) -> Option<(Arc<Cached>, Arc<Tail>)> {
         let entry = self.cache.lock().get(name).cloned()?;
         if Self::expired(&entry.rec, entry.local_access.load(Ordering::Relaxed), now) {
             return None;
@@ -310,33 +311,36 @@ impl Engine for JetStreamStorage {
     }
     fn append(&self, req: &AppendRequest<'_>) -> RResult<AppendOutcome, EngineError> {
         let _g = self.lock(req.name.as_str());
-        wrap(self.c.block(JetStreamStorage::append(self, req)))
+        let mut answers = self.c.block(self.append_all(&[req]));
+        wrap(answers.pop().unwrap_or_else(|| Err(EngineError::new(ErrorCode::INTERNAL, "append not answered"))))
     }
     /// A group from the host's writer thread: appends to different streams are in flight
-    /// together (each stream's in order), so the group costs about one round trip to the
-    /// cluster rather than one per append.
+    /// together, and the appends to one stream are stored as one message (see `append`), so a
+    /// group costs about one round trip to the cluster rather than one per append.
     fn append_many(&self, reqs: RSlice<'_, AppendRequest<'_>>) -> RVec<RResult<AppendOutcome, EngineError>> {
         let reqs = reqs.as_slice();
-        let mut by_stream: Vec<(&str, Vec<usize>)> = Vec::new();
+        let mut by_stream: HashMap<&str, Vec<usize>> = HashMap::new();
+        let mut order: Vec<&str> = Vec::new();
         for (i, r) in reqs.iter().enumerate() {
-            match by_stream.iter_mut().find(|(n, _)| *n == r.name.as_str()) {
-                Some((_, v)) => v.push(i),
-                None => by_stream.push((r.name.as_str(), vec![i])),
-            }
+            by_stream
+                .entry(r.name.as_str())
+                .or_insert_with(|| {
+                    order.push(r.name.as_str());
+                    Vec::new()
+                })
+                .push(i);
         }
-        let mut stripes: Vec<usize> = by_stream.iter().map(|(n, _)| self.stripe(n)).collect();
+        let mut stripes: Vec<usize> = order.iter().map(|n| self.stripe(n)).collect();
         stripes.sort_unstable();
         stripes.dedup();
         let _guards: Vec<_> = stripes.iter().map(|&i| self.locks[i].lock()).collect();
-        let done = self
-            .c
-            .block(futures_util::future::join_all(by_stream.iter().map(|(_, idxs)| async move {
-                let mut out = Vec::with_capacity(idxs.len());
-                for &i in idxs {
-                    out.push((i, JetStreamStorage::append(self, &reqs[i]).await));
-                }
-                out
-            })));
+        let done = self.c.block(futures_util::future::join_all(order.iter().map(|n| {
+            let idxs = &by_stream[n];
+            async move {
+                let lot: Vec<&AppendRequest<'_>> = idxs.iter().map(|&i| &reqs[i]).collect();
+                idxs.iter().copied().zip(self.append_all(&lot).await).collect::<Vec<_>>()
+            }
+        })));
         let mut results: Vec<Option<RResult<AppendOutcome, EngineError>>> = (0..reqs.len()).map(|_| None).collect();
         for (i, r) in done.into_iter().flatten() {
             results[i] = Some(r.into());

@@ -274,6 +274,67 @@ pub fn append_many_equals_sequential_appends(e: &EngineBox) -> Result<(), Failur
     Ok(())
 }
 
+/// Many appends to one stream in one group (an engine may store them together): each is
+/// decided in order under the rules and told its own tail, a refusal or a duplicate in the middle
+/// leaves the others applied, and a read from every acknowledged tail starts exactly there.
+pub fn one_streams_appends_in_a_group_are_each_decided(e: &EngineBox) -> Result<(), Failure> {
+    ok(Create::new("s").run(e), "create")?;
+    let bodies: Vec<String> = (0..40).map(|i| format!("m{i:02}")).collect();
+    // Producer "p" counts 0, 1, ... except: #10 repeats #9's seq (a duplicate), #20 skips ahead
+    // (a gap, refused), #30 has no producer and another content type (refused).
+    let mut next_seq = 0u64;
+    let appends: Vec<Append<'_>> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let producer = match i {
+                10 => Some(("p", 0, next_seq - 1)),
+                20 => Some(("p", 0, next_seq + 5)),
+                30 => None,
+                _ => {
+                    next_seq += 1;
+                    Some(("p", 0, next_seq - 1))
+                }
+            };
+            Append {
+                producer,
+                ct: Some(if i == 30 { "application/json" } else { "text/plain" }),
+                ..Append::new("s", b.as_bytes())
+            }
+        })
+        .collect();
+    let reqs: Vec<AppendRequest<'_>> = appends.iter().map(|a| a.req()).collect();
+    let out = e.append_many(RSlice::from(&reqs[..]));
+    check(out.len() == reqs.len(), || "one result per request".into())?;
+    let mut tail = 0u64;
+    let mut tails = Vec::new();
+    let mut want = Vec::new();
+    for (i, r) in out.iter().enumerate() {
+        match (i, r) {
+            (10, abi_stable::std_types::RResult::ROk(o)) => {
+                check(o.duplicate && o.tail == tail, || format!("#10 should be a duplicate at {tail}: {o:?}"))?
+            }
+            (20, abi_stable::std_types::RResult::RErr(err)) => check(err.code == ErrorCode::SEQUENCE_GAP, || format!("#20: {err:?}"))?,
+            (30, abi_stable::std_types::RResult::RErr(err)) => {
+                check(err.code == ErrorCode::CONTENT_TYPE_MISMATCH, || format!("#30: {err:?}"))?
+            }
+            (_, abi_stable::std_types::RResult::ROk(o)) if !o.duplicate => {
+                tail += 3;
+                check(o.tail == tail, || format!("#{i}: tail {} wanted {tail}", o.tail))?;
+                want.extend_from_slice(bodies[i].as_bytes());
+                tails.push(tail);
+            }
+            (_, other) => return Err(Failure::new(format!("#{i}: {other:?}"))),
+        }
+    }
+    check(read_all(e, "s", 0, 1 << 20, NOW)? == want, || "content in order, refused ones absent".into())?;
+    for t in tails {
+        let got = read_all(e, "s", t, 1 << 20, NOW)?;
+        check(got == want[t as usize..], || format!("a read from acknowledged tail {t} must start there"))?;
+    }
+    Ok(())
+}
+
 /// Groups in flight at once (the host's lanes for a `CONCURRENT_GROUPS` engine): `append_many`
 /// called from several threads, each with its own streams, commits every append once, each
 /// stream's in the order of its groups, with the tails each group was told.

@@ -38,6 +38,7 @@ pub fn all() -> Vec<Case> {
         append::producer_dedupe_and_fencing,
         append::producer_state_is_per_stream,
         append::append_many_equals_sequential_appends,
+        append::one_streams_appends_in_a_group_are_each_decided,
         append::concurrent_groups_keep_each_streams_order,
         append::close_only_from_another_producer_is_refused,
         read::reads_are_bounded_and_whole_records,

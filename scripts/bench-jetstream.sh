@@ -25,13 +25,15 @@ A=$((NATS_BASE_PORT + 6000)); B=$((NATS_BASE_PORT + 6001))
 scripts/cluster.sh host "$dir" "$A" bench
 scripts/cluster.sh host "$dir" "$B" bench
 pid_a="$(cat "$dir/host-$A.pid")"
+# The nodes' CPU per operation is reported beside the host's (backend_cpu_us_per_op).
+nats_pids="$(cat "$dir"/n0.pid "$dir"/n1.pid "$dir"/n2.pid | paste -sd,)"
 bench() { target/release/ds-bench --json "$@" || echo "ds-bench: a case failed (see above)" >&2; }
 res="$OUT/results.jsonl"
 
 echo "== raw JetStream: 64 writers x 100 B, acknowledged publishes" >&2
-target/release/js-raw --urls "$urls" --mode publish --writers 64 --size 100 --duration-secs "$D" | tee -a "$res"
+target/release/js-raw --urls "$urls" --mode publish --writers 64 --size 100 --duration-secs "$D" --backend-pids "$nats_pids" | tee -a "$res"
 echo "== one host: 64 writers x 100 B" >&2
-bench --url "http://127.0.0.1:$A/v1/stream" --server-pid "$pid_a" --scenario appends --writers 64 --sizes 100 --duration-secs "$D" --label jetstream/one-host | tee -a "$res"
+bench --url "http://127.0.0.1:$A/v1/stream" --server-pid "$pid_a" --backend-pids "$nats_pids" --scenario appends --writers 64 --sizes 100 --duration-secs "$D" --label jetstream/one-host | tee -a "$res"
 echo "== two hosts: 32 writers each (run at the same time)" >&2
 bench --url "http://127.0.0.1:$A/v1/stream" --scenario appends --writers 32 --sizes 100 --duration-secs "$D" --label jetstream/two-hosts-A > "$OUT/two-a.jsonl" &
 bench --url "http://127.0.0.1:$B/v1/stream" --scenario appends --writers 32 --sizes 100 --duration-secs "$D" --label jetstream/two-hosts-B > "$OUT/two-b.jsonl"
@@ -39,14 +41,14 @@ wait
 cat "$OUT/two-a.jsonl" "$OUT/two-b.jsonl" >> "$res"
 if [ "${ONLY:-}" = appends ]; then
   echo "== raw JetStream, like for like: 64 writers x 100 B with the server's message id, expected sequence and headers" >&2
-  target/release/js-raw --urls "$urls" --mode publish --writers 64 --size 100 --duration-secs "$D" --extras msgid,expect,headers | tee -a "$res"
+  target/release/js-raw --urls "$urls" --mode publish --writers 64 --size 100 --duration-secs "$D" --backend-pids "$nats_pids" --extras msgid,expect,headers | tee -a "$res"
   echo "results: $res" >&2
   exit 0
 fi
 echo "== raw JetStream: ordered read of $MB MB" >&2
 target/release/js-raw --urls "$urls" --mode read --mb "$MB" | tee -a "$res"
 echo "== one host: catch-up of $MB MB" >&2
-bench --url "http://127.0.0.1:$A/v1/stream" --server-pid "$pid_a" --scenario catch-up --catchup-mb "$MB" --catchup-readers 100 --duration-secs "$D" --label jetstream/one-host | tee -a "$res"
+bench --url "http://127.0.0.1:$A/v1/stream" --server-pid "$pid_a" --backend-pids "$nats_pids" --scenario catch-up --catchup-mb "$MB" --catchup-readers 100 --duration-secs "$D" --label jetstream/one-host | tee -a "$res"
 echo "== SSE: $SUBS subscribers on host B, the writer on host A" >&2
 bench --url "http://127.0.0.1:$B/v1/stream" --writer-url "http://127.0.0.1:$A/v1/stream" --scenario fanout --subscribers "$SUBS" --duration-secs "$D" --label jetstream/cross-host | tee -a "$res"
 echo "== stream creation (15 s)" >&2

@@ -7,6 +7,11 @@ use clap::{Parser, Subcommand};
 use durable_streams_core::abi::Capabilities;
 use durable_streams_server::{cli, open_storage_for, plugin, Config, ConfigLoadOptions, OpenIntent};
 
+/// mimalloc rather than glibc's malloc: allocation and free were about a quarter of a host's CPU
+/// per append (BENCHMARKS.md, issue 26). Library users choose their own allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Durable Streams protocol server with plugin storage engines.
 #[derive(Parser)]
 #[command(

@@ -28,6 +28,10 @@ pub struct Opts {
     /// Server process id: report its CPU per operation and (many-streams) memory per stream.
     #[arg(long)]
     pub server_pid: Option<u32>,
+    /// Processes beneath the server (a NATS cluster's nodes): their CPU per operation is
+    /// reported beside the server's (`backend_cpu_us_per_op`).
+    #[arg(long, value_delimiter = ',')]
+    pub backend_pids: Vec<u32>,
     /// Length of each timed case (append cases, small-stream readers, fan-out writer).
     #[arg(long, default_value_t = 10)]
     pub duration_secs: u64,
@@ -144,7 +148,7 @@ async fn main() {
     let ctx = Ctx {
         client: Client::new(&opts.url, opts.token.as_deref()),
         writer: Client::new(opts.writer_url.as_deref().unwrap_or(&opts.url), opts.token.as_deref()),
-        server: proc::Server::new(opts.server_pid),
+        server: proc::Server::new(opts.server_pid, opts.backend_pids.clone()),
         prefix: Arc::from(prefix.as_str()),
         opts: Arc::new(opts),
     };

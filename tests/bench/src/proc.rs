@@ -19,16 +19,33 @@ pub fn clock_ticks() -> u64 {
 pub struct Server {
     pub pid: Option<u32>,
     pub ticks: u64,
+    /// Processes beneath the server (a cluster's nodes), whose CPU is reported beside its own.
+    pub backend: &'static [u32],
 }
 
 impl Server {
-    pub fn new(pid: Option<u32>) -> Server {
-        Server { pid, ticks: clock_ticks() }
+    pub fn new(pid: Option<u32>, backend: Vec<u32>) -> Server {
+        Server {
+            pid,
+            ticks: clock_ticks(),
+            backend: Vec::leak(backend),
+        }
     }
 
     /// utime + stime of the process, in microseconds.
     pub fn cpu_micros(&self) -> Option<u64> {
-        let pid = self.pid?;
+        self.pid_cpu_micros(self.pid?)
+    }
+
+    /// utime + stime of every backend process, summed, in microseconds.
+    pub fn backend_cpu_micros(&self) -> Option<u64> {
+        if self.backend.is_empty() {
+            return None;
+        }
+        self.backend.iter().map(|&p| self.pid_cpu_micros(p)).sum()
+    }
+
+    fn pid_cpu_micros(&self, pid: u32) -> Option<u64> {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
         // The command name may hold spaces and parentheses: fields restart after the last ')'.
         let rest = &stat[stat.rfind(')')? + 1..];
@@ -53,6 +70,7 @@ impl Server {
         CpuWindow {
             server: *self,
             start: self.cpu_micros(),
+            backend_start: self.backend_cpu_micros(),
         }
     }
 }
@@ -61,6 +79,7 @@ impl Server {
 pub struct CpuWindow {
     server: Server,
     start: Option<u64>,
+    backend_start: Option<u64>,
 }
 
 impl CpuWindow {
@@ -68,6 +87,12 @@ impl CpuWindow {
     pub fn per_op(&self, ops: u64) -> Option<f64> {
         let end = self.server.cpu_micros()?;
         let used = end.checked_sub(self.start?)?;
+        (ops > 0).then(|| used as f64 / ops as f64)
+    }
+
+    /// The backend processes' CPU microseconds per operation over the window (None without any).
+    pub fn backend_per_op(&self, ops: u64) -> Option<f64> {
+        let used = self.server.backend_cpu_micros()?.checked_sub(self.backend_start?)?;
         (ops > 0).then(|| used as f64 / ops as f64)
     }
 
@@ -83,8 +108,9 @@ mod tests {
 
     #[test]
     fn reads_own_process() {
-        let s = Server::new(Some(std::process::id()));
+        let s = Server::new(Some(std::process::id()), vec![std::process::id()]);
         assert!(s.cpu_micros().is_some());
         assert!(s.rss_bytes().unwrap() > 0);
+        assert!(s.backend_cpu_micros().is_some());
     }
 }

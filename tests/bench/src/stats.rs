@@ -56,6 +56,8 @@ pub struct BenchResult {
     pub unit: &'static str,
     pub latency: Option<Percentiles>,
     pub cpu_us_per_op: Option<f64>,
+    /// CPU of the processes beneath the server (`--backend-pids`) per operation.
+    pub backend_cpu_us_per_op: Option<f64>,
     /// Extra figures shown after the main ones (key, value).
     pub extra: Vec<(&'static str, Value)>,
     /// None when verification passed; the reason otherwise.
@@ -71,6 +73,7 @@ impl BenchResult {
             unit,
             latency: None,
             cpu_us_per_op: None,
+            backend_cpu_us_per_op: None,
             extra: Vec::new(),
             failure: None,
         }
@@ -109,6 +112,9 @@ impl BenchResult {
         if let Some(c) = self.cpu_us_per_op {
             s.push_str(&format!(" cpu={c:.1}us/op"));
         }
+        if let Some(c) = self.backend_cpu_us_per_op {
+            s.push_str(&format!(" backend={c:.1}us/op"));
+        }
         for (k, v) in &self.extra {
             s.push_str(&format!(" {k}={}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())));
         }
@@ -133,6 +139,9 @@ impl BenchResult {
         }
         if let Some(c) = self.cpu_us_per_op {
             m.insert("cpu_us_per_op".into(), json!(c));
+        }
+        if let Some(c) = self.backend_cpu_us_per_op {
+            m.insert("backend_cpu_us_per_op".into(), json!(c));
         }
         for (k, v) in &self.extra {
             m.insert((*k).into(), v.clone());

@@ -34,6 +34,21 @@ struct Opts {
     /// sequence), headers (the server's three DS-* headers), republish (headers-only republish).
     #[arg(long, default_value = "")]
     extras: String,
+    /// The cluster's node processes: their CPU per operation is reported
+    /// (`backend_cpu_us_per_op`), beside this client's own (`client_cpu_us_per_op`).
+    #[arg(long, value_delimiter = ',')]
+    backend_pids: Vec<u32>,
+}
+
+/// utime + stime of the processes, summed, in microseconds (clock ticks of 10 ms).
+fn cpu_micros(pids: &[u32]) -> u64 {
+    pids.iter()
+        .filter_map(|p| {
+            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
+            let f: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+            Some((f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?) * 10_000)
+        })
+        .sum()
 }
 
 #[tokio::main]
@@ -62,6 +77,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "publish" => {
             let deadline = Instant::now() + Duration::from_secs(o.duration_secs);
             let started = Instant::now();
+            let (backend0, client0) = (cpu_micros(&o.backend_pids), cpu_micros(&[std::process::id()]));
             let mut tasks = Vec::new();
             for w in 0..o.writers {
                 let js = js.clone();
@@ -109,7 +125,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 total += t.await?;
             }
             let secs = started.elapsed().as_secs_f64();
-            serde_json::json!({"case": format!("raw/publish/w{}/{}B", o.writers, o.size), "ops": total, "per_sec": (total as f64 / secs).round()})
+            let per_op = |used: u64| ((used as f64 / total.max(1) as f64) * 10.0).round() / 10.0;
+            let backend = per_op(cpu_micros(&o.backend_pids) - backend0);
+            let client = per_op(cpu_micros(&[std::process::id()]) - client0);
+            let case = match o.extras.as_str() {
+                "" => format!("raw/publish/w{}/{}B", o.writers, o.size),
+                x => format!("raw/publish+{x}/w{}/{}B", o.writers, o.size),
+            };
+            serde_json::json!({"case": case, "ops": total, "per_sec": (total as f64 / secs).round(),
+                "client_cpu_us_per_op": client, "backend_cpu_us_per_op": backend})
         }
         _ => {
             let subject = format!("raw.{run}.read");

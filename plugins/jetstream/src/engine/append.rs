@@ -131,7 +131,8 @@ impl JetStreamStorage {
                         Ok(()) => {
                             d.writer.apply(&update);
                             if d.accepted == 0 {
-                                d.body.reserve(reqs.iter().map(|r| r.body.len()).sum::<usize>().min(self.c.max_append as usize));
+                                d.body
+                                    .reserve(reqs.iter().map(|r| r.body.len()).sum::<usize>().min(self.c.max_append as usize));
                             }
                             d.body.extend_from_slice(body);
                             d.accepted += 1;

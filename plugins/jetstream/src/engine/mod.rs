@@ -312,7 +312,11 @@ impl Engine for JetStreamStorage {
     fn append(&self, req: &AppendRequest<'_>) -> RResult<AppendOutcome, EngineError> {
         let _g = self.lock(req.name.as_str());
         let mut answers = self.c.block(self.append_all(&[req]));
-        wrap(answers.pop().unwrap_or_else(|| Err(EngineError::new(ErrorCode::INTERNAL, "append not answered"))))
+        wrap(
+            answers
+                .pop()
+                .unwrap_or_else(|| Err(EngineError::new(ErrorCode::INTERNAL, "append not answered"))),
+        )
     }
     /// A group from the host's writer thread: appends to different streams are in flight
     /// together, and the appends to one stream are stored as one message (see `append`), so a

@@ -231,6 +231,7 @@ async fn run_case(ctx: &Ctx, case: Case, idx: usize) -> BenchResult {
     let total: u64 = acked.iter().sum();
     let mut r = BenchResult::new(name, total as f64, elapsed, "appends/s");
     r.cpu_us_per_op = cpu.per_op(total);
+    r.backend_cpu_us_per_op = cpu.backend_per_op(total);
     r.latency = samples.summary();
     r = r.with_extra("mb_s", round1(total as f64 * case.size as f64 / elapsed.as_secs_f64() / 1e6));
     if failure.is_none() {

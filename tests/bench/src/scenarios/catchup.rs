@@ -65,6 +65,7 @@ async fn large(ctx: &Ctx) -> Res<BenchResult> {
         .await?;
     let elapsed = start.elapsed();
     let cpu_total = cpu.total();
+    let backend_total = cpu.backend_per_op(1);
     // Checked after the clock stops so the client's hashing does not count against the server.
     let mut got = Fnv::default();
     let mut len = 0u64;
@@ -75,6 +76,7 @@ async fn large(ctx: &Ctx) -> Res<BenchResult> {
     let mb = written as f64 / 1e6;
     let mut r = BenchResult::new("catch-up/large", mb, elapsed, "MB/s");
     r.cpu_us_per_op = cpu_total.map(|c| c as f64 / mb);
+    r.backend_cpu_us_per_op = backend_total.map(|c| c / mb);
     r = r
         .with_extra("mb", round1(mb))
         .with_extra("gets", gets)
@@ -159,6 +161,7 @@ async fn small(ctx: &Ctx) -> Res<BenchResult> {
         "reads/s",
     );
     r.cpu_us_per_op = cpu.per_op(reads);
+    r.backend_cpu_us_per_op = cpu.backend_per_op(reads);
     r.latency = samples.summary();
     r = r.with_extra("mb_s", round1(reads as f64 * size as f64 / elapsed.as_secs_f64() / 1e6));
     r.failure = failure;

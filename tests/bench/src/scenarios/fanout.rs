@@ -313,6 +313,7 @@ async fn run_case(ctx: &Ctx, mode: Mode, n: usize) -> Res<BenchResult> {
     }
     let mut r = BenchResult::new(format!("fanout/{label}/n{n}"), delivered as f64, write_secs, "deliveries/s");
     r.cpu_us_per_op = cpu.per_op(delivered);
+    r.backend_cpu_us_per_op = cpu.backend_per_op(delivered);
     r.latency = lat.summary();
     let append_p50 = match &mut written {
         Ok((_, l)) => l.summary().map(|p| p.p50),

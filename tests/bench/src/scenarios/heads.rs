@@ -96,6 +96,7 @@ pub async fn run(ctx: &Ctx) -> Vec<BenchResult> {
     let elapsed = start.elapsed();
     let mut r = BenchResult::new(format!("head/c{concurrency}"), total as f64, elapsed, "requests/s");
     r.cpu_us_per_op = cpu.per_op(total);
+    r.backend_cpu_us_per_op = cpu.backend_per_op(total);
     r.latency = lat.summary();
     r.failure = failure;
     ctx.report(&r);

@@ -311,9 +311,9 @@ pub fn one_streams_appends_in_a_group_are_each_decided(e: &EngineBox) -> Result<
     let mut want = Vec::new();
     for (i, r) in out.iter().enumerate() {
         match (i, r) {
-            (10, abi_stable::std_types::RResult::ROk(o)) => {
-                check(o.duplicate && o.tail == tail, || format!("#10 should be a duplicate at {tail}: {o:?}"))?
-            }
+            (10, abi_stable::std_types::RResult::ROk(o)) => check(o.duplicate && o.tail == tail, || {
+                format!("#10 should be a duplicate at {tail}: {o:?}")
+            })?,
             (20, abi_stable::std_types::RResult::RErr(err)) => check(err.code == ErrorCode::SEQUENCE_GAP, || format!("#20: {err:?}"))?,
             (30, abi_stable::std_types::RResult::RErr(err)) => {
                 check(err.code == ErrorCode::CONTENT_TYPE_MISMATCH, || format!("#30: {err:?}"))?
@@ -327,10 +327,14 @@ pub fn one_streams_appends_in_a_group_are_each_decided(e: &EngineBox) -> Result<
             (_, other) => return Err(Failure::new(format!("#{i}: {other:?}"))),
         }
     }
-    check(read_all(e, "s", 0, 1 << 20, NOW)? == want, || "content in order, refused ones absent".into())?;
+    check(read_all(e, "s", 0, 1 << 20, NOW)? == want, || {
+        "content in order, refused ones absent".into()
+    })?;
     for t in tails {
         let got = read_all(e, "s", t, 1 << 20, NOW)?;
-        check(got == want[t as usize..], || format!("a read from acknowledged tail {t} must start there"))?;
+        check(got == want[t as usize..], || {
+            format!("a read from acknowledged tail {t} must start there")
+        })?;
     }
     Ok(())
 }

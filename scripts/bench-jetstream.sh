@@ -7,12 +7,15 @@
 #   scripts/bench-jetstream.sh                 (DURATION=10 s cases, 100 MB catch-up, 1000 SSE subscribers)
 #   DURATION=5 CATCHUP_MB=20 SUBSCRIBERS=200 scripts/bench-jetstream.sh
 #   NO_BUILD=1 uses target/release as it is.
-#   ONLY=appends stops after the append cases (with the raw baseline carrying the server's
-#   headers too: --extras msgid,expect,headers); DS_STORAGE__APPEND_LANES=1 etc. reach the hosts.
+#   ONLY=appends stops after the append cases and the like-for-like baseline (the server's
+#   message id, expected sequence and headers, over as many streams as the hosts' shards);
+#   DS_STORAGE__APPEND_LANES=1, DS_STORAGE__JETSTREAM__SHARDS=1 etc. reach the hosts.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 D="${DURATION:-10}"; MB="${CATCHUP_MB:-100}"; SUBS="${SUBSCRIBERS:-1000}"
+# The hosts' storage.jetstream.shards, and the like-for-like baseline's stream count.
+SHARDS="${DS_STORAGE__JETSTREAM__SHARDS:-8}"; export DS_STORAGE__JETSTREAM__SHARDS="$SHARDS"
 OUT="target/bench/jetstream-$(date +%Y%m%d-%H%M%S)"; mkdir -p "$OUT"
 [ "${NO_BUILD:-0}" = 1 ] || cargo build --release --workspace
 ulimit -n 65536 2>/dev/null || true
@@ -39,9 +42,9 @@ bench --url "http://127.0.0.1:$A/v1/stream" --scenario appends --writers 32 --si
 bench --url "http://127.0.0.1:$B/v1/stream" --scenario appends --writers 32 --sizes 100 --duration-secs "$D" --label jetstream/two-hosts-B > "$OUT/two-b.jsonl"
 wait
 cat "$OUT/two-a.jsonl" "$OUT/two-b.jsonl" >> "$res"
+echo "== raw JetStream, like for like: 64 writers x 100 B with the server's message id, expected sequence and headers, over $SHARDS streams" >&2
+target/release/js-raw --urls "$urls" --mode publish --writers 64 --size 100 --duration-secs "$D" --backend-pids "$nats_pids" --extras msgid,expect,headers --streams "$SHARDS" | tee -a "$res"
 if [ "${ONLY:-}" = appends ]; then
-  echo "== raw JetStream, like for like: 64 writers x 100 B with the server's message id, expected sequence and headers" >&2
-  target/release/js-raw --urls "$urls" --mode publish --writers 64 --size 100 --duration-secs "$D" --backend-pids "$nats_pids" --extras msgid,expect,headers | tee -a "$res"
   echo "results: $res" >&2
   exit 0
 fi

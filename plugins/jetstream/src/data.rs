@@ -41,17 +41,19 @@ pub struct Stored {
     pub tail: u64,
     /// Message index (1-based).
     pub n: u64,
-    #[serde(default)]
+    // What is at its default is left out: every message carries this, and every byte of it is
+    // stored three times, replicated, and sent to every host with the change notification.
+    #[serde(default, skip_serializing_if = "is_false")]
     pub closed: bool,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub closed_by: Option<(String, u64, u64)>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream_seq: Option<String>,
     /// id → (epoch, last seq, n of last use).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
     pub producers: HashMap<String, (u64, u64, u64)>,
     /// A delete marker: `soft` while forks still read the data.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleted: Option<bool>,
     /// The earliest retained position (a trim marker sets it, appends carry it on).
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -60,6 +62,10 @@ pub struct Stored {
 
 fn is_zero(v: &u64) -> bool {
     *v == 0
+}
+
+fn is_false(v: &bool) -> bool {
+    !*v
 }
 
 impl Stored {
@@ -194,6 +200,7 @@ pub async fn append(c: &Cluster, s: &Subject, after: &Tail, state: &Stored, body
     let state_json = serde_json::to_string(state).map_err(|e| EngineError::new(ErrorCode::INTERNAL, e.to_string()))?;
     let id = format!("{}.{}", s.id_prefix, state.n);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut retried = false;
     loop {
         let msg = Publish::build()
             .payload(body.clone())
@@ -214,7 +221,18 @@ pub async fn append(c: &Cluster, s: &Subject, after: &Tail, state: &Stored, body
                 let ours = m.headers.get("DS-Nonce").map(|v| v.as_str()) == Some(nonce.as_str());
                 return Ok(if ours { Appended::Stored(ack.sequence) } else { Appended::Conflict });
             }
-            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => return Ok(Appended::Conflict),
+            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence && !retried => return Ok(Appended::Conflict),
+            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
+                // An earlier try may have been stored (its acknowledgement lost) and this one
+                // refused by the sequence check before the id check: the message after `after`
+                // tells which.
+                let m = next(c, s, after.seq + 1, u64::MAX).await?;
+                let ours = m.as_ref().and_then(|m| m.headers.get("DS-Nonce")).map(|v| v.as_str()) == Some(nonce.as_str());
+                return Ok(match m {
+                    Some(m) if ours => Appended::Stored(m.sequence),
+                    _ => Appended::Conflict,
+                });
+            }
             Err(e) if e.kind() == PublishErrorKind::MaxPayloadExceeded => {
                 return Err(EngineError::new(
                     ErrorCode::TOO_LARGE,
@@ -223,6 +241,7 @@ pub async fn append(c: &Cluster, s: &Subject, after: &Tail, state: &Stored, body
             }
             Err(e) if std::time::Instant::now() < deadline => {
                 let _ = e;
+                retried = true;
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
             Err(e) => return Err(unavailable(format!("append to {}: {e}; the outcome is unknown, retry", s.subject))),
@@ -512,4 +531,32 @@ pub async fn purge(c: &Cluster, s: &Subject) -> Result<(), EngineError> {
         .await
         .map(|_| ())
         .map_err(|e| unavailable(format!("purge {}: {e}", s.subject)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Stored;
+
+    #[test]
+    fn the_writer_state_leaves_defaults_out_and_reads_the_older_full_form() {
+        let s = Stored {
+            tail: 5,
+            n: 2,
+            ..Default::default()
+        };
+        assert_eq!(serde_json::to_string(&s).unwrap(), r#"{"tail":5,"n":2}"#);
+        let older = r#"{"tail":5,"n":2,"closed":false,"closed_by":null,"stream_seq":null,"producers":{},"deleted":null}"#;
+        assert_eq!(serde_json::from_str::<Stored>(older).unwrap(), s);
+        let full = Stored {
+            closed: true,
+            closed_by: Some(("p".into(), 1, 3)),
+            stream_seq: Some("a".into()),
+            producers: [("p".to_string(), (1, 3, 2))].into_iter().collect(),
+            deleted: Some(false),
+            start: 4,
+            ..s
+        };
+        let back: Stored = serde_json::from_str(&serde_json::to_string(&full).unwrap()).unwrap();
+        assert_eq!(back, full);
+    }
 }

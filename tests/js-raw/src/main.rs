@@ -29,9 +29,14 @@ struct Opts {
     mb: usize,
     #[arg(long, default_value_t = 3)]
     replicas: usize,
+    /// publish: how many JetStream streams the writers' subjects are spread over (writer w on
+    /// stream w mod N), like the jetstream mode's `shards` (8 by default).
+    #[arg(long, default_value_t = 1)]
+    streams: usize,
     /// publish: what each publish carries beyond its body, comma-separated, to see what the
     /// server's choices cost the cluster: msgid (Nats-Msg-Id), expect (expected last subject
-    /// sequence), headers (the server's three DS-* headers), republish (headers-only republish).
+    /// sequence), headers (the server's three DS-* headers), republish (headers-only republish,
+    /// received by a subscriber on this connection as a host's change listener receives it).
     #[arg(long, default_value = "")]
     extras: String,
     /// The cluster's node processes: their CPU per operation is reported
@@ -56,35 +61,43 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let o = Opts::parse();
     let addrs: Vec<async_nats::ServerAddr> = o.urls.split(',').map(|u| u.parse()).collect::<Result<_, _>>()?;
     let client = async_nats::connect(addrs).await?;
-    let js = jetstream::new(client);
+    let js = jetstream::new(client.clone());
     let run = format!("r{}", std::process::id());
     let name = format!("RAW_{run}");
-    let st = js
-        .create_stream(stream::Config {
-            name: name.clone(),
-            subjects: vec![format!("raw.{run}.>")],
-            num_replicas: o.replicas,
-            storage: stream::StorageType::File,
-            republish: o.extras.contains("republish").then(|| stream::Republish {
-                source: format!("raw.{run}.>"),
-                destination: format!("rawn.{run}.>"),
-                headers_only: true,
-            }),
-            ..Default::default()
-        })
-        .await?;
+    let config = |k: usize| stream::Config {
+        name: format!("{name}_{k}"),
+        subjects: vec![format!("raw.{run}.{k}.>")],
+        num_replicas: o.replicas,
+        storage: stream::StorageType::File,
+        republish: o.extras.contains("republish").then(|| stream::Republish {
+            source: format!("raw.{run}.{k}.>"),
+            destination: format!("rawn.{run}.{k}.>"),
+            headers_only: true,
+        }),
+        ..Default::default()
+    };
+    let shards = o.streams.max(1);
+    let mut streams = Vec::new();
+    for k in 0..shards {
+        streams.push(js.create_stream(config(k)).await?);
+    }
+    let st = streams[0].clone();
     let result = match o.mode.as_str() {
         "publish" => {
+            if o.extras.contains("republish") {
+                let mut notes = client.subscribe(format!("rawn.{run}.>")).await?;
+                tokio::spawn(async move { while notes.next().await.is_some() {} });
+            }
             let deadline = Instant::now() + Duration::from_secs(o.duration_secs);
             let started = Instant::now();
             let (backend0, client0) = (cpu_micros(&o.backend_pids), cpu_micros(&[std::process::id()]));
             let mut tasks = Vec::new();
             for w in 0..o.writers {
                 let js = js.clone();
-                let subject = format!("raw.{run}.{w}");
+                let subject = format!("raw.{run}.{}.{w}", w % shards);
                 let body = bytes::Bytes::from(vec![b'x'; o.size]);
                 let extras = o.extras.clone();
-                let stream_name = name.clone();
+                let stream_name = format!("{name}_{}", w % shards);
                 tasks.push(tokio::spawn(async move {
                     let mut n = 0u64;
                     let mut last = 0u64;
@@ -128,15 +141,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let per_op = |used: u64| ((used as f64 / total.max(1) as f64) * 10.0).round() / 10.0;
             let backend = per_op(cpu_micros(&o.backend_pids) - backend0);
             let client = per_op(cpu_micros(&[std::process::id()]) - client0);
+            let layout = if shards > 1 { format!("/{shards}streams") } else { String::new() };
             let case = match o.extras.as_str() {
-                "" => format!("raw/publish/w{}/{}B", o.writers, o.size),
-                x => format!("raw/publish+{x}/w{}/{}B", o.writers, o.size),
+                "" => format!("raw/publish{layout}/w{}/{}B", o.writers, o.size),
+                x => format!("raw/publish+{x}{layout}/w{}/{}B", o.writers, o.size),
             };
             serde_json::json!({"case": case, "ops": total, "per_sec": (total as f64 / secs).round(),
                 "client_cpu_us_per_op": client, "backend_cpu_us_per_op": backend})
         }
         _ => {
-            let subject = format!("raw.{run}.read");
+            let subject = format!("raw.{run}.0.read");
             let chunk = bytes::Bytes::from(vec![b'y'; 64 << 10]);
             let n = o.mb * 16;
             let mut acks = Vec::new();
@@ -171,6 +185,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     println!("{result}");
-    let _ = js.delete_stream(&name).await;
+    for k in 0..shards {
+        let _ = js.delete_stream(format!("{name}_{k}")).await;
+    }
     Ok(())
 }

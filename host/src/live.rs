@@ -22,6 +22,9 @@ pub struct LiveTail {
     pruned: Mutex<Option<std::time::Instant>>,
 }
 
+/// Shared reads kept per stream: one per position readers were at lately.
+const FLIGHTS: usize = 16;
+
 /// How long an idle entry with recent reads is kept.
 const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -35,8 +38,10 @@ pub struct Entry {
     generation: AtomicU64,
     /// Recent reads, newest last: (generation when the read began, start, next, chunk).
     cache: Mutex<std::collections::VecDeque<(u64, u64, u64, Cached)>>,
-    /// The read in progress, which readers woken by the same write join instead of each reading.
-    flight: Mutex<Option<Arc<Flight>>>,
+    /// Reads in progress (or just done), newest last, at most [`FLIGHTS`]: readers woken by the
+    /// same write join the one from their position instead of each reading, and readers at
+    /// different positions do not replace each other's.
+    flights: Mutex<std::collections::VecDeque<Arc<Flight>>>,
     /// Since when nobody waits (kept for its recent reads), if so.
     idle_since: Mutex<Option<std::time::Instant>>,
 }
@@ -77,8 +82,8 @@ impl Entry {
     /// The read from `start` to join: one that began at or after wake generation `at_least`, or
     /// a new one (the caller runs it through `Flight::result`).
     pub fn flight(&self, start: u64, at_least: u64) -> Arc<Flight> {
-        let mut f = self.flight.lock();
-        if let Some(cur) = f.as_ref().filter(|c| c.start == start && c.generation >= at_least) {
+        let mut f = self.flights.lock();
+        if let Some(cur) = f.iter().rev().find(|c| c.start == start && c.generation >= at_least) {
             return cur.clone();
         }
         let new = Arc::new(Flight {
@@ -86,7 +91,12 @@ impl Entry {
             start,
             result: tokio::sync::OnceCell::new(),
         });
-        *f = Some(new.clone());
+        // A read from the same position begun before a later write is of no more use.
+        f.retain(|c| c.start != start);
+        if f.len() >= FLIGHTS {
+            f.pop_front();
+        }
+        f.push_back(new.clone());
         new
     }
 
@@ -103,8 +113,9 @@ impl Entry {
             return;
         }
         c.push_back((generation, start, next, chunk));
-        // At most 4 chunks and about 1 MiB per stream (the newest is always kept).
-        while c.len() > 4 || (c.len() > 1 && c.iter().map(|(_, s, n, _)| n - s).sum::<u64>() > 1 << 20) {
+        // At most 16 chunks (readers lagging by different amounts each find theirs) and about
+        // 1 MiB per stream (the newest is always kept).
+        while c.len() > 16 || (c.len() > 1 && c.iter().map(|(_, s, n, _)| n - s).sum::<u64>() > 1 << 20) {
             c.pop_front();
         }
     }
@@ -130,7 +141,7 @@ impl LiveTail {
                     notify: Arc::new(Notify::new()),
                     generation: AtomicU64::new(0),
                     cache: Mutex::new(Default::default()),
-                    flight: Mutex::new(None),
+                    flights: Mutex::new(Default::default()),
                     idle_since: Mutex::new(None),
                 })
             })
@@ -253,6 +264,29 @@ mod tests {
         );
         assert_eq!(tag(w.entry.covering(20, g + 1)), None, "a stale chunk is no use at its end");
         assert_eq!(tag(w.entry.covering(25, g)), None);
+    }
+
+    #[test]
+    fn readers_at_different_positions_share_their_own_reads() {
+        let live = LiveTail::default();
+        let w = live.watch("s");
+        let g = w.entry.generation();
+        let a = w.entry.flight(10, g);
+        let b = w.entry.flight(20, g);
+        assert!(Arc::ptr_eq(&a, &w.entry.flight(10, g)), "a reader at 10 joins the read from 10");
+        assert!(Arc::ptr_eq(&b, &w.entry.flight(20, g)), "and one at 20 the read from 20");
+        live.wake("s");
+        let g2 = w.entry.generation();
+        let a2 = w.entry.flight(10, g2);
+        assert!(!Arc::ptr_eq(&a, &a2), "after a later write, a new read");
+        assert!(
+            Arc::ptr_eq(&b, &w.entry.flight(20, g)),
+            "readers woken before it still share theirs"
+        );
+        for p in 100..100 + FLIGHTS as u64 {
+            w.entry.flight(p, g2);
+        }
+        assert!(!Arc::ptr_eq(&a2, &w.entry.flight(10, g2)), "bounded: the oldest went");
     }
 
     #[test]

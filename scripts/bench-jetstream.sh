@@ -54,6 +54,13 @@ echo "== one host: catch-up of $MB MB" >&2
 bench --url "http://127.0.0.1:$A/v1/stream" --server-pid "$pid_a" --backend-pids "$nats_pids" --scenario catch-up --catchup-mb "$MB" --catchup-readers 100 --duration-secs "$D" --label jetstream/one-host | tee -a "$res"
 echo "== SSE: $SUBS subscribers on host B, the writer on host A" >&2
 bench --url "http://127.0.0.1:$B/v1/stream" --writer-url "http://127.0.0.1:$A/v1/stream" --scenario fanout --subscribers "$SUBS" --duration-secs "$D" --label jetstream/cross-host | tee -a "$res"
+echo "== SSE and long-poll: $SUBS subscribers on one memory-mode host, the yardstick for the row above" >&2
+M=$((NATS_BASE_PORT + 6002))
+DS_SERVER__PORT="$M" DS_SERVER__BIND_ADDRESS=127.0.0.1 DS_STORAGE__MODE=memory target/release/durable-streams-server >"$dir/memory-$M.log" 2>&1 &
+echo $! > "$dir/memory-$M.pid"
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$M/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+bench --url "http://127.0.0.1:$M/v1/stream" --scenario fanout --subscribers "$SUBS" --duration-secs "$D" --label memory/one-host | tee -a "$res"
+kill "$(cat "$dir/memory-$M.pid")" 2>/dev/null || true
 echo "== stream creation (15 s)" >&2
 bench --url "http://127.0.0.1:$A/v1/stream" --scenario many-streams --max-secs 15 --streams 1000000 --label jetstream/one-host | tee -a "$res"
 echo "results: $res" >&2

@@ -14,6 +14,11 @@ use sha2::{Digest, Sha256};
 
 use crate::cluster::{unavailable, Cluster};
 
+/// The name a catalogue record is for, in its headers and its republished change.
+pub const NAME_HEADER: &str = "DS-Name";
+/// "1" when a catalogue record is a live stream, in its headers and its republished change.
+pub const LIVE_HEADER: &str = "DS-Live";
+
 /// A stream name's catalogue subject token: 32 hex digits of its SHA-256.
 pub fn hash_of(name: &str) -> String {
     let d = Sha256::digest(name.as_bytes());
@@ -145,13 +150,19 @@ pub async fn put(c: &Cluster, rec: &Record, expected: u64) -> Result<Put, Engine
         let msg = Publish::build()
             .payload(payload.clone().into())
             .message_id(&id)
-            .expected_last_subject_sequence(expected);
+            .expected_last_subject_sequence(expected)
+            // For the hosts' name indexes (the change is republished with these).
+            .header(NAME_HEADER, rec.name.as_str())
+            .header(LIVE_HEADER, if rec.state == State::Live { "1" } else { "0" });
         let attempt = async {
             let ack = c.js.send_publish(subject.clone(), msg).await?;
             ack.await
         };
         match attempt.await {
-            Ok(_) => return Ok(Put::Done),
+            Ok(ack) => {
+                c.names.note(&rec.name, ack.sequence, rec.state == State::Live);
+                return Ok(Put::Done);
+            }
             Err(e) => {
                 use async_nats::jetstream::context::PublishErrorKind as K;
                 match e.kind() {
@@ -166,7 +177,7 @@ pub async fn put(c: &Cluster, rec: &Record, expected: u64) -> Result<Put, Engine
 
 /// Calls `each` with every record (last value of every catalogue subject), in no particular
 /// order, holding none of them: memory stays flat however many streams the cluster has.
-pub async fn scan(c: &Cluster, mut each: impl FnMut(Record)) -> Result<(), EngineError> {
+pub async fn scan(c: &Cluster, mut each: impl FnMut(Record, u64)) -> Result<(), EngineError> {
     let stream =
         c.js.get_stream(c.catalog_stream())
             .await
@@ -191,8 +202,9 @@ pub async fn scan(c: &Cluster, mut each: impl FnMut(Record)) -> Result<(), Engin
     {
         let m = m.map_err(|e| unavailable(format!("catalogue scan: {e}")))?;
         let rec: Record = serde_json::from_slice(&m.payload).map_err(|e| corrupt(&m.subject, e))?;
-        each(rec);
-        let left = m.info().map(|i| i.pending).unwrap_or(0);
+        let info = m.info().map_err(|e| unavailable(format!("catalogue scan: {e}")))?;
+        let (seq, left) = (info.stream_sequence, info.pending);
+        each(rec, seq);
         if left == 0 {
             break;
         }

@@ -3,7 +3,7 @@
 //! NATS failures to engine errors. Knows no protocol rule.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,6 +49,11 @@ pub struct Cluster {
     /// Signalled at every (re)connection: notifications published while this host was away
     /// were lost, so its readers must look again.
     pub reconnected: Arc<tokio::sync::Notify>,
+    /// Counts (re)connections: what was built from notifications in an earlier one may lack
+    /// what was published while the connection was down.
+    pub epoch: Arc<AtomicU64>,
+    /// Every catalogue name in order, for listings (fed by [`Cluster::catalog_notify_wildcard`]).
+    pub names: Arc<crate::names::NameIndex>,
     /// The largest append accepted (bytes of body).
     pub max_append: u64,
 }
@@ -86,6 +91,10 @@ impl Cluster {
     pub fn notify_wildcard(&self) -> String {
         format!("{}.n.>", self.cfg.namespace)
     }
+    /// Where the catalogue's changes are republished (headers only).
+    pub fn catalog_notify_wildcard(&self) -> String {
+        format!("{}.cn.>", self.cfg.namespace)
+    }
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.cfg.request_timeout_ms)
     }
@@ -106,7 +115,8 @@ impl Cluster {
             .map_err(|e| EngineError::new(ErrorCode::INTERNAL, format!("cannot start the plugin's runtime: {e}")))?;
         let connected = Arc::new(AtomicBool::new(false));
         let reconnected = Arc::new(tokio::sync::Notify::new());
-        let client = rt.block_on(Self::dial(&cfg, connected.clone(), reconnected.clone()))?;
+        let epoch = Arc::new(AtomicU64::new(0));
+        let client = rt.block_on(Self::dial(&cfg, connected.clone(), reconnected.clone(), epoch.clone()))?;
         let version = client.server_info().version;
         match parse_version(&version) {
             Some(v) if v >= crate::MIN_SERVER => {}
@@ -135,6 +145,8 @@ impl Cluster {
             cfg,
             connected,
             reconnected,
+            epoch,
+            names: Default::default(),
             max_append,
         };
         cluster.block(cluster.provision())?;
@@ -145,9 +157,11 @@ impl Cluster {
         cfg: &ClusterSettings,
         connected: Arc<AtomicBool>,
         reconnected: Arc<tokio::sync::Notify>,
+        epoch: Arc<AtomicU64>,
     ) -> Result<async_nats::Client, EngineError> {
         let c = &cfg.credentials;
         let flag = connected.clone();
+        let epochs = epoch.clone();
         let mut opts = async_nats::ConnectOptions::new()
             .name("durable-streams-server")
             .connection_timeout(Duration::from_secs(5))
@@ -160,9 +174,11 @@ impl Cluster {
             .event_callback(move |ev| {
                 let flag = flag.clone();
                 let reconnected = reconnected.clone();
+                let epoch = epochs.clone();
                 async move {
                     match ev {
                         async_nats::Event::Connected => {
+                            epoch.fetch_add(1, Ordering::AcqRel);
                             flag.store(true, Ordering::Release);
                             reconnected.notify_one();
                         }
@@ -209,6 +225,7 @@ impl Cluster {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         connected.store(true, Ordering::Release);
+        epoch.fetch_add(1, Ordering::AcqRel);
         Ok(client)
     }
 
@@ -248,8 +265,26 @@ impl Cluster {
     /// Creates the streams when missing; refuses a cluster laid out with another shard count.
     async fn provision(&self) -> Result<(), EngineError> {
         let ns = &self.cfg.namespace;
-        let catalog = self.stream_config(self.catalog_stream(), vec![format!("{ns}.cat.>"), self.layout_subject()], 1, None);
-        let cat = self.ensure_stream(catalog).await?;
+        // The catalogue's changes are republished (headers only: name, liveness, sequence) for
+        // every host's name index; a catalogue made before that gains it here.
+        let republish = stream::Republish {
+            source: format!("{ns}.cat.>"),
+            destination: format!("{ns}.cn.>"),
+            headers_only: true,
+        };
+        let catalog = self.stream_config(
+            self.catalog_stream(),
+            vec![format!("{ns}.cat.>"), self.layout_subject()],
+            1,
+            Some(republish),
+        );
+        let cat = self.ensure_stream(catalog.clone()).await?;
+        if cat.cached_info().config.republish.is_none() {
+            self.js
+                .update_stream(catalog)
+                .await
+                .map_err(|e| unavailable(format!("add the catalogue's change notifications: {e}")))?;
+        }
         let layout = serde_json::json!({"shards": self.cfg.shards, "format": 1}).to_string();
         match cat.get_last_raw_message_by_subject(&self.layout_subject()).await {
             Ok(m) => {

@@ -14,6 +14,7 @@ mod catalog;
 mod cluster;
 mod data;
 mod engine;
+mod names;
 mod register;
 
 use abi_stable::sabi_trait::TD_Opaque;

@@ -1,5 +1,6 @@
-//! Listing (a scan of the catalogue), the sweeper's expired names, and the change listener fed
-//! by the republished append headers.
+//! Listing (pages of the name index, which a catalogue scan builds and the catalogue's changes
+//! keep current), the sweeper's expired names, and the change listener fed by the republished
+//! append headers.
 
 use abi_stable::std_types::{RStr, RString, RVec};
 use durable_streams_core::abi::*;
@@ -10,47 +11,21 @@ use crate::catalog::{self, State};
 use crate::cluster::unavailable;
 use crate::data::{self};
 
-/// How long a listing's sorted names serve the following pages.
-const SNAPSHOT_FOR: std::time::Duration = std::time::Duration::from_secs(30);
-
 impl JetStreamStorage {
-    /// A page of live streams under a prefix, in name order. The first page scans the
-    /// catalogue once and keeps the sorted matching names (names only) for `SNAPSHOT_FOR`, so
-    /// paging through every stream costs one scan, not one per page; each listed stream's record
-    /// and tail are read fresh.
+    /// A page of live streams under a prefix, in name order, from the name index (built by one
+    /// catalogue scan when it is not current): a page costs its names' records and tails,
+    /// read fresh, 64 requests in flight, whatever the size of the catalogue.
     pub(super) async fn list(&self, req: &ListRequest<'_>) -> Result<RVec<StreamListing>, EngineError> {
         let prefix = req.prefix.as_str();
-        let after = req.start_after.map(|s| s.as_str().to_string()).into_option();
-        let reuse = after.is_some()
-            && self
-                .list_snapshot
-                .lock()
-                .as_ref()
-                .is_some_and(|(p, _, at)| p == prefix && at.elapsed() < SNAPSHOT_FOR);
-        let names = if reuse {
-            self.list_snapshot.lock().as_ref().map(|(_, n, _)| n.clone()).unwrap_or_default()
-        } else {
-            let mut names = Vec::new();
-            catalog::scan(&self.c, |r| {
-                if r.state == State::Live && r.name.starts_with(prefix) && !Self::expired(&r, self.local_access(&r.name), req.now_ms) {
-                    names.push(r.name);
-                }
-            })
-            .await?;
-            names.sort_unstable();
-            let names = std::sync::Arc::new(names);
-            *self.list_snapshot.lock() = Some((prefix.to_string(), names.clone(), std::time::Instant::now()));
-            names
-        };
-        let from = after.as_ref().map_or(0, |a| names.partition_point(|n| n.as_str() <= a.as_str()));
+        self.index_current().await?;
         let limit = req.limit as usize;
+        let mut after = req.start_after.map(|s| s.as_str().to_string()).into_option();
         let mut out = RVec::new();
-        let mut at = from;
-        while out.len() < limit && at < names.len() {
-            // Records and tails of the next names, 64 requests in flight.
-            let want = (limit - out.len()).min(names.len() - at);
-            let batch = &names[at..at + want];
-            at += want;
+        while out.len() < limit {
+            // Names whose record turns out expired or gone are skipped: ask for the rest.
+            let batch = self.c.names.live_names(prefix, after.as_deref(), limit - out.len());
+            let Some(last) = batch.last() else { break };
+            after = Some(last.clone());
             let found: Vec<Option<StreamListing>> = futures_util::stream::iter(batch.iter())
                 .map(|name| self.listing_of(name, req.now_ms))
                 .buffered(64)
@@ -61,6 +36,67 @@ impl JetStreamStorage {
             out.extend(found.into_iter().flatten());
         }
         Ok(out)
+    }
+
+    /// Makes the name index current: subscribed to the catalogue's changes, and built by a scan
+    /// in this connection epoch (changes published while disconnected were lost).
+    pub(super) async fn index_current(&self) -> Result<(), EngineError> {
+        let epoch = self.c.epoch.load(std::sync::atomic::Ordering::Acquire);
+        if self.c.names.current(epoch) {
+            return Ok(());
+        }
+        self.follow_catalog().await?;
+        // One build at a time (an async lock: the build awaits the scan); a listing that waited
+        // finds the index built.
+        let _one = self.index_build.lock().await;
+        if self.c.names.current(epoch) {
+            return Ok(());
+        }
+        self.c.names.scan_started();
+        let mut scanned = Vec::new();
+        let r = catalog::scan(&self.c, |r, seq| scanned.push((r.name, seq, r.state == State::Live))).await;
+        match r {
+            Ok(()) => {
+                self.c.names.scan_done(epoch, scanned);
+                Ok(())
+            }
+            Err(e) => {
+                self.c.names.scan_failed();
+                Err(e)
+            }
+        }
+    }
+
+    /// Feeds the name index from the catalogue's republished changes (subscribed once; the
+    /// client renews the subscription after a reconnection).
+    async fn follow_catalog(&self) -> Result<(), EngineError> {
+        self.following_catalog
+            .get_or_try_init(|| async {
+                let subject = self.c.catalog_notify_wildcard();
+                let mut sub = self
+                    .c
+                    .client
+                    .subscribe(subject.clone())
+                    .await
+                    .map_err(|e| unavailable(format!("subscribe {subject}: {e}")))?;
+                let names = self.c.names.clone();
+                self.c.rt.spawn(async move {
+                    while let Some(m) = sub.next().await {
+                        let Some(h) = m.headers.as_ref() else { continue };
+                        let (Some(name), Some(live), Some(seq)) = (
+                            h.get(catalog::NAME_HEADER),
+                            h.get(catalog::LIVE_HEADER),
+                            h.get("Nats-Sequence").and_then(|v| v.as_str().parse::<u64>().ok()),
+                        ) else {
+                            continue;
+                        };
+                        names.note(name.as_str(), seq, live.as_str() == "1");
+                    }
+                });
+                Ok(())
+            })
+            .await
+            .map(|_| ())
     }
 
     /// A live stream's listing (record and tail read now), `None` when it is gone or empty.
@@ -95,7 +131,7 @@ impl JetStreamStorage {
         }
         let mut names = Vec::new();
         let limit = req.limit as usize;
-        catalog::scan(&self.c, |r| {
+        catalog::scan(&self.c, |r, _| {
             if names.len() < limit && r.state == State::Live && self.sweepable(&r, req.now_ms) {
                 names.push(RString::from(r.name));
             }
@@ -115,8 +151,11 @@ impl JetStreamStorage {
                 return Ok(n);
             }
         }
+        if self.c.names.current(self.c.epoch.load(std::sync::atomic::Ordering::Acquire)) {
+            return Ok(self.c.names.live_count());
+        }
         let mut n = 0u64;
-        catalog::scan(&self.c, |r| {
+        catalog::scan(&self.c, |r, _| {
             if r.state == State::Live {
                 n += 1;
             }

@@ -61,9 +61,6 @@ fn renewal_slack_ms(rec: &Record) -> u64 {
     rec.ttl_secs.map_or(0, |t| renew_after_ms(t) + CLOCK_MARGIN_MS)
 }
 
-/// A listing's prefix, its sorted live names, and when they were read.
-type ListSnapshot = (String, Arc<Vec<String>>, std::time::Instant);
-
 /// The jetstream engine.
 pub struct JetStreamStorage {
     c: Cluster,
@@ -77,8 +74,10 @@ pub struct JetStreamStorage {
     sweep_scan_secs: u64,
     last_sweep_scan: Mutex<Option<std::time::Instant>>,
     live_count: Mutex<Option<(u64, std::time::Instant)>>,
-    /// The last listing's prefix and sorted names, for the pages after its first.
-    list_snapshot: Mutex<Option<ListSnapshot>>,
+    /// Builds of the name index, one at a time.
+    index_build: tokio::sync::Mutex<()>,
+    /// Set once the name index follows the catalogue's changes.
+    following_catalog: tokio::sync::OnceCell<()>,
     read_ahead: ahead::ReadAhead,
 }
 
@@ -105,7 +104,8 @@ impl JetStreamStorage {
             sweep_scan_secs,
             last_sweep_scan: Mutex::new(None),
             live_count: Mutex::new(None),
-            list_snapshot: Mutex::new(None),
+            index_build: tokio::sync::Mutex::new(()),
+            following_catalog: tokio::sync::OnceCell::new(),
             read_ahead: ahead::ReadAhead::default(),
         })
     }

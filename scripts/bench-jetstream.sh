@@ -62,5 +62,5 @@ for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$M/readyz" >/dev/null 2>&1 
 bench --url "http://127.0.0.1:$M/v1/stream" --scenario fanout --subscribers "$SUBS" --duration-secs "$D" --label memory/one-host | tee -a "$res"
 kill "$(cat "$dir/memory-$M.pid")" 2>/dev/null || true
 echo "== stream creation (15 s)" >&2
-bench --url "http://127.0.0.1:$A/v1/stream" --scenario many-streams --max-secs 15 --streams 1000000 --label jetstream/one-host | tee -a "$res"
+bench --url "http://127.0.0.1:$A/v1/stream" --server-pid "$pid_a" --backend-pids "$nats_pids" --scenario many-streams --max-secs 15 --streams 1000000 --label jetstream/one-host | tee -a "$res"
 echo "results: $res" >&2

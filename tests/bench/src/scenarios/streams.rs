@@ -78,11 +78,13 @@ pub async fn run(ctx: &Ctx) -> Vec<BenchResult> {
     }
     let elapsed = start.elapsed();
     let cpu_per = cpu.per_op(created);
+    let backend_per = cpu.backend_per_op(created);
     // Let the allocator settle before sampling memory again.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_after = ctx.server.rss_bytes();
     let mut r = BenchResult::new("many-streams/create", created as f64, elapsed, "creates/s");
     r.cpu_us_per_op = cpu_per;
+    r.backend_cpu_us_per_op = backend_per;
     r.latency = lat.summary();
     r = r.with_extra("streams", created);
     if let (Some(a), Some(b), true) = (rss_before, rss_after, created > 0) {

@@ -159,7 +159,11 @@ mod tests {
         ix.note("x", 7, false);
         ix.note("y", 2, true);
         ix.scan_done(1, vec![("x".into(), 5, true), ("y".into(), 3, false)]);
-        assert_eq!(ix.live_names("", None, 10), Vec::<String>::new(), "x deleted at 7; y's 2 older than 3");
+        assert_eq!(
+            ix.live_names("", None, 10),
+            Vec::<String>::new(),
+            "x deleted at 7; y's 2 older than 3"
+        );
         ix.note("x", 9, true);
         ix.note("x", 8, false); // late and older: ignored
         ix.note("x", 9, true); // twice: no change

@@ -235,9 +235,12 @@ fn content(name: &str, ops: &[&Op], fin: &FinalStream, report: &mut Report) {
     tails(name, ops, report);
 }
 
+/// An operation and a value it saw (a position, a tail).
+type Seen<'a> = (&'a Op, u64);
+
 /// For each of `items` (an operation and a value), the item with the largest value among those
 /// that finished before it began, when that value exceeds its own: a sweep in time order.
-fn earlier_larger<'a>(items: &[(&'a Op, u64)]) -> Vec<((&'a Op, u64), (&'a Op, u64))> {
+fn earlier_larger<'a>(items: &[Seen<'a>]) -> Vec<(Seen<'a>, Seen<'a>)> {
     let mut by_end: Vec<&(&Op, u64)> = items.iter().collect();
     by_end.sort_by_key(|(o, _)| o.completed_ms);
     let mut by_start: Vec<&(&Op, u64)> = items.iter().collect();
@@ -276,7 +279,9 @@ fn ack_order(name: &str, placed: &[Placed<'_>], report: &mut Report) {
 
 /// A producer's sequences are stored once each, in their order.
 fn producers(name: &str, placed: &[Placed<'_>], report: &mut Report) {
-    let mut by_producer: BTreeMap<(&str, u64), Vec<(u64, usize, u64, &str)>> = BTreeMap::new();
+    // (id, epoch) -> (seq, position, operation, body) of each applied append.
+    type Applied<'a> = Vec<(u64, usize, u64, &'a str)>;
+    let mut by_producer: BTreeMap<(&str, u64), Applied<'_>> = BTreeMap::new();
     for p in placed {
         if let Kind::Append {
             producer: Some(Stamp { id, epoch, seq }),

@@ -4,7 +4,7 @@ CARGO ?= cargo
 # `auth.mode = "token"`, the suite sending a full-access token).
 MODES ?= memory file-fast file-durable acid file-durable:token
 
-.PHONY: all build build-debug run test check fmt clippy unit browser conformance embed kit plugin-walkthrough nats jetstream jetstream-minimum cluster bench bench-peers clean
+.PHONY: all build build-debug run test check fmt clippy unit browser netfault-tools conformance embed kit plugin-walkthrough nats jetstream jetstream-minimum cluster bench bench-peers clean
 
 all: build
 
@@ -31,13 +31,18 @@ check:
 fmt:
 	$(CARGO) fmt --all
 
-unit: build-debug nats browser
+unit: build-debug nats browser netfault-tools
 	DS_REQUIRE_BROWSER=1 DS_CHROMEDRIVER=$$(scripts/browser.sh) $(CARGO) test --workspace
 
 ## browser: headless Chromium and its WebDriver (Debian chromium, chromium-driver) for the
 ## console's browser tests (host/tests/console.rs); installed with apt-get when missing
 browser:
 	@scripts/browser.sh >/dev/null || { echo "make: could not install chromium / chromium-driver (needed by the console's browser tests)"; exit 1; }
+
+## netfault-tools: ip, nft, ping and faketime for the network-fault tests (tests/netns,
+## host/tests/jetstream_partitions.rs); installed with apt-get when missing
+netfault-tools:
+	@scripts/netfault-tools.sh || { echo "make: the network-fault tests need iproute2, nftables, iputils-ping, faketime and network namespaces (root)"; exit 1; }
 
 ## nats: the pinned nats-server releases (current and minimum supported) under target/nats/
 nats:

@@ -4,7 +4,7 @@ CARGO ?= cargo
 # `auth.mode = "token"`, the suite sending a full-access token).
 MODES ?= memory file-fast file-durable acid file-durable:token
 
-.PHONY: all build build-debug run test check fmt clippy unit browser netfault-tools conformance embed kit plugin-walkthrough nats jetstream jetstream-minimum cluster bench bench-peers clean
+.PHONY: all build build-debug run test check fmt clippy unit browser netfault-tools partitions conformance embed kit plugin-walkthrough nats jetstream jetstream-minimum cluster bench bench-peers clean
 
 all: build
 
@@ -43,6 +43,11 @@ browser:
 ## host/tests/jetstream_partitions.rs); installed with apt-get when missing
 netfault-tools:
 	@scripts/netfault-tools.sh || { echo "make: the network-fault tests need iproute2, nftables, iputils-ping, faketime and network namespaces (root)"; exit 1; }
+
+## partitions: the jetstream mode under network faults (namespaces, nftables), checked from
+## recorded histories; one FAULT line per fault (also part of `make test` through `unit`)
+partitions: build-debug nats netfault-tools
+	@$(CARGO) test -q -p durable-streams-server --test jetstream_partitions -- --nocapture --test-threads 1 2>/dev/null | grep -E '^[A-Z-]+: [0-9]+ operations' || { echo "make: the partition tests failed (run: cargo test -p durable-streams-server --test jetstream_partitions -- --nocapture)"; exit 1; }
 
 ## nats: the pinned nats-server releases (current and minimum supported) under target/nats/
 nats:

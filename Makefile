@@ -47,7 +47,9 @@ netfault-tools:
 ## partitions: the jetstream mode under network faults (namespaces, nftables), checked from
 ## recorded histories; one FAULT line per fault (also part of `make test` through `unit`)
 partitions: build-debug nats netfault-tools
-	@$(CARGO) test -q -p durable-streams-server --test jetstream_partitions -- --nocapture --test-threads 1 2>/dev/null | grep -E '^[A-Z-]+: [0-9]+ operations' || { echo "make: the partition tests failed (run: cargo test -p durable-streams-server --test jetstream_partitions -- --nocapture)"; exit 1; }
+	@out=$$(mktemp); if $(CARGO) test -q -p durable-streams-server --test jetstream_partitions -- --nocapture --test-threads 1 >$$out 2>&1; then \
+	  grep -E '^[A-Z-]+: [0-9]+ operations' $$out; rm -f $$out; \
+	else cat $$out; rm -f $$out; echo "make: the partition tests failed"; exit 1; fi
 
 ## nats: the pinned nats-server releases (current and minimum supported) under target/nats/
 nats:

@@ -61,12 +61,8 @@ fn run_fault(label: &str, skew: &[(&str, &str)], fault: impl FnOnce(&System) -> 
     }
     let line = report.line(label);
     println!(
-        "{line}; {} indeterminate stored once; resumed {:.1} s after the heal",
+        "{line}; {} of the indeterminate stored once; resumed {:.1} s after the heal ({:.0} s of load)",
         report.indeterminate_stored,
-        resumed.as_secs_f64()
-    );
-    eprintln!(
-        "{line}; resumed {:.1} s after the heal ({:.0} s in all)",
         resumed.as_secs_f64(),
         healed.duration_since(started).as_secs_f64()
     );

@@ -4,7 +4,7 @@ CARGO ?= cargo
 # `auth.mode = "token"`, the suite sending a full-access token).
 MODES ?= memory file-fast file-durable acid file-durable:token
 
-.PHONY: all build build-debug run test check fmt clippy unit browser netfault-tools partitions conformance embed kit plugin-walkthrough nats jetstream jetstream-minimum cluster bench bench-peers clean
+.PHONY: all build build-debug run test check fmt clippy unit browser netfault-tools partitions partitions-long conformance embed kit plugin-walkthrough nats jetstream jetstream-minimum cluster bench bench-peers clean
 
 all: build
 
@@ -50,6 +50,11 @@ partitions: build-debug nats netfault-tools
 	@out=$$(mktemp); if $(CARGO) test -q -p durable-streams-server --test jetstream_partitions -- --nocapture --test-threads 1 >$$out 2>&1; then \
 	  grep -E '^[A-Z-]+: [0-9]+ operations' $$out; rm -f $$out; \
 	else cat $$out; rm -f $$out; echo "make: the partition tests failed"; exit 1; fi
+
+## partitions-long: random network faults for SECS seconds (default 120); history and report
+## kept under target/partitions-<timestamp>/
+partitions-long: build-debug nats netfault-tools
+	scripts/partitions-long.sh $(or $(SECS),120)
 
 ## nats: the pinned nats-server releases (current and minimum supported) under target/nats/
 nats:

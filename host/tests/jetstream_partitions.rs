@@ -24,8 +24,16 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 const CLIENTS: usize = 6;
 const STREAMS: usize = 4;
 
-/// Runs clients for `load` while `fault` (given the system, returning a heal) acts, then checks.
-fn run_fault(label: &str, skew: &[(&str, &str)], fault: impl FnOnce(&System) -> Box<dyn FnOnce(&System)>) {
+/// What a fault run recorded: every operation, and when (harness clock, ms) the fault was made
+/// and healed.
+struct Run {
+    ops: Vec<ds_history_check::Op>,
+    fault_ms: u64,
+    heal_ms: u64,
+}
+
+/// Runs clients while `fault` (given the system, returning a heal) acts, then checks.
+fn run_fault(label: &str, skew: &[(&str, &str)], fault: impl FnOnce(&System) -> Box<dyn FnOnce(&System)>) -> Run {
     let _one = serial();
     let sys = System::start(skew);
     let hosts: Vec<(String, String)> = HOSTS.iter().map(|h| (h.to_string(), sys.url(h))).collect();
@@ -45,9 +53,11 @@ fn run_fault(label: &str, skew: &[(&str, &str)], fault: impl FnOnce(&System) -> 
         })
         .collect();
     std::thread::sleep(Duration::from_secs(2));
+    let fault_ms = rec.now_ms();
     let heal = fault(&sys);
     std::thread::sleep(Duration::from_secs(6));
     heal(&sys);
+    let heal_ms = rec.now_ms();
     let healed = Instant::now();
     let resumed = resume_time(&rec, &sys, &hosts, &streams[0]);
     for c in clients {
@@ -77,6 +87,7 @@ fn run_fault(label: &str, skew: &[(&str, &str)], fault: impl FnOnce(&System) -> 
         );
     }
     assert!(report.acked_appends > 50, "{label}: too little work to check ({line})");
+    Run { ops, fault_ms, heal_ms }
 }
 
 /// How long after the heal an append went through each host again.
@@ -117,7 +128,7 @@ fn resume_time(rec: &Recorder, sys: &System, hosts: &[(String, String)], stream:
 
 #[test]
 fn meta_leader_cut_off_from_the_other_nodes() {
-    run_fault("CUT-META-LEADER", &[], |sys| {
+    let _ = run_fault("CUT-META-LEADER", &[], |sys| {
         let leader = sys.meta_leader().expect("a meta leader");
         let others: Vec<&str> = NODES.iter().copied().filter(|n| *n != leader).collect();
         sys.net.isolate(&leader, &others);
@@ -128,15 +139,32 @@ fn meta_leader_cut_off_from_the_other_nodes() {
 
 #[test]
 fn a_host_cut_off_from_every_node_while_clients_reach_it() {
-    run_fault("CUT-HOST", &[], |sys| {
+    let run = run_fault("CUT-HOST", &[], |sys| {
         sys.net.isolate("h0", &NODES);
         Box::new(|s: &System| s.net.heal())
     });
+    // The cut-off host acknowledged nothing while it was cut off (allowing a second for what
+    // was on its way when the cut began); the other host went on.
+    let during = |o: &&ds_history_check::Op| o.completed_ms > run.fault_ms + 1000 && o.completed_ms < run.heal_ms;
+    let acked = |o: &&ds_history_check::Op| matches!(o.kind, Kind::Append { .. }) && matches!(o.answer.status, Some(200..=299));
+    let cut_acked: Vec<u64> = run
+        .ops
+        .iter()
+        .filter(during)
+        .filter(acked)
+        .filter(|o| o.host == "h0")
+        .map(|o| o.id)
+        .collect();
+    assert!(cut_acked.is_empty(), "h0 acknowledged appends while cut off: {cut_acked:?}");
+    assert!(
+        run.ops.iter().filter(during).filter(acked).any(|o| o.host == "h1"),
+        "h1 kept acknowledging appends"
+    );
 }
 
 #[test]
 fn one_way_loss_from_the_meta_leader_to_a_follower() {
-    run_fault("ONE-WAY", &[], |sys| {
+    let _ = run_fault("ONE-WAY", &[], |sys| {
         let leader = sys.meta_leader().expect("a meta leader");
         let follower = NODES.iter().copied().find(|n| *n != leader).unwrap();
         sys.net.cut_one_way(&leader, follower);
@@ -147,7 +175,7 @@ fn one_way_loss_from_the_meta_leader_to_a_follower() {
 
 #[test]
 fn rolling_cuts_of_each_node_in_turn() {
-    run_fault("ROLLING", &[], |sys| {
+    let _ = run_fault("ROLLING", &[], |sys| {
         // n0 cut for 2 s, healed, then n1 (the heal below ends n1's cut after the fault's time).
         sys.net.isolate("n0", &["n1", "n2"]);
         std::thread::sleep(Duration::from_secs(2));
@@ -156,4 +184,87 @@ fn rolling_cuts_of_each_node_in_turn() {
         sys.net.isolate("n1", &["n0", "n2"]);
         Box::new(|s: &System| s.net.heal())
     });
+}
+
+/// For people and releases (`scripts/partitions-long.sh`): random faults, one after another with
+/// heals between, for `DS_PARTITIONS_SECS` (default 120), the history, the final state and the
+/// checker's report kept in `DS_PARTITIONS_OUT` (default a temporary directory).
+#[test]
+#[ignore = "long: run by scripts/partitions-long.sh"]
+fn random_faults_for_a_chosen_time() {
+    let _one = serial();
+    let secs: u64 = std::env::var("DS_PARTITIONS_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(120);
+    let out = std::env::var("DS_PARTITIONS_OUT")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| std::env::temp_dir().join(format!("ds-partitions-long-{}", std::process::id())));
+    std::fs::create_dir_all(&out).unwrap();
+    let sys = System::start(&[]);
+    let hosts: Vec<(String, String)> = HOSTS.iter().map(|h| (h.to_string(), sys.url(h))).collect();
+    let rec = Recorder::new();
+    let c = workload::client();
+    let streams: Vec<String> = (0..STREAMS).map(|i| format!("long/s{i}")).collect();
+    for s in &streams {
+        workload::create(&rec, &c, "h0", &hosts[0].1, s);
+    }
+    let until = Instant::now() + Duration::from_secs(secs);
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|me| {
+            let (rec, hosts, streams) = (rec.clone(), hosts.clone(), streams.clone());
+            std::thread::spawn(move || workload::client_loop(rec, me, hosts, streams, until, until + Duration::from_secs(60)))
+        })
+        .collect();
+    let mut log = Vec::new();
+    let mut x = std::process::id() as u64 | 1;
+    while Instant::now() + Duration::from_secs(10) < until {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let at = rec.now_ms();
+        let what = match x % 4 {
+            0 => {
+                let leader = sys.meta_leader().unwrap_or_else(|| "n0".into());
+                let others: Vec<&str> = NODES.iter().copied().filter(|n| *n != leader).collect();
+                sys.net.isolate(&leader, &others);
+                format!("cut meta leader {leader}")
+            }
+            1 => {
+                let h = HOSTS[(x / 4 % 2) as usize];
+                sys.net.isolate(h, &NODES);
+                format!("cut host {h}")
+            }
+            2 => {
+                let (a, b) = (NODES[(x / 4 % 3) as usize], NODES[((x / 4 + 1) % 3) as usize]);
+                sys.net.cut_one_way(a, b);
+                format!("one way {a} -> {b}")
+            }
+            _ => {
+                let n = NODES[(x / 4 % 3) as usize];
+                let others: Vec<&str> = NODES.iter().copied().filter(|o| *o != n).collect();
+                sys.net.isolate(n, &others);
+                format!("cut node {n}")
+            }
+        };
+        std::thread::sleep(Duration::from_secs(2 + x / 16 % 6));
+        sys.net.heal();
+        log.push(format!("{at} .. {} ms: {what}", rec.now_ms()));
+        std::thread::sleep(Duration::from_secs(2 + x / 128 % 4));
+    }
+    for c in clients {
+        c.join().expect("a client failed");
+    }
+    let fin = workload::final_state(&hosts[1].1, &streams);
+    let ops = rec.ops();
+    let report = ds_history_check::check(&ops, &fin);
+    let lines: Vec<String> = ops.iter().map(|o| serde_json::to_string(o).unwrap()).collect();
+    std::fs::write(out.join("history.jsonl"), lines.join("\n")).unwrap();
+    std::fs::write(out.join("final.json"), serde_json::to_string_pretty(&fin).unwrap()).unwrap();
+    std::fs::write(out.join("report.json"), serde_json::to_string_pretty(&report).unwrap()).unwrap();
+    std::fs::write(out.join("faults.txt"), log.join("\n")).unwrap();
+    println!("{} ({} faults; kept in {})", report.line("RANDOM"), log.len(), out.display());
+    assert!(
+        report.violations.is_empty(),
+        "{} violations: see {}",
+        report.violations.len(),
+        out.join("report.json").display()
+    );
 }

@@ -100,10 +100,11 @@ pub fn create(rec: &Recorder, c: &Client, host: &str, url: &str, name: &str) {
 }
 
 /// One client: until `until`, producer appends (70 %) and reads (30 %) on `streams`, through
-/// the hosts in turn. An append without a definite answer is retried with the same stamp and
-/// body (until `give_up`).
+/// the hosts in turn, giving up on an answer after 3 s. An append without a definite answer is
+/// retried with the same stamp and body through the other host (until `give_up`), as a producer
+/// behind a load balancer does.
 pub fn client_loop(rec: Arc<Recorder>, me: usize, hosts: Vec<(String, String)>, streams: Vec<String>, until: Instant, give_up: Instant) {
-    let c = client();
+    let c = Client::builder().timeout(Duration::from_secs(3)).build().unwrap();
     let mut seq = vec![0u64; streams.len()];
     let mut tail = vec![0u64; streams.len()];
     let mut n = 0u64;
@@ -116,7 +117,8 @@ pub fn client_loop(rec: Arc<Recorder>, me: usize, hosts: Vec<(String, String)>, 
     };
     while Instant::now() < until {
         n += 1;
-        let (host, url) = &hosts[(n as usize + me) % hosts.len()];
+        let first = n as usize + me;
+        let (host, url) = &hosts[first % hosts.len()];
         let s = (rand() % streams.len() as u64) as usize;
         let name = &streams[s];
         if rand() % 10 < 7 {
@@ -126,7 +128,8 @@ pub fn client_loop(rec: Arc<Recorder>, me: usize, hosts: Vec<(String, String)>, 
                 epoch: 0,
                 seq: seq[s],
             };
-            loop {
+            for attempt in 0.. {
+                let (host, url) = &hosts[(first + attempt) % hosts.len()];
                 let kind = Kind::Append {
                     body: body.clone(),
                     producer: Some(stamp.clone()),

@@ -59,7 +59,7 @@ fn run_fault(label: &str, skew: &[(&str, &str)], fault: impl FnOnce(&System) -> 
     heal(&sys);
     let heal_ms = rec.now_ms();
     let healed = Instant::now();
-    let resumed = resume_time(&rec, &sys, &hosts, &streams[0]);
+    let resumed = resume_time(&rec, &hosts, &streams[0]);
     for c in clients {
         c.join().expect("a client failed");
     }
@@ -91,7 +91,7 @@ fn run_fault(label: &str, skew: &[(&str, &str)], fault: impl FnOnce(&System) -> 
 }
 
 /// How long after the heal an append went through each host again.
-fn resume_time(rec: &Recorder, sys: &System, hosts: &[(String, String)], stream: &str) -> Duration {
+fn resume_time(rec: &Recorder, hosts: &[(String, String)], stream: &str) -> Duration {
     let healed = Instant::now();
     let c = workload::client();
     for (i, (host, url)) in hosts.iter().enumerate() {
@@ -122,7 +122,6 @@ fn resume_time(rec: &Recorder, sys: &System, hosts: &[(String, String)], stream:
             std::thread::sleep(Duration::from_millis(200));
         }
     }
-    let _ = sys;
     healed.elapsed()
 }
 

@@ -89,30 +89,10 @@ impl Net {
             in_ns(&ns, &["ip", "link", "set", &inner, "up"])?;
             in_ns(&ns, &["ip", "link", "set", "lo", "up"])?;
             in_ns(&ns, &["nft", "add", "table", "inet", "dsfault"])?;
-            in_ns(
-                &ns,
-                &[
-                    "nft",
-                    "add",
-                    "chain",
-                    "inet",
-                    "dsfault",
-                    "in",
-                    "{ type filter hook input priority 0 ; }",
-                ],
-            )?;
-            in_ns(
-                &ns,
-                &[
-                    "nft",
-                    "add",
-                    "chain",
-                    "inet",
-                    "dsfault",
-                    "out",
-                    "{ type filter hook output priority 0 ; }",
-                ],
-            )?;
+            for (chain, hook) in [("in", "input"), ("out", "output")] {
+                let spec = format!("{{ type filter hook {hook} priority 0 ; }}");
+                in_ns(&ns, &["nft", "add", "chain", "inet", "dsfault", chain, &spec])?;
+            }
         }
         Ok(net)
     }

@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod http;
 pub mod live;
@@ -266,6 +267,14 @@ fn make_state(config: Config, storage: Storage, readiness: Readiness, auth: auth
             tracing::error!(error = %e, "engine refused the change listener; live reads will miss external writes");
         }
     }
+    let clock_kept = match clock::sync_now(&storage) {
+        Ok(()) => true,
+        Err(clock::ClockError::Unsupported) => false,
+        Err(e) => {
+            tracing::warn!(error = %e, "the engine's clock could not be read at start; read again shortly");
+            true
+        }
+    };
     let sweep = std::time::Duration::from_secs(config.server.sweep_interval_secs.max(1));
     let retention = Arc::new(retention::Retention::new(config.retention.rules.clone()));
     let retention_every = std::time::Duration::from_millis(config.retention.interval_ms.max(1));
@@ -285,6 +294,10 @@ fn make_state(config: Config, storage: Storage, readiness: Readiness, auth: auth
         tokio::spawn(sweeper::run(state.clone(), sweep));
         let save_every = std::time::Duration::from_secs(state.config.server.ttl_save_interval_secs.max(1));
         tokio::spawn(sweeper::save_access(state.clone(), save_every));
+        if clock_kept {
+            let every = std::time::Duration::from_secs(state.config.server.clock_sync_interval_secs.max(1));
+            tokio::spawn(clock::run(state.storage.clone(), every));
+        }
         if !retention.is_empty() {
             tokio::spawn(retention::run(state.clone(), retention, retention_every));
         }

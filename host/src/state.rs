@@ -2,7 +2,6 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::config::Config;
 use crate::live::LiveTail;
@@ -94,10 +93,8 @@ impl AppState {
     }
 }
 
-/// Wall-clock milliseconds, as engines expect for TTL decisions.
+/// Unix milliseconds on the server's clock (the wall clock corrected by the engine's, see
+/// [`crate::clock`]), as engines expect for TTL decisions.
 pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    crate::clock::now_ms()
 }

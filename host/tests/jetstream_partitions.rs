@@ -4,17 +4,20 @@
 //! hosts while a fault is made and healed, then every operation and the final streams checked by
 //! `ds-history-check`. Faults: the meta leader cut from the other nodes, a host cut from every
 //! node (clients still reach it), one-way loss from the meta leader to a follower, and rolling
-//! cuts (n0, heal, n1, heal). Not yet: a host with a skewed clock (issue 27, next step). Each
-//! fault prints `FAULT: N operations, N acknowledged appends checked, N
+//! cuts (n0, heal, n1, heal), and hosts whose clocks run minutes ahead and behind (`faketime`):
+//! TTL expiry and JWT expiry follow the cluster's clock. Each fault prints `FAULT: N operations, N acknowledged appends checked, N
 //! indeterminate, violations N` and the time service took to resume after the heal.
 
+#[path = "common/jwt.rs"]
+#[allow(dead_code)]
+mod jwt;
 mod partitions;
 
 use std::time::{Duration, Instant};
 
 use ds_history_check::Kind;
-use partitions::cluster::{System, HOSTS, NODES};
-use partitions::workload::{self, Recorder};
+use partitions::cluster::{Setup, System, HOSTS, NODES};
+use partitions::workload::{self, Profile, Recorder};
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -33,23 +36,27 @@ struct Run {
 }
 
 /// Runs clients while `fault` (given the system, returning a heal) acts, then checks.
-fn run_fault(label: &str, skew: &[(&str, &str)], fault: impl FnOnce(&System) -> Box<dyn FnOnce(&System)>) -> Run {
+fn run_fault(label: &str, fault: impl FnOnce(&System) -> Box<dyn FnOnce(&System)>) -> Run {
+    run_fault_with(label, &Setup::default(), &Profile::default(), fault)
+}
+
+/// [`run_fault`] with hosts set up and clients working as given.
+fn run_fault_with(label: &str, setup: &Setup, profile: &Profile, fault: impl FnOnce(&System) -> Box<dyn FnOnce(&System)>) -> Run {
     let _one = serial();
-    let sys = System::start(skew);
+    let sys = System::start(setup);
     let hosts: Vec<(String, String)> = HOSTS.iter().map(|h| (h.to_string(), sys.url(h))).collect();
     let rec = Recorder::new();
-    let c = workload::client();
     let streams: Vec<String> = (0..STREAMS).map(|i| format!("{}/s{i}", label.to_lowercase())).collect();
     for s in &streams {
-        workload::create(&rec, &c, "h0", &hosts[0].1, s);
+        workload::create(&rec, profile, "h0", &hosts[0].1, s);
     }
     let started = Instant::now();
     let until = started + Duration::from_secs(12);
     let give_up = until + Duration::from_secs(50);
     let clients: Vec<_> = (0..CLIENTS)
         .map(|me| {
-            let (rec, hosts, streams) = (rec.clone(), hosts.clone(), streams.clone());
-            std::thread::spawn(move || workload::client_loop(rec, me, hosts, streams, until, give_up))
+            let (rec, hosts, streams, p) = (rec.clone(), hosts.clone(), streams.clone(), profile.clone());
+            std::thread::spawn(move || workload::client_loop(rec, p, me, hosts, streams, until, give_up))
         })
         .collect();
     std::thread::sleep(Duration::from_secs(2));
@@ -59,11 +66,11 @@ fn run_fault(label: &str, skew: &[(&str, &str)], fault: impl FnOnce(&System) -> 
     heal(&sys);
     let heal_ms = rec.now_ms();
     let healed = Instant::now();
-    let resumed = resume_time(&rec, &hosts, &streams[0]);
+    let resumed = resume_time(&rec, profile, &hosts, &streams[0]);
     for c in clients {
         c.join().expect("a client failed");
     }
-    let fin = workload::final_state(&hosts[1].1, &streams);
+    let fin = workload::final_state(profile, &hosts[1].1, &streams);
     let ops = rec.ops();
     let report = ds_history_check::check(&ops, &fin);
     for v in &report.violations {
@@ -91,9 +98,9 @@ fn run_fault(label: &str, skew: &[(&str, &str)], fault: impl FnOnce(&System) -> 
 }
 
 /// How long after the heal an append went through each host again.
-fn resume_time(rec: &Recorder, hosts: &[(String, String)], stream: &str) -> Duration {
+fn resume_time(rec: &Recorder, profile: &Profile, hosts: &[(String, String)], stream: &str) -> Duration {
     let healed = Instant::now();
-    let c = workload::client();
+    let c = profile.client();
     for (i, (host, url)) in hosts.iter().enumerate() {
         for n in 0.. {
             let body = format!("<probe.{i}.{n}>");
@@ -127,7 +134,7 @@ fn resume_time(rec: &Recorder, hosts: &[(String, String)], stream: &str) -> Dura
 
 #[test]
 fn meta_leader_cut_off_from_the_other_nodes() {
-    let _ = run_fault("CUT-META-LEADER", &[], |sys| {
+    let _ = run_fault("CUT-META-LEADER", |sys| {
         let leader = sys.meta_leader().expect("a meta leader");
         let others: Vec<&str> = NODES.iter().copied().filter(|n| *n != leader).collect();
         sys.net.isolate(&leader, &others);
@@ -138,7 +145,7 @@ fn meta_leader_cut_off_from_the_other_nodes() {
 
 #[test]
 fn a_host_cut_off_from_every_node_while_clients_reach_it() {
-    let run = run_fault("CUT-HOST", &[], |sys| {
+    let run = run_fault("CUT-HOST", |sys| {
         sys.net.isolate("h0", &NODES);
         Box::new(|s: &System| s.net.heal())
     });
@@ -163,7 +170,7 @@ fn a_host_cut_off_from_every_node_while_clients_reach_it() {
 
 #[test]
 fn one_way_loss_from_the_meta_leader_to_a_follower() {
-    let _ = run_fault("ONE-WAY", &[], |sys| {
+    let _ = run_fault("ONE-WAY", |sys| {
         let leader = sys.meta_leader().expect("a meta leader");
         let follower = NODES.iter().copied().find(|n| *n != leader).unwrap();
         sys.net.cut_one_way(&leader, follower);
@@ -174,7 +181,7 @@ fn one_way_loss_from_the_meta_leader_to_a_follower() {
 
 #[test]
 fn rolling_cuts_of_each_node_in_turn() {
-    let _ = run_fault("ROLLING", &[], |sys| {
+    let _ = run_fault("ROLLING", |sys| {
         // n0 cut for 2 s, healed, then n1 (the heal below ends n1's cut after the fault's time).
         sys.net.isolate("n0", &["n1", "n2"]);
         std::thread::sleep(Duration::from_secs(2));
@@ -183,6 +190,102 @@ fn rolling_cuts_of_each_node_in_turn() {
         sys.net.isolate("n1", &["n0", "n2"]);
         Box::new(|s: &System| s.net.heal())
     });
+}
+
+/// Skewed clocks: h0 runs three minutes ahead, h1 three minutes behind (libfaketime), while the
+/// NATS nodes and the harness keep true time. Every time decision follows the cluster's clock:
+/// the workload's sliding-TTL (30 s) streams never expire early on either host (the checker's
+/// rule); an idle stream with a 3 s TTL is gone on both hosts, never before 3 s by the harness's
+/// clock and soon after; a JWT valid for another minute is accepted by the host ahead, one
+/// expired a minute ago (beyond the 30 s leeway) is refused by the host behind.
+#[test]
+fn hosts_with_clocks_minutes_ahead_and_behind() {
+    let keys = jwt::Keys::new();
+    let dir = std::env::temp_dir().join(format!("ds-skew-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let jwks = dir.join("jwks.json");
+    keys.write(&jwks, "ed1");
+    let setup = Setup {
+        skew: vec![("h0", "+180"), ("h1", "-180")],
+        host_env: vec![
+            ("DS_AUTH__MODE".into(), "token".into()),
+            ("DS_AUTH__JWT_KEYS_FILE".into(), jwks.display().to_string()),
+        ],
+    };
+    let profile = Profile {
+        bearer: Some(keys.hs("hs1", &["*:all"], 3600)),
+        ttl_secs: Some(30),
+    };
+    let mut found = String::new();
+    let _ = run_fault_with("SKEW", &setup, &profile, |sys| {
+        found = skew_checks(sys, &keys);
+        Box::new(|_: &System| {})
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    println!("SKEW: {found}");
+}
+
+/// The JWT and idle-TTL checks of [`hosts_with_clocks_minutes_ahead_and_behind`].
+fn skew_checks(sys: &System, keys: &jwt::Keys) -> String {
+    let plain = Profile::default().client_with(Duration::from_secs(5));
+    let (ahead, behind) = (sys.url("h0"), sys.url("h1"));
+    let status = |url: &str, token: &str| {
+        plain
+            .head(format!("{url}/v1/stream/skew/s0"))
+            .bearer_auth(token)
+            .send()
+            .map_or(0, |r| r.status().as_u16())
+    };
+    let fresh = keys.hs("hs1", &["*:all"], 60);
+    let stale = keys.hs("hs1", &["*:all"], -60);
+    assert_eq!(status(&ahead, &fresh), 200, "the host ahead refused a JWT valid for another minute");
+    assert_eq!(status(&behind, &stale), 401, "the host behind accepted a JWT expired a minute ago");
+    assert_eq!(status(&behind, &fresh), 200);
+    assert_eq!(status(&ahead, &stale), 401);
+
+    let admin = keys.hs("hs1", &["*:all"], 3600);
+    let name = "skew/idle";
+    let t0 = Instant::now();
+    let made = plain
+        .put(format!("{behind}/v1/stream/{name}"))
+        .bearer_auth(&admin)
+        .header("Content-Type", "text/plain")
+        .header("Stream-TTL", "3")
+        .send()
+        .expect("create the idle stream");
+    assert_eq!(made.status().as_u16(), 201);
+    // HEAD renews nothing: the stream's last access is its create, at or after t0.
+    let mut gone = [None, None];
+    while gone.iter().any(Option::is_none) && t0.elapsed() < Duration::from_secs(20) {
+        for (i, url) in [&ahead, &behind].into_iter().enumerate() {
+            if gone[i].is_none() {
+                let r = plain.head(format!("{url}/v1/stream/{name}")).bearer_auth(&admin).send();
+                if r.is_ok_and(|r| r.status().as_u16() == 404) {
+                    gone[i] = Some(t0.elapsed());
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let [Some(on_ahead), Some(on_behind)] = gone else {
+        panic!(
+            "a 3 s TTL stream was still there 20 s later (ahead: {:?}, behind: {:?})",
+            gone[0], gone[1]
+        );
+    };
+    for (who, at) in [("ahead", on_ahead), ("behind", on_behind)] {
+        assert!(
+            at >= Duration::from_secs(3),
+            "the host {who} called a 3 s TTL stream gone after {at:?}"
+        );
+        // Late by at most the renewal slack (0.75 s + 1 s) and a sweep.
+        assert!(at <= Duration::from_secs(10), "the host {who} kept a 3 s TTL stream for {at:?}");
+    }
+    format!(
+        "a JWT valid 60 s more accepted ahead, one expired 60 s ago refused behind; an idle 3 s TTL stream gone {:.1} s (ahead) and {:.1} s (behind) after its create",
+        on_ahead.as_secs_f64(),
+        on_behind.as_secs_f64()
+    )
 }
 
 /// For people and releases (`scripts/partitions-long.sh`): random faults, one after another with
@@ -197,19 +300,21 @@ fn random_faults_for_a_chosen_time() {
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|_| std::env::temp_dir().join(format!("ds-partitions-long-{}", std::process::id())));
     std::fs::create_dir_all(&out).unwrap();
-    let sys = System::start(&[]);
+    let sys = System::start(&Setup::default());
     let hosts: Vec<(String, String)> = HOSTS.iter().map(|h| (h.to_string(), sys.url(h))).collect();
     let rec = Recorder::new();
-    let c = workload::client();
+    let profile = Profile::default();
     let streams: Vec<String> = (0..STREAMS).map(|i| format!("long/s{i}")).collect();
     for s in &streams {
-        workload::create(&rec, &c, "h0", &hosts[0].1, s);
+        workload::create(&rec, &profile, "h0", &hosts[0].1, s);
     }
     let until = Instant::now() + Duration::from_secs(secs);
     let clients: Vec<_> = (0..CLIENTS)
         .map(|me| {
             let (rec, hosts, streams) = (rec.clone(), hosts.clone(), streams.clone());
-            std::thread::spawn(move || workload::client_loop(rec, me, hosts, streams, until, until + Duration::from_secs(60)))
+            std::thread::spawn(move || {
+                workload::client_loop(rec, Profile::default(), me, hosts, streams, until, until + Duration::from_secs(60))
+            })
         })
         .collect();
     let mut log = Vec::new();
@@ -251,7 +356,7 @@ fn random_faults_for_a_chosen_time() {
     for c in clients {
         c.join().expect("a client failed");
     }
-    let fin = workload::final_state(&hosts[1].1, &streams);
+    let fin = workload::final_state(&profile, &hosts[1].1, &streams);
     let ops = rec.ops();
     let report = ds_history_check::check(&ops, &fin);
     let lines: Vec<String> = ops.iter().map(|o| serde_json::to_string(o).unwrap()).collect();

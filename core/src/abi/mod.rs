@@ -76,6 +76,13 @@ pub mod ext {
     /// by engines themselves at shutdown). Engines that keep nothing across restarts answer
     /// `{"saved": 0}`; `UNSUPPORTED` from engines that do not track access.
     pub const SAVE_ACCESS: &str = "access.save";
+    /// The storage's own clock, for engines shared by hosts whose clocks may drift apart: empty
+    /// input; answers `{"offset_ms": i64, "round_trip_ms": u64}`, where this process's wall
+    /// clock plus `offset_ms` is never ahead of the storage's time (a lower bound, behind by at
+    /// most the round trip). The host then decides TTL expiry, subscription leases and token
+    /// expiry on that corrected clock, so every host decides them on one time. `UNSUPPORTED`
+    /// from engines whose only clock is the host's.
+    pub const CLOCK: &str = "clock";
 }
 
 /// The root module every plugin exports.

@@ -140,9 +140,12 @@ fn load(path: &Path) -> Result<KeySet, KeysError> {
 struct Claims {
     #[serde(default)]
     sub: Option<String>,
-    /// Seconds since the epoch (required; checked by the library).
+    /// Seconds since the epoch (required; checked on the server's clock, see [`crate::clock`]).
     #[serde(default)]
     exp: Option<u64>,
+    /// Not before, seconds since the epoch (checked on the server's clock).
+    #[serde(default)]
+    nbf: Option<u64>,
     /// Scopes in the access tokens' syntax, e.g. `["chat/:read,append"]`.
     #[serde(default)]
     scopes: Option<Vec<String>>,
@@ -200,8 +203,10 @@ impl JwtVerifier {
 
     fn validation(&self, alg: Algorithm) -> Validation {
         let mut v = Validation::new(alg);
-        v.leeway = self.expect.leeway_secs;
-        v.validate_nbf = true;
+        // Times are checked on the server's clock (the cluster's, in a replicated mode), not
+        // the library's wall clock: see `within_time`.
+        v.validate_exp = false;
+        v.validate_nbf = false;
         v.set_required_spec_claims(&["exp"]);
         if self.expect.issuer.is_empty() {
             v.iss = None;
@@ -216,6 +221,19 @@ impl JwtVerifier {
             v.required_spec_claims.insert("aud".into());
         }
         v
+    }
+
+    /// `exp` and `nbf` against the server's clock, with the configured leeway.
+    fn within_time(&self, claims: &Claims) -> Result<(), JwtError> {
+        let now = crate::state::now_ms() / 1000;
+        let leeway = self.expect.leeway_secs;
+        if claims.exp.is_some_and(|exp| exp.saturating_add(leeway) < now) {
+            return Err(JwtError::Expired);
+        }
+        if claims.nbf.is_some_and(|nbf| nbf > now.saturating_add(leeway)) {
+            return Err(JwtError::NotYetValid);
+        }
+        Ok(())
     }
 
     /// The grant of a presented JWT: remembered from an earlier check of the same token with
@@ -296,6 +314,7 @@ impl JwtVerifier {
             }
         }
         let (claims, key) = outcome?;
+        self.within_time(&claims)?;
         let texts: Vec<String> = match (claims.scopes, claims.scope) {
             (Some(list), _) => list,
             (None, Some(text)) => text.split_whitespace().map(str::to_string).collect(),

@@ -123,6 +123,9 @@ pub struct ServerConfig {
     /// How often the last access times of streams with a sliding TTL are saved by engines that
     /// keep them: after a crash a TTL runs at most this much longer, never shorter.
     pub ttl_save_interval_secs: u64,
+    /// How often the server reads the clock of an engine that keeps one (the `jetstream`
+    /// mode's cluster time), on which it decides TTL expiry, leases and token expiry.
+    pub clock_sync_interval_secs: u64,
     /// After SIGTERM / SIGINT, how long the server keeps accepting with `/readyz` answering 503
     /// (so load balancers take it out) before it stops accepting and drains.
     pub drain_delay_secs: u64,
@@ -141,6 +144,7 @@ impl Default for ServerConfig {
             header_read_timeout_secs: 30,
             sweep_interval_secs: 5,
             ttl_save_interval_secs: 60,
+            clock_sync_interval_secs: 10,
             drain_delay_secs: 0,
             shutdown_grace_secs: 10,
         }
@@ -487,6 +491,9 @@ impl Config {
         }
         if self.server.sse_reconnect_interval_secs == 0 {
             return invalid("server.sse_reconnect_interval_secs", "must be greater than 0");
+        }
+        if self.server.clock_sync_interval_secs == 0 {
+            return invalid("server.clock_sync_interval_secs", "must be greater than 0");
         }
         if self.server.ttl_save_interval_secs == 0 {
             return invalid("server.ttl_save_interval_secs", "must be greater than 0");

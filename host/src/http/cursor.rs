@@ -1,7 +1,5 @@
 //! `Stream-Cursor`: 20-second intervals since 2024-10-09T00:00:00Z, never going backwards.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use rand::Rng;
 
 const EPOCH_SECS: u64 = 1_728_432_000;
@@ -9,7 +7,7 @@ const INTERVAL_SECS: u64 = 20;
 
 /// The cursor to return, given the client's `cursor` parameter.
 pub fn next_cursor(client: Option<&str>) -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let now = crate::clock::now_ms() / 1000;
     let current = now.saturating_sub(EPOCH_SECS) / INTERVAL_SECS;
     let client = client.and_then(|c| c.parse::<u64>().ok());
     let value = match client {

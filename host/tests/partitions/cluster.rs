@@ -16,6 +16,16 @@ pub struct System {
     pub net: Net,
     dir: PathBuf,
     host_pids: Vec<u32>,
+    /// Extra environment of every host (e.g. access control).
+    host_env: Vec<(String, String)>,
+}
+
+/// How the hosts run: a clock offset per host (`faketime`, e.g. "+180" seconds), and extra
+/// environment for every host.
+#[derive(Clone, Default)]
+pub struct Setup {
+    pub skew: Vec<(&'static str, &'static str)>,
+    pub host_env: Vec<(String, String)>,
 }
 
 fn get(url: &str) -> Option<String> {
@@ -25,8 +35,8 @@ fn get(url: &str) -> Option<String> {
 }
 
 impl System {
-    /// Starts everything; `skew` runs a host under `faketime` with that offset (e.g. "+120s").
-    pub fn start(skew: &[(&str, &str)]) -> System {
+    /// Starts everything as `setup` says.
+    pub fn start(setup: &Setup) -> System {
         let mut members: Vec<&str> = NODES.to_vec();
         members.extend(HOSTS);
         let net = Net::create(&members).unwrap_or_else(|e| panic!("the fault tests need network namespaces: {e}"));
@@ -36,6 +46,7 @@ impl System {
             net,
             dir,
             host_pids: Vec::new(),
+            host_env: setup.host_env.clone(),
         };
         let bin = ds_nats_cluster::server_binary();
         let routes: Vec<String> = NODES.iter().map(|n| format!("nats-route://{}:6222", sys.net.ip(n))).collect();
@@ -60,7 +71,7 @@ impl System {
             sys.wait(&format!("http://{}:8222/healthz", sys.net.ip(n)), Duration::from_secs(60), n);
         }
         for h in HOSTS {
-            let faketime = skew.iter().find(|(name, _)| *name == h).map(|(_, s)| *s);
+            let faketime = setup.skew.iter().find(|(name, _)| *name == h).map(|(_, s)| *s);
             sys.start_host(h, faketime);
         }
         sys
@@ -82,8 +93,9 @@ impl System {
         let bin = env!("CARGO_BIN_EXE_durable-streams-server");
         let mut cmd = match faketime {
             Some(offset) => {
+                // The wall clock only: timers (monotonic) run as they do.
                 let mut c = self.net.command(h, "faketime");
-                c.args(["-f", offset, bin]);
+                c.args(["-f", offset, bin]).env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
                 c
             }
             None => self.net.command(h, bin),
@@ -106,6 +118,7 @@ impl System {
             .env("DS_STORAGE__APPEND_LANES", "4")
             .env("DS_LOG__FORMAT", "text")
             .env("RUST_LOG", "warn")
+            .envs(self.host_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
             .stderr(log);
         self.host_pids.push(self.net.start(&mut cmd).unwrap());

@@ -80,16 +80,41 @@ fn answer_of(r: Response) -> Answer {
     }
 }
 
-pub fn client() -> Client {
-    // Longer than a host's own retries of an append whose outcome it does not know (30 s).
-    Client::builder().timeout(Duration::from_secs(40)).build().unwrap()
+/// What the clients send besides their operations: a bearer token (hosts with access
+/// control), and a sliding TTL for the streams they create.
+#[derive(Clone, Default)]
+pub struct Profile {
+    pub bearer: Option<String>,
+    pub ttl_secs: Option<u64>,
+}
+
+impl Profile {
+    /// A client giving up after `timeout`, sending the bearer token if there is one.
+    pub fn client_with(&self, timeout: Duration) -> Client {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(t) = &self.bearer {
+            headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {t}").parse().unwrap());
+        }
+        Client::builder().timeout(timeout).default_headers(headers).build().unwrap()
+    }
+
+    /// Longer than a host's own retries of an append whose outcome it does not know (30 s).
+    pub fn client(&self) -> Client {
+        self.client_with(Duration::from_secs(40))
+    }
 }
 
 /// Creates `name` through `url` (retrying until the cluster answers), recorded.
-pub fn create(rec: &Recorder, c: &Client, host: &str, url: &str, name: &str) {
+pub fn create(rec: &Recorder, p: &Profile, host: &str, url: &str, name: &str) {
+    let c = p.client();
     for _ in 0..100 {
-        let a = rec.run(host, name, Kind::Create { ttl_secs: None }, || {
-            c.put(format!("{url}/v1/stream/{name}")).header("Content-Type", "text/plain").send()
+        let a = rec.run(host, name, Kind::Create { ttl_secs: p.ttl_secs }, || {
+            let put = c.put(format!("{url}/v1/stream/{name}")).header("Content-Type", "text/plain");
+            match p.ttl_secs {
+                Some(t) => put.header("Stream-TTL", t.to_string()),
+                None => put,
+            }
+            .send()
         });
         if matches!(a.status, Some(200 | 201)) {
             return;
@@ -103,8 +128,18 @@ pub fn create(rec: &Recorder, c: &Client, host: &str, url: &str, name: &str) {
 /// the hosts in turn, giving up on an answer after 3 s. An append without a definite answer is
 /// retried with the same stamp and body through the other host (until `give_up`), as a producer
 /// behind a load balancer does.
-pub fn client_loop(rec: Arc<Recorder>, me: usize, hosts: Vec<(String, String)>, streams: Vec<String>, until: Instant, give_up: Instant) {
-    let c = Client::builder().timeout(Duration::from_secs(3)).build().unwrap();
+/// A 404 is recorded and the append dropped (the checker decides whether the stream was gone
+/// too early); any other refusal stops the run.
+pub fn client_loop(
+    rec: Arc<Recorder>,
+    p: Profile,
+    me: usize,
+    hosts: Vec<(String, String)>,
+    streams: Vec<String>,
+    until: Instant,
+    give_up: Instant,
+) {
+    let c = p.client_with(Duration::from_secs(3));
     let mut seq = vec![0u64; streams.len()];
     let mut tail = vec![0u64; streams.len()];
     let mut n = 0u64;
@@ -150,6 +185,7 @@ pub fn client_loop(rec: Arc<Recorder>, me: usize, hosts: Vec<(String, String)>, 
                         tail[s] = tail[s].max(a.next.unwrap_or(0));
                         break;
                     }
+                    Some(404) => break,
                     Some(400..=499) => panic!("append {body} to {name} refused: {a:?}"),
                     _ if Instant::now() < give_up => std::thread::sleep(Duration::from_millis(250)),
                     _ => return,
@@ -165,8 +201,8 @@ pub fn client_loop(rec: Arc<Recorder>, me: usize, hosts: Vec<(String, String)>, 
 }
 
 /// Every stream read in full through `url` once the system answers again.
-pub fn final_state(url: &str, streams: &[String]) -> Final {
-    let c = client();
+pub fn final_state(p: &Profile, url: &str, streams: &[String]) -> Final {
+    let c = p.client();
     let mut fin = Final::new();
     for name in streams {
         let deadline = Instant::now() + Duration::from_secs(60);

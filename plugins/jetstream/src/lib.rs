@@ -11,6 +11,7 @@
 //! hosts' shared leases.
 
 mod catalog;
+mod clock;
 mod cluster;
 mod data;
 mod engine;

@@ -52,8 +52,10 @@ fn renew_after_ms(ttl_secs: u64) -> u64 {
     (ttl_secs * 250).max(200)
 }
 
-/// What a host adds, beside the renewal interval, for the delay of a renewal's write and the
-/// difference between host clocks, before it calls a stream expired.
+/// What a host adds, beside the renewal interval, for the delay of a renewal's write and what
+/// is left of the difference between host clocks once each follows the cluster's (`ext::CLOCK`:
+/// a reading's round trip, and the NATS nodes' own differences), before it calls a stream
+/// expired.
 pub(super) const CLOCK_MARGIN_MS: u64 = 1000;
 
 /// How much later than the recorded access another host may have read a sliding-TTL stream.
@@ -144,8 +146,9 @@ impl JetStreamStorage {
     /// Whether a stream has expired, never early: a sliding TTL runs from the latest access
     /// any host may have made, that is the access recorded in `rec` plus [`renewal_slack_ms`]
     /// (accesses are written to the cluster only that far apart), or this host's own, if later.
-    /// So expiry is late by at most the slack, and early never, given a fresh `rec` and host
-    /// clocks within [`CLOCK_MARGIN_MS`] of each other.
+    /// So expiry is late by at most the slack, and early never, given a fresh `rec` and `now`
+    /// on the cluster's clock (the host corrects its own with `ext::CLOCK`, see `clock.rs`)
+    /// within [`CLOCK_MARGIN_MS`].
     fn expired(rec: &Record, local_access: u64, now: u64) -> bool {
         let anyones = rec.access_ms.saturating_add(renewal_slack_ms(rec));
         ttl::is_expired(rec.lifetime(), anyones.max(local_access), now)
@@ -412,6 +415,10 @@ impl Engine for JetStreamStorage {
                 let _g = self.lock(named(input.as_slice()).as_str());
                 wrap(self.c.block(self.restore_writer_ext(input.as_slice())).map(RVec::from))
             }
+            ext::CLOCK => wrap(self.c.block(async {
+                let r = crate::clock::read(&self.c).await?;
+                Ok(answer(serde_json::to_value(r).unwrap_or_default()))
+            })),
             ext::STATS => wrap(self.c.block(async {
                 let n = self.live_count().await?;
                 Ok(RVec::from(serde_json::json!({"streams": n}).to_string().into_bytes()))

@@ -57,6 +57,7 @@ pub fn all() -> Vec<Case> {
         lifetime::expired_listing_and_sweeper_delete,
         listing::list_prefix_start_after_limit,
         shared::register_is_compare_and_set,
+        shared::clock_is_a_lower_bound_of_the_storage_time,
         retention::trim_drops_whole_records_and_the_stream_goes_on,
         backup::a_restored_stream_answers_like_the_original,
         retention::forks_keep_what_they_inherit,

@@ -41,3 +41,24 @@ pub fn register_is_compare_and_set(e: &EngineBox) -> Result<(), Failure> {
     code(bad, ErrorCode::INVALID_ARGUMENT, "an ill-formed register request")?;
     Ok(())
 }
+
+/// `ext::CLOCK`: the storage's time as an offset from this process's clock, a lower bound. The
+/// contract runs where both clocks are the machine's, so the offset is at most 0 (the storage
+/// stamped its answer before it arrived) and no further below than the round trip (plus a
+/// second for clock steps). `UNSUPPORTED` passes: the host's clock is the only one.
+pub fn clock_is_a_lower_bound_of_the_storage_time(e: &EngineBox) -> Result<(), Failure> {
+    let r = call(e, ext::CLOCK, serde_json::Value::Null);
+    if let RResult::RErr(err) = &r {
+        if err.code == ErrorCode::UNSUPPORTED {
+            return Ok(());
+        }
+    }
+    let v = ok(r, "read the storage's clock")?;
+    let (Some(offset), Some(round_trip)) = (v["offset_ms"].as_i64(), v["round_trip_ms"].as_u64()) else {
+        return Err(Failure::new(format!("a clock answer holds offset_ms and round_trip_ms: {v}")));
+    };
+    check(offset <= 1, || format!("the offset is a lower bound (at most 0 on one machine): {v}"))?;
+    check(offset >= -(round_trip as i64) - 1000, || {
+        format!("the offset is within the round trip of the true one (0 on one machine): {v}")
+    })
+}

@@ -1,12 +1,14 @@
 //! The `jetstream` mode under network faults, checked from recorded histories (issue 27): three
 //! real NATS nodes and two real server hosts, each in a network namespace of its own (needs root:
 //! these tests fail, never skip, where namespaces cannot be made), clients working through both
-//! hosts while a fault is made and healed, then every operation and the final streams checked by
-//! `ds-history-check`. Faults: the meta leader cut from the other nodes, a host cut from every
-//! node (clients still reach it), one-way loss from the meta leader to a follower, and rolling
-//! cuts (n0, heal, n1, heal), and hosts whose clocks run minutes ahead and behind (`faketime`):
-//! TTL expiry and JWT expiry follow the cluster's clock. Each fault prints `FAULT: N operations, N acknowledged appends checked, N
-//! indeterminate, violations N` and the time service took to resume after the heal.
+//! hosts while a fault is made and healed, then every operation, every webhook wake and the
+//! final streams checked by `ds-history-check`. Faults: the meta leader cut from the other
+//! nodes; a data stream's leader cut from the other nodes; a host cut from every node (clients
+//! still reach it: it must answer 503 with `Retry-After` and acknowledge nothing); one-way loss
+//! from the meta leader to a follower; rolling cuts (n0, heal, n1, heal); hosts whose clocks run
+//! three minutes ahead and behind (`faketime`: TTL and JWT expiry follow the cluster's clock).
+//! Each fault prints `FAULT: N operations, N acknowledged appends checked, N indeterminate,
+//! violations N` and the time service took to resume after the heal.
 
 #[path = "common/jwt.rs"]
 #[allow(dead_code)]
@@ -17,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use ds_history_check::Kind;
 use partitions::cluster::{Setup, System, HOSTS, NODES};
+use partitions::hooks;
 use partitions::workload::{self, Profile, Recorder};
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
@@ -50,6 +53,8 @@ fn run_fault_with(label: &str, setup: &Setup, profile: &Profile, fault: impl FnO
     for s in &streams {
         workload::create(&rec, profile, "h0", &hosts[0].1, s);
     }
+    let receivers = hooks::start(&sys, rec.clone());
+    workload::subscribe(profile, &hosts[0].1, &format!("{}/*", label.to_lowercase()), hooks::PORT);
     let started = Instant::now();
     let until = started + Duration::from_secs(12);
     let give_up = until + Duration::from_secs(50);
@@ -71,15 +76,21 @@ fn run_fault_with(label: &str, setup: &Setup, profile: &Profile, fault: impl FnO
         c.join().expect("a client failed");
     }
     let fin = workload::final_state(profile, &hosts[1].1, &streams);
+    drop(receivers);
     let ops = rec.ops();
     let report = ds_history_check::check(&ops, &fin);
+    let wakes: Vec<&ds_history_check::Op> = ops.iter().filter(|o| matches!(o.kind, Kind::Wake { .. })).collect();
+    let by = |h: &str| wakes.iter().filter(|o| o.host == h).count();
     for v in &report.violations {
         eprintln!("{label}: violation {}", serde_json::to_string(v).unwrap());
     }
     let line = report.line(label);
     println!(
-        "{line}; {} of the indeterminate stored once; resumed {:.1} s after the heal ({:.0} s of load)",
+        "{line}; {} of the indeterminate stored once; {} wakes (h0 {}, h1 {}); resumed {:.1} s after the heal ({:.0} s of load)",
         report.indeterminate_stored,
+        wakes.len(),
+        by("h0"),
+        by("h1"),
         resumed.as_secs_f64(),
         healed.duration_since(started).as_secs_f64()
     );
@@ -143,11 +154,47 @@ fn meta_leader_cut_off_from_the_other_nodes() {
     });
 }
 
+/// What a client waiting as long as it takes got from the cut-off host: (status, whether
+/// `Retry-After` came with it, how long it took).
+type Probe = (u16, bool, Duration);
+
+#[test]
+fn a_data_stream_leader_cut_off_from_the_other_nodes() {
+    let _ = run_fault("CUT-STREAM-LEADER", |sys| {
+        let leader = sys.stream_leader("fault_d0").expect("a leader of fault_d0");
+        let others: Vec<&str> = NODES.iter().copied().filter(|n| *n != leader).collect();
+        sys.net.isolate(&leader, &others);
+        eprintln!("CUT-STREAM-LEADER: {leader} (leading fault_d0) cut from {others:?}");
+        Box::new(|s: &System| s.net.heal())
+    });
+}
+
 #[test]
 fn a_host_cut_off_from_every_node_while_clients_reach_it() {
-    let run = run_fault("CUT-HOST", |sys| {
+    let probes: std::sync::Arc<std::sync::Mutex<Vec<Probe>>> = Default::default();
+    let found = probes.clone();
+    let run = run_fault("CUT-HOST", move |sys| {
         sys.net.isolate("h0", &NODES);
-        Box::new(|s: &System| s.net.heal())
+        // A client with no timeout of its own reads through the cut-off host until the heal.
+        let url = format!("{}/v1/stream/cut-host/s0", sys.url("h0"));
+        let healing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = healing.clone();
+        let prober = std::thread::spawn(move || {
+            let c = Profile::default().client_with(Duration::from_secs(60));
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let t = Instant::now();
+                if let Ok(r) = c.get(&url).send() {
+                    let retry = r.headers().contains_key("retry-after");
+                    found.lock().unwrap().push((r.status().as_u16(), retry, t.elapsed()));
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        });
+        Box::new(move |s: &System| {
+            healing.store(true, std::sync::atomic::Ordering::Relaxed);
+            prober.join().unwrap();
+            s.net.heal()
+        })
     });
     // The cut-off host acknowledged nothing while it was cut off (allowing a second for what
     // was on its way when the cut began); the other host went on.
@@ -166,6 +213,23 @@ fn a_host_cut_off_from_every_node_while_clients_reach_it() {
         run.ops.iter().filter(during).filter(acked).any(|o| o.host == "h1"),
         "h1 kept acknowledging appends"
     );
+    // It answered 503 with Retry-After (within its request timeout, at once when it knew it had
+    // lost the cluster), never held a request without an answer.
+    let probes = probes.lock().unwrap().clone();
+    let quick = probes.iter().filter(|p| p.2 < Duration::from_secs(1)).count();
+    println!(
+        "CUT-HOST: the cut-off host answered {} reads with 503 and Retry-After ({quick} at once, the slowest in {:.1} s)",
+        probes.len(),
+        probes.iter().map(|p| p.2).max().unwrap_or_default().as_secs_f64()
+    );
+    assert!(!probes.is_empty(), "the cut-off host answered no read while cut off");
+    for (status, retry, took) in &probes {
+        assert!(
+            *status == 503 && *retry,
+            "the cut-off host answered {status} (Retry-After: {retry}) after {took:?}"
+        );
+    }
+    assert!(quick > 0, "the cut-off host never refused at once: {probes:?}");
 }
 
 #[test]
@@ -308,6 +372,8 @@ fn random_faults_for_a_chosen_time() {
     for s in &streams {
         workload::create(&rec, &profile, "h0", &hosts[0].1, s);
     }
+    let receivers = hooks::start(&sys, rec.clone());
+    workload::subscribe(&profile, &hosts[0].1, "long/*", hooks::PORT);
     let until = Instant::now() + Duration::from_secs(secs);
     let clients: Vec<_> = (0..CLIENTS)
         .map(|me| {
@@ -324,7 +390,14 @@ fn random_faults_for_a_chosen_time() {
         x ^= x >> 7;
         x ^= x << 17;
         let at = rec.now_ms();
-        let what = match x % 4 {
+        let what = match x % 5 {
+            4 => {
+                let stream = format!("fault_d{}", x / 8 % 2);
+                let leader = sys.stream_leader(&stream).unwrap_or_else(|| "n1".into());
+                let others: Vec<&str> = NODES.iter().copied().filter(|n| *n != leader).collect();
+                sys.net.isolate(&leader, &others);
+                format!("cut {stream}'s leader {leader}")
+            }
             0 => {
                 let leader = sys.meta_leader().unwrap_or_else(|| "n0".into());
                 let others: Vec<&str> = NODES.iter().copied().filter(|n| *n != leader).collect();
@@ -357,6 +430,7 @@ fn random_faults_for_a_chosen_time() {
         c.join().expect("a client failed");
     }
     let fin = workload::final_state(&profile, &hosts[1].1, &streams);
+    drop(receivers);
     let ops = rec.ops();
     let report = ds_history_check::check(&ops, &fin);
     let lines: Vec<String> = ops.iter().map(|o| serde_json::to_string(o).unwrap()).collect();

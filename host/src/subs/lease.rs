@@ -50,6 +50,8 @@ pub struct Lease {
     pub holder: String,
     timing: Timing,
     view: Mutex<View>,
+    /// How many times this host has taken the lease (0: never).
+    terms: std::sync::atomic::AtomicU64,
 }
 
 #[derive(serde::Deserialize)]
@@ -76,7 +78,14 @@ impl Lease {
             holder,
             timing,
             view: Mutex::new(View::default()),
+            terms: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// This host's current term: grows each time it takes the lease (from another holder, or
+    /// after losing it), so the delivery loop knows when to fence what an earlier holder left.
+    pub fn term(&self) -> u64 {
+        self.terms.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Whether this host holds the lease now.
@@ -138,6 +147,7 @@ impl Lease {
             Ok(ok) => {
                 let mut v = self.view.lock();
                 if v.mine.is_none() {
+                    self.terms.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
                     tracing::info!(holder = %self.holder, "this host now delivers subscription wakes");
                 }
                 v.mine = Some((ok.revision, now));

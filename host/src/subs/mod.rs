@@ -77,6 +77,9 @@ pub struct Subscriptions {
     /// Other hosts write the same engine: follow the log, and deliver only under the lease.
     pub shared: bool,
     pub lease: lease::Lease,
+    /// The lease term (see [`lease::Lease::term`]) whose takeover has been fenced: the wakes
+    /// outstanding when this host took the lease were issued again under new generations.
+    pub fenced_term: std::sync::atomic::AtomicU64,
 }
 
 fn random_id(prefix: &str) -> String {
@@ -170,6 +173,7 @@ impl Subscriptions {
             live,
             shared,
             lease: lease::Lease::new(holder, timing),
+            fenced_term: std::sync::atomic::AtomicU64::new(0),
         }))
     }
 

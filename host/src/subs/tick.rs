@@ -120,10 +120,57 @@ impl Subscriptions {
         }
     }
 
+    /// After taking the delivery lease: every webhook wake still outstanding was issued (and
+    /// perhaps sent) by the previous holder, so it is issued again under a new generation
+    /// rather than sent again under its old one. No generation is ever delivered by two hosts,
+    /// and the earlier holder's callback tokens go stale. Answers whether all were recorded.
+    async fn fence_takeover(&self) -> bool {
+        let outstanding: Vec<String> = {
+            let inner = self.inner.lock();
+            inner
+                .subs
+                .values()
+                .filter(|s| s.config.kind == "webhook" && s.wake.is_some())
+                .map(|s| s.id.clone())
+                .collect()
+        };
+        let mut all = true;
+        for id in outstanding {
+            let now = now_ms();
+            let r = self
+                .mutate(|inner| -> Result<_, ()> {
+                    let Some(cur) = inner.subs.get(&id) else { return Ok((None, ())) };
+                    if cur.wake.is_none() {
+                        return Ok((None, ()));
+                    }
+                    let mut sub = cur.clone();
+                    sub.wake = None;
+                    sub.retry = None;
+                    Self::issue_wake(inner, &mut sub, now);
+                    Ok((Some(Record::Put(Box::new(sub))), ()))
+                })
+                .await;
+            if let Err(Refusal::Engine(e)) = r {
+                tracing::warn!(error = %e, subscription = %id, "could not issue a wake again after taking the delivery lease");
+                all = false;
+            }
+        }
+        all
+    }
+
     /// One pass of the delivery loop.
     pub async fn tick(self: &Arc<Self>, last_full: &mut Instant) {
         if self.shared && !self.shared_step(last_full).await {
             return;
+        }
+        if self.shared {
+            let term = self.lease.term();
+            if term != self.fenced_term.load(std::sync::atomic::Ordering::Acquire) {
+                if !self.fence_takeover().await {
+                    return;
+                }
+                self.fenced_term.store(term, std::sync::atomic::Ordering::Release);
+            }
         }
         self.maintain_keys().await;
         let now = now_ms();

@@ -118,6 +118,10 @@ impl System {
             .env("DS_STORAGE__APPEND_LANES", "4")
             .env("DS_LOG__FORMAT", "text")
             .env("RUST_LOG", "warn")
+            // Webhooks go to a receiver on the host's own loopback (`hooks`); the delivery
+            // lease moves within a fault's few seconds.
+            .env("DS_SUBSCRIPTIONS__ALLOW_LOOPBACK_HTTP", "true")
+            .env("DS_SUBSCRIPTIONS__DELIVERY_LEASE_SECS", "3")
             .envs(self.host_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
             .stderr(log);
@@ -128,6 +132,21 @@ impl System {
     /// The base URL of host `h`.
     pub fn url(&self, h: &str) -> String {
         format!("http://{}:{HOST_PORT}", self.net.ip(h))
+    }
+
+    /// The node leading JetStream stream `stream` (e.g. `fault_d0`), as some node reports it.
+    pub fn stream_leader(&self, stream: &str) -> Option<String> {
+        NODES.iter().find_map(|n| {
+            let text = get(&format!("http://{}:8222/jsz?accounts=true&streams=true", self.net.ip(n)))?;
+            let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+            v["account_details"].as_array()?.iter().find_map(|a| {
+                a["stream_detail"].as_array()?.iter().find_map(|s| {
+                    (s["name"] == stream)
+                        .then(|| s["cluster"]["leader"].as_str().map(str::to_string))
+                        .flatten()
+                })
+            })
+        })
     }
 
     /// The JetStream meta leader's node name, as node `n` sees it.

@@ -59,6 +59,25 @@ impl Recorder {
         answer
     }
 
+    /// Records something the harness received rather than asked for (a webhook wake).
+    pub fn note(&self, host: &str, stream: &str, kind: Kind) {
+        let at = self.now_ms();
+        let op = Op {
+            id: self.next.fetch_add(1, Ordering::Relaxed),
+            client: "webhook".into(),
+            host: host.to_string(),
+            stream: stream.to_string(),
+            invoked_ms: at,
+            completed_ms: at,
+            kind,
+            answer: Answer {
+                status: Some(200),
+                ..Answer::default()
+            },
+        };
+        self.ops.lock().unwrap().push(op);
+    }
+
     pub fn ops(&self) -> Vec<Op> {
         self.ops.lock().unwrap().clone()
     }
@@ -122,6 +141,26 @@ pub fn create(rec: &Recorder, p: &Profile, host: &str, url: &str, name: &str) {
         std::thread::sleep(Duration::from_millis(200));
     }
     panic!("could not create {name}");
+}
+
+/// A webhook subscription `w` to streams matching `pattern`, its wakes sent to the receiver on
+/// the delivering host's own loopback at `port` (retrying until the cluster answers).
+pub fn subscribe(p: &Profile, url: &str, pattern: &str, port: u16) {
+    let c = p.client();
+    let body = serde_json::json!({"type": "webhook", "pattern": pattern, "webhook": {"url": format!("http://127.0.0.1:{port}/hook")}});
+    for _ in 0..100 {
+        let r = c
+            .put(format!("{url}/v1/stream/__ds/subscriptions/w"))
+            .header("Content-Type", "application/json")
+            .body(body.to_string())
+            .send();
+        match r.map(|r| r.status().as_u16()) {
+            Ok(200 | 201) => return,
+            Ok(s @ 400..=499) => panic!("subscription refused: {s}"),
+            _ => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+    panic!("could not subscribe to {pattern}");
 }
 
 /// One client: until `until`, producer appends (70 %) and reads (30 %) on `streams`, through

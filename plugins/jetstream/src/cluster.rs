@@ -99,6 +99,18 @@ impl Cluster {
         Duration::from_millis(self.cfg.request_timeout_ms)
     }
 
+    /// `UNAVAILABLE` at once while this host has lost its connection to the cluster: a request
+    /// that has not begun is refused (503 with `Retry-After`, nothing applied) rather than held
+    /// for the request timeout. What is already in flight goes on (an append whose outcome is
+    /// unknown keeps retrying its identical message).
+    pub fn reachable(&self) -> Result<(), EngineError> {
+        if self.connected.load(Ordering::Acquire) {
+            Ok(())
+        } else {
+            Err(unavailable("this host has lost its connection to the cluster; nothing was applied"))
+        }
+    }
+
     /// Runs a future on the plugin's runtime from any (blocking) host thread.
     pub fn block<F: Future>(&self, f: F) -> F::Output {
         self.rt.block_on(f)
@@ -168,9 +180,10 @@ impl Cluster {
             .request_timeout(Some(Duration::from_millis(cfg.request_timeout_ms)))
             .retry_on_initial_connect()
             .max_reconnects(None)
-            // A hung node (alive, not answering) is noticed within seconds, and the client moves
-            // to another node, instead of waiting for TCP to give up.
-            .ping_interval(Duration::from_secs(2))
+            // A hung or unreachable node is noticed after three unanswered pings (about 3 s),
+            // and the client moves to another node instead of waiting for TCP to give up;
+            // while none answers, requests are refused at once (`reachable`).
+            .ping_interval(Duration::from_secs(1))
             .event_callback(move |ev| {
                 let flag = flag.clone();
                 let reconnected = reconnected.clone();

@@ -239,3 +239,20 @@ fn one_lease_generation_woken_by_two_hosts() {
     assert_eq!(r.violations[0].stream, "w");
     assert!(run(&[wake(1, "A", 3), wake(2, "A", 3), wake(3, "B", 4)], "", false).0.is_empty());
 }
+
+/// Found by `make partitions` (CUT-HOST, 2026-12-06): the delivering host, cut off from every
+/// node, sent wake generation 44; the other host took the delivery lease over and sent the same
+/// generation again. Fixed by fencing a takeover (`host/src/subs/tick.rs`, `fence_takeover`:
+/// outstanding wakes are issued again under new generations). The wakes of that run are kept
+/// here; the checker must go on reporting that history.
+#[test]
+fn found_a_wake_generation_redelivered_by_the_host_that_took_over() {
+    let text = include_str!("found/cut-host-wake-redelivered.jsonl");
+    let ops = parse_history(text).unwrap();
+    let r = check(&ops, &parse_final("{}").unwrap());
+    assert_eq!(r.violations.len(), 1, "{:?}", r.violations);
+    let v = &r.violations[0];
+    assert_eq!(v.rule, Rule::WakeByTwoHosts);
+    assert!(v.detail.contains("generation 44"), "{}", v.detail);
+    assert_eq!(v.ops, vec![491, 496]);
+}

@@ -39,6 +39,20 @@ fn run(args: &[&str]) -> Result<(), String> {
     }
 }
 
+/// Moves the calling thread into the network namespace mounted at `path`.
+fn enter_path(path: &str) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::File::open(path)?;
+    // SAFETY: `setns` with a valid namespace file descriptor changes only this thread's network
+    // namespace; the descriptor outlives the call.
+    let r = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 fn in_ns(ns: &str, args: &[&str]) -> Result<(), String> {
     let mut all = vec!["ip", "netns", "exec", ns];
     all.extend_from_slice(args);
@@ -115,6 +129,18 @@ impl Net {
         let mut c = Command::new("ip");
         c.args(["netns", "exec", &self.member(name).ns, program]).stdin(Stdio::null());
         c
+    }
+
+    /// Moves the calling thread (only it) into the member's namespace: sockets it makes from
+    /// then on live there, e.g. a listener the member reaches on its own loopback.
+    pub fn enter(&self, name: &str) -> std::io::Result<()> {
+        enter_path(&format!("/var/run/netns/{}", self.member(name).ns))
+    }
+
+    /// [`Net::enter`] for another thread: the returned function moves the thread that calls it.
+    pub fn enter_fn(&self, name: &str) -> impl FnOnce() -> std::io::Result<()> + Send + 'static {
+        let path = format!("/var/run/netns/{}", self.member(name).ns);
+        move || enter_path(&path)
     }
 
     /// Starts `cmd` (from [`Net::command`]); it is killed when the network is dropped.

@@ -309,10 +309,16 @@ fn wrap<T>(r: Result<T, EngineError>) -> RResult<T, EngineError> {
 
 impl Engine for JetStreamStorage {
     fn create(&self, req: &CreateRequest<'_>) -> RResult<CreateOutcome, EngineError> {
+        if let Err(e) = self.c.reachable() {
+            return RResult::RErr(e);
+        }
         let _g = self.lock(req.name.as_str());
         wrap(self.c.block(JetStreamStorage::create(self, req)))
     }
     fn append(&self, req: &AppendRequest<'_>) -> RResult<AppendOutcome, EngineError> {
+        if let Err(e) = self.c.reachable() {
+            return RResult::RErr(e);
+        }
         let _g = self.lock(req.name.as_str());
         let mut answers = self.c.block(self.append_all(&[req]));
         wrap(
@@ -326,6 +332,9 @@ impl Engine for JetStreamStorage {
     /// group costs about one round trip to the cluster rather than one per append.
     fn append_many(&self, reqs: RSlice<'_, AppendRequest<'_>>) -> RVec<RResult<AppendOutcome, EngineError>> {
         let reqs = reqs.as_slice();
+        if let Err(e) = self.c.reachable() {
+            return reqs.iter().map(|_| RResult::RErr(e.clone())).collect();
+        }
         let mut by_stream: HashMap<&str, Vec<usize>> = HashMap::new();
         let mut order: Vec<&str> = Vec::new();
         for (i, r) in reqs.iter().enumerate() {
@@ -358,19 +367,31 @@ impl Engine for JetStreamStorage {
             .collect()
     }
     fn read(&self, req: &ReadRequest<'_>) -> RResult<ReadChunk, EngineError> {
+        if let Err(e) = self.c.reachable() {
+            return RResult::RErr(e);
+        }
         wrap(self.c.block(JetStreamStorage::read(self, req)))
     }
     fn head(&self, req: &HeadRequest<'_>) -> RResult<StreamMeta, EngineError> {
+        if let Err(e) = self.c.reachable() {
+            return RResult::RErr(e);
+        }
         wrap(self.c.block(async {
             let (entry, tail) = self.live(req.name.as_str(), req.now_ms).await?;
             Ok(Self::meta(&entry.rec, &tail))
         }))
     }
     fn delete(&self, req: &DeleteRequest<'_>) -> RResult<(), EngineError> {
+        if let Err(e) = self.c.reachable() {
+            return RResult::RErr(e);
+        }
         let _g = self.lock(req.name.as_str());
         wrap(self.c.block(JetStreamStorage::delete(self, req)))
     }
     fn list(&self, req: &ListRequest<'_>) -> RResult<RVec<StreamListing>, EngineError> {
+        if let Err(e) = self.c.reachable() {
+            return RResult::RErr(e);
+        }
         wrap(self.c.block(JetStreamStorage::list(self, req)))
     }
     fn list_expired(&self, req: &ExpiredRequest) -> RResult<RVec<RString>, EngineError> {

@@ -57,7 +57,9 @@ pub fn clock_is_a_lower_bound_of_the_storage_time(e: &EngineBox) -> Result<(), F
     let (Some(offset), Some(round_trip)) = (v["offset_ms"].as_i64(), v["round_trip_ms"].as_u64()) else {
         return Err(Failure::new(format!("a clock answer holds offset_ms and round_trip_ms: {v}")));
     };
-    check(offset <= 1, || format!("the offset is a lower bound (at most 0 on one machine): {v}"))?;
+    check(offset <= 1, || {
+        format!("the offset is a lower bound (at most 0 on one machine): {v}")
+    })?;
     check(offset >= -(round_trip as i64) - 1000, || {
         format!("the offset is within the round trip of the true one (0 on one machine): {v}")
     })

@@ -133,6 +133,14 @@ pub struct Tail {
     pub seq: u64,
 }
 
+/// The tail a stream's last message records.
+pub fn tail_of(m: &StreamMessage) -> Result<Tail, EngineError> {
+    Ok(Tail {
+        state: decode_state(m)?,
+        seq: m.sequence,
+    })
+}
+
 fn decode_state(m: &StreamMessage) -> Result<Stored, EngineError> {
     let raw = m.headers.get("DS-State").ok_or_else(|| {
         EngineError::new(

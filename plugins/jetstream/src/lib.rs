@@ -15,6 +15,7 @@ mod clock;
 mod cluster;
 mod data;
 mod engine;
+mod lasts;
 mod names;
 mod register;
 

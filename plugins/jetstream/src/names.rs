@@ -101,8 +101,9 @@ impl NameIndex {
         self.inner.lock().pending = None;
     }
 
-    /// Up to `n` live names starting with `prefix`, after `after` (or from the prefix), in order.
-    pub fn live_names(&self, prefix: &str, after: Option<&str>, n: usize) -> Vec<String> {
+    /// Up to `n` live names starting with `prefix`, after `after` (or from the prefix), in order,
+    /// each with the catalogue sequence of its latest record known here.
+    pub fn live_names(&self, prefix: &str, after: Option<&str>, n: usize) -> Vec<(String, u64)> {
         let g = self.inner.lock();
         let from = match after {
             Some(a) if a >= prefix => Bound::Excluded(a),
@@ -113,7 +114,7 @@ impl NameIndex {
             .take_while(|(name, _)| name.starts_with(prefix))
             .filter(|(_, k)| k.live)
             .take(n)
-            .map(|(name, _)| name.clone())
+            .map(|(name, k)| (name.clone(), k.seq))
             .collect()
     }
 
@@ -126,6 +127,10 @@ impl NameIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn names(found: Vec<(String, u64)>) -> Vec<String> {
+        found.into_iter().map(|(n, _)| n).collect()
+    }
 
     #[test]
     fn pages_in_name_order_under_a_prefix() {
@@ -142,12 +147,12 @@ mod tests {
             ],
         );
         assert!(ix.current(1) && !ix.current(2));
-        assert_eq!(ix.live_names("a/", None, 10), ["a/1", "a/2", "a/4"]);
-        assert_eq!(ix.live_names("a/", Some("a/1"), 1), ["a/2"]);
-        assert_eq!(ix.live_names("a/", Some("a/2"), 10), ["a/4"]);
-        assert_eq!(ix.live_names("a/", Some("0"), 1), ["a/1"], "a start before the prefix");
-        assert!(ix.live_names("a/", Some("z"), 10).is_empty());
-        assert_eq!(ix.live_names("", None, 10), ["a/1", "a/2", "a/4", "b/1"]);
+        assert_eq!(names(ix.live_names("a/", None, 10)), ["a/1", "a/2", "a/4"]);
+        assert_eq!(names(ix.live_names("a/", Some("a/1"), 1)), ["a/2"]);
+        assert_eq!(names(ix.live_names("a/", Some("a/2"), 10)), ["a/4"]);
+        assert_eq!(names(ix.live_names("a/", Some("0"), 1)), ["a/1"], "a start before the prefix");
+        assert!(names(ix.live_names("a/", Some("z"), 10)).is_empty());
+        assert_eq!(names(ix.live_names("", None, 10)), ["a/1", "a/2", "a/4", "b/1"]);
         assert_eq!(ix.live_count(), 4);
     }
 
@@ -160,14 +165,14 @@ mod tests {
         ix.note("y", 2, true);
         ix.scan_done(1, vec![("x".into(), 5, true), ("y".into(), 3, false)]);
         assert_eq!(
-            ix.live_names("", None, 10),
+            names(ix.live_names("", None, 10)),
             Vec::<String>::new(),
             "x deleted at 7; y's 2 older than 3"
         );
         ix.note("x", 9, true);
         ix.note("x", 8, false); // late and older: ignored
         ix.note("x", 9, true); // twice: no change
-        assert_eq!(ix.live_names("", None, 10), ["x"]);
+        assert_eq!(names(ix.live_names("", None, 10)), ["x"]);
         assert_eq!(ix.live_count(), 1);
     }
 }

@@ -6,10 +6,13 @@ use abi_stable::std_types::{RStr, RString, RVec};
 use durable_streams_core::abi::*;
 use futures_util::StreamExt;
 
+use std::collections::HashMap;
+
 use super::JetStreamStorage;
-use crate::catalog::{self, State};
+use crate::catalog::{self, hash_of, Record, State};
 use crate::cluster::unavailable;
-use crate::data::{self};
+use crate::data::{self, Subject};
+use crate::lasts;
 
 impl JetStreamStorage {
     /// A page of live streams under a prefix, in name order, from the name index (built by one
@@ -24,16 +27,9 @@ impl JetStreamStorage {
         while out.len() < limit {
             // Names whose record turns out expired or gone are skipped: ask for the rest.
             let batch = self.c.names.live_names(prefix, after.as_deref(), limit - out.len());
-            let Some(last) = batch.last() else { break };
+            let Some((last, _)) = batch.last() else { break };
             after = Some(last.clone());
-            let found: Vec<Option<StreamListing>> = futures_util::stream::iter(batch.iter())
-                .map(|name| self.listing_of(name, req.now_ms))
-                .buffered(64)
-                .collect::<Vec<_>>()
-                .await
-                .into_iter()
-                .collect::<Result<_, _>>()?;
-            out.extend(found.into_iter().flatten());
+            out.extend(self.listings_of(&batch, req.now_ms).await?);
         }
         Ok(out)
     }
@@ -99,22 +95,64 @@ impl JetStreamStorage {
             .map(|_| ())
     }
 
-    /// A live stream's listing (record and tail read now), `None` when it is gone or empty.
-    async fn listing_of(&self, name: &str, now: u64) -> Result<Option<StreamListing>, EngineError> {
-        let Some((rec, _)) = catalog::get(&self.c, name).await? else {
-            return Ok(None);
-        };
-        if rec.state != State::Live || Self::expired(&rec, self.local_access(name), now) {
-            return Ok(None);
+    /// The listings of `names` (each with the catalogue sequence the index knows), in order,
+    /// leaving out those gone, expired or empty: their records in one round trip to the
+    /// catalogue, their tails in one per data stream (`lasts`). A record older than the one the
+    /// index knows (a replica behind), or one not found, is read from the leader; a tail may lag
+    /// the newest appends by the replication delay (a listing is a snapshot; HEAD is exact).
+    async fn listings_of(&self, names: &[(String, u64)], now: u64) -> Result<Vec<StreamListing>, EngineError> {
+        let subjects: Vec<String> = names.iter().map(|(n, _)| self.c.catalog_subject(&hash_of(n))).collect();
+        let mut got = lasts::last_of_many(&self.c, &self.c.catalog_stream(), &subjects).await?;
+        let recs = names.iter().zip(&subjects).map(|((name, known), subject)| {
+            let fresh = got
+                .remove(subject)
+                .filter(|m| m.sequence >= *known)
+                .and_then(|m| serde_json::from_slice::<Record>(&m.payload).ok())
+                .filter(|r| r.name == *name);
+            async move {
+                match fresh {
+                    Some(rec) => Ok(Some(rec)),
+                    None => catalog::get(&self.c, name).await.map(|v| v.map(|(rec, _)| rec)),
+                }
+            }
+        });
+        let recs: Vec<Record> = futures_util::future::try_join_all(recs)
+            .await?
+            .into_iter()
+            .flatten()
+            .filter(|rec| rec.state == State::Live && !Self::expired(rec, self.local_access(&rec.name), now))
+            .collect();
+        let mut by_stream: HashMap<String, Vec<String>> = HashMap::new();
+        let subjects: Vec<Subject> = recs.iter().map(|rec| self.subject(rec)).collect();
+        for s in &subjects {
+            by_stream.entry(s.stream.clone()).or_default().push(s.subject.clone());
         }
-        let tail = data::tail(&self.c, &self.subject(&rec)).await?;
-        if tail.seq == 0 || tail.state.deleted.is_some() {
-            return Ok(None);
-        }
-        Ok(Some(StreamListing {
-            name: rec.name.as_str().into(),
-            meta: Self::meta(&rec, &tail),
-        }))
+        let lasts = futures_util::future::try_join_all(
+            by_stream
+                .iter()
+                .map(|(stream, subjects)| lasts::last_of_many(&self.c, stream, subjects)),
+        )
+        .await?;
+        let mut found: HashMap<String, _> = lasts.into_iter().flatten().collect();
+        let tails = subjects.iter().map(|s| {
+            let last = found.remove(&s.subject);
+            async move {
+                match last {
+                    Some(m) => data::tail_of(&m),
+                    None => data::tail(&self.c, s).await,
+                }
+            }
+        });
+        let tails = futures_util::future::try_join_all(tails).await?;
+        Ok(recs
+            .iter()
+            .zip(tails)
+            .filter(|(_, tail)| tail.seq != 0 && tail.state.deleted.is_none())
+            .map(|(rec, tail)| StreamListing {
+                name: rec.name.as_str().into(),
+                meta: Self::meta(rec, &tail),
+            })
+            .collect())
     }
 
     /// Expired names for the sweeper. Expired streams already answer `NOT_FOUND` to every

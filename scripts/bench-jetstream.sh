@@ -49,7 +49,7 @@ if [ "${ONLY:-}" = appends ]; then
   exit 0
 fi
 echo "== raw JetStream: ordered read of $MB MB" >&2
-target/release/js-raw --urls "$urls" --mode read --mb "$MB" | tee -a "$res"
+target/release/js-raw --urls "$urls" --mode read --mb "$MB" --backend-pids "$nats_pids" | tee -a "$res"
 echo "== one host: catch-up of $MB MB" >&2
 bench --url "http://127.0.0.1:$A/v1/stream" --server-pid "$pid_a" --backend-pids "$nats_pids" --scenario catch-up --catchup-mb "$MB" --catchup-readers 100 --duration-secs "$D" --label jetstream/one-host | tee -a "$res"
 echo "== SSE: $SUBS subscribers on host B, the writer on host A" >&2

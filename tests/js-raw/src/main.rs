@@ -166,6 +166,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 a.await?;
             }
             let started = Instant::now();
+            let (backend0, client0) = (cpu_micros(&o.backend_pids), cpu_micros(&[std::process::id()]));
             let c = st
                 .create_consumer(consumer::pull::OrderedConfig {
                     filter_subject: subject,
@@ -181,7 +182,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 got += 1;
             }
             let secs = started.elapsed().as_secs_f64();
-            serde_json::json!({"case": format!("raw/ordered-read/{}MB", o.mb), "bytes": bytes, "mb_per_sec": ((bytes as f64 / 1e6 / secs) * 10.0).round() / 10.0})
+            // CPU per MB read: this client's, and the nodes' (with --backend-pids).
+            let mb = bytes as f64 / 1e6;
+            let client = (cpu_micros(&[std::process::id()]) - client0) as f64 / mb;
+            let backend = (cpu_micros(&o.backend_pids) - backend0) as f64 / mb;
+            serde_json::json!({"case": format!("raw/ordered-read/{}MB", o.mb), "bytes": bytes, "mb_per_sec": ((bytes as f64 / 1e6 / secs) * 10.0).round() / 10.0,
+                "client_cpu_us_per_mb": client.round(), "backend_cpu_us_per_mb": backend.round()})
         }
     };
     println!("{result}");

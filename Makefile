@@ -48,7 +48,7 @@ netfault-tools:
 ## recorded histories; one FAULT line per fault (also part of `make test` through `unit`)
 partitions: build-debug nats netfault-tools
 	@out=$$(mktemp); if $(CARGO) test -q -p durable-streams-server --test jetstream_partitions -- --nocapture --test-threads 1 >$$out 2>&1; then \
-	  grep -oE '[A-Z][A-Z-]+: ([0-9]+ operations|a JWT).*' $$out; rm -f $$out; \
+	  grep -oE '[A-Z][A-Z-]+: ([0-9]+ operations|a JWT|the cut-off host).*' $$out; rm -f $$out; \
 	else cat $$out; rm -f $$out; echo "make: the partition tests failed"; exit 1; fi
 
 ## partitions-long: random network faults for SECS seconds (default 120); history and report

@@ -103,6 +103,12 @@ start_server() {
       SERVER_URL="http://127.0.0.1:$port/v1/stream"
       SERVER_READY="http://127.0.0.1:$port/readyz"
       ;;
+    floor)
+      # The floor: axum with one route shaped like ours and static answers (ds-floor).
+      "$ROOT/target/release/ds-floor" --port "$port" >"$log" 2>&1 &
+      SERVER_URL="http://127.0.0.1:$port/v1/stream"
+      SERVER_READY="http://127.0.0.1:$port/readyz"
+      ;;
     *)
       echo "unknown server kind $kind" >&2
       return 1
@@ -144,6 +150,10 @@ SCENARIOS="${SCENARIOS:-head,appends,catch-up,fanout many-streams}"
 run_bench() {
   local kind=$1 mode=$2 label=$3 round=$4 outdir=$5 group rc=0
   for group in $SCENARIOS; do
+    if [ "$kind" = floor ]; then
+      # The floor stores nothing: only the HEAD case (its answers are static) means anything.
+      case ",$group," in *,head,*) group=head ;; *) continue ;; esac
+    fi
     if ! start_server "$kind" "$mode" "$outdir/server-${label//\//-}-r$round-${group//,/+}.log"; then
       rc=1
       continue

@@ -7,7 +7,8 @@
 #   durable-streams 0.1.5          -> target/peers/ds015 (flags --port --data-dir --durability)
 #   durable-streams-server 0.3.0   -> target/peers/ds030 (DS_SERVER__BIND_ADDRESS, DS_STORAGE__*)
 # Pairs compared:
-#   memory:   ours memory            vs 0.1.5 --durability memory vs 0.3.0 memory
+#   memory:   ours memory            vs 0.1.5 --durability memory vs 0.3.0 memory, and the floor
+#             (ds-floor: axum with one route shaped like ours, static answers; HEAD only)
 #   fsynced:  ours file-durable/acid vs 0.1.5 --durability wal    vs 0.3.0 file-durable/acid
 #             (our modes whose plugin is missing are skipped with a note)
 #
@@ -50,7 +51,7 @@ trap stop_server EXIT
 # Servers per pair, as LABEL:KIND:MODE.
 servers_for() {
   case "$1" in
-    memory) echo "ours:ours:memory ds-0.1.5:ds015:memory ds-0.3.0:ds030:memory" ;;
+    memory) echo "ours:ours:memory floor:floor:none ds-0.1.5:ds015:memory ds-0.3.0:ds030:memory" ;;
     fsynced) echo "ours-file-durable:ours:file-durable ours-acid:ours:acid ds-0.1.5-wal:ds015:wal ds-0.3.0-file-durable:ds030:file-durable ds-0.3.0-acid:ds030:acid" ;;
     *) echo "unknown pair $1" >&2; return 1 ;;
   esac
@@ -63,7 +64,7 @@ for pair in $PAIRS; do
   list=""
   for spec in $(servers_for "$pair"); do
     IFS=: read -r label kind mode <<<"$spec"
-    if [ "$kind" != ours ] && [[ " $PEERS " != *" $kind "* ]]; then
+    if [ "$kind" != ours ] && [ "$kind" != floor ] && [[ " $PEERS " != *" $kind "* ]]; then
       continue
     fi
     if [ "$kind" = ours ]; then

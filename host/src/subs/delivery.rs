@@ -80,6 +80,12 @@ async fn send(this: &Subscriptions, d: &Delivery) -> Result<Option<serde_json::V
 
 /// Sends one wake and records the outcome (auto-ack, waiting for the callback, or a retry).
 pub async fn deliver(this: Arc<Subscriptions>, d: Delivery) {
+    // With a shared engine the lease may have moved since this wake was prepared: the new
+    // holder then sends it, under a generation of its own.
+    if this.shared && !this.lease.held() {
+        this.inner.lock().inflight.remove(&d.id);
+        return;
+    }
     let result = send(&this, &d).await;
     let now = now_ms();
     let attempt_failed = result.is_err();

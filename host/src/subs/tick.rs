@@ -220,6 +220,12 @@ impl Subscriptions {
                 Err(Refusal::Refused(())) => {}
             }
         }
+        // This pass may have waited on the engine long enough for the lease to move, and learnt
+        // of wakes the new holder issued (a conflict reads the log): send only while the lease
+        // is still held, in the term that was fenced.
+        if self.shared && (!self.lease.held() || self.lease.term() != self.fenced_term.load(std::sync::atomic::Ordering::Acquire)) {
+            return;
+        }
         let deliveries: Vec<delivery::Delivery> = {
             let mut inner = self.inner.lock();
             let ids: Vec<String> = inner.subs.keys().cloned().collect();

@@ -121,6 +121,9 @@ fn cell(g: &Group, case: &str, server: &str, metric: &'static str) -> (String, O
     (s, vals.filter(|v| !v.is_empty()).map(|v| median(v)))
 }
 
+/// The label of `ds-floor`'s results.
+const FLOOR: &str = "floor";
+
 /// The markdown summary of every result line in `paths`; servers whose name starts with `ours`
 /// are this server (one ratio column each, against the best of the others).
 pub fn summarize(paths: &[PathBuf], ours: &str) -> Result<String, String> {
@@ -129,9 +132,12 @@ pub fn summarize(paths: &[PathBuf], ours: &str) -> Result<String, String> {
     for name in order {
         let g = &groups[&name];
         let is_ours = |s: &str| s.starts_with(ours);
+        // The floor (`ds-floor`, labelled `floor`) is no peer: ours get a ratio against it too.
+        let is_floor = |s: &str| s == FLOOR;
         let our_servers: Vec<&String> = g.servers.iter().filter(|s| is_ours(s)).collect();
-        let has_peers = g.servers.iter().any(|s| !is_ours(s));
-        let ratios: Vec<&String> = if has_peers { our_servers } else { Vec::new() };
+        let has_peers = g.servers.iter().any(|s| !is_ours(s) && !is_floor(s));
+        let has_floor = g.servers.iter().any(|s| is_floor(s));
+        let ratios: Vec<&String> = if has_peers { our_servers.clone() } else { Vec::new() };
         let _ = writeln!(out, "## {name}\n");
         for (metric, title, higher_better) in METRICS {
             let present = g
@@ -153,6 +159,12 @@ pub fn summarize(paths: &[PathBuf], ours: &str) -> Result<String, String> {
                 let _ = write!(head, " {o} / best peer |");
                 rule.push_str("---:|");
             }
+            if has_floor {
+                for o in &our_servers {
+                    let _ = write!(head, " {o} / floor |");
+                    rule.push_str("---:|");
+                }
+            }
             let _ = writeln!(out, "{head}\n{rule}");
             for (case, unit) in &g.cases {
                 let measured = g.servers.iter().any(|s| g.values.contains_key(&(case.clone(), s.clone(), metric)));
@@ -172,6 +184,7 @@ pub fn summarize(paths: &[PathBuf], ours: &str) -> Result<String, String> {
                 let mut row = format!("| {label} |");
                 let mut mine: HashMap<&str, f64> = HashMap::new();
                 let mut best: Option<f64> = None;
+                let mut floor: Option<f64> = None;
                 for s in &g.servers {
                     let (text, m) = cell(g, case, s, metric);
                     let _ = write!(row, " {text} |");
@@ -179,6 +192,7 @@ pub fn summarize(paths: &[PathBuf], ours: &str) -> Result<String, String> {
                         Some(m) if is_ours(s) => {
                             mine.insert(s.as_str(), m);
                         }
+                        Some(m) if is_floor(s) => floor = Some(m),
                         Some(m) => {
                             best = Some(match best {
                                 None => m,
@@ -195,6 +209,15 @@ pub fn summarize(paths: &[PathBuf], ours: &str) -> Result<String, String> {
                         _ => "-".to_string(),
                     };
                     let _ = write!(row, " {ratio} |");
+                }
+                if has_floor {
+                    for o in &our_servers {
+                        let ratio = match (mine.get(o.as_str()), floor) {
+                            (Some(v), Some(f)) if f > 0.0 => format!("{:.2}x", v / f),
+                            _ => "-".to_string(),
+                        };
+                        let _ = write!(row, " {ratio} |");
+                    }
                 }
                 let _ = writeln!(out, "{row}");
             }

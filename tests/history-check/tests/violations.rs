@@ -256,3 +256,20 @@ fn found_a_wake_generation_redelivered_by_the_host_that_took_over() {
     assert!(v.detail.contains("generation 44"), "{}", v.detail);
     assert_eq!(v.ops, vec![491, 496]);
 }
+
+/// Found by `make partitions-long SECS=300` (2026-12-06, after the fix above): a delivery pass
+/// that began while its host held the lease waited on the engine through a partition, lost the
+/// lease meanwhile, read the new holder's wakes on a conflict, and sent one of them (generations
+/// 387 and 1235, each also sent by the new holder). Fixed by sending only while the lease is
+/// held in the fenced term (`tick.rs`, and again in `delivery::deliver`). The wakes around both
+/// are kept here.
+#[test]
+fn found_a_wake_sent_by_a_host_whose_pass_outlived_its_lease() {
+    let text = include_str!("found/random-stale-tick-delivery.jsonl");
+    let r = check(&parse_history(text).unwrap(), &parse_final("{}").unwrap());
+    let details: Vec<&str> = r.violations.iter().map(|v| v.detail.as_str()).collect();
+    assert_eq!(r.violations.len(), 2, "{details:?}");
+    assert!(r.violations.iter().all(|v| v.rule == Rule::WakeByTwoHosts));
+    assert!(details.iter().any(|d| d.contains("generation 387")), "{details:?}");
+    assert!(details.iter().any(|d| d.contains("generation 1235")), "{details:?}");
+}

@@ -38,6 +38,22 @@ impl Offset {
     }
 }
 
+impl Offset {
+    /// The offset's 33 ASCII bytes, exactly as `Display` writes them, without the formatting
+    /// machinery (a header value per answer).
+    pub fn to_ascii(self) -> [u8; 33] {
+        let mut out = *b"0000000000000000_0000000000000000";
+        let mut v = self.0.min(MAX_POSITION);
+        let mut i = out.len();
+        while v > 0 && i > 17 {
+            i -= 1;
+            out[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+        out
+    }
+}
+
 impl fmt::Display for Offset {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "0000000000000000_{:016}", self.0.min(MAX_POSITION))
@@ -88,6 +104,13 @@ impl ReadFrom {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ascii_bytes_are_the_display_text() {
+        for pos in [0, 1, 9, 10, 100, 12_345, 1 << 40, MAX_POSITION - 1, MAX_POSITION, u64::MAX] {
+            assert_eq!(Offset(pos).to_ascii().as_slice(), Offset(pos).to_string().as_bytes(), "{pos}");
+        }
+    }
 
     #[test]
     fn wire_form_sorts_like_numbers() {

@@ -1,15 +1,22 @@
-//! The one layer every request passes first: in-flight registration, the request's span and
-//! metric, and the headers every response carries (preflights included). Owns no protocol
+//! The one layer every request passes first (a hand-written tower layer, one boxed future per
+//! request): preflights, in-flight registration, the request's span and metric, a panic turned
+//! into a 500, and the headers every answer carries (security, CORS). Owns no protocol
 //! behaviour; one layer instead of four keeps the per-request cost down.
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use axum::body::Body;
-use axum::extract::State;
-use axum::http::{HeaderName, HeaderValue, Request};
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::http::{header, HeaderName, HeaderValue, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures_util::FutureExt;
 
+use super::cors::Cors;
+use super::error::ApiError;
 use crate::state::AppState;
 
 const NOSNIFF: (HeaderName, HeaderValue) = (
@@ -28,45 +35,128 @@ const CORP: (HeaderName, HeaderValue) = (
     HeaderValue::from_static("cross-origin"),
 );
 
-/// Middleware: tracks, observes and stamps one request.
-pub async fn edge(State(state): State<Arc<AppState>>, req: Request<Body>, next: Next) -> Response {
-    let _open = state.inflight.enter(req.method(), req.uri());
-    let (method, uri) = (req.method().clone(), req.uri().clone());
-    let op = crate::metrics::operation(req.method(), req.uri().path(), req.uri().query());
-    let span = tracing::debug_span!(
-        "http.request",
-        http.request.method = %req.method(),
-        url.path = %req.uri().path(),
-        durable_streams.operation = op,
-        http.response.status_code = tracing::field::Empty,
-        event.duration = tracing::field::Empty,
-    );
-    let started = std::time::Instant::now();
-    let mut resp = if span.is_disabled() {
-        next.run(req).await
-    } else {
-        tracing::Instrument::instrument(next.run(req), span.clone()).await
-    };
-    let status = resp.status().as_u16();
-    let nanos = started.elapsed().as_nanos() as u64;
-    state
-        .metrics
-        .requests
-        .get_or_create(&crate::metrics::RequestLabels { operation: op, status })
-        .inc();
-    if status >= 500 {
-        tracing::warn!(parent: &span, http.request.method = %method, url.path = %uri.path(), http.response.status_code = status, event.duration = nanos, "request failed");
+/// Wraps every route in [`Edge`].
+#[derive(Clone)]
+pub struct EdgeLayer {
+    state: Arc<AppState>,
+    cors: Arc<Cors>,
+}
+
+impl EdgeLayer {
+    pub fn new(state: Arc<AppState>) -> EdgeLayer {
+        let cors = Arc::new(Cors::new(&state.config.http.cors_origins));
+        EdgeLayer { state, cors }
     }
-    if !span.is_disabled() {
-        span.record("http.response.status_code", status);
-        span.record("event.duration", nanos);
-        tracing::debug!(parent: &span, http.response.status_code = status, event.duration = nanos, "request");
+}
+
+impl<S> tower::Layer<S> for EdgeLayer {
+    type Service = Edge<S>;
+    fn layer(&self, inner: S) -> Edge<S> {
+        Edge {
+            inner,
+            state: self.state.clone(),
+            cors: self.cors.clone(),
+        }
     }
-    let headers = resp.headers_mut();
-    headers.insert(NOSNIFF.0, NOSNIFF.1);
-    headers.insert(CORP.0, CORP.1);
-    if !headers.contains_key(&SANDBOX.0) {
-        headers.insert(SANDBOX.0, SANDBOX.1);
+}
+
+/// See the module documentation.
+#[derive(Clone)]
+pub struct Edge<S> {
+    inner: S,
+    state: Arc<AppState>,
+    cors: Arc<Cors>,
+}
+
+fn panicked() -> Response {
+    // Defense in depth: a bug must cost one request a 500, never the connection.
+    tracing::error!("a request handler panicked");
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error", "internal error").into_response()
+}
+
+impl<S> tower::Service<Request<Body>> for Edge<S>
+where
+    S: tower::Service<Request<Body>, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
     }
-    resp
+
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        let state = self.state.clone();
+        let cors = self.cors.clone();
+        let origin = req.headers().get(header::ORIGIN).cloned();
+        let open = state.inflight.enter(req.method(), req.uri());
+        let op = crate::metrics::operation(req.method(), req.uri().path(), req.uri().query());
+        let span = tracing::debug_span!(
+            "http.request",
+            http.request.method = %req.method(),
+            url.path = %req.uri().path(),
+            durable_streams.operation = op,
+            http.response.status_code = tracing::field::Empty,
+            event.duration = tracing::field::Empty,
+        );
+        let preflight = cors.preflight(req.method(), req.headers());
+        let is_preflight = preflight.is_some();
+        let (method, uri) = (req.method().clone(), req.uri().clone());
+        // The service that was polled ready answers; a clone takes its place for the next call.
+        let ready = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, ready);
+        let answer = match preflight {
+            Some(resp) => Ok(futures_util::future::ready(Ok(resp)).boxed()),
+            None => std::panic::catch_unwind(AssertUnwindSafe(move || inner.call(req).boxed())),
+        };
+        Box::pin(async move {
+            let _open = open;
+            let started = std::time::Instant::now();
+            let mut resp = match answer {
+                Err(_) => panicked(),
+                Ok(fut) => {
+                    let fut = AssertUnwindSafe(fut).catch_unwind();
+                    let outcome = if span.is_disabled() {
+                        fut.await
+                    } else {
+                        tracing::Instrument::instrument(fut, span.clone()).await
+                    };
+                    match outcome {
+                        Ok(Ok(resp)) => resp,
+                        Ok(Err(never)) => match never {},
+                        Err(_) => panicked(),
+                    }
+                }
+            };
+            let status = resp.status().as_u16();
+            state
+                .metrics
+                .requests
+                .get_or_create(&crate::metrics::RequestLabels { operation: op, status })
+                .inc();
+            if status >= 500 || !span.is_disabled() {
+                let nanos = started.elapsed().as_nanos() as u64;
+                if status >= 500 {
+                    tracing::warn!(parent: &span, http.request.method = %method, url.path = %uri.path(), http.response.status_code = status, event.duration = nanos, "request failed");
+                }
+                if !span.is_disabled() {
+                    span.record("http.response.status_code", status);
+                    span.record("event.duration", nanos);
+                    tracing::debug!(parent: &span, http.response.status_code = status, event.duration = nanos, "request");
+                }
+            }
+            let headers = resp.headers_mut();
+            headers.insert(NOSNIFF.0, NOSNIFF.1);
+            headers.insert(CORP.0, CORP.1);
+            if !headers.contains_key(&SANDBOX.0) {
+                headers.insert(SANDBOX.0, SANDBOX.1);
+            }
+            if !is_preflight {
+                cors.decorate(origin.as_ref(), headers);
+            }
+            Ok(resp)
+        })
+    }
 }

@@ -4,6 +4,7 @@ mod admin;
 mod append;
 mod body;
 mod console;
+mod cors;
 mod create;
 mod cursor;
 mod delete;
@@ -24,13 +25,12 @@ mod tokens;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderName, HeaderValue, Method, Request, StatusCode};
+use axum::extract::State;
+use axum::http::{HeaderValue, Method, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::Router;
 use durable_streams_core::Offset;
-use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
 use crate::auth::Op;
 use crate::state::AppState;
@@ -39,7 +39,7 @@ use query::{LiveMode, ReadQuery};
 
 /// A position as a `Stream-Next-Offset` header value.
 pub(crate) fn offset_value(pos: u64) -> HeaderValue {
-    HeaderValue::from_str(&Offset(pos).to_string()).expect("offsets are ASCII")
+    HeaderValue::from_bytes(&Offset(pos).to_ascii()).expect("offsets are ASCII")
 }
 
 /// Protocol request headers that must not be repeated.
@@ -112,7 +112,13 @@ async fn stream_route(State(state): State<Arc<AppState>>, req: Request<Body>) ->
         }
         return crate::subs::dispatch(&state, &caller, rest, &parts, body).await;
     }
-    if let Some(dup) = SINGLE_HEADERS.iter().find(|h| parts.headers.get_all(**h).iter().nth(1).is_some()) {
+    // Only a request repeating some header (rare) is searched for a repeated protocol header.
+    let repeats = parts.headers.len() != parts.headers.keys_len();
+    if let Some(dup) = SINGLE_HEADERS
+        .iter()
+        .filter(|_| repeats)
+        .find(|h| parts.headers.get_all(**h).iter().nth(1).is_some())
+    {
         return ApiError::bad_request(format!("header '{dup}' must appear at most once")).into_response();
     }
     let name = match path::stream_name(state.config.base_path(), parts.uri.path()) {
@@ -282,29 +288,6 @@ async fn not_found() -> Response {
     ApiError::new(StatusCode::NOT_FOUND, "Not Found", "no such route").into_response()
 }
 
-fn cors(origins: &str) -> CorsLayer {
-    let allow_origin = if origins.trim() == "*" {
-        AllowOrigin::any()
-    } else {
-        let list: Vec<HeaderValue> = origins.split(',').filter_map(|o| HeaderValue::from_str(o.trim()).ok()).collect();
-        AllowOrigin::list(list)
-    };
-    let expose: Vec<HeaderName> = headers::EXPOSED.iter().map(|h| HeaderName::from_static(h)).collect();
-    CorsLayer::new()
-        .allow_origin(allow_origin)
-        .allow_methods([
-            Method::GET,
-            Method::HEAD,
-            Method::PUT,
-            Method::POST,
-            Method::DELETE,
-            Method::OPTIONS,
-        ])
-        .allow_headers(AllowHeaders::mirror_request())
-        .expose_headers(expose)
-        .max_age(std::time::Duration::from_secs(86400))
-}
-
 /// The router for a prepared state: health endpoints plus the protocol under the base path.
 pub fn router(state: Arc<AppState>) -> Router {
     let base = state.config.base_path().to_string();
@@ -320,17 +303,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     } else {
         app = app.route(&format!("{base}/{{*name}}"), any(stream_route));
     }
-    let origins = state.config.http.cors_origins.clone();
-    app.fallback(not_found)
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
-            |_: Box<dyn std::any::Any + Send>| {
-                // Defense in depth: a bug must cost one request a 500, never the connection.
-                tracing::error!("a request handler panicked");
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error", "internal error").into_response()
-            },
-        ))
-        .layer(DefaultBodyLimit::disable())
-        .layer(cors(&origins))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), edge::edge))
-        .with_state(state)
+    // No body extractor is used (handlers read bodies with their own limits), so axum's default
+    // body limit needs no layer; panics, CORS and the common headers are `edge`'s.
+    app.fallback(not_found).layer(edge::EdgeLayer::new(state.clone())).with_state(state)
 }

@@ -148,6 +148,8 @@ where
                 }
             }
             let headers = resp.headers_mut();
+            // Room for what follows at once (one allocation, not a growth and a rehash).
+            headers.reserve(6);
             headers.insert(NOSNIFF.0, NOSNIFF.1);
             headers.insert(CORP.0, CORP.1);
             if !headers.contains_key(&SANDBOX.0) {

@@ -1,8 +1,6 @@
 //! Requests in flight, tracked only so that a shutdown can name the ones it cuts at the grace
 //! deadline. Owns no protocol behaviour.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -14,16 +12,25 @@ pub struct InFlight {
     inner: Arc<Inner>,
 }
 
+/// One open request.
+type Entry = (axum::http::Method, axum::http::Uri, Instant);
+
+/// Slots of open requests and the free ones (entering and leaving cost a push and a pop).
+#[derive(Default)]
+struct Slots {
+    slots: Vec<Option<Entry>>,
+    free: Vec<usize>,
+}
+
 #[derive(Default)]
 struct Inner {
-    next: AtomicU64,
-    open: Mutex<HashMap<u64, (axum::http::Method, axum::http::Uri, Instant)>>,
+    open: Mutex<Slots>,
 }
 
 impl InFlight {
     /// Called at the grace deadline: logs every request still open (each will be cut).
     pub fn deadline_reached(&self, connections: usize) {
-        let open: Vec<(axum::http::Method, axum::http::Uri, Instant)> = self.inner.open.lock().values().cloned().collect();
+        let open: Vec<Entry> = self.inner.open.lock().slots.iter().flatten().cloned().collect();
         if connections > 0 || !open.is_empty() {
             tracing::warn!(
                 connections,
@@ -45,23 +52,37 @@ impl InFlight {
 /// Removes its request from the open set when the handler finishes or is dropped.
 pub struct Guard {
     inflight: InFlight,
-    id: u64,
+    slot: usize,
 }
 
 impl InFlight {
     /// Registers a request until the returned guard drops.
     pub fn enter(&self, method: &axum::http::Method, uri: &axum::http::Uri) -> Guard {
-        let id = self.inner.next.fetch_add(1, Ordering::Relaxed);
-        self.inner.open.lock().insert(id, (method.clone(), uri.clone(), Instant::now()));
+        let entry = Some((method.clone(), uri.clone(), Instant::now()));
+        let slot = {
+            let mut open = self.inner.open.lock();
+            match open.free.pop() {
+                Some(i) => {
+                    open.slots[i] = entry;
+                    i
+                }
+                None => {
+                    open.slots.push(entry);
+                    open.slots.len() - 1
+                }
+            }
+        };
         Guard {
             inflight: self.clone(),
-            id,
+            slot,
         }
     }
 }
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        self.inflight.inner.open.lock().remove(&self.id);
+        let mut open = self.inflight.inner.open.lock();
+        open.slots[self.slot] = None;
+        open.free.push(self.slot);
     }
 }

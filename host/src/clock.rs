@@ -95,6 +95,22 @@ pub fn sync_now(storage: &Storage) -> Result<(), ClockError> {
     apply(bytes.as_slice())
 }
 
+/// At start, before anything is served: reads the engine's clock, trying for up to five
+/// seconds; answers whether the engine keeps a clock (to be read again periodically).
+pub fn sync_at_start(storage: &Storage) -> bool {
+    for attempt in 0..10 {
+        match sync_now(storage) {
+            Ok(()) => return true,
+            Err(ClockError::Unsupported) => return false,
+            Err(e) if attempt == 9 => {
+                tracing::warn!(error = %e, "the engine's clock could not be read at start; this host's own clock is used until it can be");
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(500)),
+        }
+    }
+    true
+}
+
 /// Reads the engine's clock every `interval` until the engine says it keeps none.
 pub async fn run(storage: Storage, interval: Duration) {
     let mut tick = tokio::time::interval(interval);

@@ -267,14 +267,7 @@ fn make_state(config: Config, storage: Storage, readiness: Readiness, auth: auth
             tracing::error!(error = %e, "engine refused the change listener; live reads will miss external writes");
         }
     }
-    let clock_kept = match clock::sync_now(&storage) {
-        Ok(()) => true,
-        Err(clock::ClockError::Unsupported) => false,
-        Err(e) => {
-            tracing::warn!(error = %e, "the engine's clock could not be read at start; read again shortly");
-            true
-        }
-    };
+    let clock_kept = clock::sync_at_start(&storage);
     let sweep = std::time::Duration::from_secs(config.server.sweep_interval_secs.max(1));
     let retention = Arc::new(retention::Retention::new(config.retention.rules.clone()));
     let retention_every = std::time::Duration::from_millis(config.retention.interval_ms.max(1));

@@ -122,12 +122,16 @@ impl Lease {
                 return;
             }
         };
+        // A revision counts as seen from when the read returned, not when it was sent: a slow
+        // read may have been answered after the holder's write, and the wait for a takeover
+        // must start after that write.
+        let read_at = Instant::now();
         let should_write = {
             let mut v = self.view.lock();
             if v.seen.as_ref().is_none_or(|(r, _, _)| *r != got.revision) {
-                v.seen = Some((got.revision, got.value.clone(), now));
+                v.seen = Some((got.revision, got.value.clone(), read_at));
             }
-            let since = v.seen.as_ref().map_or(Duration::ZERO, |(_, _, t)| now.duration_since(*t));
+            let since = v.seen.as_ref().map_or(Duration::ZERO, |(_, _, t)| read_at.duration_since(*t));
             let ours = v.mine.is_some_and(|(r, _)| r == got.revision) && got.value == self.holder;
             let due = v.mine.is_none_or(|(_, at)| now.duration_since(at) >= self.timing.renew_every());
             if ours {
@@ -146,7 +150,9 @@ impl Lease {
         {
             Ok(ok) => {
                 let mut v = self.view.lock();
-                if v.mine.is_none() {
+                // A new term when the lease came from another holder (or none); regained after a
+                // failed write of our own, no other host can have delivered meanwhile.
+                if v.mine.is_none() && got.value != self.holder {
                     self.terms.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
                     tracing::info!(holder = %self.holder, "this host now delivers subscription wakes");
                 }

@@ -125,6 +125,12 @@ impl Subscriptions {
     /// rather than sent again under its old one. No generation is ever delivered by two hosts,
     /// and the earlier holder's callback tokens go stale. Answers whether all were recorded.
     async fn fence_takeover(&self) -> bool {
+        // What the previous holder wrote up to its last moment is in the log now (its lease
+        // ended before this host's write): read it first, or a wake it issued late is missed.
+        if let Err(e) = self.catch_up().await {
+            tracing::debug!(error = %e, "could not follow the subscription log before fencing");
+            return false;
+        }
         let outstanding: Vec<String> = {
             let inner = self.inner.lock();
             inner

@@ -4,7 +4,7 @@
 
 use abi_stable::std_types::{RStr, RString, RVec};
 use durable_streams_core::abi::*;
-use futures_util::StreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 
 use std::collections::HashMap;
 
@@ -116,7 +116,10 @@ impl JetStreamStorage {
                 }
             }
         });
-        let recs: Vec<Record> = futures_util::future::try_join_all(recs)
+        // Fallbacks to the leader: at most 64 in flight (all of a page when the batch failed).
+        let recs: Vec<Record> = futures_util::stream::iter(recs)
+            .buffered(64)
+            .try_collect::<Vec<_>>()
             .await?
             .into_iter()
             .flatten()
@@ -143,7 +146,7 @@ impl JetStreamStorage {
                 }
             }
         });
-        let tails = futures_util::future::try_join_all(tails).await?;
+        let tails: Vec<_> = futures_util::stream::iter(tails).buffered(64).try_collect().await?;
         Ok(recs
             .iter()
             .zip(tails)

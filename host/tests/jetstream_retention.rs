@@ -81,9 +81,32 @@ fn retention_across_hosts_on_a_real_cluster() {
         post(&c, &a, "cap/a", record(i));
     }
     let kept: Vec<u8> = (7..10).flat_map(record).collect();
-    common::wait_until(Duration::from_secs(20), "the size rule trimmed cap/a", || {
-        get(&c, &b, "cap/a", "offset=-1").1 == kept
-    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = get(&c, &b, "cap/a", "offset=-1");
+        if body == kept {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            let tail = |t: String| {
+                t.lines()
+                    .rev()
+                    .take(40)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+            panic!(
+                "timed out waiting until the size rule trimmed cap/a (B answers {status} with {} bytes)\nA's log:\n{}\nB's log:\n{}",
+                body.len(),
+                tail(a.log_text()),
+                tail(b.log_text())
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     for s in [&a, &b] {
         assert_eq!(get(&c, s, "cap/a", &format!("offset={}", offset(0))).0, 410);
         assert_eq!(get(&c, s, "cap/a", &format!("offset={}", offset(6999))).0, 410);

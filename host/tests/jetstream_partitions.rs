@@ -75,7 +75,7 @@ fn run_fault_with(label: &str, setup: &Setup, profile: &Profile, fault: impl FnO
     for c in clients {
         c.join().expect("a client failed");
     }
-    let fin = workload::final_state(profile, &hosts[1].1, &streams);
+    let fin = workload::final_state(profile, &hosts[1].1, &streams).unwrap_or_else(|e| panic!("{label}: {e}"));
     drop(receivers);
     let ops = rec.ops();
     let report = ds_history_check::check(&ops, &fin);
@@ -432,6 +432,13 @@ fn random_faults_for_a_chosen_time() {
     let fin = workload::final_state(&profile, &hosts[1].1, &streams);
     drop(receivers);
     let ops = rec.ops();
+    // The system did not resume: keep what was recorded before failing.
+    let fin = fin.unwrap_or_else(|e| {
+        let lines: Vec<String> = ops.iter().map(|o| serde_json::to_string(o).unwrap()).collect();
+        std::fs::write(out.join("history.jsonl"), lines.join("\n")).unwrap();
+        std::fs::write(out.join("faults.txt"), log.join("\n")).unwrap();
+        panic!("{e} (history and faults kept in {})", out.display())
+    });
     let report = ds_history_check::check(&ops, &fin);
     let lines: Vec<String> = ops.iter().map(|o| serde_json::to_string(o).unwrap()).collect();
     std::fs::write(out.join("history.jsonl"), lines.join("\n")).unwrap();

@@ -240,7 +240,9 @@ pub fn client_loop(
 }
 
 /// Every stream read in full through `url` once the system answers again.
-pub fn final_state(p: &Profile, url: &str, streams: &[String]) -> Final {
+/// An error names the stream whose final read got no answer for 60 s (the system did not
+/// resume).
+pub fn final_state(p: &Profile, url: &str, streams: &[String]) -> Result<Final, String> {
     let c = p.client();
     let mut fin = Final::new();
     for name in streams {
@@ -262,13 +264,13 @@ pub fn final_state(p: &Profile, url: &str, streams: &[String]) -> Final {
                         break (true, a.closed);
                     }
                 }
-                _ => {
-                    assert!(Instant::now() < deadline, "the final read of {name} got no answer for 60 s: {a:?}");
-                    std::thread::sleep(Duration::from_millis(250));
+                _ if Instant::now() >= deadline => {
+                    return Err(format!("the final read of {name} got no answer for 60 s: {a:?}"));
                 }
+                _ => std::thread::sleep(Duration::from_millis(250)),
             }
         };
         fin.insert(name.clone(), FinalStream { exists, content, closed });
     }
-    fin
+    Ok(fin)
 }

@@ -346,6 +346,21 @@ fn log_recovery(storage: &Storage) {
     );
 }
 
+/// Serves an engine already open (e.g. one linked in-process, [`engines::open_linked`]) on
+/// `listener` exactly as the binary serves (access control from `config`, plain HTTP), ready at
+/// once, until `shutdown` completes. Used by the per-request allocation counter (`tests/counts`).
+pub async fn serve_storage(
+    config: Config,
+    storage: Storage,
+    listener: std::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), StartupError> {
+    let access = auth::Auth::from_config(&config)?;
+    let state = make_state(config, storage, Readiness::new(true), access);
+    server::serve(listener, state, None, shutdown).await?;
+    Ok(())
+}
+
 /// Runs the server until SIGINT / SIGTERM.
 pub async fn run(config: Config) -> Result<(), StartupError> {
     let tls = match config.tls.files() {

@@ -437,6 +437,7 @@ fn random_faults_for_a_chosen_time() {
         let lines: Vec<String> = ops.iter().map(|o| serde_json::to_string(o).unwrap()).collect();
         std::fs::write(out.join("history.jsonl"), lines.join("\n")).unwrap();
         std::fs::write(out.join("faults.txt"), log.join("\n")).unwrap();
+        sys.diagnose(&out);
         panic!("{e} (history and faults kept in {})", out.display())
     });
     let report = ds_history_check::check(&ops, &fin);

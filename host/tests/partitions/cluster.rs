@@ -3,7 +3,7 @@
 //! namespace reaches every member, as clients do.
 
 use std::path::PathBuf;
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ds_netns::Net;
@@ -127,6 +127,28 @@ impl System {
             .stderr(log);
         self.host_pids.push(self.net.start(&mut cmd).unwrap());
         self.wait(&format!("{}/readyz", self.url(h)), Duration::from_secs(60), h);
+    }
+
+    /// For a run that did not resume: every host's thread stacks (with `gdb`, when present) and
+    /// every log (hosts and nodes) and every node's JetStream view (`/jsz`) copied into `out`.
+    pub fn diagnose(&self, out: &std::path::Path) {
+        for (h, pid) in HOSTS.iter().zip(&self.host_pids) {
+            let stacks = Command::new("gdb")
+                .args(["-batch", "-p", &pid.to_string(), "-ex", "thread apply all bt"])
+                .output();
+            if let Ok(o) = stacks {
+                let _ = std::fs::write(out.join(format!("{h}-stacks.txt")), [o.stdout, o.stderr].concat());
+            }
+        }
+        for n in NODES {
+            let jsz = get(&format!("http://{}:8222/jsz?accounts=true&streams=true", self.net.ip(n)));
+            let _ = std::fs::write(out.join(format!("{n}-jsz.json")), jsz.unwrap_or_default());
+        }
+        for e in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+            if e.path().extension().is_some_and(|x| x == "log") {
+                let _ = std::fs::copy(e.path(), out.join(e.file_name()));
+            }
+        }
     }
 
     /// The base URL of host `h`.

@@ -249,11 +249,15 @@ pub fn final_state(p: &Profile, url: &str, streams: &[String]) -> Result<Final, 
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut content = String::new();
         let mut at = 0u64;
+        let mut last_error = String::new();
         let (exists, closed) = loop {
             let r = c.get(format!("{url}/v1/stream/{name}?offset={}", offset(at))).send();
             let a = match r {
                 Ok(r) => answer_of(r),
-                Err(_) => Answer::default(),
+                Err(e) => {
+                    last_error = e.to_string();
+                    Answer::default()
+                }
             };
             match a.status {
                 Some(404) => break (false, false),
@@ -265,7 +269,7 @@ pub fn final_state(p: &Profile, url: &str, streams: &[String]) -> Result<Final, 
                     }
                 }
                 _ if Instant::now() >= deadline => {
-                    return Err(format!("the final read of {name} got no answer for 60 s: {a:?}"));
+                    return Err(format!("the final read of {name} got no answer for 60 s: {a:?} {last_error}"));
                 }
                 _ => std::thread::sleep(Duration::from_millis(250)),
             }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use durable_streams_core::abi::*;
 use durable_streams_core::producer::{ProducerStamp, ProducerState};
 use durable_streams_core::rules::{self, AppendCheck, AppendDecision, StateUpdate, WriterState};
+use smallvec::SmallVec;
 
 use crate::catalog::Catalog;
 use crate::entry::Entry;
@@ -19,6 +20,9 @@ struct Touched<D> {
     writer: WriterState,
     tail: u64,
 }
+
+/// The streams a group touches (inline room for one: a group of one append allocates nothing).
+type Overlay<D> = SmallVec<[Touched<D>; 1]>;
 
 /// One accepted append, until its commit answers.
 struct Pending<D> {
@@ -40,13 +44,13 @@ fn ack(p: ProducerState) -> ProducerAck {
 }
 
 /// What committing each unit gave.
-pub(crate) type UnitOutcomes<R> = Vec<(usize, Result<R, EngineError>)>;
+pub(crate) type UnitOutcomes<R> = SmallVec<[(usize, Result<R, EngineError>); 1]>;
 
 /// Runs `commit` for each of `units` (in parallel when there are several: a store's units commit
 /// independently) and answers each unit's outcome.
 pub(crate) fn per_unit<R: Send>(units: &[usize], commit: impl Fn(usize) -> Result<R, EngineError> + Sync) -> UnitOutcomes<R> {
     if let [unit] = units {
-        return vec![(*unit, commit(*unit))];
+        return smallvec::smallvec![(*unit, commit(*unit))];
     }
     let commit = &commit;
     std::thread::scope(|scope| {
@@ -84,8 +88,8 @@ impl<P: Persistence> Catalog<P> {
 
     /// [`Catalog::append_many`] with the mutation lock held.
     fn append_locked(&self, reqs: &[AppendRequest<'_>]) -> Vec<Result<AppendOutcome, EngineError>> {
-        let mut overlay: Vec<Touched<P::Data>> = Vec::new();
-        let mut pending: Vec<Pending<P::Data>> = Vec::new();
+        let mut overlay: Overlay<P::Data> = SmallVec::new();
+        let mut pending: SmallVec<[Pending<P::Data>; 1]> = SmallVec::new();
         let mut results: Vec<Result<AppendOutcome, EngineError>> = Vec::with_capacity(reqs.len());
         for (index, req) in reqs.iter().enumerate() {
             match self.decide(index, req, &mut overlay) {
@@ -99,7 +103,7 @@ impl<P: Persistence> Catalog<P> {
         if pending.is_empty() {
             return results;
         }
-        let mut units: Vec<usize> = pending.iter().map(|p| p.unit).collect();
+        let mut units: SmallVec<[usize; 2]> = pending.iter().map(|p| p.unit).collect();
         units.sort_unstable();
         units.dedup();
         let outcomes = per_unit(&units, |unit| self.commit_unit(reqs, &pending, &overlay, unit));
@@ -114,7 +118,7 @@ impl<P: Persistence> Catalog<P> {
     }
 
     /// Decides one request against the overlay: the answer, and the append to commit if any.
-    fn decide(&self, index: usize, req: &AppendRequest<'_>, overlay: &mut Vec<Touched<P::Data>>) -> Result<Decided<P::Data>, EngineError> {
+    fn decide(&self, index: usize, req: &AppendRequest<'_>, overlay: &mut Overlay<P::Data>) -> Result<Decided<P::Data>, EngineError> {
         let entry = self.live(req.name.as_str(), req.now_ms)?;
         let slot = match overlay.iter().position(|t| Arc::ptr_eq(&t.entry, &entry)) {
             Some(i) => i,
@@ -196,8 +200,8 @@ impl<P: Persistence> Catalog<P> {
         overlay: &[Touched<P::Data>],
         unit: usize,
     ) -> Result<(), EngineError> {
-        let mine: Vec<&Pending<P::Data>> = pending.iter().filter(|p| p.unit == unit).collect();
-        let changes: Vec<Change<'_>> = mine
+        let mine: SmallVec<[&Pending<P::Data>; 1]> = pending.iter().filter(|p| p.unit == unit).collect();
+        let changes: SmallVec<[Change<'_>; 1]> = mine
             .iter()
             .map(|p| {
                 Change::Append(Appended {
@@ -208,7 +212,7 @@ impl<P: Persistence> Catalog<P> {
                 })
             })
             .collect();
-        let after: Vec<After<'_>> = overlay
+        let after: SmallVec<[After<'_>; 1]> = overlay
             .iter()
             .filter(|t| mine.iter().any(|p| Arc::ptr_eq(&p.entry, &t.entry)))
             .map(|t| After {

@@ -2,23 +2,29 @@
 
 /// The media type without parameters, trimmed and lower-cased.
 pub fn essence(ct: &str) -> String {
-    ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+    essence_of(ct).to_ascii_lowercase()
+}
+
+/// The media type without parameters, as written (compare it ignoring ASCII case).
+fn essence_of(ct: &str) -> &str {
+    ct.split(';').next().unwrap_or("").trim()
 }
 
 /// Whether two content types name the same media type (parameters such as charset are ignored).
 pub fn matches(a: &str, b: &str) -> bool {
-    essence(a) == essence(b)
+    essence_of(a).eq_ignore_ascii_case(essence_of(b))
 }
 
 /// Whether the stream is in JSON mode (`application/json`, any parameters).
 pub fn is_json(ct: &str) -> bool {
-    essence(ct) == "application/json"
+    essence_of(ct).eq_ignore_ascii_case("application/json")
 }
 
 /// Whether SSE data events must be base64-encoded: anything but `text/*` and `application/json`.
 pub fn sse_needs_base64(ct: &str) -> bool {
-    let e = essence(ct);
-    !(e.starts_with("text/") || e == "application/json")
+    let e = essence_of(ct);
+    let text = e.as_bytes().get(..5).is_some_and(|p| p.eq_ignore_ascii_case(b"text/"));
+    !(text || e.eq_ignore_ascii_case("application/json"))
 }
 
 /// Whether the value is a syntactically plausible media type (`type/subtype`).

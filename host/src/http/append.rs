@@ -3,7 +3,7 @@
 use axum::body::Body;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use bytes::Bytes;
 use durable_streams_core::{content_type, json, producer};
 
@@ -102,7 +102,7 @@ pub async fn handle(state: &AppState, name: String, parts: &Parts, body: Body) -
     } else {
         StatusCode::NO_CONTENT
     };
-    let mut resp = status.into_response();
+    let mut resp = super::answer(status);
     let out = resp.headers_mut();
     out.insert(h::STREAM_NEXT_OFFSET, super::offset_value(outcome.tail));
     if outcome.closed {

@@ -4,7 +4,7 @@ use abi_stable::std_types::{ROption, RSlice, RStr};
 use axum::body::Body;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use durable_streams_core::abi::{CreateRequest, ForkFrom, Lifetime, ReadRequest, ReadStart, StreamMeta};
 use durable_streams_core::{content_type, json, producer, ttl, ReadFrom};
 
@@ -207,9 +207,9 @@ pub async fn handle(state: &AppState, name: String, parts: &Parts, body: Body) -
         })
         .await?;
     let meta = &outcome.meta;
-    let mut resp = if outcome.created { StatusCode::CREATED } else { StatusCode::OK }.into_response();
+    let mut resp = super::answer(if outcome.created { StatusCode::CREATED } else { StatusCode::OK });
     let out = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&meta.content_type) {
+    if let Some(v) = super::content_type_value(&meta.content_type) {
         out.insert(header::CONTENT_TYPE, v);
     }
     out.insert(h::STREAM_NEXT_OFFSET, super::offset_value(meta.tail));

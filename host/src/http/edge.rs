@@ -13,6 +13,7 @@ use std::task::{Context, Poll};
 use axum::body::Body;
 use axum::http::{header, HeaderName, HeaderValue, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
+use futures_util::future::Either;
 use futures_util::FutureExt;
 
 use super::cors::Cors;
@@ -104,12 +105,12 @@ where
         let preflight = cors.preflight(req.method(), req.headers());
         let is_preflight = preflight.is_some();
         let (method, uri) = (req.method().clone(), req.uri().clone());
-        // The service that was polled ready answers; a clone takes its place for the next call.
-        let ready = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, ready);
+        // The service polled ready answers (its future owns what it needs: no clone here), and
+        // the edge's own future is the only one boxed.
+        let inner = &mut self.inner;
         let answer = match preflight {
-            Some(resp) => Ok(futures_util::future::ready(Ok(resp)).boxed()),
-            None => std::panic::catch_unwind(AssertUnwindSafe(move || inner.call(req).boxed())),
+            Some(resp) => Ok(Either::Left(futures_util::future::ready(Ok(resp)))),
+            None => std::panic::catch_unwind(AssertUnwindSafe(move || Either::Right(inner.call(req)))),
         };
         Box::pin(async move {
             let _open = open;

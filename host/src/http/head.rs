@@ -1,7 +1,7 @@
 //! HEAD: stream metadata (tail, closure, lifetime); never renews a sliding TTL, never cached.
 
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use durable_streams_core::ttl;
 
 use super::error::ApiError;
@@ -10,9 +10,9 @@ use crate::state::AppState;
 
 pub async fn handle(state: &AppState, name: String) -> Result<Response, ApiError> {
     let meta = state.storage.head(name).await?;
-    let mut resp = StatusCode::OK.into_response();
+    let mut resp = super::answer(StatusCode::OK);
     let out = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&meta.content_type) {
+    if let Some(v) = super::content_type_value(&meta.content_type) {
         out.insert(header::CONTENT_TYPE, v);
     }
     out.insert(h::STREAM_NEXT_OFFSET, super::offset_value(meta.tail));

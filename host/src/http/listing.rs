@@ -54,9 +54,9 @@ fn parse(query: Option<&str>) -> Result<ListQuery, ApiError> {
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         let (k, v) = (super::query::decode(k)?, super::query::decode(v)?);
-        match k.as_str() {
-            "prefix" => q.prefix = v,
-            "start_after" if !v.is_empty() => q.start_after = Some(v),
+        match k.as_ref() {
+            "prefix" => q.prefix = v.into_owned(),
+            "start_after" if !v.is_empty() => q.start_after = Some(v.into_owned()),
             "start_after" => {}
             "limit" => {
                 q.limit = v

@@ -37,6 +37,27 @@ use crate::state::AppState;
 use error::ApiError;
 use query::{LiveMode, ReadQuery};
 
+/// An answer with room for every header it and the edge add (one allocation for the map, not a
+/// first one and a growth).
+pub(crate) fn answer(status: axum::http::StatusCode) -> Response {
+    let mut resp = Response::new(axum::body::Body::empty());
+    *resp.status_mut() = status;
+    *resp.headers_mut() = axum::http::HeaderMap::with_capacity(12);
+    resp
+}
+
+/// A stream's content type as a header value (the common ones without a copy); `None` when it
+/// is not a valid header value.
+pub(crate) fn content_type_value(ct: &str) -> Option<HeaderValue> {
+    Some(match ct {
+        "application/octet-stream" => HeaderValue::from_static("application/octet-stream"),
+        "application/json" => HeaderValue::from_static("application/json"),
+        "text/plain" => HeaderValue::from_static("text/plain"),
+        "text/plain; charset=utf-8" => HeaderValue::from_static("text/plain; charset=utf-8"),
+        other => return HeaderValue::from_str(other).ok(),
+    })
+}
+
 /// A position as a `Stream-Next-Offset` header value.
 pub(crate) fn offset_value(pos: u64) -> HeaderValue {
     HeaderValue::from_bytes(&Offset(pos).to_ascii()).expect("offsets are ASCII")

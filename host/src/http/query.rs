@@ -23,11 +23,15 @@ pub struct ReadQuery {
 }
 
 /// A query parameter's name or value, percent-decoded (`+` is a space); 400 if not UTF-8.
-pub fn decode(v: &str) -> Result<String, ApiError> {
+/// Borrowed when there is nothing to decode.
+pub fn decode(v: &str) -> Result<std::borrow::Cow<'_, str>, ApiError> {
+    if !v.bytes().any(|b| b == b'+' || b == b'%') {
+        return Ok(std::borrow::Cow::Borrowed(v));
+    }
     let plus = v.replace('+', " ");
     percent_decode_str(&plus)
         .decode_utf8()
-        .map(|c| c.into_owned())
+        .map(|c| std::borrow::Cow::Owned(c.into_owned()))
         .map_err(|_| ApiError::bad_request("query parameter is not valid UTF-8"))
 }
 
@@ -36,7 +40,7 @@ impl ReadQuery {
         let (mut offset, mut live, mut cursor) = (None, None, None);
         for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let slot = match decode(k)?.as_str() {
+            let slot = match decode(k)?.as_ref() {
                 "offset" => &mut offset,
                 "live" => &mut live,
                 "cursor" => &mut cursor,
@@ -65,7 +69,7 @@ impl ReadQuery {
             from,
             offset_given,
             live,
-            cursor,
+            cursor: cursor.map(std::borrow::Cow::into_owned),
         })
     }
 }

@@ -77,13 +77,12 @@ impl Chunk {
         }
     }
     pub fn etag(&self) -> String {
-        format!(
-            "\"{}:{}:{}{}\"",
-            self.meta.incarnation,
-            self.start,
-            self.next,
-            if self.at_eof() { ":c" } else { "" }
-        )
+        use std::fmt::Write;
+        // Sized once: the longest tag fits (three 20-digit numbers and the marks).
+        let mut tag = String::with_capacity(72);
+        let eof = if self.at_eof() { ":c" } else { "" };
+        let _ = write!(tag, "\"{}:{}:{}{eof}\"", self.meta.incarnation, self.start, self.next);
+        tag
     }
 }
 
@@ -210,7 +209,7 @@ pub async fn read_live(
 
 /// Headers common to catch-up and long-poll data responses.
 pub fn data_headers(out: &mut HeaderMap, chunk: &Chunk) {
-    if let Ok(v) = HeaderValue::from_str(&chunk.meta.content_type) {
+    if let Some(v) = super::content_type_value(&chunk.meta.content_type) {
         out.insert(header::CONTENT_TYPE, v);
     }
     out.insert(h::STREAM_NEXT_OFFSET, super::offset_value(chunk.next));
@@ -254,13 +253,16 @@ pub fn data_response(parts: &Parts, chunk: &Chunk, cursor: Option<String>, cachi
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
     let mut resp = if matches {
-        StatusCode::NOT_MODIFIED.into_response()
+        super::answer(StatusCode::NOT_MODIFIED)
     } else {
-        (StatusCode::OK, ChunkBody::new(chunk.body_parts()).into_body()).into_response()
+        let mut resp = super::answer(StatusCode::OK);
+        *resp.body_mut() = ChunkBody::new(chunk.body_parts()).into_body();
+        resp
     };
     let out = resp.headers_mut();
     data_headers(out, chunk);
-    if let Ok(v) = HeaderValue::from_str(&etag) {
+    // The tag's own buffer becomes the header value (no copy).
+    if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(etag)) {
         out.insert(header::ETAG, v);
     }
     let cc = match caching {

@@ -1,6 +1,6 @@
 //! `ds-floor`: the floor under a Durable Streams server for the per-request benchmarks (issue
 //! 28): axum with one route shaped like the server's (`/v1/stream/{*name}`), static answers,
-//! no storage, no layers. PUT answers 201, POST 204 and HEAD 200, each with the headers the
+//! no storage, no layers. PUT answers 201, POST 204, HEAD 200 and GET 200 with 100 bytes, each with the headers the
 //! server's answer carries (its protocol headers and the security headers every answer gets),
 //! so `ds-bench --scenario head` runs against it unchanged; `/readyz` answers 200. What the
 //! server costs above this per request is the server's own.
@@ -52,6 +52,20 @@ async fn stream(method: Method) -> Response {
             ],
         ),
         Method::POST => answer(StatusCode::NO_CONTENT, &[(next, TAIL)]),
+        Method::GET => {
+            let mut resp = answer(
+                StatusCode::OK,
+                &[
+                    (header::CONTENT_TYPE, "application/octet-stream"),
+                    (next, TAIL),
+                    (HeaderName::from_static("stream-up-to-date"), "true"),
+                    (header::CACHE_CONTROL, "public, max-age=60, stale-while-revalidate=300"),
+                    (header::ETAG, "\"1:0:100\""),
+                ],
+            );
+            *resp.body_mut() = axum::body::Body::from(&[b'x'; 100][..]);
+            resp
+        }
         _ => answer(StatusCode::METHOD_NOT_ALLOWED, &[]),
     }
 }

@@ -271,7 +271,9 @@ fn make_state(config: Config, storage: Storage, readiness: Readiness, auth: auth
     let sweep = std::time::Duration::from_secs(config.server.sweep_interval_secs.max(1));
     let retention = Arc::new(retention::Retention::new(config.retention.rules.clone()));
     let retention_every = std::time::Duration::from_millis(config.retention.interval_ms.max(1));
+    let faults = config.testing.fault_injection.then(Default::default);
     let state = Arc::new(AppState {
+        faults,
         config: Arc::new(config),
         storage,
         live,
@@ -373,6 +375,19 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
             bind_address = %config.server.bind_address,
             "auth.mode is \"none\" on a non-loopback address: anyone who reaches this port may read, write and delete every stream (set auth.mode = \"token\")"
         );
+    }
+    if config.testing.fault_injection {
+        if is_loopback(&config.server.bind_address) {
+            tracing::info!(
+                "testing.fault_injection is on: {}/_test/inject-error injects faults",
+                config.http.stream_base_path
+            );
+        } else {
+            tracing::warn!(
+                bind_address = %config.server.bind_address,
+                "testing.fault_injection is on beyond loopback: anyone who reaches this port can make requests fail (it is meant for client test suites)"
+            );
+        }
     }
     let addr = format!("{}:{}", config.server.bind_address, config.server.port);
     let listener = std::net::TcpListener::bind(&addr).map_err(|source| StartupError::Bind {

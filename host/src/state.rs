@@ -81,6 +81,8 @@ pub struct AppState {
     pub inflight: crate::server::inflight::InFlight,
     /// Who may do what (`[auth]`).
     pub auth: Arc<crate::auth::Auth>,
+    /// The fault-injection endpoint's faults (`testing.fault_injection`; `None` when off).
+    pub faults: Option<Arc<crate::http::faults::Faults>>,
 }
 
 impl AppState {

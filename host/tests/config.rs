@@ -195,6 +195,21 @@ fn shipped_profiles_are_valid() {
         "prod behind a TLS proxy: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // The fault-injection endpoint is for test suites: refused with the prod profile.
+    let out = run(
+        std::path::Path::new(cfg),
+        &["--profile", "prod", "config", "check"],
+        &[
+            ("DS_STORAGE__DATA_DIR", data_dir),
+            ("DS_TLS__ENABLED", "false"),
+            ("DS_TESTING__FAULT_INJECTION", "true"),
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code() == Some(2) && err.contains("testing.fault_injection") && err.contains("DS_TESTING__FAULT_INJECTION"),
+        "prod with the fault-injection endpoint: {err}"
+    );
 }
 
 /// Issue 15 item 8: values that parse but would be wrong are refused, naming key and source.

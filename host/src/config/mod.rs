@@ -13,10 +13,12 @@ mod auth;
 mod console;
 mod quotas;
 pub mod sources;
+mod testing;
 
 pub use auth::AuthConfig;
 pub use console::ConsoleConfig;
 pub use quotas::QuotasConfig;
+pub use testing::TestingConfig;
 
 /// The whole server configuration.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -33,6 +35,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub quotas: QuotasConfig,
     pub console: ConsoleConfig,
+    pub testing: TestingConfig,
 }
 
 /// `[retention]`: rules dropping the head of streams by name prefix (protocol sections 4, 5.6).
@@ -439,6 +442,13 @@ impl Config {
             .iter()
             .filter_map(|(k, s)| Some((sources::plugin_key(k)?.to_string(), s.source.clone())))
             .collect();
+        if cfg.testing.fault_injection && opts.profile.as_deref() == Some("prod") {
+            return Err(ConfigError::Invalid {
+                key: "testing.fault_injection",
+                reason: "the fault-injection endpoint is for client test suites and is refused with the prod profile".into(),
+                source_name: sources::source_of(&settings, "testing.fault_injection"),
+            });
+        }
         cfg.validate().map_err(|e| match e {
             ConfigError::Invalid { key, reason, .. } => ConfigError::Invalid {
                 key,

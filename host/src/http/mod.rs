@@ -10,6 +10,7 @@ mod cursor;
 mod delete;
 mod edge;
 pub mod error;
+pub mod faults;
 mod head;
 pub mod headers;
 pub mod json;
@@ -26,6 +27,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::State;
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
@@ -81,6 +83,49 @@ pub use body::read_limited as read_body;
 
 async fn stream_route(State(state): State<Arc<AppState>>, req: Request<Body>) -> Response {
     let (parts, body) = req.into_parts();
+    if let Some(faults) = state.faults.clone() {
+        return Box::pin(with_faults(state, faults, parts, body)).await;
+    }
+    serve_stream_route(state, parts, body).await
+}
+
+/// The stream routes with the fault-injection endpoint on (`testing.fault_injection`).
+async fn with_faults(state: Arc<AppState>, faults: Arc<faults::Faults>, parts: Parts, body: Body) -> Response {
+    let base = state.config.base_path();
+    let rel = parts
+        .uri
+        .path()
+        .strip_prefix(base)
+        .unwrap_or("")
+        .trim_start_matches('/')
+        .to_string();
+    if rel == faults::ENDPOINT {
+        // In token mode only an admin sets faults.
+        if state.auth.enabled() {
+            match state.auth.caller(&parts) {
+                Ok(c) if c.may_somewhere(Op::Admin) => {}
+                Ok(_) => return crate::auth::forbidden(Op::Admin).into_response(),
+                Err(e) => return e.into_response(),
+            }
+        }
+        return faults::endpoint(&faults, base, &parts, body, state.config.limits.max_body_bytes).await;
+    }
+    if rel == faults::RESERVED || rel.starts_with("_test/") {
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            "Not Found",
+            "'_test' is reserved for the fault-injection endpoint while it is on",
+        )
+        .into_response();
+    }
+    match faults::before(&faults, &rel, &parts.method).await {
+        Err(answer) => answer,
+        Ok(None) => serve_stream_route(state, parts, body).await,
+        Ok(Some(after)) => after.apply(serve_stream_route(state, parts, body).await).await,
+    }
+}
+
+async fn serve_stream_route(state: Arc<AppState>, parts: Parts, body: Body) -> Response {
     // The reserved control prefix is routed before streams.
     let rel = parts
         .uri

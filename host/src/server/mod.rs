@@ -103,7 +103,9 @@ pub async fn serve(
     }
     listener.set_nonblocking(true)?;
     // The peer address reaches handlers (per-client quotas in `none` mode).
-    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let service = axum::ServiceExt::<axum::http::Request<hyper::body::Incoming>>::into_make_service_with_connect_info::<std::net::SocketAddr>(
+        tower::ServiceExt::<axum::http::Request<hyper::body::Incoming>>::map_result(router, drop_marked),
+    );
     match tls {
         Some(cfg) => {
             let mut server = axum_server::from_tcp_rustls(listener, cfg).handle(handle);
@@ -123,6 +125,28 @@ pub async fn serve(
                 .header_read_timeout(header_timeout);
             server.serve(service).await
         }
+    }
+}
+
+/// An answer marked [`DropConnection`](crate::http::faults::DropConnection) (the
+/// fault-injection endpoint's `dropConnection`) becomes a service error: hyper then closes the
+/// connection without writing a byte.
+fn drop_marked(r: Result<axum::response::Response, std::convert::Infallible>) -> Result<axum::response::Response, DroppedOnPurpose> {
+    match r {
+        Ok(resp) if resp.extensions().get::<crate::http::faults::DropConnection>().is_some() => Err(DroppedOnPurpose),
+        Ok(resp) => Ok(resp),
+        Err(never) => match never {},
+    }
+}
+
+/// See [`drop_marked`].
+#[derive(Debug, thiserror::Error)]
+#[error("connection dropped by an injected fault")]
+pub struct DroppedOnPurpose;
+
+impl From<std::convert::Infallible> for DroppedOnPurpose {
+    fn from(never: std::convert::Infallible) -> Self {
+        match never {}
     }
 }
 

@@ -4,7 +4,7 @@ CARGO ?= cargo
 # `auth.mode = "token"`, the suite sending a full-access token).
 MODES ?= memory file-fast file-durable acid file-durable:token
 
-.PHONY: all build build-debug run test check fmt clippy unit browser netfault-tools partitions partitions-long conformance embed kit plugin-walkthrough nats jetstream jetstream-minimum cluster bench bench-peers clean
+.PHONY: all build build-debug run test check fmt clippy unit browser netfault-tools partitions partitions-long conformance clients embed kit plugin-walkthrough nats jetstream jetstream-minimum cluster bench bench-peers clean
 
 all: build
 
@@ -22,7 +22,7 @@ run: build
 
 ## test: formatting, lints, unit / contract / end-to-end tests (the jetstream ones on a real
 ## three-node NATS cluster), the conformance suite per mode, the kit, the walkthrough, embedding
-test: check unit conformance jetstream jetstream-minimum embed kit plugin-walkthrough
+test: check unit conformance clients jetstream jetstream-minimum embed kit plugin-walkthrough
 
 check:
 	$(CARGO) fmt --all -- --check
@@ -75,6 +75,12 @@ cluster: build nats
 
 conformance: build-debug
 	scripts/conformance.sh $(MODES)
+
+## clients: the published TypeScript and Python clients (pinned; npm and PyPI) against the
+## binary with the fault-injection endpoint on: create, producers, catch-up, long-poll, SSE,
+## close, JSON mode, retries through injected faults
+clients: build-debug
+	scripts/clients.sh
 
 ## embed: the embedding example (its own workspace and target dir) serves and checks itself
 embed:

@@ -1,0 +1,9 @@
+import { defineConfig } from "vitest/config"
+
+export default defineConfig({
+  test: {
+    include: ["client.test.ts"],
+    fileParallelism: false,
+    testTimeout: 30000,
+  },
+})

@@ -77,6 +77,24 @@ pub fn open_storage(config: &Config) -> Result<Storage, StartupError> {
     open_storage_for(config, OpenIntent::Write)
 }
 
+/// Checks that some plugin serves `storage.mode` and owns every plugin key (discovery and
+/// selection only, nothing opened): `run` calls it before it listens, so a wrong mode fails
+/// before anything is served or logged as listening.
+pub fn check_storage_choice(config: &Config) -> Result<(), StartupError> {
+    let bundled = plugin::loader_bundled_dir();
+    let (plugins, rejected) = plugin::discover(bundled.as_deref(), config.storage.plugin_dir.as_deref());
+    if let Err(e) = plugin::select(&plugins, &config.storage.mode, config.storage.plugin.as_deref()) {
+        // Say why a plugin that may have served the mode was not taken (the open logs these
+        // when the choice is good).
+        for r in &rejected {
+            tracing::warn!(path = %r.path.display(), reason = %r.reason, "plugin rejected");
+        }
+        return Err(e.into());
+    }
+    check_plugin_keys(config, &plugins)?;
+    Ok(())
+}
+
 /// [`open_storage`] for a given intent.
 pub fn open_storage_for(config: &Config, intent: OpenIntent) -> Result<Storage, StartupError> {
     let bundled = plugin::loader_bundled_dir();
@@ -389,6 +407,7 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
             );
         }
     }
+    check_storage_choice(&config)?;
     let addr = format!("{}:{}", config.server.bind_address, config.server.port);
     let listener = std::net::TcpListener::bind(&addr).map_err(|source| StartupError::Bind {
         addr: addr.clone(),

@@ -247,8 +247,10 @@ fn fail(e: impl std::fmt::Display) -> ExitCode {
 
 fn exported(d: cli::Exported) {
     eprintln!(
-        "exported {} streams, {} bytes, {} subscriptions",
-        d.streams, d.bytes, d.subscriptions
+        "exported {}, {} bytes, {}",
+        cli::count(d.streams, "stream"),
+        d.bytes,
+        cli::count(d.subscriptions, "subscription")
     );
 }
 
@@ -376,8 +378,26 @@ fn import_command(config: &Config, input: Option<PathBuf>, on_conflict: cli::Con
     code
 }
 
+/// Where configuration was looked for, and which of its files were there (for `config check`,
+/// the start log and a failed load).
+fn config_places(dir: &std::path::Path, profile: Option<&str>) -> (String, bool) {
+    let shown = std::fs::canonicalize(dir)
+        .or_else(|_| std::env::current_dir().map(|c| c.join(dir)))
+        .unwrap_or_else(|_| dir.to_path_buf());
+    let mut files = vec!["default.toml".to_string()];
+    files.extend(profile.map(|p| format!("{p}.toml")));
+    files.push("local.toml".into());
+    let listed: Vec<String> = files
+        .iter()
+        .map(|f| format!("{f} {}", if dir.join(f).is_file() { "found" } else { "absent" }))
+        .collect();
+    let has_default = dir.join("default.toml").is_file();
+    (format!("config directory {} ({})", shown.display(), listed.join(", ")), has_default)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let (places, has_default) = config_places(&cli.config_dir, cli.profile.as_deref());
     let opts = ConfigLoadOptions {
         config_dir: Some(cli.config_dir.clone()),
         profile: cli.profile.clone(),
@@ -388,11 +408,22 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             eprintln!("durable-streams-server: {e}");
+            // A file that was asked for and is missing: say where it was looked for.
+            if e.to_string().contains("not found") {
+                eprintln!("durable-streams-server: looked in the {places}; --config-dir names the directory holding default.toml and the profiles");
+            }
             return ExitCode::from(2);
         }
     };
     if let Some(Command::Config(ConfigCommand::Check)) = &cli.command {
+        println!("# {places}");
+        if !has_default {
+            println!("# no default.toml there: built-in defaults and DS_* variables only (--config-dir names another directory)");
+        }
         print!("{}", durable_streams_server::config::sources::render(&config, &settings));
+        for w in durable_streams_server::preflight::warnings(&config) {
+            eprintln!("durable-streams-server: warning: {w}");
+        }
         let problems = durable_streams_server::preflight::check(&config);
         if problems.is_empty() {
             println!(
@@ -447,6 +478,16 @@ fn main() -> ExitCode {
         Command::Config(_) => ExitCode::SUCCESS,
         Command::Token(t) => {
             let path = config.auth.tokens_path(&config.storage.data_dir);
+            // Name the file: from another directory, another data_dir means another file.
+            let shown = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+            match (&t, path.exists()) {
+                (TokenCommand::Issue { .. }, false) => eprintln!("tokens file {} (new)", shown.display()),
+                (_, false) => eprintln!(
+                    "warning: tokens file {} does not exist (auth.tokens_file, or <storage.data_dir>/auth/tokens.json: is this the server's data_dir?)",
+                    shown.display()
+                ),
+                _ => eprintln!("tokens file {}", shown.display()),
+            }
             let result = match t {
                 TokenCommand::Issue { scopes, ttl, label } => cli::tokens::issue(&path, &scopes, ttl.as_deref(), &label),
                 TokenCommand::List => cli::tokens::list(&path),
@@ -462,7 +503,7 @@ fn main() -> ExitCode {
         }
         Command::List { prefix } => offline(&config, OpenIntent::ReadExisting, "list", |s| {
             let n = cli::list(s, &prefix, &mut std::io::stdout().lock())?;
-            eprintln!("{n} streams");
+            eprintln!("{}", cli::count(n, "stream"));
             Ok(())
         }),
         Command::Export {
@@ -478,6 +519,11 @@ fn main() -> ExitCode {
             token,
         } => import_command(&config, input, on_conflict, url.map(|url| cli::RemoteTarget { url, token })),
         Command::Serve => {
+            if has_default {
+                tracing::info!("configuration from the {places}");
+            } else {
+                tracing::warn!("configuration: no default.toml in the {places}; running on built-in defaults and DS_* variables (--config-dir names the directory)");
+            }
             let rt = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,
                 Err(e) => {

@@ -56,7 +56,9 @@ pub fn check(config: &Config) -> Vec<Problem> {
     }
     if let Some((cert, key)) = config.tls.files() {
         if let Err(e) = crate::server::tls_config(cert, key) {
-            problems.push(e.to_string());
+            problems.push(format!(
+                "{e} (serving plain HTTP behind a TLS-terminating proxy? set tls.enabled = false, DS_TLS__ENABLED=false)"
+            ));
         }
     }
     if durable {
@@ -68,6 +70,22 @@ pub fn check(config: &Config) -> Vec<Problem> {
         problems.push(e.to_string());
     }
     problems
+}
+
+/// What would not stop a start but deserves a look: token mode with no credential to accept yet.
+pub fn warnings(config: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    if config.auth.mode == "token" {
+        let tokens = config.auth.tokens_path(&config.storage.data_dir);
+        let has_tokens = std::fs::read_to_string(&tokens).is_ok_and(|t| t.contains("\"id\""));
+        if !has_tokens && config.auth.jwt_keys_file.is_empty() {
+            out.push(format!(
+                "auth.mode is \"token\" but no token is issued yet ({}) and no JWT keys file is set: every request will be refused until one is (durable-streams-server token issue --scope '*:all')",
+                tokens.display()
+            ));
+        }
+    }
+    out
 }
 
 /// A directory the server can write in: it exists and takes a file, or it can be created

@@ -155,4 +155,12 @@ fn unknown_route_and_method_are_problems() {
     assert_problem(&req(&s, "GET", "/nowhere", "", ""), 404);
     assert_problem(&req(&s, "PATCH", "/v1/stream/x", "", ""), 405);
     assert_problem(&req(&s, "GET", "/v1/stream/missing", "", ""), 404);
+    // A route that exists, with a method it does not answer (a newcomer's `PUT /metrics`).
+    let put = req(&s, "PUT", "/metrics", "", "");
+    assert_problem(&put, 405);
+    assert!(put.to_ascii_lowercase().contains("allow: get"), "{put}");
+    // Also with streams at the root (base path `/`), where /metrics sits beside them.
+    let root = Server::start(&[("DS_HTTP__STREAM_BASE_PATH", "/")]);
+    assert_problem(&req(&root, "PUT", "/metrics", "", ""), 405);
+    assert_problem(&req(&root, "POST", "/healthz", "", ""), 405);
 }

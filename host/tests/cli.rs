@@ -98,6 +98,18 @@ fn export_from_file_durable_import_into_acid() {
     for n in NAMES {
         assert!(String::from_utf8_lossy(&listed.stdout).contains(n), "{}", text(&listed));
     }
+    // The column is named as the listing API names it.
+    assert!(
+        String::from_utf8_lossy(&listed.stdout).starts_with("name\tcontent_type\ttail_offset\t"),
+        "{}",
+        text(&listed)
+    );
+    let one = cli("file-durable", &a.path, &["list", "--prefix", "t/closed"]);
+    assert!(
+        text(&one).contains("1 stream\n") || text(&one).ends_with("1 stream"),
+        "{}",
+        text(&one)
+    );
     let file = a.path.join("export.jsonl");
     let out = cli("file-durable", &a.path, &["export", "--output", file.to_str().unwrap()]);
     assert!(out.status.success() && text(&out).contains("exported 5 streams"), "{}", text(&out));

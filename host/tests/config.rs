@@ -164,6 +164,11 @@ fn mistakes_stop_startup_naming_key_and_source() {
 
     let out = run(&dir.path, &["--profile", "nosuch", "config", "check"], &[]);
     assert_eq!(out.status.code(), Some(2), "a missing profile file is an error");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("looked in the config directory") && err.contains("--config-dir"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -182,8 +187,14 @@ fn shipped_profiles_are_valid() {
     let err = String::from_utf8_lossy(&out.stderr);
     let has_certs = std::path::Path::new("/etc/durable-streams/tls/cert.pem").exists();
     assert!(
-        has_certs || (out.status.code() == Some(2) && err.contains("/etc/durable-streams/tls")),
+        has_certs || (out.status.code() == Some(2) && err.contains("/etc/durable-streams/tls") && err.contains("DS_TLS__ENABLED=false")),
         "prod: {err}"
+    );
+    // Token mode with nothing issued yet: a warning naming the file and the command.
+    assert!(err.contains("no token is issued yet") && err.contains("token issue"), "prod: {err}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("# config directory "),
+        "prod: where config was looked for"
     );
     let out = run(
         std::path::Path::new(cfg),

@@ -1,5 +1,6 @@
 //! Operator limits through the binary: `limits.max_stream_bytes` (413) in every mode and
-//! `limits.max_memory_bytes` (507) in memory mode, both as problem+json.
+//! `limits.max_memory_bytes` (507) in memory mode, both as problem+json; what
+//! `limits.max_read_chunk_bytes` bounds.
 
 mod common;
 
@@ -97,4 +98,32 @@ fn max_memory_bytes_in_memory_mode() {
     assert_eq!(c.get(s.url("/v1/stream/m0")).send().unwrap().status(), 200, "reads keep working");
     assert_eq!(c.delete(s.url("/v1/stream/m1")).send().unwrap().status(), 204);
     assert_eq!(post().status(), 204, "deleting frees memory");
+}
+
+/// `limits.max_read_chunk_bytes` bounds how much a read gathers, not an append: a read stops at
+/// the first append that would take it past the bound, but always returns at least one whole
+/// append (README and config/default.toml say so).
+#[test]
+fn a_read_chunk_holds_at_least_one_whole_append() {
+    for mode in ["memory", "file-durable", "acid"] {
+        let dir = tempdir::Dir::new();
+        let s = Server::start(&[
+            ("DS_STORAGE__MODE", mode),
+            ("DS_STORAGE__DATA_DIR", dir.path.to_str().unwrap()),
+            ("DS_LIMITS__MAX_READ_CHUNK_BYTES", "4096"),
+        ]);
+        let c = client();
+        let url = s.url("/v1/stream/chunks");
+        let put = c.put(&url).header("Content-Type", "text/plain").send().unwrap();
+        assert_eq!(put.status(), 201);
+        for body in ["a".repeat(10_000), "b".repeat(10_000), "c".repeat(100)] {
+            let r = c.post(&url).header("Content-Type", "text/plain").body(body).send().unwrap();
+            assert_eq!(r.status(), 204);
+        }
+        let first = c.get(format!("{url}?offset=-1")).send().unwrap();
+        let next = first.headers()["stream-next-offset"].to_str().unwrap().to_string();
+        assert_eq!(first.text().unwrap(), "a".repeat(10_000), "{mode}: the first append whole, alone");
+        let second = c.get(format!("{url}?offset={next}")).send().unwrap();
+        assert_eq!(second.text().unwrap().len(), 10_000, "{mode}: the second append whole, alone");
+    }
 }

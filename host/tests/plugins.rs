@@ -34,6 +34,7 @@ fn unknown_mode_refuses_to_start_listing_modes() {
         .find(|l| l.contains("unknown storage mode"))
         .unwrap_or_else(|| panic!("{log}"));
     assert!(line.contains("'nosuch'") && line.contains("memory"), "{line}");
+    assert!(!log.contains("listening"), "a wrong mode fails before the server listens: {log}");
 }
 
 #[test]

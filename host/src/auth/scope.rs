@@ -311,6 +311,11 @@ mod tests {
         assert_eq!(s("chat/*:read"), s("chat/:read"));
         assert!(s("*:all").allows(Op::Admin, "anything"));
         assert!(s(":read").allows(Op::Read, "x"));
+        // README's example: a trailing `/` leaves the name itself out.
+        assert!(!s("chat/room-1/:read").allows(Op::Read, "chat/room-1"));
+        assert!(s("chat/room-1/:read").allows(Op::Read, "chat/room-1/typing"));
+        assert!(s("chat/room-1:read").allows(Op::Read, "chat/room-1"));
+        assert!(s("chat/room-1:read").allows(Op::Read, "chat/room-1/typing"));
     }
 
     #[test]

@@ -44,9 +44,19 @@ pub fn for_each_stream(
     }
 }
 
-/// Prints every live stream with its metadata, one per line (tab-separated, with a header).
+/// `n` things, the noun in the plural unless there is exactly one ("1 stream", "2 streams").
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// Prints every live stream with its metadata, one per line (tab-separated, with a header; the
+/// columns named as the listing API names them).
 pub fn list(storage: &Storage, prefix: &str, out: &mut dyn std::io::Write) -> Result<usize, TransferError> {
-    writeln!(out, "name\tcontent_type\tnext_offset\tclosed\tttl_secs\texpires_at")?;
+    writeln!(out, "name\tcontent_type\ttail_offset\tclosed\tttl_secs\texpires_at")?;
     let mut n = 0;
     for_each_stream(storage, prefix, |l| {
         let m = &l.meta;

@@ -354,6 +354,17 @@ async fn not_found() -> Response {
     ApiError::new(StatusCode::NOT_FOUND, "Not Found", "no such route").into_response()
 }
 
+/// A route that exists, asked with a method it does not answer (`PUT /metrics`): problem+json
+/// like every other error (axum adds `Allow`).
+async fn method_not_allowed() -> Response {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "Method Not Allowed",
+        "this route does not answer that method",
+    )
+    .into_response()
+}
+
 /// The router for a prepared state: health endpoints plus the protocol under the base path.
 pub fn router(state: Arc<AppState>) -> Router {
     let base = state.config.base_path().to_string();
@@ -371,5 +382,8 @@ pub fn router(state: Arc<AppState>) -> Router {
     }
     // No body extractor is used (handlers read bodies with their own limits), so axum's default
     // body limit needs no layer; panics, CORS and the common headers are `edge`'s.
-    app.fallback(not_found).layer(edge::EdgeLayer::new(state.clone())).with_state(state)
+    app.fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(edge::EdgeLayer::new(state.clone()))
+        .with_state(state)
 }

@@ -147,6 +147,16 @@ fn mistakes_stop_startup_naming_key_and_source() {
         out.status.code() == Some(2) && err.contains("server.port") && err.contains("DS_SERVER__PORT"),
         "{err}"
     );
+    assert!(!err.contains("in the environment"), "the source is named once: {err}");
+    // A rule of the wrong shape names its key, what is wrong and where it came from.
+    let bad = tempdir::Dir::new();
+    std::fs::write(bad.path.join("local.toml"), "[[retention.rules]]\nprefix = \"x\"\nmax_age = 5\n").unwrap();
+    let out = run(&bad.path, &["config", "check"], &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code() == Some(2) && err.contains("retention.rules") && err.contains("max_age") && err.contains("local.toml"),
+        "{err}"
+    );
 
     let out = run(&dir.path, &[], &[("DS_LIMITS__MAX_READ_CHUNK_BYTES", "10")]);
     let err = String::from_utf8_lossy(&out.stderr);

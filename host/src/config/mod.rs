@@ -71,17 +71,17 @@ pub struct RetentionRule {
 }
 
 fn rules_from_list_or_json<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<RetentionRule>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Form {
-        List(Vec<RetentionRule>),
-        Json(String),
-    }
-    match Form::deserialize(d)? {
-        Form::List(l) => Ok(l),
-        Form::Json(s) if s.trim().is_empty() => Ok(Vec::new()),
-        Form::Json(s) => serde_json::from_str(&s).map_err(serde::de::Error::custom),
-    }
+    use serde::de::Error;
+    const SHAPE: &str = "a list of rules, each with prefix and max_age_secs and/or max_bytes";
+    let list = match serde_json::Value::deserialize(d)? {
+        serde_json::Value::String(s) if s.trim().is_empty() => return Ok(Vec::new()),
+        serde_json::Value::String(s) => {
+            serde_json::from_str(&s).map_err(|e| D::Error::custom(format!("must be a JSON array of rules ({SHAPE}): {e}")))?
+        }
+        v @ serde_json::Value::Array(_) => v,
+        other => return Err(D::Error::custom(format!("must be {SHAPE}, not {other}"))),
+    };
+    serde_json::from_value(list).map_err(|e| D::Error::custom(format!("must be {SHAPE}: {e}")))
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -426,13 +426,20 @@ impl Config {
         let settings = sources::settings(&merged)?;
         sources::check_unknown(&settings)?;
         let mut cfg: Config = merged.try_deserialize().map_err(|e| {
-            let key = match &e {
-                config::ConfigError::Type { key: Some(k), .. } => Some(k.clone()),
-                _ => None,
+            // The key's source is named once, by us (the crate's own "in <origin>" left out).
+            let (key, message) = match &e {
+                config::ConfigError::Type {
+                    key: Some(k),
+                    unexpected,
+                    expected,
+                    ..
+                } => (Some(k.clone()), format!("{k}: invalid type: {unexpected}, expected {expected}")),
+                config::ConfigError::At { key: Some(k), error, .. } => (Some(k.clone()), format!("{k}: {error}")),
+                _ => (None, String::new()),
             };
             match key {
                 Some(k) => ConfigError::Value {
-                    message: e.to_string(),
+                    message,
                     source_name: sources::source_of(&settings, &k),
                 },
                 None => ConfigError::Load(e),

@@ -63,6 +63,13 @@ enum Command {
         /// Only streams whose name starts with this.
         #[arg(long, default_value = "")]
         prefix: String,
+        /// A running server to list (its scheme, host and port, the stream base path optional),
+        /// through its listing API; else the configured engine's files (server stopped).
+        #[arg(long)]
+        url: Option<String>,
+        /// With --url: an access token with admin (auth.mode = "token").
+        #[arg(long, env = "DS_TOKEN", hide_env_values = true)]
+        token: Option<String>,
     },
     /// Export streams (data and offsets, content type, lifetime, closure, forks, producer state)
     /// and subscriptions as versioned JSON lines: from a running server with --url, else from
@@ -218,6 +225,9 @@ fn offline(
         Ok(s) => s,
         Err(e) => {
             eprintln!("durable-streams-server: {e}");
+            if e.to_string().contains("in use by another process") {
+                eprintln!("durable-streams-server: while the server runs, ask it instead: `{command} --url http://HOST:PORT` (list, export and import take --url)");
+            }
             return ExitCode::FAILURE;
         }
     };
@@ -501,7 +511,26 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::List { prefix } => offline(&config, OpenIntent::ReadExisting, "list", |s| {
+        Command::List {
+            prefix,
+            url: Some(url),
+            token,
+        } => match cli::remote_list(
+            &cli::RemoteTarget { url, token },
+            config.base_path(),
+            &prefix,
+            &mut std::io::stdout().lock(),
+        ) {
+            Ok(n) => {
+                eprintln!("{}", cli::count(n, "stream"));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("durable-streams-server: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::List { prefix, url: None, .. } => offline(&config, OpenIntent::ReadExisting, "list", |s| {
             let n = cli::list(s, &prefix, &mut std::io::stdout().lock())?;
             eprintln!("{}", cli::count(n, "stream"));
             Ok(())

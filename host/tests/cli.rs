@@ -91,6 +91,25 @@ fn export_from_file_durable_import_into_acid() {
         // While the server runs, the data directory is locked.
         let busy = cli("file-durable", &a.path, &["list"]);
         assert!(!busy.status.success() && text(&busy).contains("in use"), "{}", text(&busy));
+        assert!(text(&busy).contains("--url"), "the lock error points to --url: {}", text(&busy));
+        // The running server answers instead, its URL given with or without the base path.
+        for url in [
+            format!("http://127.0.0.1:{}", s.port),
+            format!("http://127.0.0.1:{}/v1/stream/", s.port),
+        ] {
+            let live = cli("file-durable", &a.path, &["list", "--url", &url, "--prefix", "t/"]);
+            assert!(live.status.success(), "{}", text(&live));
+            for n in NAMES {
+                assert!(String::from_utf8_lossy(&live.stdout).contains(n), "{}", text(&live));
+            }
+            assert!(text(&live).contains(&format!("{} streams", NAMES.len())), "{}", text(&live));
+            let out = cli("file-durable", &a.path, &["export", "--url", &url, "--prefix", "t/text"]);
+            assert!(
+                out.status.success() && String::from_utf8_lossy(&out.stdout).contains("t/text"),
+                "export --url {url}: {}",
+                text(&out)
+            );
+        }
         snaps
     };
     let listed = cli("file-durable", &a.path, &["list", "--prefix", "t/"]);

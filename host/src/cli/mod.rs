@@ -6,7 +6,7 @@ mod remote;
 pub mod tokens;
 mod transfer;
 
-pub use remote::{remote_export, remote_import, RemoteTarget};
+pub use remote::{remote_export, remote_import, remote_list, RemoteTarget};
 pub use transfer::{check, export, export_where, import, Conflict, Exported, ImportReport, LogSink, Plan, SubscriptionSink, TransferError};
 
 use abi_stable::std_types::{ROption, RStr};

@@ -1,4 +1,4 @@
-//! `export --url` / `import --url`: the same export format, taken from or given to a running
+//! `export --url` / `import --url` / `list --url`: the same export format (and listing), taken from or given to a running
 //! server over its admin routes (`{base}/__ds/export`, `{base}/__ds/import`), so backups need no
 //! stop. Knows HTTP only as a client; the server side is `http::admin`.
 
@@ -11,7 +11,7 @@ use super::transfer::{Conflict, TransferError};
 
 /// A running server to export from or import into.
 pub struct RemoteTarget {
-    /// Its scheme, host and port.
+    /// Its scheme, host and port (the stream base path may follow).
     pub url: String,
     /// An access token (`--token` / `DS_TOKEN`) for a server in `auth.mode = "token"`; the
     /// routes need `admin` over every name.
@@ -46,12 +46,76 @@ fn refusal(resp: reqwest::blocking::Response) -> TransferError {
     TransferError::Remote(format!("the server answered {status}: {detail}"))
 }
 
+/// The URL of a control route of `server`, whether `--url` gave the scheme, host and port only
+/// or included the stream base path (`http://host:4437/v1/stream`): both are accepted.
+fn route(server: &RemoteTarget, base: &str, route: &str) -> String {
+    let url = server.url.trim_end_matches('/');
+    let base = base.trim_end_matches('/');
+    if !base.is_empty() && url.ends_with(base) {
+        format!("{url}/__ds/{route}")
+    } else {
+        format!("{url}{base}/__ds/{route}")
+    }
+}
+
+/// Prints the running server's streams under `prefix` as `list` does (through the listing
+/// API, page by page; needs `admin` in token mode); returns how many.
+pub fn remote_list(server: &RemoteTarget, base: &str, prefix: &str, out: &mut dyn Write) -> Result<usize, TransferError> {
+    writeln!(out, "name\tcontent_type\ttail_offset\tclosed\tttl_secs\texpires_at")?;
+    let c = client()?;
+    let mut after: Option<String> = None;
+    let mut n = 0;
+    loop {
+        let mut target = format!(
+            "{}?limit=1000&prefix={}",
+            route(server, base, "streams"),
+            utf8_percent_encode(prefix, NON_ALPHANUMERIC)
+        );
+        if let Some(a) = &after {
+            target.push_str(&format!("&start_after={}", utf8_percent_encode(a, NON_ALPHANUMERIC)));
+        }
+        let resp = server
+            .authorized(c.get(&target))
+            .send()
+            .map_err(|e| TransferError::Remote(format!("GET {target}: {e}")))?;
+        if !resp.status().is_success() {
+            return Err(refusal(resp));
+        }
+        let body = resp
+            .text()
+            .map_err(|e| TransferError::Remote(format!("the listing broke off: {e}")))?;
+        let page: serde_json::Value =
+            serde_json::from_str(&body).map_err(|e| TransferError::Remote(format!("the listing is not JSON: {e}")))?;
+        let text = |v: &serde_json::Value| match v {
+            serde_json::Value::Null => String::new(),
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        for s in page["streams"].as_array().into_iter().flatten() {
+            writeln!(
+                out,
+                "{}\t{}\t{}\t{}\t{}\t{}",
+                text(&s["name"]),
+                text(&s["content_type"]),
+                text(&s["tail_offset"]),
+                text(&s["closed"]),
+                text(&s["ttl_secs"]),
+                text(&s["expires_at"])
+            )?;
+            n += 1;
+        }
+        match page["next_start_after"].as_str() {
+            Some(next) => after = Some(next.to_string()),
+            None => return Ok(n),
+        }
+    }
+}
+
 /// Copies the export of the server (streams under `prefix`) to `out`; returns its size.
 pub fn remote_export(server: &RemoteTarget, base: &str, prefix: &str, out: &mut dyn Write) -> Result<u64, TransferError> {
     let target = format!(
-        "{}{}/__ds/export?prefix={}",
-        server.url.trim_end_matches('/'),
-        base.trim_end_matches('/'),
+        "{}?prefix={}",
+        route(server, base, "export"),
         utf8_percent_encode(prefix, NON_ALPHANUMERIC)
     );
     let mut resp = server
@@ -73,11 +137,7 @@ pub fn remote_import(server: &RemoteTarget, base: &str, path: &Path, on_conflict
         Conflict::Skip => "skip",
         Conflict::Replace => "replace",
     };
-    let target = format!(
-        "{}{}/__ds/import?on_conflict={conflict}",
-        server.url.trim_end_matches('/'),
-        base.trim_end_matches('/')
-    );
+    let target = format!("{}?on_conflict={conflict}", route(server, base, "import"));
     let file = std::fs::File::open(path).map_err(|source| TransferError::Input {
         path: path.to_path_buf(),
         source,

@@ -6,6 +6,9 @@ use std::fmt;
 pub const MAX_NAME_BYTES: usize = 1024;
 /// Deepest accepted name, in `/`-separated segments.
 pub const MAX_NAME_SEGMENTS: usize = 32;
+/// Names under this prefix are the server's own state streams (subscriptions and the like),
+/// never application streams: listings, retention and exports leave them out.
+pub const INTERNAL_PREFIX: &str = "__ds/";
 
 /// Why a stream name was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -12,8 +12,9 @@ use abi_stable::std_types::{RSlice, RStr};
 use durable_streams_core::abi::{ext, ErrorCode};
 use parking_lot::Mutex;
 
+use crate::clock::now_ms;
 use crate::config::RetentionRule;
-use crate::state::{now_ms, AppState};
+use crate::state::AppState;
 
 /// Per stream: (time, position) marks, oldest first: every byte below `position` was appended
 /// at or before `time`. Kept only for streams under an age rule.
@@ -52,7 +53,7 @@ impl Retention {
 
     /// Told after every acknowledged append: `tail` is the stream's tail after it.
     pub fn note_append(&self, name: &str, tail: u64) {
-        if self.rules.is_empty() || name.starts_with(crate::subs::INTERNAL_PREFIX) {
+        if self.rules.is_empty() || name.starts_with(durable_streams_core::name::INTERNAL_PREFIX) {
             return;
         }
         let Some(spacing) = self.spacing_ms(name) else { return };
@@ -132,7 +133,7 @@ async fn pass(state: &AppState, retention: &Retention) {
             };
             for l in page.iter() {
                 let name = l.name.as_str();
-                if name.starts_with(crate::subs::INTERNAL_PREFIX) {
+                if name.starts_with(durable_streams_core::name::INTERNAL_PREFIX) {
                     continue;
                 }
                 seen.insert(name.to_string());

@@ -95,8 +95,5 @@ impl AppState {
     }
 }
 
-/// Unix milliseconds on the server's clock (the wall clock corrected by the engine's, see
-/// [`crate::clock`]), as engines expect for TTL decisions.
-pub fn now_ms() -> u64 {
-    crate::clock::now_ms()
-}
+/// The server's clock lives in [`crate::clock`]; kept here for embedders that used it.
+pub use crate::clock::now_ms;

@@ -8,7 +8,8 @@ use abi_stable::std_types::RSlice;
 use abi_stable::std_types::RStr;
 use durable_streams_core::abi::{ext, DeleteRequest, ErrorCode, ExpiredRequest};
 
-use crate::state::{now_ms, AppState};
+use crate::clock::now_ms;
+use crate::state::AppState;
 
 /// Runs forever; one pass every `interval`.
 pub async fn run(state: Arc<AppState>, interval: Duration) {

@@ -225,7 +225,7 @@ impl JwtVerifier {
 
     /// `exp` and `nbf` against the server's clock, with the configured leeway.
     fn within_time(&self, claims: &Claims) -> Result<(), JwtError> {
-        let now = crate::state::now_ms() / 1000;
+        let now = crate::clock::now_ms() / 1000;
         let leeway = self.expect.leeway_secs;
         if claims.exp.is_some_and(|exp| exp.saturating_add(leeway) < now) {
             return Err(JwtError::Expired);
@@ -244,7 +244,7 @@ impl JwtVerifier {
             .try_into()
             .expect("SHA-256 is 32 bytes");
         let keys = self.keys.current(1000);
-        let now = crate::state::now_ms();
+        let now = crate::clock::now_ms();
         if let Some(v) = self.verified.read().get(&digest) {
             if Arc::ptr_eq(&v.keys, &keys) && now < v.expires_ms {
                 return Ok(v.grant.clone());

@@ -231,7 +231,7 @@ impl Auth {
     /// Whether a credential accepted earlier is still valid: not revoked, not expired, its JWT
     /// key (if it rests on one) still there. Live reads ask this again and again.
     pub fn still_valid(&self, g: &Grant) -> bool {
-        if g.expires_ms.is_some_and(|e| crate::state::now_ms() >= e) {
+        if g.expires_ms.is_some_and(|e| crate::clock::now_ms() >= e) {
             return false;
         }
         if self.key_gone(g) {

@@ -198,7 +198,7 @@ fn sha256_hex(text: &str) -> String {
 }
 
 fn now_ms() -> u64 {
-    crate::state::now_ms()
+    crate::clock::now_ms()
 }
 
 fn read_file(path: &Path) -> Result<File, FileError> {

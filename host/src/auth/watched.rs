@@ -36,7 +36,7 @@ impl<T, E: std::fmt::Display> Watched<T, E> {
             what,
             load,
             loaded: RwLock::new((stamp, Arc::new(value))),
-            checked_ms: AtomicU64::new(crate::state::now_ms()),
+            checked_ms: AtomicU64::new(crate::clock::now_ms()),
         })
     }
 
@@ -63,7 +63,7 @@ impl<T, E: std::fmt::Display> Watched<T, E> {
 
     /// The contents, the file looked at first (one `stat`) if that was `every_ms` or more ago.
     pub fn current(&self, every_ms: u64) -> Arc<T> {
-        let now = crate::state::now_ms();
+        let now = crate::clock::now_ms();
         let last = self.checked_ms.load(Ordering::Relaxed);
         if last != u64::MAX
             && now.saturating_sub(last) >= every_ms

@@ -13,8 +13,8 @@ use abi_stable::std_types::{ROption, RStr};
 use durable_streams_core::abi::{ListRequest, StreamListing};
 use durable_streams_core::{ttl, Offset};
 
+use crate::clock::now_ms;
 use crate::plugin::Storage;
-use crate::state::now_ms;
 
 /// Visits every live application stream under `prefix`, in name order, a page at a time.
 /// The server's internal state streams (`__ds/...`) are not application data and are skipped.
@@ -38,7 +38,10 @@ pub fn for_each_stream(
         })?;
         let Some(last) = page.last() else { return Ok(()) };
         after = Some(last.name.to_string());
-        for l in page.iter().filter(|l| !l.name.starts_with(crate::subs::INTERNAL_PREFIX)) {
+        for l in page
+            .iter()
+            .filter(|l| !l.name.starts_with(durable_streams_core::name::INTERNAL_PREFIX))
+        {
             f(l)?;
         }
     }

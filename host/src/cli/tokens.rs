@@ -38,7 +38,7 @@ fn when(ms: Option<u64>) -> String {
     match ms {
         None => "never".into(),
         Some(ms) => {
-            let now = crate::state::now_ms();
+            let now = crate::clock::now_ms();
             if ms <= now {
                 "expired".into()
             } else {

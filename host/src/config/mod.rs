@@ -558,7 +558,7 @@ impl Config {
                     &format!("max_age_secs of the rule for {:?} must be above 0", r.prefix),
                 );
             }
-            if r.prefix.starts_with(crate::subs::INTERNAL_PREFIX) {
+            if r.prefix.starts_with(durable_streams_core::name::INTERNAL_PREFIX) {
                 return invalid("retention.rules", "the server's own __ds/ streams are not subject to retention");
             }
         }

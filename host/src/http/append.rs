@@ -9,8 +9,9 @@ use durable_streams_core::{content_type, json, producer};
 
 use super::error::{ApiError, Conflict};
 use super::{body, headers as h};
+use crate::clock::now_ms;
 use crate::plugin::OwnedAppend;
-use crate::state::{now_ms, AppState};
+use crate::state::AppState;
 
 /// After a JSON framing failure, decide whether the engine's answer (closed, type mismatch)
 /// takes precedence over the 400.

@@ -10,7 +10,8 @@ use durable_streams_core::{content_type, json, producer, ttl, ReadFrom};
 
 use super::error::ApiError;
 use super::{body, headers as h, path};
-use crate::state::{now_ms, AppState};
+use crate::clock::now_ms;
+use crate::state::AppState;
 
 /// The fork part of a PUT, as sent.
 struct ForkSpec {

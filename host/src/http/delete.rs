@@ -6,7 +6,8 @@ use axum::response::{IntoResponse, Response};
 use durable_streams_core::abi::DeleteRequest;
 
 use super::error::ApiError;
-use crate::state::{now_ms, AppState};
+use crate::clock::now_ms;
+use crate::state::AppState;
 
 pub async fn handle(state: &AppState, name: String) -> Result<Response, ApiError> {
     let n = name.clone();

@@ -14,7 +14,7 @@ use super::json::json;
 use crate::auth::scope::NameRange;
 use crate::auth::{Caller, Op};
 use crate::state::AppState;
-use crate::subs::INTERNAL_PREFIX;
+use durable_streams_core::name::INTERNAL_PREFIX;
 
 /// Default and largest page.
 const DEFAULT_LIMIT: u32 = 100;

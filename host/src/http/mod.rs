@@ -317,7 +317,7 @@ async fn metrics_route(State(state): State<Arc<AppState>>, req: Request<Body>) -
         // The server's own state streams (`__ds/...`) are not application streams.
         _ => state
             .storage
-            .list_page(crate::subs::INTERNAL_PREFIX.to_string(), None, 1000)
+            .list_page(durable_streams_core::name::INTERNAL_PREFIX.to_string(), None, 1000)
             .await
             .map(|l| {
                 *state.metrics.internal_streams.lock() = Some((l.len(), std::time::Instant::now()));

@@ -12,7 +12,8 @@ use super::body::ChunkBody;
 use super::error::ApiError;
 use super::headers as h;
 use super::query::ReadQuery;
-use crate::state::{now_ms, AppState};
+use crate::clock::now_ms;
+use crate::state::AppState;
 
 /// Plugin-owned bytes exposed to `Bytes` without a copy.
 struct View(ByteViewBox);
@@ -132,7 +133,7 @@ pub async fn read_first(state: &AppState, name: &str, from: ReadFrom, entry: &cr
     let ReadFrom::At(at) = from else {
         return read_step(state, name, from).await;
     };
-    let now = crate::state::now_ms();
+    let now = crate::clock::now_ms();
     let no_renewal = |c: &Chunk| {
         let lt = &c.meta.lifetime;
         lt.ttl_secs.is_none() && lt.expires_at_ms.into_option().is_none_or(|t| now < t)

@@ -20,7 +20,8 @@ use super::json::json;
 use crate::auth::scope::Scope;
 use crate::auth::tokens::{self, FileError, Record};
 use crate::auth::{Caller, Op};
-use crate::state::{now_ms, AppState};
+use crate::clock::now_ms;
+use crate::state::AppState;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

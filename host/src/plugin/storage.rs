@@ -170,7 +170,7 @@ impl Storage {
         self.call_head(move |e| {
             e.head(&HeadRequest {
                 name: RStr::from(name.as_str()),
-                now_ms: crate::state::now_ms(),
+                now_ms: crate::clock::now_ms(),
             })
         })
         .await
@@ -187,7 +187,7 @@ impl Storage {
                     None => ROption::RNone,
                 },
                 limit,
-                now_ms: crate::state::now_ms(),
+                now_ms: crate::clock::now_ms(),
             })
         })
         .await

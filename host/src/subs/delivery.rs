@@ -8,7 +8,7 @@ use rand::Rng;
 use super::model::Retry;
 use super::store::Record;
 use super::{ssrf, Inner, Refusal, Subscriptions};
-use crate::state::now_ms;
+use crate::clock::now_ms;
 
 /// A webhook request ready to send.
 pub struct Delivery {

@@ -28,13 +28,12 @@ use durable_streams_core::Offset;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
+use crate::clock::now_ms;
 use crate::config::SubscriptionsConfig;
 use crate::plugin::Storage;
-use crate::state::now_ms;
 use model::{glob_match, Link, Sub};
 
-/// Names under this prefix are the server's own state streams, never application streams.
-pub const INTERNAL_PREFIX: &str = "__ds/";
+pub use durable_streams_core::name::INTERNAL_PREFIX;
 use signing::KeyRing;
 use store::{Cursor, Record};
 

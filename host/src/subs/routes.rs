@@ -21,8 +21,9 @@ use super::store::Record;
 use super::view::sub_json;
 use super::{ssrf, Refusal, Subscriptions};
 use crate::auth::Caller;
+use crate::clock::now_ms;
 use crate::http::json::json;
-use crate::state::{now_ms, AppState};
+use crate::state::AppState;
 
 fn error(status: StatusCode, code: &str, message: impl Into<String>, extra: serde_json::Value) -> Response {
     let message = message.into();

@@ -12,8 +12,8 @@ use durable_streams_core::json;
 
 use super::model::Sub;
 use super::signing::KeyRing;
+use crate::clock::now_ms;
 use crate::plugin::{OwnedAppend, Storage};
-use crate::state::now_ms;
 
 pub const SUBS_STREAM: &str = "__ds/state/subscriptions";
 pub const KEYS_STREAM: &str = "__ds/state/keys";

@@ -10,8 +10,8 @@ use durable_streams_core::abi::Capabilities;
 use super::model::{Sub, Wake};
 use super::store::Record;
 use super::{delivery, random_id, Inner, Refusal, Subscriptions};
+use crate::clock::now_ms;
 use crate::plugin::OwnedAppend;
-use crate::state::now_ms;
 
 /// With a shared engine, every linked tail is read again this often (a missed change
 /// notification delays a wake by at most this much).

@@ -12,8 +12,8 @@ use durable_streams_core::abi::*;
 use serde_json::json;
 
 use super::{end_progress, progress, TransferError, FORMAT, VERSION};
+use crate::clock::now_ms;
 use crate::plugin::Storage;
-use crate::state::now_ms;
 
 const CHUNK: u64 = 1 << 20;
 

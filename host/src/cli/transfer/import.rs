@@ -14,8 +14,8 @@ use base64::Engine as _;
 use durable_streams_core::abi::*;
 
 use super::{check::Plan, check::StreamPlan, end_progress, export_names, progress, Conflict, TransferError};
+use crate::clock::now_ms;
 use crate::plugin::{OwnedAppend, Storage};
-use crate::state::now_ms;
 use crate::subs::model::Sub;
 use crate::subs::store;
 

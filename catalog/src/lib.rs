@@ -11,6 +11,7 @@ mod access;
 mod background;
 mod catalog;
 mod creates;
+pub mod durable_fs;
 mod engine;
 mod entry;
 mod group;

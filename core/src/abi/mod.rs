@@ -105,6 +105,28 @@ impl RootModule for PluginModRef {
     const VERSION_STRINGS: VersionStrings = VersionStrings::new(ABI_VERSION);
 }
 
+/// A plugin's [`PluginInfo`], its name and version taken from the calling crate's
+/// `Cargo.toml`, the ABI version from this crate and the rustc from the build's
+/// `RUSTC_VERSION` (when its build script sets it); `modes` are [`ModeInfo`] values.
+///
+/// ```ignore
+/// pub fn info() -> PluginInfo {
+///     durable_streams_core::plugin_info![ModeInfo::new("my-mode", Capabilities::DURABLE, "what it is")]
+/// }
+/// ```
+#[macro_export]
+macro_rules! plugin_info {
+    ($($mode:expr),+ $(,)?) => {
+        $crate::abi::PluginInfo {
+            name: env!("CARGO_PKG_NAME").into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            abi_version: $crate::abi::ABI_VERSION.into(),
+            rustc: option_env!("RUSTC_VERSION").unwrap_or("unknown").into(),
+            modes: ::abi_stable::std_types::RVec::from(vec![$($mode),+]),
+        }
+    };
+}
+
 /// Exports a plugin's root module. `$info` is a `fn() -> PluginInfo`, `$open` a
 /// `fn(&str, &str) -> Result<EngineBox, EngineError>`; both run under a panic guard.
 ///

@@ -63,6 +63,17 @@ pub struct ModeInfo {
     pub description: RString,
 }
 
+impl ModeInfo {
+    /// A mode's name, capabilities and one-line description.
+    pub fn new(mode: &str, capabilities: Capabilities, description: &str) -> ModeInfo {
+        ModeInfo {
+            mode: mode.into(),
+            capabilities,
+            description: description.into(),
+        }
+    }
+}
+
 /// What a plugin says about itself.
 #[repr(C)]
 #[derive(StableAbi, Clone, Debug)]

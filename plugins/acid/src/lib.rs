@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use abi_stable::sabi_trait::TD_Opaque;
-use abi_stable::std_types::RVec;
 use durable_streams_catalog::{Catalog, OpenOptions};
 use durable_streams_core::abi::*;
 use durable_streams_core::limits::Limits;
@@ -98,21 +97,15 @@ pub const MODE: &str = "acid";
 
 /// What this plugin reports about itself (also for embedders wrapping the engine in-process).
 pub fn info() -> PluginInfo {
-    PluginInfo {
-        name: env!("CARGO_PKG_NAME").into(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        abi_version: ABI_VERSION.into(),
-        rustc: option_env!("RUSTC_VERSION").unwrap_or("unknown").into(),
-        modes: RVec::from(vec![ModeInfo {
-            mode: MODE.into(),
-            capabilities: Capabilities::DURABLE
-                .union(Capabilities::SYNCED)
-                .union(Capabilities::BATCH_APPEND)
-                .union(Capabilities::BLOCKING_IO)
-                .union(Capabilities::MEMORY_HEAD),
-            description: "redb: each append group committed in one transaction per shard".into(),
-        }]),
-    }
+    durable_streams_core::plugin_info![ModeInfo::new(
+        MODE,
+        Capabilities::DURABLE
+            .union(Capabilities::SYNCED)
+            .union(Capabilities::BATCH_APPEND)
+            .union(Capabilities::BLOCKING_IO)
+            .union(Capabilities::MEMORY_HEAD),
+        "redb: each append group committed in one transaction per shard"
+    )]
 }
 
 /// Opens the acid engine: `backend` is "file" (under `data_dir/acid`) or "memory".

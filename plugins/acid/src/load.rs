@@ -10,31 +10,7 @@ use durable_streams_core::abi::{EngineError, ErrorCode};
 use crate::rows::{decode_catalog, decode_state};
 use crate::shard::{Shard, StoredRow};
 
-pub fn sync_dir(dir: &Path) -> Result<(), EngineError> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| EngineError::new(ErrorCode::IO, format!("fsync directory {}: {e}", dir.display())))
-}
-
-/// Creates `dir` and missing parents, fsyncing each directory that gained an entry.
-pub fn create_dir_durable(dir: &Path) -> Result<(), EngineError> {
-    let mut missing = Vec::new();
-    let mut cur = Some(dir);
-    while let Some(d) = cur {
-        if d.as_os_str().is_empty() || d.exists() {
-            break;
-        }
-        missing.push(d.to_path_buf());
-        cur = d.parent();
-    }
-    std::fs::create_dir_all(dir).map_err(|e| EngineError::new(ErrorCode::IO, format!("create {}: {e}", dir.display())))?;
-    for d in missing.iter().rev() {
-        if let Some(parent) = d.parent().filter(|p| !p.as_os_str().is_empty()) {
-            sync_dir(parent)?;
-        }
-    }
-    Ok(())
-}
+pub use durable_streams_catalog::durable_fs::{create_dir_durable, sync_dir};
 
 /// The shard indexes present in `dir` (`shard-NNN.redb`), sorted.
 fn shard_files(dir: &Path) -> Result<Vec<usize>, EngineError> {

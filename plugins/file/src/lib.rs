@@ -20,7 +20,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use abi_stable::sabi_trait::TD_Opaque;
-use abi_stable::std_types::RVec;
 use durable_streams_catalog::{Catalog, OpenOptions};
 use durable_streams_core::abi::*;
 use durable_streams_core::limits::Limits;
@@ -143,24 +142,18 @@ pub fn info() -> PluginInfo {
         .union(Capabilities::BATCH_APPEND)
         .union(Capabilities::BLOCKING_IO)
         .union(Capabilities::MEMORY_HEAD);
-    PluginInfo {
-        name: env!("CARGO_PKG_NAME").into(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        abi_version: ABI_VERSION.into(),
-        rustc: option_env!("RUSTC_VERSION").unwrap_or("unknown").into(),
-        modes: RVec::from(vec![
-            ModeInfo {
-                mode: MODE_FAST.into(),
-                capabilities: base,
-                description: "write-ahead log, buffered: survives a process crash; fsync every interval".into(),
-            },
-            ModeInfo {
-                mode: MODE_DURABLE.into(),
-                capabilities: base.union(Capabilities::SYNCED),
-                description: "write-ahead log, fdatasync per group commit before acknowledging".into(),
-            },
-        ]),
-    }
+    durable_streams_core::plugin_info![
+        ModeInfo::new(
+            MODE_FAST,
+            base,
+            "write-ahead log, buffered: survives a process crash; fsync every interval"
+        ),
+        ModeInfo::new(
+            MODE_DURABLE,
+            base.union(Capabilities::SYNCED),
+            "write-ahead log, fdatasync per group commit before acknowledging"
+        ),
+    ]
 }
 
 /// The durability of `mode`.

@@ -116,45 +116,15 @@ pub struct Recovery {
     pub next_id_floor: u64,
 }
 
-pub(crate) fn io_err(what: &str, path: &Path, e: std::io::Error) -> EngineError {
-    let code = if e.raw_os_error() == Some(28) {
-        ErrorCode::STORAGE_FULL
-    } else {
-        ErrorCode::IO
-    };
-    EngineError::new(code, format!("{what} {}: {e}", path.display()))
-}
+pub(crate) use durable_streams_catalog::durable_fs::io_error as io_err;
 
 pub(crate) fn seg_path(dir: &Path, seg: u32) -> PathBuf {
     dir.join(format!("seg-{seg:08}.log"))
 }
 
-pub(crate) fn sync_dir(dir: &Path) -> Result<(), EngineError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io_err("fsync directory", dir, e))
-}
+pub(crate) use durable_streams_catalog::durable_fs::sync_dir;
 
-/// Creates `dir` (and missing parents) so that the new entries survive a power cut: each
-/// directory that gained an entry is fsynced.
-fn create_dir_durable(dir: &Path) -> Result<(), EngineError> {
-    let mut missing = Vec::new();
-    let mut cur = Some(dir);
-    while let Some(d) = cur {
-        if d.as_os_str().is_empty() || d.exists() {
-            break;
-        }
-        missing.push(d.to_path_buf());
-        cur = d.parent();
-    }
-    std::fs::create_dir_all(dir).map_err(|e| io_err("create", dir, e))?;
-    for d in missing.iter().rev() {
-        if let Some(parent) = d.parent().filter(|p| !p.as_os_str().is_empty()) {
-            sync_dir(parent)?;
-        }
-    }
-    Ok(())
-}
+use durable_streams_catalog::durable_fs::create_dir_durable;
 
 /// The first bytes of a segment file: at least its first record (or compaction header) when
 /// the file holds one whole, fewer when it is shorter or starts damaged.

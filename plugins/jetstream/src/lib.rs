@@ -20,7 +20,6 @@ mod names;
 mod register;
 
 use abi_stable::sabi_trait::TD_Opaque;
-use abi_stable::std_types::RVec;
 use durable_streams_core::abi::*;
 use durable_streams_core::settings::Settings;
 
@@ -33,23 +32,16 @@ pub const MIN_SERVER: (u64, u64, u64) = (2, 11, 0);
 
 /// What this plugin reports about itself.
 pub fn info() -> PluginInfo {
-    PluginInfo {
-        name: env!("CARGO_PKG_NAME").into(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        abi_version: ABI_VERSION.into(),
-        rustc: option_env!("RUSTC_VERSION").unwrap_or("unknown").into(),
-        modes: RVec::from(vec![ModeInfo {
-            mode: MODE.into(),
-            capabilities: Capabilities::DURABLE
-                .union(Capabilities::SYNCED)
-                .union(Capabilities::BLOCKING_IO)
-                .union(Capabilities::BATCH_APPEND)
-                .union(Capabilities::CONCURRENT_GROUPS)
-                .union(Capabilities::EXTERNAL_WRITERS),
-            description: "NATS JetStream cluster: appends acknowledged once stored on a majority of replicas; shared by several hosts"
-                .into(),
-        }]),
-    }
+    durable_streams_core::plugin_info![ModeInfo::new(
+        MODE,
+        Capabilities::DURABLE
+            .union(Capabilities::SYNCED)
+            .union(Capabilities::BLOCKING_IO)
+            .union(Capabilities::BATCH_APPEND)
+            .union(Capabilities::CONCURRENT_GROUPS)
+            .union(Capabilities::EXTERNAL_WRITERS),
+        "NATS JetStream cluster: appends acknowledged once stored on a majority of replicas; shared by several hosts"
+    )]
 }
 
 fn bad_config(msg: String) -> EngineError {

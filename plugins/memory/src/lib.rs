@@ -6,8 +6,7 @@
 mod store;
 
 use abi_stable::sabi_trait::TD_Opaque;
-use abi_stable::std_types::RVec;
-use durable_streams_core::abi::{Capabilities, EngineBox, EngineError, ErrorCode, GuardedEngine, ModeInfo, PluginInfo, ABI_VERSION};
+use durable_streams_core::abi::{Capabilities, EngineBox, EngineError, ErrorCode, GuardedEngine, ModeInfo, PluginInfo};
 
 pub use store::{InMemoryStorage, MemoryStore};
 
@@ -16,17 +15,11 @@ pub const MODE: &str = "memory";
 
 /// What this plugin reports about itself (also for embedders wrapping the engine in-process).
 pub fn info() -> PluginInfo {
-    PluginInfo {
-        name: env!("CARGO_PKG_NAME").into(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        abi_version: ABI_VERSION.into(),
-        rustc: option_env!("RUSTC_VERSION").unwrap_or("unknown").into(),
-        modes: RVec::from(vec![ModeInfo {
-            mode: MODE.into(),
-            capabilities: Capabilities::default(),
-            description: "in-process memory; fast, lost on restart".into(),
-        }]),
-    }
+    durable_streams_core::plugin_info![ModeInfo::new(
+        MODE,
+        Capabilities::default(),
+        "in-process memory; fast, lost on restart"
+    )]
 }
 
 /// Opens the engine for `mode` from the JSON configuration, as the server would.

@@ -12,7 +12,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use abi_stable::sabi_trait::TD_Opaque;
-use abi_stable::std_types::RVec;
 use durable_streams_catalog::{Batch, Catalog, Change, OpenOptions, Persistence, Span};
 use durable_streams_core::abi::*;
 
@@ -106,17 +105,7 @@ durable_streams_catalog::named_engine! {
 
 /// What the plugin says about itself.
 pub fn info() -> PluginInfo {
-    PluginInfo {
-        name: env!("CARGO_PKG_NAME").into(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        abi_version: ABI_VERSION.into(),
-        rustc: "".into(),
-        modes: RVec::from(vec![ModeInfo {
-            mode: MODE.into(),
-            capabilities: Capabilities::default(),
-            description: "template engine (in memory)".into(),
-        }]),
-    }
+    durable_streams_core::plugin_info![ModeInfo::new(MODE, Capabilities::default(), "template engine (in memory)")]
 }
 
 /// Opens the engine. `config` is the server's `[storage]` settings as JSON: this plugin's own

@@ -430,7 +430,14 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
     let state = make_state(config.clone(), storage.clone(), readiness.clone(), access);
     readiness.set_ready(true);
     tracing::info!(address = %local, tls = tls.is_some(), base_path = %config.http.stream_base_path, "ready");
-    server::serve(listener, state, tls, server::shutdown_signal()).await?;
+    // Under systemd (Type=notify) `systemctl start` returns now; a no-op anywhere else.
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("serving")]);
+    server::spawn_reload_on_hangup(state.clone());
+    let shutdown = async {
+        server::shutdown_signal().await;
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    };
+    server::serve(listener, state, tls, shutdown).await?;
     if let Err(e) = storage.call_sync(|e| e.shutdown()) {
         tracing::error!(error = %e, "engine shutdown failed");
     }

@@ -184,6 +184,11 @@ pub struct JwtVerifier {
 }
 
 impl JwtVerifier {
+    /// The next check reads the keys file again if it changed (a reload).
+    pub fn look_next_time(&self) {
+        self.keys.look_next_time();
+    }
+
     /// Loads the keys file (a missing or malformed one is refused at startup).
     pub fn open(path: std::path::PathBuf, expect: Expect) -> Result<JwtVerifier, KeysError> {
         if let Err(source) = std::fs::metadata(&path) {

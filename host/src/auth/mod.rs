@@ -36,6 +36,19 @@ pub struct Auth {
     trust_proxy_headers: bool,
 }
 
+impl Auth {
+    /// A reload (`SIGHUP`, `systemctl reload`): the token and keys files are read again at the
+    /// next request that needs them (they are also followed without one, within a second).
+    pub fn reload(&self) {
+        if let Some(t) = &self.tokens {
+            t.look_next_time();
+        }
+        if let Some(j) = &self.jwts {
+            j.look_next_time();
+        }
+    }
+}
+
 /// Why access control could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthStartError {

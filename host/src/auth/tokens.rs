@@ -372,6 +372,11 @@ pub struct TokenTable {
 }
 
 impl TokenTable {
+    /// The next lookup reads the file again if it changed (a reload).
+    pub fn look_next_time(&self) {
+        self.file.look_next_time();
+    }
+
     /// Loads `path` (absent: no token yet); a malformed file is an error at startup.
     pub fn open(path: PathBuf) -> Result<TokenTable, FileError> {
         warn_if_readable(&path);

@@ -51,8 +51,8 @@ impl<T, E: std::fmt::Display> Watched<T, E> {
         }
     }
 
-    /// Makes the next [`Watched::current`] look at the file whatever its interval (tests).
-    #[cfg(test)]
+    /// Makes the next [`Watched::current`] look at the file whatever its interval (a reload,
+    /// tests).
     pub fn look_next_time(&self) {
         self.checked_ms.store(0, Ordering::Relaxed);
     }

@@ -40,6 +40,27 @@ pub async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
+/// `SIGHUP` (`systemctl reload`) re-reads what can change without a restart: the token and
+/// JWT keys files (also followed on their own, within a second). Everything else in the
+/// configuration needs a restart; the log says so. Without this, a hangup would end the process.
+pub fn spawn_reload_on_hangup(state: Arc<AppState>) {
+    #[cfg(unix)]
+    {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+            tracing::warn!("no SIGHUP handler: a reload would stop the server");
+            return;
+        };
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Reloading]);
+                state.auth.reload();
+                tracing::info!("reload (SIGHUP): token and JWT keys files read again; other settings take a restart");
+                let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+            }
+        });
+    }
+}
+
 /// A rustls configuration from PEM files, offering HTTP/2 and HTTP/1.1 by ALPN.
 pub fn tls_config(cert: &Path, key: &Path) -> Result<RustlsConfig, TlsError> {
     let err = |p: &Path, r: String| TlsError {

@@ -4,7 +4,7 @@ CARGO ?= cargo
 # `auth.mode = "token"`, the suite sending a full-access token).
 MODES ?= memory file-fast file-durable acid file-durable:token
 
-.PHONY: all build build-debug run test check fmt clippy unit browser netfault-tools partitions partitions-long conformance clients embed kit plugin-walkthrough nats jetstream jetstream-minimum cluster bench bench-peers clean
+.PHONY: all build build-debug run test check fmt clippy unit browser netfault-tools partitions partitions-long conformance clients deb deb-check embed kit plugin-walkthrough nats jetstream jetstream-minimum cluster bench bench-peers clean
 
 all: build
 
@@ -22,7 +22,7 @@ run: build
 
 ## test: formatting, lints, unit / contract / end-to-end tests (the jetstream ones on a real
 ## three-node NATS cluster), the conformance suite per mode, the kit, the walkthrough, embedding
-test: check unit conformance clients jetstream jetstream-minimum embed kit plugin-walkthrough
+test: check unit conformance clients deb-check jetstream jetstream-minimum embed kit plugin-walkthrough
 
 check:
 	$(CARGO) fmt --all -- --check
@@ -75,6 +75,17 @@ cluster: build nats
 
 conformance: build-debug
 	scripts/conformance.sh $(MODES)
+
+## deb: the Debian package (cargo-deb, pinned and installed by scripts/deb.sh), release build:
+## target/debian/durable-streams-server_<version>-1_<arch>.deb
+deb:
+	scripts/deb.sh
+
+## deb-check: the package (from the debug build) installed into a clean bookworm root
+## (debootstrap, cached under target/deb-root/), served as its systemd unit would run it,
+## systemd-analyze verify, lintian, remove and purge (root)
+deb-check: build-debug
+	PROFILE=dev scripts/deb-check.sh
 
 ## clients: the published TypeScript and Python clients (pinned; npm and PyPI) against the
 ## binary with the fault-injection endpoint on: create, producers, catch-up, long-poll, SSE,

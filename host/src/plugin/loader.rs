@@ -44,13 +44,22 @@ fn is_bundled_name(path: &Path) -> bool {
         .is_some_and(|n| n.starts_with("libds_plugin_") || n.starts_with("ds_plugin_"))
 }
 
-/// The directory of the running executable (where bundled plugins are built).
+/// Where the bundled plugins are: beside the running executable (where they are built), or, for
+/// an installed binary in `<prefix>/bin`, `<prefix>/lib/durable-streams/plugins`.
 pub fn bundled_dir() -> Option<PathBuf> {
     let exe = std::env::current_exe().ok()?;
     let dir = exe.parent()?.to_path_buf();
     // `cargo test` runs binaries from target/<profile>/deps; the plugins are one level up.
     if dir.file_name().is_some_and(|n| n == "deps") {
         return dir.parent().map(Path::to_path_buf);
+    }
+    // Installed (the Debian package, or `make install`-like layouts): the binary in
+    // <prefix>/bin, the bundled plugins in their own <prefix>/lib/durable-streams/plugins.
+    if dir.file_name().is_some_and(|n| n == "bin") {
+        let installed = dir.parent()?.join("lib/durable-streams/plugins");
+        if installed.is_dir() {
+            return Some(installed);
+        }
     }
     Some(dir)
 }

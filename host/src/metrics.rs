@@ -70,6 +70,9 @@ pub struct Metrics {
     pub requests: Family<RequestLabels, Counter>,
     pub appended_bytes: Counter,
     pub appended_messages: Counter,
+    /// Bytes of stream data sent in catch-up and long-poll answers (SSE not counted): what a
+    /// caching proxy in front saves shows here.
+    pub read_bytes: Counter,
     pub long_polls: Gauge,
     pub sse: Gauge,
     pub streams: Gauge,
@@ -94,6 +97,7 @@ impl Metrics {
         let requests = Family::<RequestLabels, Counter>::default();
         let appended_bytes = Counter::default();
         let appended_messages = Counter::default();
+        let read_bytes = Counter::default();
         let long_polls = Gauge::default();
         let sse = Gauge::default();
         let streams = Gauge::default();
@@ -106,6 +110,11 @@ impl Metrics {
             requests.clone(),
         );
         registry.register("ds_appended_bytes", "Bytes appended (stored framing)", appended_bytes.clone());
+        registry.register(
+            "ds_read_bytes",
+            "Bytes of stream data sent in catch-up and long-poll answers (stored framing; SSE not counted)",
+            read_bytes.clone(),
+        );
         registry.register(
             "ds_appended_messages",
             "Messages appended (JSON messages count one each)",
@@ -160,6 +169,7 @@ impl Metrics {
             requests,
             appended_bytes,
             appended_messages,
+            read_bytes,
             long_polls,
             sse,
             streams,

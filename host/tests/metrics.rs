@@ -44,6 +44,7 @@ fn metrics_names_and_bounded_labels() {
             "ds_http_requests_total{operation=\"long_poll\",status=\"204\"} 1",
             "ds_appended_messages_total 3",
             "ds_appended_bytes_total 6",
+            "ds_read_bytes_total",
             "ds_live_long_poll_connections 0",
             "ds_live_sse_connections 0",
             "ds_streams 1", // the server's internal __ds/ state streams are not counted

@@ -23,6 +23,10 @@ pub struct AuthConfig {
     pub jwt_leeway_secs: u64,
     /// Live tokens issued over HTTP that may descend from one root credential; 0: no bound.
     pub max_tokens_per_issuer: usize,
+    /// In token mode, data answers may be kept by a shared cache keyed by the credential
+    /// (`public` with `Vary: Authorization`) instead of `private`: readers sharing a read token
+    /// collapse behind a caching proxy (README "Fan-out through a CDN").
+    pub shared_cache_per_credential: bool,
 }
 
 impl Default for AuthConfig {
@@ -36,6 +40,7 @@ impl Default for AuthConfig {
             jwt_audience: String::new(),
             jwt_leeway_secs: 30,
             max_tokens_per_issuer: 1000,
+            shared_cache_per_credential: false,
         }
     }
 }

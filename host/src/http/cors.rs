@@ -21,6 +21,8 @@ const METHODS: HeaderValue = HeaderValue::from_static("GET,HEAD,PUT,POST,DELETE,
 const MAX_AGE: HeaderValue = HeaderValue::from_static("86400");
 /// Every answer may differ by these (caches must keep them apart).
 const VARY: HeaderValue = HeaderValue::from_static("origin, access-control-request-method, access-control-request-headers");
+/// What an answer other than a preflight depends on, with a list of origins.
+const VARY_ORIGIN: HeaderValue = HeaderValue::from_static("origin");
 
 impl Cors {
     /// From `http.cors_origins`: "*" or a comma-separated list of origins.
@@ -65,13 +67,18 @@ impl Cors {
         Some(resp)
     }
 
-    /// The CORS headers of an answer to a request from `origin` (none: not a browser's).
+    /// The CORS headers of an answer to a request from `origin` (none: not a browser's). With
+    /// any origin allowed the answer is the same for every origin, so it carries no `Vary`
+    /// (which would split a shared cache by origin for nothing); with a list it says `Vary:
+    /// origin`, so a cache tells origins apart.
     pub fn decorate(&self, origin: Option<&HeaderValue>, out: &mut HeaderMap) {
         if let Some(v) = self.allow(origin) {
             out.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
             out.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, self.expose.clone());
         }
-        out.append(header::VARY, VARY);
+        if !self.any {
+            out.append(header::VARY, VARY_ORIGIN);
+        }
     }
 }
 
@@ -93,7 +100,10 @@ mod tests {
             .to_str()
             .unwrap()
             .contains("stream-next-offset"));
-        assert!(h.contains_key(header::VARY));
+        assert!(
+            !h.contains_key(header::VARY),
+            "the same answer for every origin: no Vary to split caches"
+        );
 
         let list = Cors::new("https://a.example, https://b.example");
         let mut h = HeaderMap::new();

@@ -58,6 +58,7 @@ pub async fn handle(
         first = false;
         incarnation = chunk.meta.incarnation;
         if !chunk.data.is_empty() {
+            state.metrics.read_bytes.inc_by(chunk.data.len() as u64);
             return Ok(data_response(parts, &chunk, cursor(), Caching::for_data(state)));
         }
         if chunk.at_eof() || state.readiness.is_draining() {

@@ -232,12 +232,17 @@ pub enum Caching {
     /// Only the client (token mode: the answer was for a credential, so a shared cache must
     /// not hand it to a caller without one).
     Private,
+    /// Shared caches, each answer keyed by the credential that asked (token mode with
+    /// `auth.shared_cache_per_credential`): `public` with `Vary: Authorization`.
+    PerCredential,
 }
 
 impl Caching {
     /// For a chunk that holds data, as the server's access mode allows.
     pub fn for_data(state: &AppState) -> Caching {
-        if state.auth.enabled() {
+        if state.auth.enabled() && state.config.auth.shared_cache_per_credential {
+            Caching::PerCredential
+        } else if state.auth.enabled() {
             Caching::Private
         } else {
             Caching::Public
@@ -267,11 +272,14 @@ pub fn data_response(parts: &Parts, chunk: &Chunk, cursor: Option<String>, cachi
         out.insert(header::ETAG, v);
     }
     let cc = match caching {
-        Caching::Public => "public, max-age=60, stale-while-revalidate=300",
+        Caching::Public | Caching::PerCredential => "public, max-age=60, stale-while-revalidate=300",
         Caching::Private => "private, max-age=60, stale-while-revalidate=300",
         Caching::NoStore => "no-store",
     };
     out.insert(header::CACHE_CONTROL, HeaderValue::from_static(cc));
+    if caching == Caching::PerCredential {
+        out.append(header::VARY, HeaderValue::from_static("authorization"));
+    }
     if let Some(c) = cursor.filter(|_| !chunk.at_eof()) {
         if let Ok(v) = HeaderValue::from_str(&c) {
             out.insert(h::STREAM_CURSOR, v);
@@ -299,6 +307,7 @@ pub async fn catch_up(state: &AppState, name: String, parts: &Parts, q: &ReadQue
     } else {
         Caching::for_data(state)
     };
+    state.metrics.read_bytes.inc_by(chunk.data.len() as u64);
     Ok(data_response(parts, &chunk, None, caching))
 }
 

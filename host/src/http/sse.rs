@@ -5,7 +5,7 @@ use std::pin::pin;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use bytes::{BufMut, Bytes, BytesMut};
@@ -204,6 +204,8 @@ pub async fn handle(
     let out = resp.headers_mut();
     out.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     out.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // A reverse proxy (nginx) passes events on as they come instead of buffering them.
+    out.insert(HeaderName::from_static("x-accel-buffering"), HeaderValue::from_static("no"));
     if base64 {
         out.insert(h::STREAM_SSE_DATA_ENCODING, HeaderValue::from_static("base64"));
     }

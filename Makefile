@@ -4,7 +4,7 @@ CARGO ?= cargo
 # `auth.mode = "token"`, the suite sending a full-access token).
 MODES ?= memory file-fast file-durable acid file-durable:token
 
-.PHONY: all build build-debug run test check fmt clippy unit browser netfault-tools partitions partitions-long conformance clients deb deb-check embed kit plugin-walkthrough nats jetstream jetstream-minimum cluster bench bench-peers clean
+.PHONY: all build build-debug run test check fmt clippy unit browser netfault-tools partitions partitions-long conformance clients deb deb-check cdn cdn-check embed kit plugin-walkthrough nats jetstream jetstream-minimum cluster bench bench-peers clean
 
 all: build
 
@@ -22,7 +22,7 @@ run: build
 
 ## test: formatting, lints, unit / contract / end-to-end tests (the jetstream ones on a real
 ## three-node NATS cluster), the conformance suite per mode, the kit, the walkthrough, embedding
-test: check unit conformance clients deb-check jetstream jetstream-minimum embed kit plugin-walkthrough
+test: check unit conformance clients deb-check cdn-check jetstream jetstream-minimum embed kit plugin-walkthrough
 
 check:
 	$(CARGO) fmt --all -- --check
@@ -86,6 +86,17 @@ deb:
 ## systemd-analyze verify, lintian, remove and purge (root)
 deb-check: build-debug
 	PROFILE=dev scripts/deb-check.sh
+
+## cdn: fan-out through nginx with deploy/nginx/durable-streams.conf (release build): 1000
+## long-poll readers, 50 appends, 200 catch-up readers of 50 MB, the same readers direct for
+## comparison, and the token-mode cache cases; prints the `cdn:` lines
+cdn:
+	$(CARGO) build --release --workspace
+	scripts/cdn.sh
+
+## cdn-check: the same, smaller, asserting the figures (part of make test)
+cdn-check: build-debug
+	CHECK=1 READERS=200 APPENDS=20 CATCHUP_READERS=20 CATCHUP_MB=10 PROFILE=debug scripts/cdn.sh
 
 ## clients: the published TypeScript and Python clients (pinned; npm and PyPI) against the
 ## binary with the fault-injection endpoint on: create, producers, catch-up, long-poll, SSE,

@@ -46,7 +46,9 @@ struct Args {
 
 /// The sum of a counter's samples in the origin's /metrics whose line starts with `prefix`.
 async fn counter(origin: &Client, root: &str, prefix: &str) -> u64 {
-    let Ok(r) = origin.get(&format!("{root}/metrics")).await else { return 0 };
+    let Ok(r) = origin.get(&format!("{root}/metrics")).await else {
+        return 0;
+    };
     String::from_utf8_lossy(&r.body)
         .lines()
         .filter(|l| l.starts_with(prefix))
@@ -96,7 +98,10 @@ async fn catch_up(proxy: Client, url: String) -> Result<u64, String> {
     let mut offset = "-1".to_string();
     let mut total = 0u64;
     loop {
-        let r = proxy.get(&format!("{url}?offset={}", enc(&offset))).await.map_err(|e| e.to_string())?;
+        let r = proxy
+            .get(&format!("{url}?offset={}", enc(&offset)))
+            .await
+            .map_err(|e| e.to_string())?;
         if r.status.as_u16() != 200 {
             return Err(format!("status {}", r.status));
         }
@@ -114,7 +119,10 @@ async fn main() {
     let token = a.token.as_deref();
     let origin = Client::new(&a.origin, token);
     let root = a.origin.trim_end_matches('/').trim_end_matches("/v1/stream").to_string();
-    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
 
     // Live: long-poll readers through the proxy, a writer at the origin.
     let name = format!("cdn/live-{stamp}");
@@ -167,10 +175,16 @@ async fn main() {
 
     // Catch-up: one large stream, many readers from the start.
     let big = format!("cdn/big-{stamp}");
-    origin.create(&big, "application/octet-stream").await.expect("create the catch-up stream");
+    origin
+        .create(&big, "application/octet-stream")
+        .await
+        .expect("create the catch-up stream");
     let chunk = Bytes::from(vec![b'x'; 1 << 20]);
     for _ in 0..a.catchup_mb {
-        let r = origin.append(&big, "application/octet-stream", chunk.clone(), None).await.expect("append");
+        let r = origin
+            .append(&big, "application/octet-stream", chunk.clone(), None)
+            .await
+            .expect("append");
         assert!(r.status.is_success());
     }
     let size = (a.catchup_mb as u64) << 20;

@@ -287,10 +287,10 @@ fn remote_export(config: &Config, server: &cli::RemoteTarget, output: Option<Pat
     match written {
         Ok(plan) => {
             eprintln!(
-                "exported {} streams, {} bytes, {} subscriptions from {url}",
-                plan.streams.len(),
+                "exported {}, {} bytes, {} from {url}",
+                cli::count(plan.streams.len(), "stream"),
                 plan.bytes,
-                plan.subscriptions.len()
+                cli::count(plan.subscriptions.len(), "subscription")
             );
             ExitCode::SUCCESS
         }
@@ -359,9 +359,14 @@ fn import_command(config: &Config, input: Option<PathBuf>, on_conflict: cli::Con
         (Err(e), _) => fail(e),
         (Ok(_), Some(server)) => match cli::remote_import(&server, config.base_path(), &path, on_conflict) {
             Ok(r) => {
+                let n = |k: &str| r[k].as_u64().unwrap_or(0) as usize;
                 eprintln!(
-                    "imported {} streams into {}, skipped {}, replaced {}, {} subscriptions",
-                    r["imported"], server.url, r["skipped"], r["replaced"], r["subscriptions"]
+                    "imported {} into {}, skipped {}, replaced {}, {}",
+                    cli::count(n("imported"), "stream"),
+                    server.url,
+                    r["skipped"],
+                    r["replaced"],
+                    cli::count(n("subscriptions"), "subscription")
                 );
                 ExitCode::SUCCESS
             }
@@ -370,8 +375,11 @@ fn import_command(config: &Config, input: Option<PathBuf>, on_conflict: cli::Con
         (Ok(plan), None) => offline(config, OpenIntent::Write, "import", |s| {
             let r = cli::import(s, &plan, &path, on_conflict, &scratch, &cli::LogSink(s))?;
             eprintln!(
-                "imported {} streams, skipped {}, replaced {}, {} subscriptions",
-                r.imported, r.skipped, r.replaced, r.subscriptions
+                "imported {}, skipped {}, replaced {}, {}",
+                cli::count(r.imported, "stream"),
+                r.skipped,
+                r.replaced,
+                cli::count(r.subscriptions, "subscription")
             );
             if r.without_writer_state > 0 {
                 eprintln!(

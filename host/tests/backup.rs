@@ -216,7 +216,7 @@ fn live_export_and_import_across_modes() {
         "a refused import wrote nothing"
     );
     let out = common::cli(&["import", "--url", &b_url, "--input", first.to_str().unwrap()]);
-    assert!(out.status.success() && text(&out).contains("1 subscriptions"), "{}", text(&out));
+    assert!(out.status.success() && text(&out).contains("1 subscription\n"), "{}", text(&out));
     let again = common::cli(&["import", "--url", &b_url, "--input", first.to_str().unwrap()]);
     assert!(
         !again.status.success() && text(&again).contains("409"),

@@ -107,7 +107,7 @@ fn acid_shard_count_is_recorded_and_enforced() {
     assert!(err.contains("acid_shard_count = 2"), "{err}");
     assert_eq!(files_under(&dir.path), before);
     let out = run(&two, &["list"], None);
-    assert!(out.status.success() && text(&out).contains("1 streams"), "{}", text(&out));
+    assert!(out.status.success() && text(&out).contains("1 stream\n"), "{}", text(&out));
 }
 
 /// Item 7: `list` and `export` refuse a data directory without the mode's data (a misspelt

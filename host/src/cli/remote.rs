@@ -46,6 +46,22 @@ fn refusal(resp: reqwest::blocking::Response) -> TransferError {
     TransferError::Remote(format!("the server answered {status}: {detail}"))
 }
 
+/// Sends `req` (`what`: its method and URL, for the error) and returns a successful answer; a
+/// refusal is the server's problem+json `detail`.
+fn send(req: reqwest::blocking::RequestBuilder, what: &str) -> Result<reqwest::blocking::Response, TransferError> {
+    let resp = req.send().map_err(|e| TransferError::Remote(format!("{what}: {e}")))?;
+    if !resp.status().is_success() {
+        return Err(refusal(resp));
+    }
+    Ok(resp)
+}
+
+/// A JSON answer's body (`what`: what it is, for the error).
+fn json_of(resp: reqwest::blocking::Response, what: &str) -> Result<serde_json::Value, TransferError> {
+    let text = resp.text().map_err(|e| TransferError::Remote(format!("{what}: {e}")))?;
+    serde_json::from_str(&text).map_err(|e| TransferError::Remote(format!("{what}: {e}")))
+}
+
 /// The URL of a control route of `server`, whether `--url` gave the scheme, host and port only
 /// or included the stream base path (`http://host:4437/v1/stream`): both are accepted.
 fn route(server: &RemoteTarget, base: &str, route: &str) -> String {
@@ -74,18 +90,7 @@ pub fn remote_list(server: &RemoteTarget, base: &str, prefix: &str, out: &mut dy
         if let Some(a) = &after {
             target.push_str(&format!("&start_after={}", utf8_percent_encode(a, NON_ALPHANUMERIC)));
         }
-        let resp = server
-            .authorized(c.get(&target))
-            .send()
-            .map_err(|e| TransferError::Remote(format!("GET {target}: {e}")))?;
-        if !resp.status().is_success() {
-            return Err(refusal(resp));
-        }
-        let body = resp
-            .text()
-            .map_err(|e| TransferError::Remote(format!("the listing broke off: {e}")))?;
-        let page: serde_json::Value =
-            serde_json::from_str(&body).map_err(|e| TransferError::Remote(format!("the listing is not JSON: {e}")))?;
+        let page = json_of(send(server.authorized(c.get(&target)), &format!("GET {target}"))?, "the listing")?;
         let text = |v: &serde_json::Value| match v {
             serde_json::Value::Null => String::new(),
             serde_json::Value::String(s) => s.clone(),
@@ -118,13 +123,7 @@ pub fn remote_export(server: &RemoteTarget, base: &str, prefix: &str, out: &mut 
         route(server, base, "export"),
         utf8_percent_encode(prefix, NON_ALPHANUMERIC)
     );
-    let mut resp = server
-        .authorized(client()?.get(&target))
-        .send()
-        .map_err(|e| TransferError::Remote(format!("GET {target}: {e}")))?;
-    if !resp.status().is_success() {
-        return Err(refusal(resp));
-    }
+    let mut resp = send(server.authorized(client()?.get(&target)), &format!("GET {target}"))?;
     let n = std::io::copy(&mut resp, out).map_err(|e| TransferError::Remote(format!("the export broke off: {e}")))?;
     out.flush()?;
     Ok(n)
@@ -142,17 +141,9 @@ pub fn remote_import(server: &RemoteTarget, base: &str, path: &Path, on_conflict
         path: path.to_path_buf(),
         source,
     })?;
-    let resp = server
+    let req = server
         .authorized(client()?.post(&target))
         .header("Content-Type", "application/x-ndjson")
-        .body(reqwest::blocking::Body::new(file))
-        .send()
-        .map_err(|e| TransferError::Remote(format!("POST {target}: {e}")))?;
-    if !resp.status().is_success() {
-        return Err(refusal(resp));
-    }
-    let text = resp
-        .text()
-        .map_err(|e| TransferError::Remote(format!("the server's report: {e}")))?;
-    serde_json::from_str(&text).map_err(|e| TransferError::Remote(format!("the server's report: {e}")))
+        .body(reqwest::blocking::Body::new(file));
+    json_of(send(req, &format!("POST {target}"))?, "the server's report")
 }

@@ -56,6 +56,14 @@ pub struct Cluster {
     pub names: Arc<crate::names::NameIndex>,
     /// The largest append accepted (bytes of body).
     pub max_append: u64,
+    /// Begins every `DS-Nonce` this process publishes, so that its change listener can pass
+    /// over the republished notifications of its own writes (the host wakes its readers for
+    /// those when it answers them).
+    pub origin: String,
+    nonces: AtomicU64,
+    /// Signalled when a write's outcome stayed unknown (it may be stored while the host was
+    /// told nothing): the host's readers must look again.
+    pub unsure: Arc<tokio::sync::Notify>,
 }
 
 pub fn unavailable(what: impl std::fmt::Display) -> EngineError {
@@ -94,6 +102,10 @@ impl Cluster {
     /// Where the catalogue's changes are republished (headers only).
     pub fn catalog_notify_wildcard(&self) -> String {
         format!("{}.cn.>", self.cfg.namespace)
+    }
+    /// A nonce unique to one publish of this process, beginning with [`Cluster::origin`].
+    pub fn nonce(&self) -> String {
+        format!("{}{:x}", self.origin, self.nonces.fetch_add(1, Ordering::Relaxed))
     }
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.cfg.request_timeout_ms)
@@ -160,6 +172,9 @@ impl Cluster {
             epoch,
             names: Default::default(),
             max_append,
+            origin: format!("{:016x}", rand::random::<u64>()),
+            nonces: AtomicU64::new(0),
+            unsure: Default::default(),
         };
         cluster.block(cluster.provision())?;
         Ok(cluster)

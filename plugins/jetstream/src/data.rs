@@ -204,7 +204,7 @@ pub enum Appended {
 /// `<prefix>.<n>`). A lost acknowledgement is retried with the identical message for up to
 /// 30 s; the nonce tells our earlier try from another writer's message with the same id.
 pub async fn append(c: &Cluster, s: &Subject, after: &Tail, state: &Stored, body: Bytes, name: &str) -> Result<Appended, EngineError> {
-    let nonce = format!("{:016x}", rand::random::<u64>());
+    let nonce = c.nonce();
     let state_json = serde_json::to_string(state).map_err(|e| EngineError::new(ErrorCode::INTERNAL, e.to_string()))?;
     let id = format!("{}.{}", s.id_prefix, state.n);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -252,7 +252,11 @@ pub async fn append(c: &Cluster, s: &Subject, after: &Tail, state: &Stored, body
                 retried = true;
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
-            Err(e) => return Err(unavailable(format!("append to {}: {e}; the outcome is unknown, retry", s.subject))),
+            Err(e) => {
+                // It may be stored, and this host's readers then told of it by nobody.
+                c.unsure.notify_one();
+                return Err(unavailable(format!("append to {}: {e}; the outcome is unknown, retry", s.subject)));
+            }
         }
     }
 }

@@ -219,11 +219,26 @@ impl JetStreamStorage {
             .map_err(|e| unavailable(format!("subscribe {subject}: {e}")))?;
         let listener = std::sync::Arc::new(listener);
         let told = listener.clone();
+        let origin = self.c.origin.clone();
         self.c.rt.spawn(async move {
             while let Some(m) = sub.next().await {
-                if let Some(name) = m.headers.as_ref().and_then(|h| h.get("DS-Name")) {
+                let Some(h) = m.headers.as_ref() else { continue };
+                // This host's own writes: it woke its readers when it answered them.
+                if h.get("DS-Nonce").is_some_and(|n| n.as_str().starts_with(origin.as_str())) {
+                    continue;
+                }
+                if let Some(name) = h.get("DS-Name") {
                     told.stream_changed(RStr::from(name.as_str()));
                 }
+            }
+        });
+        // A write whose outcome stayed unknown may be stored: every reader looks again.
+        let unsure = self.c.unsure.clone();
+        let told = listener.clone();
+        self.c.rt.spawn(async move {
+            loop {
+                unsure.notified().await;
+                told.stream_changed(RStr::from(""));
             }
         });
         // Notifications published while this host was disconnected are lost: after every

@@ -16,7 +16,7 @@ cd "$ROOT"
 D="${DURATION:-10}"; MB="${CATCHUP_MB:-100}"; SUBS="${SUBSCRIBERS:-1000}"
 # The hosts' storage.jetstream.shards, and the like-for-like baseline's stream count.
 SHARDS="${DS_STORAGE__JETSTREAM__SHARDS:-8}"; export DS_STORAGE__JETSTREAM__SHARDS="$SHARDS"
-OUT="target/bench/jetstream-$(date +%Y%m%d-%H%M%S)"; mkdir -p "$OUT"
+OUT="${OUT:-target/bench/jetstream-$(date +%Y%m%d-%H%M%S)}"; mkdir -p "$OUT"
 [ "${NO_BUILD:-0}" = 1 ] || cargo build --release --workspace
 ulimit -n 65536 2>/dev/null || true
 dir="$ROOT/$OUT/cluster"
@@ -38,8 +38,11 @@ target/release/js-raw --urls "$urls" --mode publish --writers 64 --size 100 --du
 echo "== one host: 64 writers x 100 B" >&2
 bench --url "http://127.0.0.1:$A/v1/stream" --server-pid "$pid_a" --backend-pids "$nats_pids" --scenario appends --writers 64 --sizes 100 --duration-secs "$D" --label jetstream/one-host | tee -a "$res"
 echo "== two hosts: 32 writers each (run at the same time)" >&2
-bench --url "http://127.0.0.1:$A/v1/stream" --scenario appends --writers 32 --sizes 100 --duration-secs "$D" --label jetstream/two-hosts-A > "$OUT/two-a.jsonl" &
-bench --url "http://127.0.0.1:$B/v1/stream" --scenario appends --writers 32 --sizes 100 --duration-secs "$D" --label jetstream/two-hosts-B > "$OUT/two-b.jsonl"
+# Each host's CPU per its own append; the nodes' CPU over both (A's backend figure times A's
+# share of the appends is the nodes' CPU per append of the two).
+pid_b="$(cat "$dir/host-$B.pid")"
+bench --url "http://127.0.0.1:$A/v1/stream" --server-pid "$pid_a" --backend-pids "$nats_pids" --scenario appends --writers 32 --sizes 100 --duration-secs "$D" --label jetstream/two-hosts-A > "$OUT/two-a.jsonl" &
+bench --url "http://127.0.0.1:$B/v1/stream" --server-pid "$pid_b" --scenario appends --writers 32 --sizes 100 --duration-secs "$D" --label jetstream/two-hosts-B > "$OUT/two-b.jsonl"
 wait
 cat "$OUT/two-a.jsonl" "$OUT/two-b.jsonl" >> "$res"
 echo "== raw JetStream, like for like: 64 writers x 100 B with the server's message id, expected sequence and headers, over $SHARDS streams" >&2

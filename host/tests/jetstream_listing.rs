@@ -91,4 +91,26 @@ fn listing_pages_through_either_host_and_follows_the_other_hosts_changes() {
     assert!(list_all(&c, &b, "ls/", 500).contains(&"ls/zz".to_string()));
     delete(&c, &b, "ls/zz");
     assert_eq!(list_all(&c, &b, "ls/", 500), expected);
+
+    // Folders (`delimiter=/`) through either host, at several page sizes.
+    let names = common::grouped::names();
+    for (i, n) in names.iter().enumerate() {
+        put(&c, if i % 2 == 0 { &a } else { &b }, &format!("g/{n}"));
+    }
+    let mut all: Vec<String> = names.iter().map(|n| format!("g/{n}")).collect();
+    all.sort();
+    for (host, prefix, limit) in [(&a, "g/", 5), (&b, "g/", 1000), (&a, "g/big/", 9), (&b, "g/n/", 1), (&b, "", 2)] {
+        let all_names: Vec<String> = if prefix.is_empty() {
+            all.iter()
+                .cloned()
+                .chain(expected.iter().cloned())
+                .chain(["lt".to_string(), "other/one".to_string()])
+                .collect()
+        } else {
+            all.clone()
+        };
+        let mut sorted = all_names;
+        sorted.sort();
+        common::grouped::check(&c, &host.url("/v1/stream"), &sorted, prefix, limit);
+    }
 }

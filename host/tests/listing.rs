@@ -220,6 +220,33 @@ fn token_mode_lists_only_what_the_token_may_read() {
     }
     let (seen, _) = follow(&admin, "");
     assert_eq!(seen.len(), 25, "{seen:?}");
+    // Folders come only from names the token may read.
+    let grouped = |token: &str| -> (Vec<String>, Vec<String>) {
+        let r = c
+            .get(s.url("/v1/stream/__ds/streams?delimiter=/"))
+            .bearer_auth(token)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let v: Value = serde_json::from_str(&r.text().unwrap()).unwrap();
+        let of = |k: &str, f: &str| -> Vec<String> {
+            v[k].as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m[f].as_str().unwrap().to_string())
+                .collect()
+        };
+        (of("streams", "name"), of("common_prefixes", "prefix"))
+    };
+    assert_eq!(
+        grouped(&admin),
+        (
+            vec!["chat".to_string()],
+            ["a/", "chat/", "chatroom/", "zeta/"].map(String::from).to_vec()
+        )
+    );
+    assert_eq!(grouped(&chat_admin), (vec![], vec!["chat/".to_string()]));
+    assert_eq!(grouped(&chat_exact), (vec!["chat".to_string()], vec!["chat/".to_string()]));
     // Listing needs admin; one stream's metadata needs only read on it.
     assert_eq!(names(&chat_read, "").0, 403);
     let one = |token: &str, name: &str| {
@@ -235,4 +262,105 @@ fn token_mode_lists_only_what_the_token_may_read() {
     assert_eq!(one(&chat_read, "chat/missing"), 404);
     let r = c.get(s.url("/v1/stream/__ds/streams")).send().unwrap();
     assert_eq!(r.status(), 401);
+}
+
+/// `delimiter=/` (as S3's `ListObjectsV2`) in every bundled local mode: the pages together hold
+/// the streams directly under a prefix and the folders below it, each once and in order, at any
+/// page size; a cursor on a folder resumes after every name in it; internal streams are never
+/// folders; a bad delimiter is a 400.
+#[test]
+fn delimiter_lists_folders_in_every_local_mode() {
+    let names = common::grouped::names();
+    for mode in ["memory", "file-fast", "file-durable", "acid"] {
+        let dir = tempdir::Dir::new();
+        let s = Server::start(&[("DS_STORAGE__MODE", mode), ("DS_STORAGE__DATA_DIR", dir.path.to_str().unwrap())]);
+        let c = client();
+        for n in &names {
+            put(&c, &s, n, &[]);
+        }
+        let r = c
+            .put(s.url("/v1/stream/__ds/subscriptions/s1"))
+            .header("Content-Type", "application/json")
+            .body(r#"{"type": "pull-wake", "pattern": "big/*", "wake_stream": "d00"}"#)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 201, "{mode}");
+        let base = s.url("/v1/stream");
+        for (prefix, limit) in [
+            ("", 1),
+            ("", 4),
+            ("", 1000),
+            ("big/", 7),
+            ("big/", 100),
+            ("n/", 1),
+            ("n/a/", 2),
+            ("f0", 3),
+            ("none/", 10),
+        ] {
+            common::grouped::check(&c, &base, &names, prefix, limit);
+        }
+        let (status, v) = get(&c, &s, "streams?delimiter=/&limit=2&start_after=big/");
+        assert_eq!(status, 200);
+        assert_eq!(v["streams"][0]["name"], "big0", "{mode}: after the folder big/ comes big0: {v}");
+        assert_eq!(v["streams"][1]["name"], "d00", "{mode}: {v}");
+        assert_eq!(v["next_start_after"], "d00", "{mode}: {v}");
+        let (_, v) = get(&c, &s, "streams?delimiter=/&limit=2&start_after=d11");
+        assert_eq!(v["common_prefixes"][0]["prefix"], "f00/", "{mode}: folders follow d11: {v}");
+        assert_eq!(v["next_start_after"], "f01/", "{mode}: a page ending on a folder names it: {v}");
+        let (status, _) = get(&c, &s, &format!("streams?delimiter={}", "%2F".repeat(17)));
+        assert_eq!(status, 400, "{mode}");
+    }
+}
+
+/// `__ds/whoami`: the caller's own id, label, scopes and expiry (any caller, no `admin`), what it
+/// may do on a named stream, and whether it may list; 401 without a token; anyone in mode none.
+#[test]
+fn whoami_tells_the_caller_about_itself_only() {
+    let dir = tempdir::Dir::new();
+    let tokens = dir.path.join("tokens.json");
+    let reader = common::token_cli(
+        &tokens,
+        &["issue", "--scope", "chat/:read,create", "--label", "chat reader", "--ttl", "1h"],
+    );
+    let admin = common::issue_token(&tokens, &["*:all"]);
+    let s = Server::start(&[("DS_AUTH__MODE", "token"), ("DS_AUTH__TOKENS_FILE", tokens.to_str().unwrap())]);
+    let c = client();
+    let who = |token: Option<&str>, query: &str| -> (u16, Value) {
+        let mut req = c.get(s.url(&format!("/v1/stream/__ds/whoami{query}")));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let r = req.send().unwrap();
+        let status = r.status().as_u16();
+        (status, serde_json::from_str(&r.text().unwrap()).unwrap_or(Value::Null))
+    };
+    let (status, v) = who(Some(&reader), "?name=chat/room");
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["kind"], "token");
+    assert_eq!(v["label"], "chat reader");
+    assert_eq!(v["scopes"], serde_json::json!(["chat/:read,create"]));
+    assert!(v["expires_at"].as_str().is_some(), "{v}");
+    let id = v["id"].as_str().unwrap().to_string();
+    assert!(id.len() == 12 && reader.contains(&format!("{id}_")), "the token's own id: {v}");
+    assert_eq!(
+        v["may"],
+        serde_json::json!({"read": true, "append": false, "create": true, "delete": false, "admin": false})
+    );
+    assert_eq!(v["may_list"], false);
+    let (_, v) = who(Some(&reader), "?name=other");
+    assert_eq!(v["may"]["read"], false, "{v}");
+    let (_, v) = who(Some(&admin), "");
+    assert_eq!(v["may_list"], true);
+    assert_eq!(v["label"], Value::Null, "no label given: {v}");
+    assert!(v.get("may").is_none(), "{v}");
+    assert_eq!(who(None, "").0, 401);
+    assert_eq!(who(Some(&reader), "?name=__ds/x").0, 400);
+    assert_eq!(who(Some(&reader), "?bogus=1").0, 400);
+
+    let open = Server::start(&[]);
+    let r = c.get(open.url("/v1/stream/__ds/whoami?name=a")).send().unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = serde_json::from_str(&r.text().unwrap()).unwrap();
+    assert_eq!(v["kind"], "anyone");
+    assert_eq!(v["may"]["delete"], true);
 }

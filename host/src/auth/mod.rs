@@ -37,6 +37,11 @@ pub struct Auth {
 }
 
 impl Auth {
+    /// The label of the access token `id` (not of a JWT), if it has one.
+    pub fn token_label(&self, id: &str) -> Option<Arc<str>> {
+        self.tokens.as_ref()?.label_of(id).filter(|l| !l.is_empty())
+    }
+
     /// A reload (`SIGHUP`, `systemctl reload`): the token and keys files are read again at the
     /// next request that needs them (they are also followed without one, within a second).
     pub fn reload(&self) {

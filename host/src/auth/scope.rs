@@ -35,6 +35,11 @@ impl Op {
     pub fn name(self) -> &'static str {
         Op::ALL[self as usize].1
     }
+
+    /// Every operation, in order.
+    pub fn all() -> impl Iterator<Item = Op> {
+        Op::ALL.into_iter().map(|(op, _)| op)
+    }
 }
 
 /// A scope parse error, shown to whoever wrote the scope.

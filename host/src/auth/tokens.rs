@@ -172,6 +172,8 @@ struct Known {
     /// Settled once per load, like `revoked`: see [`Grant::root`] and [`Grant::key`].
     root: Arc<str>,
     key: Option<Arc<JwtIssuer>>,
+    /// What its issuer called it (shown to its holder by `__ds/whoami`).
+    label: Arc<str>,
 }
 
 fn digest(text: &str) -> [u8; 32] {
@@ -426,6 +428,11 @@ impl TokenTable {
         })
     }
 
+    /// The label the token `id` was issued with (empty if none), if it is known.
+    pub fn label_of(&self, id: &str) -> Option<Arc<str>> {
+        self.file.current(1000).by_id.get(id).map(|k| k.label.clone())
+    }
+
     /// Whether the token `id` is still valid (not revoked, not expired): asked again and again
     /// by live reads, so a revocation or an expiry ends them.
     pub fn still_valid(&self, id: &str) -> bool {
@@ -478,6 +485,7 @@ fn load(path: &Path) -> Result<Loaded, FileError> {
                 None => Arc::from(r.id.as_str()),
             },
             key: r.issued_by_jwt.clone().map(Arc::new),
+            label: Arc::from(r.label.as_str()),
         };
         by_id.insert(r.id, known);
     }

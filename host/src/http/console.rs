@@ -1,5 +1,5 @@
-//! The built-in web console: three static files compiled into the binary (`host/console/`),
-//! and `config.json`, what the page needs to find the streams (base path, auth mode, plugin).
+//! The built-in web console: static files compiled into the binary (`host/console/`: the page,
+//! its ES modules, the style sheet and the icon; no build step), and `config.json`, what the page needs to find the streams (base path, auth mode, plugin).
 //! Served at `console.path`, outside the stream base path. Owns no data: the page uses the
 //! public protocol and the `__ds` control API with the visitor's token.
 
@@ -15,8 +15,19 @@ use super::error::ApiError;
 use crate::state::AppState;
 
 const INDEX: &str = include_str!("../../console/index.html");
-const SCRIPT: &str = include_str!("../../console/app.js");
 const STYLE: &str = include_str!("../../console/app.css");
+const ICON: &str = include_str!("../../console/favicon.svg");
+/// The page's modules, by file name.
+const MODULES: [(&str, &str); 8] = [
+    ("app.js", include_str!("../../console/app.js")),
+    ("util.js", include_str!("../../console/util.js")),
+    ("streams.js", include_str!("../../console/streams.js")),
+    ("stream.js", include_str!("../../console/stream.js")),
+    ("messages.js", include_str!("../../console/messages.js")),
+    ("create.js", include_str!("../../console/create.js")),
+    ("subs.js", include_str!("../../console/subs.js")),
+    ("server.js", include_str!("../../console/server.js")),
+];
 
 /// Only this origin's scripts, styles and connections; never framed.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data: blob:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
@@ -39,9 +50,12 @@ async fn index() -> Response {
 }
 
 async fn asset(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Response {
+    if let Some((_, body)) = MODULES.iter().find(|(n, _)| *n == name) {
+        return file("text/javascript; charset=utf-8", body);
+    }
     match name.as_str() {
-        "app.js" => file("text/javascript; charset=utf-8", SCRIPT),
         "app.css" => file("text/css; charset=utf-8", STYLE),
+        "favicon.svg" => file("image/svg+xml", ICON),
         "config.json" => config(&state),
         _ => ApiError::new(StatusCode::NOT_FOUND, "Not Found", "no such console file").into_response(),
     }

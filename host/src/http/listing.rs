@@ -1,6 +1,7 @@
-//! The listing API under the control prefix: `GET {base}/__ds/streams?prefix=&start_after=&limit=`
+//! The listing API under the control prefix: `GET {base}/__ds/streams?prefix=&start_after=&limit=&delimiter=`
 //! (a page of stream metadata in name order, a cursor for the next, internal streams and
-//! streams the caller may not read left out) and `GET {base}/__ds/streams/{name}` (one stream's
+//! streams the caller may not read left out; with `delimiter`, as S3's `ListObjectsV2`: the
+//! names directly under the prefix and the common prefixes below it) and `GET {base}/__ds/streams/{name}` (one stream's
 //! metadata as JSON: everything HEAD tells). Goes through the engine contract's `list` and
 //! `head`, so every plugin serves it. Owns no stream behaviour.
 
@@ -21,6 +22,11 @@ const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 1000;
 /// Engine pages looked at for one answer when internal streams take up a page.
 const MAX_SCANS: usize = 8;
+/// Engine pages looked at for one answer with a delimiter (each folder passed over may take
+/// one); a page that stops short still carries its cursor.
+const MAX_GROUP_SCANS: usize = 32;
+/// The longest delimiter accepted.
+const MAX_DELIMITER: usize = 16;
 
 /// One stream's metadata as JSON, as `caller` may see it: a fork's source is named only when
 /// the caller may read it (else `fork_source` is null; `fork_offset` still says it is a fork).
@@ -43,6 +49,7 @@ struct ListQuery {
     prefix: String,
     start_after: Option<String>,
     limit: u32,
+    delimiter: Option<String>,
 }
 
 fn parse(query: Option<&str>) -> Result<ListQuery, ApiError> {
@@ -50,6 +57,7 @@ fn parse(query: Option<&str>) -> Result<ListQuery, ApiError> {
         prefix: String::new(),
         start_after: None,
         limit: DEFAULT_LIMIT,
+        delimiter: None,
     };
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
@@ -65,10 +73,15 @@ fn parse(query: Option<&str>) -> Result<ListQuery, ApiError> {
                     .filter(|n| (1..=MAX_LIMIT).contains(n))
                     .ok_or_else(|| ApiError::bad_request(format!("limit must be a whole number from 1 to {MAX_LIMIT}")))?;
             }
+            "delimiter" if v.len() > MAX_DELIMITER => {
+                return Err(ApiError::bad_request(format!("delimiter must be at most {MAX_DELIMITER} bytes")))
+            }
+            "delimiter" if !v.is_empty() => q.delimiter = Some(v.into_owned()),
+            "delimiter" => {}
             crate::auth::QUERY_PARAM => {}
             other => {
                 return Err(ApiError::bad_request(format!(
-                    "unknown parameter '{other}' (prefix, start_after, limit)"
+                    "unknown parameter '{other}' (prefix, start_after, limit, delimiter)"
                 )))
             }
         }
@@ -80,6 +93,9 @@ fn parse(query: Option<&str>) -> Result<ListQuery, ApiError> {
 /// caller may read are looked at, so neither a page nor its cursor shows any other name.
 pub async fn list(state: &AppState, caller: &Caller, query: Option<&str>) -> Result<Response, ApiError> {
     let q = parse(query)?;
+    if let Some(d) = q.delimiter.clone() {
+        return list_grouped(state, caller, q, &d).await;
+    }
     let ranges = caller.ranges(Op::Read, &q.prefix);
     let mut out = Vec::new();
     let mut cursor = q.start_after;
@@ -105,6 +121,76 @@ pub async fn list(state: &AppState, caller: &Caller, query: Option<&str>) -> Res
     Ok(json(
         StatusCode::OK,
         serde_json::json!({ "streams": out, "next_start_after": cursor }),
+    ))
+}
+
+/// The common prefix `name` falls in under `prefix` (up to and including the first `delim`
+/// after the prefix), if any.
+fn group_of<'n>(name: &'n str, prefix: &str, delim: &str) -> Option<&'n str> {
+    let rest = name.strip_prefix(prefix)?;
+    rest.find(delim).map(|i| &name[..prefix.len() + i + delim.len()])
+}
+
+/// With a delimiter: the streams directly under `q.prefix` and the common prefixes below it,
+/// `q.limit` of both together, in name order. A cursor that is a common prefix resumes after
+/// every name in it. Folders come from names the caller may read, so none shows another's.
+async fn list_grouped(state: &AppState, caller: &Caller, q: ListQuery, delim: &str) -> Result<Response, ApiError> {
+    let ranges = caller.ranges(Op::Read, &q.prefix);
+    // The folder answered last (the cursor's, when a page ended on one): its names are passed.
+    let mut last_group: Option<String> = q.start_after.clone().filter(|a| group_of(a, &q.prefix, delim) == Some(a.as_str()));
+    let past = |g: &str| format!("{g}\u{10FFFF}");
+    let mut after = match &last_group {
+        Some(g) => Some(past(g)),
+        None => q.start_after.clone(),
+    };
+    let (mut streams, mut prefixes) = (Vec::new(), Vec::new());
+    let mut emitted = 0u32;
+    let mut next: Option<String> = None;
+    for _ in 0..MAX_GROUP_SCANS {
+        let (page, more) = scan(state, &ranges, after.as_deref(), q.limit - emitted).await?;
+        let mut stopped_at = None;
+        for (i, (name, meta)) in page.iter().enumerate() {
+            if name.starts_with(INTERNAL_PREFIX) {
+                continue;
+            }
+            let key = match group_of(name, &q.prefix, delim) {
+                Some(g) if last_group.as_deref() == Some(g) => continue,
+                Some(g) => {
+                    prefixes.push(serde_json::json!({ "prefix": g }));
+                    last_group = Some(g.to_string());
+                    g.to_string()
+                }
+                None => {
+                    streams.push(meta_json(caller, name, meta));
+                    name.clone()
+                }
+            };
+            emitted += 1;
+            if emitted == q.limit {
+                stopped_at = Some((i, key));
+                break;
+            }
+        }
+        if let Some((i, key)) = stopped_at {
+            next = (more || i + 1 < page.len()).then_some(key);
+            break;
+        }
+        if !more {
+            next = None;
+            break;
+        }
+        // The next engine page: past the folder this one ended in, else past its last name.
+        let last = page.last().map(|(n, _)| n.as_str());
+        after = match (&last_group, last) {
+            (Some(g), Some(n)) if n.starts_with(g.as_str()) => Some(past(g)),
+            (_, n) => n.map(str::to_string).or(after),
+        };
+        // Out of engine pages for this answer: the next one resumes here.
+        next = after.clone();
+    }
+    Ok(json(
+        StatusCode::OK,
+        serde_json::json!({ "streams": streams, "common_prefixes": prefixes, "next_start_after": next }),
     ))
 }
 

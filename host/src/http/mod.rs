@@ -22,6 +22,7 @@ pub mod query;
 mod read;
 mod sse;
 mod tokens;
+mod whoami;
 
 use std::sync::Arc;
 
@@ -151,6 +152,14 @@ async fn serve_stream_route(state: Arc<AppState>, parts: Parts, body: Body) -> R
         if let Some(name) = rest.strip_prefix("streams/") {
             let r = match parts.method {
                 Method::GET => listing::one(&state, &caller, name).await,
+                _ => Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed", "use GET")),
+            };
+            return r.unwrap_or_else(IntoResponse::into_response);
+        }
+        // Who the caller is: any caller, about itself.
+        if rest == "whoami" {
+            let r = match parts.method {
+                Method::GET => whoami::handle(&state, &caller, parts.uri.query()),
                 _ => Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed", "use GET")),
             };
             return r.unwrap_or_else(IntoResponse::into_response);

@@ -10,149 +10,11 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::browser::*;
 use common::{tempdir, Server};
-use fantoccini::{Client, ClientBuilder, Locator};
-
-fn driver_path() -> Option<String> {
-    if let Ok(p) = std::env::var("DS_CHROMEDRIVER") {
-        return Some(p);
-    }
-    ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
-        .iter()
-        .find(|p| std::path::Path::new(p).exists())
-        .map(|p| p.to_string())
-}
-
-/// A chromedriver on a free port, killed on drop.
-struct Driver {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_driver() -> Option<Driver> {
-    let Some(path) = driver_path() else {
-        assert!(
-            std::env::var("DS_REQUIRE_BROWSER").as_deref() != Ok("1"),
-            "chromedriver not found (install chromium-driver, or run `make test`)"
-        );
-        eprintln!("console browser test skipped: no chromedriver (set DS_CHROMEDRIVER or install chromium-driver)");
-        return None;
-    };
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new(&path)
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {path}: {e}"));
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(20), "chromedriver did not listen");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Some(Driver { child, port })
-}
-
-async fn browser(driver: &Driver) -> Client {
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        serde_json::json!({"args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1000"]}),
-    );
-    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(caps)
-        .connect(&format!("http://127.0.0.1:{}", driver.port))
-        .await
-        .expect("a WebDriver session")
-}
-
-/// Polls `check` every 50 ms until it gives `Some`, or fails after `within`.
-async fn until<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let started = Instant::now();
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(started.elapsed() < within, "timed out after {within:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn texts(c: &Client, css: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for e in c.find_all(Locator::Css(css)).await.unwrap_or_default() {
-        out.push(e.text().await.unwrap_or_default());
-    }
-    out
-}
-
-async fn view(c: &Client, name: &str) {
-    let css = format!("body[data-view=\"{name}\"]");
-    until(Duration::from_secs(5), &format!("view {name}"), || async {
-        c.find(Locator::Css(&css)).await.ok().map(|_| ())
-    })
-    .await;
-}
-
-async fn click(c: &Client, css: &str) {
-    c.wait()
-        .at_most(Duration::from_secs(5))
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"))
-        .click()
-        .await
-        .unwrap_or_else(|e| panic!("click {css}: {e}"));
-}
-
-async fn type_into(c: &Client, css: &str, text: &str) {
-    let e = c
-        .wait()
-        .at_most(Duration::from_secs(5))
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"));
-    e.clear().await.unwrap();
-    e.send_keys(text).await.unwrap();
-}
-
-async fn screenshot(c: &Client, file: &str) {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/console");
-    std::fs::create_dir_all(&dir).unwrap();
-    let png = c.screenshot().await.unwrap();
-    std::fs::write(dir.join(file), png).unwrap();
-}
-
-fn http() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
-}
-
-/// Runs blocking HTTP off the async workers.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f).await.unwrap()
-}
-
-fn step(n: &mut u32, what: &str) {
-    *n += 1;
-    println!("console step {n}: {what}: ok");
-}
+use fantoccini::Locator;
 
 #[test]
 fn the_console_in_a_real_browser() {
@@ -180,16 +42,20 @@ fn the_console_in_a_real_browser() {
     rt.block_on(async {
         let c = browser(&driver).await;
         let mut n = 0;
-        // 1. The list.
+        // 1. The list: the folders at the root, as the listing API's delimiter gives them.
         c.goto(&base).await.unwrap();
         view(&c, "streams").await;
-        until(Duration::from_secs(5), "the list rows", || async {
-            let rows = c.find_all(Locator::Css("tr[data-stream]")).await.ok()?;
-            (rows.len() >= 15).then_some(())
+        let folders = until(Duration::from_secs(5), "the folder rows", || async {
+            let mut out = Vec::new();
+            for r in c.find_all(Locator::Css("tr[data-folder]")).await.ok()? {
+                out.push(r.attr("data-folder").await.ok()??);
+            }
+            (out.len() >= 4).then_some(out)
         })
         .await;
+        assert_eq!(folders, ["bin/", "json/", "list/", "text/"]);
         screenshot(&c, "list.png").await;
-        step(&mut n, "open the list (15 streams, screenshot target/console/list.png)");
+        step(&mut n, "open the list: 4 folders (screenshot target/console/list.png)");
         // 2. Search by prefix.
         type_into(&c, "#prefix", "json/\n").await;
         until(Duration::from_secs(5), "only json/ rows", || async {
@@ -202,25 +68,33 @@ fn the_console_in_a_real_browser() {
         })
         .await;
         step(&mut n, "search by prefix json/");
-        // 3. A JSON stream: one row per message, pretty-printed.
+        // 3. A JSON stream: one compact row per message with its offset; a row expands.
         click(&c, "tr[data-stream=\"json/a\"] a").await;
         view(&c, "stream").await;
-        let msgs = until(Duration::from_secs(5), "three JSON messages", || async {
-            let t = texts(&c, "#messages .msg pre").await;
+        let msgs = until(Duration::from_secs(5), "three JSON rows", || async {
+            let t = texts(&c, "#messages tr.mrow td.preview").await;
             (t.len() == 3).then_some(t)
         })
         .await;
-        assert_eq!(msgs[0].trim(), "{\n  \"k\": 1\n}", "pretty-printed: {msgs:?}");
+        assert_eq!(msgs, [r#"{"k":1}"#, r#"{"k":2}"#, r#"{"k":3}"#]);
+        click(&c, "#messages tr.mrow").await;
+        let pretty = until(Duration::from_secs(5), "the expanded message", || async {
+            texts(&c, "#messages tr.detail pre.pretty").await.pop()
+        })
+        .await;
+        assert_eq!(pretty, "{\n  \"k\": 1\n}");
         let meta = c.find(Locator::Css("#stream-meta")).await.unwrap().text().await.unwrap();
         assert!(meta.contains("application/json"), "{meta}");
         screenshot(&c, "stream.png").await;
         step(
             &mut n,
-            "open a JSON stream: 3 messages pretty-printed (screenshot target/console/stream.png)",
+            "open a JSON stream: 3 rows, the first expanded pretty-printed (screenshot target/console/stream.png)",
         );
         // 4. A binary stream as hex + ASCII (a deep link typed into the address bar).
         c.goto(&format!("{base}#/stream/bin%2Fb")).await.unwrap();
         view(&c, "stream").await;
+        click(&c, "#messages tr.mrow").await;
+        click(&c, "#messages tr.detail button.tab[data-view=\"hex\"]").await;
         let rows = until(Duration::from_secs(5), "hex rows", || async {
             let t = texts(&c, ".hex-row").await;
             (t.len() == 3).then_some(t)
@@ -256,8 +130,8 @@ fn the_console_in_a_real_browser() {
         post(r#"{"n": 100}"#).await;
         let appended = Instant::now();
         until(Duration::from_secs(2), "the appended message (within 2 s)", || async {
-            let t = texts(&c, "#messages .msg").await;
-            t.iter().any(|m| m.contains("\"n\": 100")).then_some(())
+            let t = texts(&c, "#messages tr.mrow").await;
+            t.iter().any(|m| m.contains("\"n\":100")).then_some(())
         })
         .await;
         step(
@@ -274,18 +148,18 @@ fn the_console_in_a_real_browser() {
         post(r#"{"n": 101}"#).await;
         post(r#"{"n": 102}"#).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let while_paused = texts(&c, "#messages .msg").await;
-        assert!(!while_paused.iter().any(|m| m.contains("\"n\": 101")), "shown while paused");
+        let while_paused = texts(&c, "#messages tr.mrow").await;
+        assert!(!while_paused.iter().any(|m| m.contains("\"n\":101")), "shown while paused");
         click(&c, "#live-toggle").await;
         let all = until(Duration::from_secs(3), "the messages appended while paused", || async {
-            let t = texts(&c, "#messages .msg").await;
-            t.iter().any(|m| m.contains("\"n\": 102")).then_some(t)
+            let t = texts(&c, "#messages tr.mrow").await;
+            t.iter().any(|m| m.contains("\"n\":102")).then_some(t)
         })
         .await;
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let all_later = texts(&c, "#messages .msg").await;
+        let all_later = texts(&c, "#messages tr.mrow").await;
         for n in ["100", "101", "102"] {
-            let count = all_later.iter().filter(|m| m.contains(&format!("\"n\": {n}"))).count();
+            let count = all_later.iter().filter(|m| m.contains(&format!("\"n\":{n}"))).count();
             assert_eq!(count, 1, "message {n} shown {count} times: {all:?}");
         }
         assert_eq!(all_later.len(), 6, "{all_later:?}");
@@ -320,16 +194,18 @@ fn the_console_in_a_real_browser() {
         view(&c, "streams").await;
         assert_eq!(head("ui/made").await, 404);
         step(&mut n, "create, append and delete (with confirmation) through the page");
-        // 8. A server error is a message, not a blank page.
+        // 8. A missing stream says so, without the actions of a stream, and offers to create it.
         c.goto(&format!("{base}#/stream/no%2Fsuch")).await.unwrap();
-        let error = until(Duration::from_secs(5), "the error message", || async {
-            let e = c.find(Locator::Css("#error")).await.ok()?;
-            let t = e.text().await.ok()?;
-            (!t.is_empty()).then_some(t)
+        let missing = until(Duration::from_secs(5), "the missing notice", || async {
+            let e = c.find(Locator::Css("#missing")).await.ok()?;
+            e.text().await.ok()
         })
         .await;
-        assert!(error.contains("404"), "{error}");
-        step(&mut n, "a missing stream shows its 404 problem");
+        assert!(missing.contains("does not exist"), "{missing}");
+        assert!(c.find(Locator::Css("#delete-stream")).await.is_err(), "actions shown for a missing stream");
+        let preset = c.find(Locator::Css("#create-name")).await.unwrap().prop("value").await.unwrap();
+        assert_eq!(preset.as_deref(), Some("no/such"));
+        step(&mut n, "a missing stream says it does not exist and offers the create form");
         // 9. The server view reads the figures.
         c.goto(&format!("{base}#/server")).await.unwrap();
         view(&c, "server").await;
@@ -338,14 +214,18 @@ fn the_console_in_a_real_browser() {
         let streams = blocking(move || common::metric(port, "ds_streams")).await;
         assert!(streams >= 15, "ds_streams {streams}");
         until(Duration::from_secs(6), "the figures", || async {
-            // The figure's label, then its value.
-            let t = c.find(Locator::Css("#fig-streams")).await.ok()?.text().await.ok()?;
-            (t.lines().last()?.trim() == streams.to_string()).then_some(())
+            let t = c.find(Locator::Css("#fig-streams .fig-value")).await.ok()?.text().await.ok()?;
+            (t.trim() == streams.to_string()).then_some(())
         })
         .await;
+        let health = c.find(Locator::Css("#health")).await.unwrap().text().await.unwrap();
+        assert_eq!(health, "ready");
+        let charts = c.find_all(Locator::Css("svg.chart")).await.unwrap().len();
+        assert_eq!(charts, 8, "a chart per figure");
+        screenshot(&c, "server.png").await;
         step(
             &mut n,
-            "the server view shows live figures (its stream count equals the server's ds_streams)",
+            "the server view: health ready, 8 charts, its stream count equals ds_streams (screenshot target/console/server.png)",
         );
         // 10. Subscriptions: listed, inspected, deleted through the page.
         let sub_url = server.url("/v1/stream/__ds/subscriptions/console-sub");
@@ -371,6 +251,9 @@ fn the_console_in_a_real_browser() {
             page.contains("json/a") && page.contains("json/*"),
             "the cursor per stream and the pattern: {page}"
         );
+        // Its wake stream does not exist before the first wake: named, not linked to a 404.
+        c.find(Locator::Css("#wake-stream-pending")).await.expect("the wake stream shown as pending");
+        assert!(c.find(Locator::Css("#wake-stream-link")).await.is_err());
         click(&c, "#delete-subscription").await;
         click(&c, "#confirm-yes").await;
         view(&c, "subscriptions").await;
@@ -426,7 +309,7 @@ fn the_console_asks_for_a_token_in_token_mode() {
         type_into(&c, "#token-input", &token).await;
         click(&c, "#token-save").await;
         until(Duration::from_secs(5), "the list with the token", || async {
-            let rows = c.find_all(Locator::Css("tr[data-stream=\"secret/s\"]")).await.ok()?;
+            let rows = c.find_all(Locator::Css("tr[data-folder=\"secret/\"]")).await.ok()?;
             (!rows.is_empty()).then_some(())
         })
         .await;

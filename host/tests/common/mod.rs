@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod grouped;
 pub mod jwt;
 pub mod webhook;

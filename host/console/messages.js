@@ -152,10 +152,12 @@ export class MessageTable {
   }
 
   setFilter(text) {
+    if (this.filterInput.value !== text) this.filterInput.value = text;
     try { this.filter = compileFilter(this.kind, text); this.filterInput.setCustomValidity(""); }
     catch (e) { this.filter = null; this.filterInput.setCustomValidity(e.message); }
     this.shown = ROW_STEP;
     this.render();
+    if (this.onFilter) this.onFilter(text);
   }
 
   replace(messages) {

@@ -103,6 +103,15 @@ async function renderExisting(root, r, view, name, parent, firstMeta) {
   };
   const table = new MessageTable();
   table.setKind(v.kind);
+  // The filter is part of the view's URL (kept without reloading the page).
+  table.onFilter = (text) => {
+    const [path, query] = location.hash.split("?");
+    const q = new URLSearchParams(query || "");
+    if (text) q.set("filter", text); else q.delete("filter");
+    const s = q.toString().replace(/\+/g, "%20");
+    history.replaceState(null, "", path + (s ? "?" + s : ""));
+  };
+  if (r.params.get("filter")) table.setFilter(r.params.get("filter"));
   let metaEl = metaList(firstMeta);
   const pageInfo = h("p", { class: "muted mono small", id: "page-info" });
   const connState = h("span", { id: "conn-state", "aria-live": "polite", dataset: { state: "idle" } }, "Not following");
@@ -219,7 +228,8 @@ async function renderExisting(root, r, view, name, parent, firstMeta) {
     if (kind === "push" && off !== v.pageStart) v.stack.push(v.pageStart);
     if (kind === "start") v.stack = [];
     updateNav();
-    const target = streamHash(name, off);
+    const f = table.filterInput.value;
+    const target = streamHash(name, off) + (f ? "&filter=" + encodeURIComponent(f) : "");
     if (location.hash === target) { loadPage(off).catch((e) => formError(jump, e)); return; }
     v.internalNav = true;
     location.hash = target;
@@ -233,6 +243,8 @@ async function renderExisting(root, r, view, name, parent, firstMeta) {
       else if (off !== v.pageStart) v.stack.push(v.pageStart);
     }
     v.internalNav = false;
+    const f = r2.params.get("filter") || "";
+    if (f !== table.filterInput.value) table.setFilter(f);
     formError(jump, "");
     try { await loadPage(off); } catch (e) { formError(jump, e); }
   };

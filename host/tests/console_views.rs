@@ -135,11 +135,16 @@ fn the_tree_the_message_table_and_feedback() {
         type_into(&c, "#msg-filter", "$.status == \"paid\"").await;
         until_count(&c, "#messages tr.mrow", 13).await;
         screenshot(&c, "messages-filter.png").await;
+        // The filter is in the URL: a reload keeps it.
+        assert!(c.current_url().await.unwrap().as_str().contains("filter="), "{}", c.current_url().await.unwrap());
+        c.refresh().await.unwrap();
+        view(&c, "stream").await;
+        until_count(&c, "#messages tr.mrow", 13).await;
         type_into(&c, "#msg-filter", "open").await;
         until_count(&c, "#messages tr.mrow", 12).await;
         type_into(&c, "#msg-filter", "$.nothing").await;
         until_count(&c, "#messages tr.mrow", 0).await;
-        step(&mut n, "filter by JSON path (13 paid) and by text (12 open) (target/console/messages-filter.png)");
+        step(&mut n, "filter by JSON path (13 paid, kept over a reload) and by text (12 open) (target/console/messages-filter.png)");
 
         // 4. Copy an offset.
         type_into(&c, "#msg-filter", "").await;

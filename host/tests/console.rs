@@ -202,7 +202,10 @@ fn the_console_in_a_real_browser() {
         })
         .await;
         assert!(missing.contains("does not exist"), "{missing}");
-        assert!(c.find(Locator::Css("#delete-stream")).await.is_err(), "actions shown for a missing stream");
+        assert!(
+            c.find(Locator::Css("#delete-stream")).await.is_err(),
+            "actions shown for a missing stream"
+        );
         let preset = c.find(Locator::Css("#create-name")).await.unwrap().prop("value").await.unwrap();
         assert_eq!(preset.as_deref(), Some("no/such"));
         step(&mut n, "a missing stream says it does not exist and offers the create form");
@@ -252,7 +255,9 @@ fn the_console_in_a_real_browser() {
             "the cursor per stream and the pattern: {page}"
         );
         // Its wake stream does not exist before the first wake: named, not linked to a 404.
-        c.find(Locator::Css("#wake-stream-pending")).await.expect("the wake stream shown as pending");
+        c.find(Locator::Css("#wake-stream-pending"))
+            .await
+            .expect("the wake stream shown as pending");
         assert!(c.find(Locator::Css("#wake-stream-link")).await.is_err());
         click(&c, "#delete-subscription").await;
         click(&c, "#confirm-yes").await;

@@ -80,7 +80,8 @@ fn the_tree_the_message_table_and_feedback() {
         let mut n = 0;
         // 1. The root's folders are the API's common prefixes; its streams those directly under it.
         let url = format!("{api}/__ds/streams?delimiter=/");
-        let listed: Value = blocking(move || serde_json::from_str::<Value>(&http().get(url).send().unwrap().text().unwrap()).unwrap()).await;
+        let listed: Value =
+            blocking(move || serde_json::from_str::<Value>(&http().get(url).send().unwrap().text().unwrap()).unwrap()).await;
         let want: Vec<String> = listed["common_prefixes"]
             .as_array()
             .unwrap()
@@ -112,7 +113,10 @@ fn the_tree_the_message_table_and_feedback() {
         .await;
         assert!(c.current_url().await.unwrap().as_str().contains("sort=bytes-desc"));
         screenshot(&c, "tree.png").await;
-        step(&mut n, "the tree: root folders equal the API's, a folder's contents, sorted by size (target/console/tree.png)");
+        step(
+            &mut n,
+            "the tree: root folders equal the API's, a folder's contents, sorted by size (target/console/tree.png)",
+        );
 
         // 2. JSON rows with offsets that read back, expanded by keyboard.
         c.goto(&format!("{base}#/stream/orders")).await.unwrap();
@@ -121,7 +125,8 @@ fn the_tree_the_message_table_and_feedback() {
         let offsets = attrs(&c, "#messages tr.mrow", "data-offset").await;
         for i in [0usize, 7, 24] {
             let url = format!("{api}/orders?offset={}", offsets[i]);
-            let page: Value = blocking(move || serde_json::from_str::<Value>(&http().get(url).send().unwrap().text().unwrap()).unwrap()).await;
+            let page: Value =
+                blocking(move || serde_json::from_str::<Value>(&http().get(url).send().unwrap().text().unwrap()).unwrap()).await;
             assert_eq!(page[0]["id"], i, "row {i}'s offset {} reads back its own message", offsets[i]);
         }
         c.find(Locator::Css("#messages tr.mrow")).await.unwrap().click().await.unwrap();
@@ -129,14 +134,21 @@ fn the_tree_the_message_table_and_feedback() {
         c.active_element().await.unwrap().send_keys("\u{E015}").await.unwrap(); // ArrowDown
         c.active_element().await.unwrap().send_keys("\u{E007}").await.unwrap(); // Enter
         until_count(&c, "#messages tr.mrow[aria-expanded=\"true\"]", 2).await;
-        step(&mut n, "25 JSON rows whose offsets read back their own messages; expand by click and keyboard");
+        step(
+            &mut n,
+            "25 JSON rows whose offsets read back their own messages; expand by click and keyboard",
+        );
 
         // 3. Filters: a JSON path, then text.
         type_into(&c, "#msg-filter", "$.status == \"paid\"").await;
         until_count(&c, "#messages tr.mrow", 13).await;
         screenshot(&c, "messages-filter.png").await;
         // The filter is in the URL: a reload keeps it.
-        assert!(c.current_url().await.unwrap().as_str().contains("filter="), "{}", c.current_url().await.unwrap());
+        assert!(
+            c.current_url().await.unwrap().as_str().contains("filter="),
+            "{}",
+            c.current_url().await.unwrap()
+        );
         c.refresh().await.unwrap();
         view(&c, "stream").await;
         until_count(&c, "#messages tr.mrow", 13).await;
@@ -144,7 +156,10 @@ fn the_tree_the_message_table_and_feedback() {
         until_count(&c, "#messages tr.mrow", 12).await;
         type_into(&c, "#msg-filter", "$.nothing").await;
         until_count(&c, "#messages tr.mrow", 0).await;
-        step(&mut n, "filter by JSON path (13 paid, kept over a reload) and by text (12 open) (target/console/messages-filter.png)");
+        step(
+            &mut n,
+            "filter by JSON path (13 paid, kept over a reload) and by text (12 open) (target/console/messages-filter.png)",
+        );
 
         // 4. Copy an offset.
         type_into(&c, "#msg-filter", "").await;
@@ -170,7 +185,10 @@ fn the_tree_the_message_table_and_feedback() {
         assert!(err.starts_with("400"), "{err}");
         assert!(text_of(&c, "#error").await.is_empty(), "the error went to the top of the page");
         screenshot(&c, "append-error.png").await;
-        step(&mut n, "an append's 400 shown inside its own form (target/console/append-error.png)");
+        step(
+            &mut n,
+            "an append's 400 shown inside its own form (target/console/append-error.png)",
+        );
 
         // 6. Following keeps the metadata and the summary current; notices go on navigation.
         click(&c, "#live-toggle").await;
@@ -181,7 +199,12 @@ fn the_tree_the_message_table_and_feedback() {
         .await;
         let url = format!("{api}/orders");
         let tail = blocking(move || {
-            let r = http().post(&url).header("Content-Type", "application/json").body(r#"{"id": 25}"#).send().unwrap();
+            let r = http()
+                .post(&url)
+                .header("Content-Type", "application/json")
+                .body(r#"{"id": 25}"#)
+                .send()
+                .unwrap();
             assert_eq!(r.status(), 204);
             r.headers()["stream-next-offset"].to_str().unwrap().to_string()
         })
@@ -190,7 +213,11 @@ fn the_tree_the_message_table_and_feedback() {
             (text_of(&c, "#stream-meta dd[data-field=\"tail_offset\"]").await == tail).then_some(())
         })
         .await;
-        assert!(text_of(&c, "#page-info").await.contains("26 messages"), "{}", text_of(&c, "#page-info").await);
+        assert!(
+            text_of(&c, "#page-info").await.contains("26 messages"),
+            "{}",
+            text_of(&c, "#page-info").await
+        );
         click(&c, "#live-toggle").await;
         step(&mut n, "following: the tail offset and the message count follow an append");
 
@@ -234,7 +261,11 @@ fn the_tree_the_message_table_and_feedback() {
 
         // 10. The theme switch is remembered; the favicon is served.
         click(&c, "#theme-toggle").await;
-        let theme = || async { c.execute("return document.documentElement.dataset.theme || 'auto'", vec![]).await.unwrap() };
+        let theme = || async {
+            c.execute("return document.documentElement.dataset.theme || 'auto'", vec![])
+                .await
+                .unwrap()
+        };
         assert_eq!(theme().await, "light");
         click(&c, "#theme-toggle").await;
         assert_eq!(theme().await, "dark");
@@ -244,14 +275,24 @@ fn the_tree_the_message_table_and_feedback() {
         screenshot(&c, "server-dark.png").await;
         click(&c, "#theme-toggle").await;
         assert_eq!(theme().await, "auto");
-        let icon = c.find(Locator::Css("link[rel=\"icon\"]")).await.unwrap().prop("href").await.unwrap().unwrap();
+        let icon = c
+            .find(Locator::Css("link[rel=\"icon\"]"))
+            .await
+            .unwrap()
+            .prop("href")
+            .await
+            .unwrap()
+            .unwrap();
         let (status, ct) = blocking(move || {
             let r = http().get(icon).send().unwrap();
             (r.status().as_u16(), r.headers()["content-type"].to_str().unwrap().to_string())
         })
         .await;
         assert_eq!((status, ct.as_str()), (200, "image/svg+xml"));
-        step(&mut n, "the theme switch cycles and is remembered over a reload; the favicon is served");
+        step(
+            &mut n,
+            "the theme switch cycles and is remembered over a reload; the favicon is served",
+        );
         c.close().await.unwrap();
     });
 }
@@ -279,13 +320,24 @@ fn a_scoped_token_and_a_cancelled_dialog() {
         let mut n = 0;
         // 1. Cancelling the token dialog leaves a usable page, not "Loading…".
         c.goto(&base).await.unwrap();
-        c.wait().at_most(Duration::from_secs(5)).for_element(Locator::Css("#token-dialog[open]")).await.unwrap();
+        c.wait()
+            .at_most(Duration::from_secs(5))
+            .for_element(Locator::Css("#token-dialog[open]"))
+            .await
+            .unwrap();
         click(&c, "#token-cancel").await;
-        c.wait().at_most(Duration::from_secs(5)).for_element(Locator::Css("#list-denied #enter-token")).await.unwrap();
+        c.wait()
+            .at_most(Duration::from_secs(5))
+            .for_element(Locator::Css("#list-denied #enter-token"))
+            .await
+            .unwrap();
         let main = text_of(&c, "main").await;
         assert!(!main.contains("Loading"), "{main}");
         assert_eq!(text_of(&c, "#token-button").await, "No token");
-        step(&mut n, "a cancelled token dialog leaves the page usable (enter a token, or open by name)");
+        step(
+            &mut n,
+            "a cancelled token dialog leaves the page usable (enter a token, or open by name)",
+        );
 
         // 2. A token without admin: the page says listing needs admin and opens by name.
         click(&c, "#enter-token").await;
@@ -302,7 +354,10 @@ fn a_scoped_token_and_a_cancelled_dialog() {
         type_into(&c, "#denied-open-name", "chat/s\n").await;
         view(&c, "stream").await;
         until_count(&c, "#messages tr.mrow", 1).await;
-        step(&mut n, "a read-only token: listing needs admin, said so; chat/s opened by name (target/console/scoped.png)");
+        step(
+            &mut n,
+            "a read-only token: listing needs admin, said so; chat/s opened by name (target/console/scoped.png)",
+        );
 
         // 3. The header's box opens a stream from anywhere; the dialog shows who is signed in.
         c.goto(&format!("{base}#/server")).await.unwrap();
@@ -319,7 +374,10 @@ fn a_scoped_token_and_a_cancelled_dialog() {
         assert_eq!(who, "chat/:read");
         assert_eq!(text_of(&c, "#token-who dd[data-field=\"label\"]").await, "chat reader");
         click(&c, "#token-cancel").await;
-        step(&mut n, "the header opens a stream by name; the token dialog shows its label and scopes");
+        step(
+            &mut n,
+            "the header opens a stream by name; the token dialog shows its label and scopes",
+        );
 
         // 4. What the token may not do is refused beside the form, and a missing stream it may
         // not create offers no create form.
@@ -332,10 +390,20 @@ fn a_scoped_token_and_a_cancelled_dialog() {
         .await;
         assert!(err.starts_with("403"), "{err}");
         c.goto(&format!("{base}#/stream/chat/none")).await.unwrap();
-        c.wait().at_most(Duration::from_secs(5)).for_element(Locator::Css("#missing")).await.unwrap();
+        c.wait()
+            .at_most(Duration::from_secs(5))
+            .for_element(Locator::Css("#missing"))
+            .await
+            .unwrap();
         tokio::time::sleep(Duration::from_millis(300)).await;
-        assert!(c.find(Locator::Css("#create-form")).await.is_err(), "a create form for a token without create");
-        step(&mut n, "a 403 beside the append form; no create form for a token that may not create");
+        assert!(
+            c.find(Locator::Css("#create-form")).await.is_err(),
+            "a create form for a token without create"
+        );
+        step(
+            &mut n,
+            "a 403 beside the append form; no create form for a token that may not create",
+        );
         c.close().await.unwrap();
     });
 }

@@ -145,4 +145,3 @@ pub fn step(n: &mut u32, what: &str) {
     *n += 1;
     println!("console step {n}: {what}: ok");
 }
-

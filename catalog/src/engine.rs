@@ -47,6 +47,7 @@ impl<P: Persistence> Engine for Catalog<P> {
     fn extension(&self, op: RStr<'_>, input: RSlice<'_, u8>) -> RResult<RVec<u8>, EngineError> {
         let run = match op.as_str() {
             ext::TRIM => Some(Self::trim_ext as fn(&Self, &[u8]) -> Result<Vec<u8>, EngineError>),
+            ext::RECORDS => Some(Self::records_ext as _),
             ext::DESCRIBE => Some(Self::describe_ext as _),
             ext::RESTORE => Some(Self::restore_ext as _),
             ext::RESTORE_WRITER => Some(Self::restore_writer_ext as _),

@@ -18,6 +18,7 @@ mod group;
 mod open;
 mod persist;
 mod reads;
+mod records;
 mod restore;
 mod trim;
 

@@ -166,6 +166,18 @@ pub trait Persistence: Send + Sync + 'static {
         None
     }
 
+    /// Where the records (appends) of stream `id` that begin in `range` (within its own range)
+    /// begin, in order, at most `limit`. `None` (the default): the store keeps no boundaries.
+    fn record_starts(
+        &self,
+        _id: u64,
+        _data: &Self::Data,
+        _range: std::ops::Range<u64>,
+        _limit: usize,
+    ) -> Option<Result<Vec<u64>, EngineError>> {
+        None
+    }
+
     /// Whether the store keeps `Change::Access` (last access times of streams with a sliding
     /// TTL, so that a restart neither extends nor shortens them beyond the save interval).
     fn persists_access(&self) -> bool {

@@ -113,4 +113,10 @@ fn listing_pages_through_either_host_and_follows_the_other_hosts_changes() {
         sorted.sort();
         common::grouped::check(&c, &host.url("/v1/stream"), &sorted, prefix, limit);
     }
+
+    // The jetstream mode merges appends that arrive together: it keeps no boundaries to tell.
+    let r = c.get(a.url("/v1/stream/__ds/records/lt")).send().unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = serde_json::from_str(&r.text().unwrap()).unwrap();
+    assert_eq!(v["starts"], serde_json::Value::Null, "{v}");
 }

@@ -309,6 +309,27 @@ fn delimiter_lists_folders_in_every_local_mode() {
         assert_eq!(v["next_start_after"], "f01/", "{mode}: a page ending on a folder names it: {v}");
         let (status, _) = get(&c, &s, &format!("streams?delimiter={}", "%2F".repeat(17)));
         assert_eq!(status, 400, "{mode}");
+
+        // Where each append began (`__ds/records/{name}`), for rows per append.
+        for body in ["bc", "def"] {
+            let r = c
+                .post(s.url("/v1/stream/d01"))
+                .header("Content-Type", "text/plain")
+                .body(body)
+                .send()
+                .unwrap();
+            assert_eq!(r.status(), 204, "{mode}");
+        }
+        let off = |p: u64| format!("0000000000000000_{p:016}");
+        let (status, v) = get(&c, &s, "records/d01");
+        assert_eq!(status, 200, "{mode}: {v}");
+        assert_eq!(v["starts"], serde_json::json!([off(0), off(5), off(7)]), "{mode}: hello, bc, def");
+        let (_, v) = get(&c, &s, &format!("records/d01?offset={}&limit=1", off(5)));
+        assert_eq!(v["starts"], serde_json::json!([off(5)]), "{mode}");
+        let (_, v) = get(&c, &s, "records/d01?offset=now");
+        assert_eq!(v["starts"], serde_json::json!([]), "{mode}");
+        assert_eq!(get(&c, &s, "records/nothing").0, 404, "{mode}");
+        assert_eq!(get(&c, &s, "records/d01?limit=0").0, 400, "{mode}");
     }
 }
 

@@ -57,6 +57,12 @@ pub mod ext {
     /// the earliest retained position, a record boundary). `NOT_FOUND` / `GONE` as for reads;
     /// `UNSUPPORTED` from engines without retention.
     pub const TRIM: &str = "trim";
+    /// Record boundaries: input `{"name": str, "from": u64, "to": u64, "limit": u32, "now_ms":
+    /// u64}`; answers `{"starts": [u64]}`, where each append (each record) that begins at or
+    /// after `from` and before `to` began, in order, at most `limit` (a fork's inherited range
+    /// from its source). For viewers that show one row per append. `NOT_FOUND` / `GONE` as for
+    /// reads; `UNSUPPORTED` from engines that merge appends or keep no boundaries.
+    pub const RECORDS: &str = "records";
     /// Backups: input `{"name": str, "now_ms": u64}`; answers one consistent snapshot of the
     /// stream `{"start": u64, "tail": u64, "writer": {"producers": [[id, epoch, last_seq]],
     /// "stream_seq": str|null, "closed": bool, "closed_by": [id, epoch, seq]|null}}`.

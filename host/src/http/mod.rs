@@ -20,6 +20,7 @@ pub mod origin;
 mod path;
 pub mod query;
 mod read;
+mod records;
 mod sse;
 mod tokens;
 mod whoami;
@@ -152,6 +153,14 @@ async fn serve_stream_route(state: Arc<AppState>, parts: Parts, body: Body) -> R
         if let Some(name) = rest.strip_prefix("streams/") {
             let r = match parts.method {
                 Method::GET => listing::one(&state, &caller, name).await,
+                _ => Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed", "use GET")),
+            };
+            return r.unwrap_or_else(IntoResponse::into_response);
+        }
+        // Where a stream's appends began needs only `read` on it.
+        if let Some(name) = rest.strip_prefix("records/") {
+            let r = match parts.method {
+                Method::GET => records::handle(&state, &caller, name, parts.uri.query()).await,
                 _ => Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed", "use GET")),
             };
             return r.unwrap_or_else(IntoResponse::into_response);

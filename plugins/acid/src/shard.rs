@@ -422,6 +422,25 @@ impl Shard {
         })
     }
 
+    /// Where stream `id`'s rows (one per append) that begin in `range` begin, at most `limit`.
+    pub fn record_starts(&self, id: u64, range: std::ops::Range<u64>, limit: usize) -> Result<Vec<u64>, EngineError> {
+        self.with_db(|db| {
+            let r = db.begin_read().map_err(|e| db_err("begin read", e))?;
+            let data = r.open_table(DATA).map_err(|e| db_err("open data", e))?;
+            let mut out = Vec::new();
+            for row in data.range((id, range.start)..(id, range.end)).map_err(|e| db_err("range", e))? {
+                let (k, v) = row.map_err(|e| db_err("range", e))?;
+                if !v.value().is_empty() {
+                    out.push(k.value().1);
+                }
+                if out.len() >= limit {
+                    break;
+                }
+            }
+            Ok(out)
+        })
+    }
+
     pub fn read_into(&self, id: u64, pos: u64, end: u64, max_bytes: usize, out: &mut Vec<u8>) -> Result<u64, EngineError> {
         self.with_db(|db| Self::read_in(db, id, pos, end, max_bytes, out))
     }

@@ -216,6 +216,10 @@ impl Persistence for AcidStore {
         Some(self.shards[shard_of_id(id)].record_floor(id, pos))
     }
 
+    fn record_starts(&self, id: u64, _: &(), range: std::ops::Range<u64>, limit: usize) -> Option<Result<Vec<u64>, EngineError>> {
+        Some(self.shards[shard_of_id(id)].record_starts(id, range, limit))
+    }
+
     fn read(&self, id: u64, _: &(), span: Span, out: &mut Vec<u8>) -> Result<u64, EngineError> {
         self.shards[shard_of_id(id)].read_into(id, span.pos, span.end, span.max, out)
     }

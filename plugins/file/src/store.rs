@@ -242,6 +242,18 @@ impl Persistence for FileStore {
         Some(Ok(list.get(i).filter(|e| e.start <= pos).map_or(pos, |e| e.start)))
     }
 
+    fn record_starts(&self, _id: u64, data: &Extents, range: std::ops::Range<u64>, limit: usize) -> Option<Result<Vec<u64>, EngineError>> {
+        let list = data.list.lock();
+        let i = list.partition_point(|e| e.start < range.start);
+        Some(Ok(list[i..]
+            .iter()
+            .filter(|e| e.data_len > 0)
+            .map(|e| e.start)
+            .take_while(|&s| s < range.end)
+            .take(limit)
+            .collect()))
+    }
+
     fn trimmed(&self, _id: u64, data: &Extents, dropped: std::ops::Range<u64>) {
         let list = data.list.lock();
         let from = list.partition_point(|e| e.start + e.data_len as u64 <= dropped.start);

@@ -86,6 +86,22 @@ impl Persistence for MemoryStore {
         Some(Ok(start.min(pos)))
     }
 
+    fn record_starts(&self, _id: u64, data: &Held, range: std::ops::Range<u64>, limit: usize) -> Option<Result<Vec<u64>, EngineError>> {
+        let h = data.0.lock();
+        // Record i begins where record i - 1 ended (the first at `base`).
+        let start_of = |i: usize| if i == 0 { h.base } else { h.record_ends[i - 1] };
+        let first = if h.base >= range.start {
+            0
+        } else {
+            h.record_ends.partition_point(|&e| e < range.start) + 1
+        };
+        Some(Ok((first..h.record_ends.len())
+            .map(start_of)
+            .take_while(|&s| s < range.end)
+            .take(limit)
+            .collect()))
+    }
+
     fn trimmed(&self, _id: u64, _data: &Held, dropped: std::ops::Range<u64>) {
         self.used.fetch_sub(dropped.end - dropped.start, Ordering::Relaxed);
     }

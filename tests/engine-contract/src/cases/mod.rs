@@ -7,6 +7,7 @@ mod lifecycle;
 mod lifetime;
 mod listing;
 mod read;
+mod records;
 mod retention;
 mod shared;
 
@@ -45,6 +46,7 @@ pub fn all() -> Vec<Case> {
         read::read_at_tail_and_beyond,
         read::read_tail_start,
         read::continued_reads_see_changes,
+        records::records_are_where_each_append_began,
         fork::fork_shares_prefix_and_diverges,
         fork::fork_at_mid_record_position,
         fork::fork_errors,

@@ -14,11 +14,23 @@ const enc = new TextEncoder();
 const dec = new TextDecoder();
 
 // Splits what a read returned into messages. `nextPos` is the position after it (from
-// Stream-Next-Offset), so each message's own position follows; null when unknown.
-export function splitMessages(kind, bytes, nextPos) {
+// Stream-Next-Offset), so each message's own position follows; null when unknown. `starts`,
+// where the server could tell, are the positions where appends began: a text or binary stream
+// is then split per append (else a text stream per line, a binary one per read).
+export function splitMessages(kind, bytes, nextPos, starts) {
   if (kind === "json") return splitJson(bytes, nextPos);
   const start = nextPos === null ? null : nextPos - bytes.length;
   const at = (i) => (start === null ? null : start + i);
+  if (starts && start !== null && kind !== "ndjson") {
+    const cuts = starts.map((p) => p - start).filter((i) => i > 0 && i < bytes.length);
+    const out = [];
+    let from = 0;
+    for (const c of [...cuts, bytes.length]) {
+      if (c > from) out.push({ pos: at(from), bytes: bytes.subarray(from, c) });
+      from = c;
+    }
+    return out;
+  }
   if (kind === "binary") return bytes.length ? [{ pos: at(0), bytes }] : [];
   const out = [];
   let from = 0;

@@ -52,6 +52,17 @@ function base64Bytes(s) {
   return out;
 }
 
+// Where the appends in [start, start + len) began, when the engine can tell (null otherwise).
+async function appendStarts(name, kind, start, len, state) {
+  if (kind === "json" || kind === "ndjson" || start === null || !len || state.noRecords) return null;
+  try {
+    const q = "?offset=" + encodeURIComponent(formatOffset(start)) + "&limit=10000";
+    const v = await apiJson(ctx.base + "/__ds/records/" + encodePath(name) + q);
+    if (v.starts === null) { state.noRecords = true; return null; }
+    return v.starts.map(offsetPosition).filter((p) => p !== null && p < start + len);
+  } catch { return null; }
+}
+
 function metaList(m) {
   const el = h("dl", { id: "stream-meta", class: "meta" });
   for (const [k, val] of Object.entries(m)) {
@@ -216,7 +227,10 @@ async function renderExisting(root, r, view, name, parent, firstMeta) {
     if (next) v.nextOffset = next;
     v.upToDate = res.headers.has("Stream-Up-To-Date");
     const closed = res.headers.get("Stream-Closed") === "true";
-    table.replace(splitMessages(v.kind, bytes, offsetPosition(next)));
+    const nextPos = offsetPosition(next);
+    const starts = await appendStarts(name, v.kind, nextPos === null ? null : nextPos - bytes.length, bytes.length, v);
+    if (seq !== v.loadSeq || v.destroyed) return;
+    table.replace(splitMessages(v.kind, bytes, nextPos, starts));
     summarize(off, closed);
     forkOffset.value = off !== "-1" && off !== "now" ? off : v.nextOffset || off;
     updateNav();
@@ -291,6 +305,7 @@ async function renderExisting(root, r, view, name, parent, firstMeta) {
         // Data is shown only together with the control event that follows it, so an abort
         // between them can neither lose nor duplicate a message on resume.
         let pending = [];
+        let shown = Promise.resolve();
         await readSse(res.body, (ev) => {
           if (!alive()) return false;
           if (ev.event === "data") {
@@ -300,14 +315,22 @@ async function renderExisting(root, r, view, name, parent, firstMeta) {
             const nextPos = offsetPosition(c.streamNextOffset);
             // Positions run backwards from the control event's offset over what it covers.
             let after = nextPos;
-            const split = [];
+            const parts = [];
             for (let i = pending.length - 1; i >= 0; i--) {
               const bytes = pending[i];
-              split.unshift(splitMessages(v.kind, bytes, after));
+              parts.unshift({ bytes, after });
               if (after !== null) after -= v.kind === "json" ? Math.max(bytes.length - 1, 0) : bytes.length;
             }
-            for (const s of split) table.add(s);
             pending = [];
+            // Rows are added in order even when the boundaries are asked for.
+            shown = shown.then(async () => {
+              for (const p of parts) {
+                const start = p.after === null ? null : p.after - p.bytes.length;
+                const starts = await appendStarts(name, v.kind, start, p.bytes.length, v);
+                if (!v.destroyed) table.add(splitMessages(v.kind, p.bytes, p.after, starts));
+              }
+              summarize(v.pageStart, false);
+            });
             if (c.streamNextOffset) { v.nextOffset = c.streamNextOffset; forkOffset.value = forkOffset.value || c.streamNextOffset; }
             if (c.upToDate) v.upToDate = true;
             if (c.upToDate || c.streamClosed) followMeta(c.streamNextOffset, c.streamClosed);

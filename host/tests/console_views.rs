@@ -71,7 +71,7 @@ fn the_tree_the_message_table_and_feedback() {
     put(&server, "orders", "application/json", format!("[{}]", orders.join(",")).as_bytes());
     let big: Vec<String> = (0..450).map(|i| format!("{i}")).collect();
     put(&server, "big", "application/json", format!("[{}]", big.join(",")).as_bytes());
-    put(&server, "log", "text/plain", b"alpha\nbeta\n");
+    put(&server, "log", "text/plain", b"alpha\n");
     let base = server.url("/console/");
     let api = server.url("/v1/stream");
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -241,23 +241,50 @@ fn the_tree_the_message_table_and_feedback() {
         .await;
         step(&mut n, "450 values shown 200 at a time; a typed position opens the page at row 300");
 
-        // 8. A text stream: one row per line with its offset.
+        // 8. A text stream: one row per append (the engine keeps where each began).
+        let url = format!("{api}/log");
+        blocking(move || {
+            let r = http().post(&url).header("Content-Type", "text/plain").body("beta\ngamma\n").send().unwrap();
+            assert_eq!(r.status(), 204);
+        })
+        .await;
         c.goto(&format!("{base}#/stream/log")).await.unwrap();
         view(&c, "stream").await;
         until_count(&c, "#messages tr.mrow", 2).await;
         let offsets = attrs(&c, "#messages tr.mrow", "data-offset").await;
         assert_eq!(offsets, ["0000000000000000_0000000000000000", "0000000000000000_0000000000000006"]);
-        step(&mut n, "a text stream: a row per line at offsets 0 and 6");
+        let previews = texts(&c, "#messages tr.mrow td.preview").await;
+        assert_eq!(previews, ["alpha", "beta⏎gamma"]);
+        step(&mut n, "a text stream: a row per append (offsets 0 and 6), a two-line append in one row");
 
-        // 9. Notices are cleared on navigation.
-        type_into(&c, "#append-body", "gamma\n").await;
+        // 9. Following a text stream: two appends without newlines are two rows; a notice from an
+        // append goes when the page changes.
+        click(&c, "#live-toggle").await;
+        until(Duration::from_secs(5), "live", || async {
+            let s = c.find(Locator::Css("#conn-state")).await.ok()?.attr("data-state").await.ok()??;
+            (s == "live").then_some(())
+        })
+        .await;
+        for body in ["x", "y"] {
+            let url = format!("{api}/log");
+            blocking(move || {
+                let r = http().post(&url).header("Content-Type", "text/plain").body(body).send().unwrap();
+                assert_eq!(r.status(), 204);
+            })
+            .await;
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+        until_count(&c, "#messages tr.mrow", 4).await;
+        assert_eq!(texts(&c, "#messages tr.mrow td.preview").await[2..], ["x", "y"]);
+        click(&c, "#live-toggle").await;
+        type_into(&c, "#append-body", "delta").await;
         click(&c, "#append-submit").await;
-        until_count(&c, "#messages tr.mrow", 3).await;
+        until_count(&c, "#messages tr.mrow", 5).await;
         assert_eq!(text_of(&c, "#notice").await, "Appended to log");
         c.goto(&format!("{base}#/server")).await.unwrap();
         view(&c, "server").await;
         assert!(!c.find(Locator::Css("#notice")).await.unwrap().is_displayed().await.unwrap());
-        step(&mut n, "a notice goes when the page changes");
+        step(&mut n, "following a text stream: a row per append; a notice goes when the page changes");
 
         // 10. The theme switch is remembered; the favicon is served.
         click(&c, "#theme-toggle").await;

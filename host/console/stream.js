@@ -155,7 +155,8 @@ async function renderExisting(root, r, view, name, parent, firstMeta) {
     h("div", { class: "row" }, h("button", { type: "submit", id: "append-submit", class: "primary" }, "Append"), appendHint));
   appendBody.addEventListener("keydown", (e) => { if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); doAppend(); } });
   const forkName = h("input", { id: "fork-name", spellcheck: "false", autocomplete: "off", required: true, value: name + "-fork" });
-  const forkOffset = h("input", { id: "fork-offset", class: "mono", spellcheck: "false", autocomplete: "off" });
+  // Follows the tail while following, until someone types an offset of their own.
+  const forkOffset = h("input", { id: "fork-offset", class: "mono", spellcheck: "false", autocomplete: "off", oninput: () => { v.forkTyped = true; } });
   const forkForm = h("form", { class: "stack", id: "fork-form", onsubmit: (e) => { e.preventDefault(); doFork(); } },
     h("label", { for: "fork-name" }, "Fork into new stream"), forkName,
     h("label", { for: "fork-offset" }, "Fork offset"), forkOffset,
@@ -331,7 +332,10 @@ async function renderExisting(root, r, view, name, parent, firstMeta) {
               }
               summarize(v.pageStart, false);
             });
-            if (c.streamNextOffset) { v.nextOffset = c.streamNextOffset; forkOffset.value = forkOffset.value || c.streamNextOffset; }
+            if (c.streamNextOffset) {
+              v.nextOffset = c.streamNextOffset;
+              if (!v.forkTyped) forkOffset.value = c.streamNextOffset;
+            }
             if (c.upToDate) v.upToDate = true;
             if (c.upToDate || c.streamClosed) followMeta(c.streamNextOffset, c.streamClosed);
             summarize(v.pageStart, c.streamClosed);

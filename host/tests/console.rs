@@ -168,6 +168,7 @@ fn the_console_in_a_real_browser() {
         // 7. Create, append and delete through the page.
         c.goto(&format!("{base}#/new")).await.unwrap();
         view(&c, "new").await;
+        screenshot(&c, "new.png").await;
         type_into(&c, "#create-name", "ui/made").await;
         let select = c.find(Locator::Css("#create-type")).await.unwrap();
         select.select_by_value("text/plain").await.unwrap();
@@ -247,8 +248,10 @@ fn the_console_in_a_real_browser() {
         }
         c.goto(&format!("{base}#/subscriptions")).await.unwrap();
         view(&c, "subscriptions").await;
+        screenshot(&c, "subscriptions.png").await;
         click(&c, "tr[data-subscription=\"console-sub\"] a").await;
         view(&c, "subscription").await;
+        screenshot(&c, "subscription.png").await;
         let page = c.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
         assert!(
             page.contains("json/a") && page.contains("json/*"),

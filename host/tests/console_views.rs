@@ -218,8 +218,13 @@ fn the_tree_the_message_table_and_feedback() {
             "{}",
             text_of(&c, "#page-info").await
         );
+        let fork_at = c.find(Locator::Css("#fork-offset")).await.unwrap().prop("value").await.unwrap();
+        assert_eq!(fork_at.as_deref(), Some(tail.as_str()), "the fork form's offset follows the tail");
         click(&c, "#live-toggle").await;
-        step(&mut n, "following: the tail offset and the message count follow an append");
+        step(
+            &mut n,
+            "following: the tail offset, the message count and the fork offset follow an append",
+        );
 
         // 7. The row cap, and jumping to an offset typed as a position.
         c.goto(&format!("{base}#/stream/big")).await.unwrap();
@@ -244,7 +249,12 @@ fn the_tree_the_message_table_and_feedback() {
         // 8. A text stream: one row per append (the engine keeps where each began).
         let url = format!("{api}/log");
         blocking(move || {
-            let r = http().post(&url).header("Content-Type", "text/plain").body("beta\ngamma\n").send().unwrap();
+            let r = http()
+                .post(&url)
+                .header("Content-Type", "text/plain")
+                .body("beta\ngamma\n")
+                .send()
+                .unwrap();
             assert_eq!(r.status(), 204);
         })
         .await;
@@ -255,7 +265,10 @@ fn the_tree_the_message_table_and_feedback() {
         assert_eq!(offsets, ["0000000000000000_0000000000000000", "0000000000000000_0000000000000006"]);
         let previews = texts(&c, "#messages tr.mrow td.preview").await;
         assert_eq!(previews, ["alpha", "beta⏎gamma"]);
-        step(&mut n, "a text stream: a row per append (offsets 0 and 6), a two-line append in one row");
+        step(
+            &mut n,
+            "a text stream: a row per append (offsets 0 and 6), a two-line append in one row",
+        );
 
         // 9. Following a text stream: two appends without newlines are two rows; a notice from an
         // append goes when the page changes.
@@ -284,7 +297,10 @@ fn the_tree_the_message_table_and_feedback() {
         c.goto(&format!("{base}#/server")).await.unwrap();
         view(&c, "server").await;
         assert!(!c.find(Locator::Css("#notice")).await.unwrap().is_displayed().await.unwrap());
-        step(&mut n, "following a text stream: a row per append; a notice goes when the page changes");
+        step(
+            &mut n,
+            "following a text stream: a row per append; a notice goes when the page changes",
+        );
 
         // 10. The theme switch is remembered; the favicon is served.
         click(&c, "#theme-toggle").await;

@@ -1,5 +1,7 @@
 //! GET catch-up reads, and the read step, ETag and headers shared with the live modes.
 
+use std::sync::{Arc, OnceLock};
+
 use abi_stable::std_types::RStr;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -32,6 +34,9 @@ pub struct Chunk {
     pub start: u64,
     pub next: u64,
     pub meta: StreamMeta,
+    /// This chunk's SSE data event, rendered once for every subscriber that gets the whole of it
+    /// (shared by the parts taken from its start; see `sse::data_event`).
+    pub sse: Arc<OnceLock<Bytes>>,
 }
 
 impl Chunk {
@@ -57,6 +62,7 @@ impl Chunk {
             start: pos,
             next: self.next,
             meta: self.meta.clone(),
+            sse: if off == 0 { self.sse.clone() } else { Arc::default() },
         })
     }
     pub fn is_json(&self) -> bool {
@@ -121,6 +127,7 @@ pub async fn read_step(state: &AppState, name: &str, from: ReadFrom) -> Result<C
         start: begin,
         next,
         meta,
+        sse: Arc::default(),
     })
 }
 
@@ -318,6 +325,7 @@ mod tests {
 
     fn chunk(ct: &str, data: &'static [u8], start: u64) -> Chunk {
         Chunk {
+            sse: Arc::default(),
             data: Bytes::from_static(data),
             start,
             next: start + data.len() as u64,

@@ -51,37 +51,54 @@ fn push_data_lines(buf: &mut BytesMut, payload: &[u8]) {
     }
 }
 
-fn push_data_event(buf: &mut BytesMut, chunk: &Chunk, base64: bool) {
-    buf.put_slice(b"event: data\n");
-    if base64 {
-        let text = base64::engine::general_purpose::STANDARD.encode(&chunk.data);
-        buf.put_slice(b"data:");
-        buf.put_slice(text.as_bytes());
-        buf.put_u8(b'\n');
-    } else {
-        let parts = chunk.body_parts();
-        let joined: Vec<u8> = parts.iter().flat_map(|p| p.iter().copied()).collect();
-        push_data_lines(buf, &joined);
-    }
-    buf.put_u8(b'\n');
+/// A chunk's data event, rendered once and shared by every subscriber given the same chunk
+/// from its start (a thousand readers woken by one append render it once).
+fn data_event(chunk: &Chunk, base64: bool) -> Bytes {
+    chunk
+        .sse
+        .get_or_init(|| {
+            let mut buf = BytesMut::with_capacity(chunk.data.len() + chunk.data.len() / 3 + 32);
+            buf.put_slice(b"event: data\n");
+            if base64 {
+                let text = base64::engine::general_purpose::STANDARD.encode(&chunk.data);
+                buf.put_slice(b"data:");
+                buf.put_slice(text.as_bytes());
+                buf.put_u8(b'\n');
+            } else if chunk.is_json() {
+                // `[` + the framed values without their last `,` + `]`, split into lines.
+                let mut joined = Vec::with_capacity(chunk.data.len() + 1);
+                joined.push(b'[');
+                joined.extend_from_slice(&chunk.data[..chunk.data.len().saturating_sub(1)]);
+                joined.push(b']');
+                push_data_lines(&mut buf, &joined);
+            } else {
+                push_data_lines(&mut buf, &chunk.data);
+            }
+            buf.put_u8(b'\n');
+            buf.freeze()
+        })
+        .clone()
 }
 
+/// The control event after a chunk, written without building a JSON value (every field is a
+/// number-like offset, a server-made cursor or a boolean: nothing needs escaping).
 fn push_control(buf: &mut BytesMut, chunk: &Chunk, cursor: Option<&str>) {
-    let mut obj = serde_json::Map::new();
-    obj.insert("streamNextOffset".into(), Offset(chunk.next).to_string().into());
+    use std::fmt::Write as _;
+    let mut line = String::with_capacity(96);
+    let _ = write!(line, "{{\"streamNextOffset\":\"{}\"", Offset(chunk.next));
     if chunk.at_eof() {
-        obj.insert("streamClosed".into(), true.into());
-        obj.insert("upToDate".into(), true.into());
+        line.push_str(",\"streamClosed\":true,\"upToDate\":true");
     } else {
         if let Some(c) = cursor {
-            obj.insert("streamCursor".into(), c.into());
+            let _ = write!(line, ",\"streamCursor\":{}", serde_json::Value::from(c));
         }
         if chunk.up_to_date() {
-            obj.insert("upToDate".into(), true.into());
+            line.push_str(",\"upToDate\":true");
         }
     }
+    line.push('}');
     buf.put_slice(b"event: control\ndata:");
-    buf.put_slice(serde_json::Value::Object(obj).to_string().as_bytes());
+    buf.put_slice(line.as_bytes());
     buf.put_slice(b"\n\n");
 }
 
@@ -140,7 +157,7 @@ async fn run(task: Task) {
             incarnation = chunk.meta.incarnation;
             let cursor = next_cursor(client_cursor.as_deref());
             if !chunk.data.is_empty() {
-                push_data_event(&mut buf, &chunk, base64);
+                buf.put_slice(&data_event(&chunk, base64));
                 push_control(&mut buf, &chunk, Some(&cursor));
             } else if first_round || chunk.at_eof() {
                 push_control(&mut buf, &chunk, Some(&cursor));

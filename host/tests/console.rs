@@ -110,11 +110,7 @@ fn the_console_in_a_real_browser() {
         c.goto(&format!("{base}#/stream/json%2Fa")).await.unwrap();
         view(&c, "stream").await;
         click(&c, "#live-toggle").await;
-        until(Duration::from_secs(5), "the live state", || async {
-            let s = c.find(Locator::Css("#conn-state")).await.ok()?.attr("data-state").await.ok()??;
-            (s == "live").then_some(())
-        })
-        .await;
+        conn_state(&c, "live").await;
         let post = |body: &'static str| {
             let url = append_url.clone();
             blocking(move || {
@@ -140,11 +136,7 @@ fn the_console_in_a_real_browser() {
         );
         // 6. Pause, two appends, resume: both appear once, nothing repeated.
         click(&c, "#live-toggle").await;
-        until(Duration::from_secs(5), "the paused state", || async {
-            let s = c.find(Locator::Css("#conn-state")).await.ok()?.attr("data-state").await.ok()??;
-            (s == "paused").then_some(())
-        })
-        .await;
+        conn_state(&c, "paused").await;
         post(r#"{"n": 101}"#).await;
         post(r#"{"n": 102}"#).await;
         tokio::time::sleep(Duration::from_millis(300)).await;

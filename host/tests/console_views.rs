@@ -192,11 +192,7 @@ fn the_tree_the_message_table_and_feedback() {
 
         // 6. Following keeps the metadata and the summary current; notices go on navigation.
         click(&c, "#live-toggle").await;
-        until(Duration::from_secs(5), "live", || async {
-            let s = c.find(Locator::Css("#conn-state")).await.ok()?.attr("data-state").await.ok()??;
-            (s == "live").then_some(())
-        })
-        .await;
+        conn_state(&c, "live").await;
         let url = format!("{api}/orders");
         let tail = blocking(move || {
             let r = http()
@@ -273,11 +269,7 @@ fn the_tree_the_message_table_and_feedback() {
         // 9. Following a text stream: two appends without newlines are two rows; a notice from an
         // append goes when the page changes.
         click(&c, "#live-toggle").await;
-        until(Duration::from_secs(5), "live", || async {
-            let s = c.find(Locator::Css("#conn-state")).await.ok()?.attr("data-state").await.ok()??;
-            (s == "live").then_some(())
-        })
-        .await;
+        conn_state(&c, "live").await;
         for body in ["x", "y"] {
             let url = format!("{api}/log");
             blocking(move || {

@@ -131,6 +131,9 @@ async fn run(task: Task) {
         mut credential,
     } = task;
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(state.config.server.sse_reconnect_interval_secs);
+    // One timer for the stream's life (not one registered and cleared per delivery).
+    let rotate = tokio::time::sleep_until(deadline);
+    let mut rotate = pin!(rotate);
     let waiter = state.live.watch(&name);
     let _live = crate::metrics::GaugeGuard::new(&state.metrics.sse);
     let mut from = ReadFrom::At(Offset(start));
@@ -183,7 +186,7 @@ async fn run(task: Task) {
         }
         tokio::select! {
             _ = notified => {}
-            _ = tokio::time::sleep_until(deadline) => return,
+            _ = rotate.as_mut() => return,
             _ = tx.closed() => return,
             _ = credential.lapsed(&state.auth) => return,
         }

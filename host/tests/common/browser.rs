@@ -100,6 +100,15 @@ pub async fn view(c: &Client, name: &str) {
     .await;
 }
 
+/// Waits until a stream view's follow state (`#conn-state`'s `data-state`) is `want`.
+pub async fn conn_state(c: &Client, want: &str) {
+    until(Duration::from_secs(5), &format!("the {want} state"), || async {
+        let s = c.find(Locator::Css("#conn-state")).await.ok()?.attr("data-state").await.ok()??;
+        (s == want).then_some(())
+    })
+    .await;
+}
+
 pub async fn click(c: &Client, css: &str) {
     c.wait()
         .at_most(Duration::from_secs(5))

@@ -122,8 +122,8 @@ impl Entry {
 }
 
 /// A registration; dropping it removes the entry once no other waiter holds it.
-pub struct Waiter<'a> {
-    tail: &'a LiveTail,
+pub struct Waiter {
+    tail: Arc<LiveTail>,
     name: String,
     pub notify: Arc<Notify>,
     pub entry: Arc<Entry>,
@@ -131,7 +131,7 @@ pub struct Waiter<'a> {
 
 impl LiveTail {
     /// Registers interest in `name`.
-    pub fn watch(&self, name: &str) -> Waiter<'_> {
+    pub fn watch(self: &Arc<Self>, name: &str) -> Waiter {
         let mut map = self.waiters.lock();
         self.prune(&mut map);
         let entry = map
@@ -149,7 +149,7 @@ impl LiveTail {
         drop(map);
         *entry.idle_since.lock() = None;
         Waiter {
-            tail: self,
+            tail: self.clone(),
             name: name.to_string(),
             notify: entry.notify.clone(),
             entry,
@@ -190,7 +190,7 @@ impl LiveTail {
     }
 }
 
-impl Drop for Waiter<'_> {
+impl Drop for Waiter {
     fn drop(&mut self) {
         let mut map = self.tail.waiters.lock();
         if let Some(e) = map.get(&self.name) {
@@ -238,7 +238,7 @@ mod tests {
 
     #[test]
     fn recent_chunks_serve_fresh_readers_anywhere_and_lagging_readers_behind_their_end() {
-        let live = LiveTail::default();
+        let live = Arc::new(LiveTail::default());
         let w = live.watch("s");
         let chunk = |tag: &str| -> Cached { Arc::new(tag.to_string()) };
         let tag = |c: Option<(Cached, bool)>| c.map(|(c, fresh)| (c.downcast::<String>().unwrap().to_string(), fresh));
@@ -268,7 +268,7 @@ mod tests {
 
     #[test]
     fn readers_at_different_positions_share_their_own_reads() {
-        let live = LiveTail::default();
+        let live = Arc::new(LiveTail::default());
         let w = live.watch("s");
         let g = w.entry.generation();
         let a = w.entry.flight(10, g);
@@ -291,7 +291,7 @@ mod tests {
 
     #[test]
     fn an_entry_with_recent_reads_outlives_its_last_reader_briefly() {
-        let live = LiveTail::default();
+        let live = Arc::new(LiveTail::default());
         {
             let w = live.watch("s");
             w.entry.offer(0, 0, 10, Arc::new(()));

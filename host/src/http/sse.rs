@@ -1,7 +1,7 @@
 //! GET `live=sse`: catch-up then live data as Server-Sent Events, each data event paired with a
 //! control event in the same write; base64 for binary streams; rotated at the configured interval.
 
-use std::pin::pin;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -10,8 +10,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use bytes::{BufMut, Bytes, BytesMut};
 use durable_streams_core::{content_type, Offset, ReadFrom};
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
+use tokio::sync::futures::OwnedNotified;
 
 use super::cursor::next_cursor;
 use super::error::ApiError;
@@ -105,93 +104,87 @@ fn push_control(buf: &mut BytesMut, chunk: &Chunk, cursor: Option<&str>) {
 /// Largest batch of catch-up events gathered into one write.
 const BATCH_BYTES: usize = 1 << 20;
 
-/// One SSE stream's task: what it reads, how it renders, where it writes, and what it holds.
-struct Task {
+/// One SSE stream as its response body polls it: what it reads, how it renders, and what it
+/// holds. The events are made inside the body's own stream (no task and channel per
+/// subscriber); a client that goes away drops it, and with it the registration and the slot.
+struct Sse {
     state: Arc<AppState>,
     name: String,
-    start: u64,
     client_cursor: Option<String>,
     base64: bool,
-    tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
-    /// The client's live-read quota slot, given back when the stream ends.
-    _slot: Option<LiveSlot>,
+    waiter: crate::live::Waiter,
+    from: ReadFrom,
+    first_round: bool,
+    incarnation: u64,
+    /// Registered before the last read, awaited once it found the stream up to date.
+    wake: Option<Pin<Box<OwnedNotified>>>,
+    /// The rotation deadline (one timer for the stream's life).
+    rotate: Pin<Box<tokio::time::Sleep>>,
+    done: bool,
     /// The caller's credential, looked at again while the stream lasts.
     credential: CredentialWatch,
+    /// The client's live-read quota slot, given back when the stream ends.
+    _slot: Option<LiveSlot>,
+    _live: crate::metrics::GaugeGuard,
 }
 
-async fn run(task: Task) {
-    let Task {
-        state,
-        name,
-        start,
-        client_cursor,
-        base64,
-        tx,
-        _slot,
-        mut credential,
-    } = task;
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(state.config.server.sse_reconnect_interval_secs);
-    // One timer for the stream's life (not one registered and cleared per delivery).
-    let rotate = tokio::time::sleep_until(deadline);
-    let mut rotate = pin!(rotate);
-    let waiter = state.live.watch(&name);
-    let _live = crate::metrics::GaugeGuard::new(&state.metrics.sse);
-    let mut from = ReadFrom::At(Offset(start));
-    let mut first_round = true;
-    let mut incarnation = 0;
-    loop {
-        // Register for wake-ups before reading, so an append that lands after the read wakes us.
-        let notified = waiter.notify.notified();
-        let mut notified = pin!(notified);
-        notified.as_mut().enable();
-        let mut buf = BytesMut::new();
-        let chunk = loop {
-            // The first read goes to the engine when it must renew a sliding TTL; reads after a
-            // wake may share the chunk another subscriber just read.
-            let read = if first_round {
-                read_first(&state, &name, from, &waiter.entry).await
-            } else {
-                read_live(&state, &name, from, &waiter.entry, incarnation).await
-            };
-            let chunk = match read {
-                Ok(c) => c,
-                Err(_) => return,
-            };
-            incarnation = chunk.meta.incarnation;
-            let cursor = next_cursor(client_cursor.as_deref());
-            if !chunk.data.is_empty() {
-                buf.put_slice(&data_event(&chunk, base64));
-                push_control(&mut buf, &chunk, Some(&cursor));
-            } else if first_round || chunk.at_eof() {
-                push_control(&mut buf, &chunk, Some(&cursor));
+impl Sse {
+    /// The next write: catch-up events gathered up to `BATCH_BYTES`, or the events after a wake;
+    /// `None` ends the stream (closed, rotated, credential lapsed, draining, or a failed read).
+    async fn next_write(&mut self) -> Option<Bytes> {
+        loop {
+            if self.done {
+                return None;
             }
-            first_round = false;
-            from = ReadFrom::At(Offset(chunk.next));
-            if chunk.up_to_date() || buf.len() >= BATCH_BYTES || chunk.data.is_empty() {
-                break chunk;
+            if let Some(wake) = self.wake.take() {
+                tokio::select! {
+                    _ = wake => {}
+                    _ = self.rotate.as_mut() => return None,
+                    _ = self.credential.lapsed(&self.state.auth) => return None,
+                }
+                if self.state.readiness.is_draining() {
+                    return None;
+                }
             }
-        };
-        // A revoked or expired credential ends the stream (the client's reconnect gets its 401).
-        if !credential.valid(&state.auth) {
-            return;
-        }
-        if !buf.is_empty() && tx.send(Ok(buf.freeze())).await.is_err() {
-            return;
-        }
-        if chunk.at_eof() {
-            return;
-        }
-        if !chunk.up_to_date() {
-            continue;
-        }
-        tokio::select! {
-            _ = notified => {}
-            _ = rotate.as_mut() => return,
-            _ = tx.closed() => return,
-            _ = credential.lapsed(&state.auth) => return,
-        }
-        if state.readiness.is_draining() {
-            return;
+            // Register for wake-ups before reading, so an append that lands after the read wakes us.
+            let mut wake = Box::pin(self.waiter.notify.clone().notified_owned());
+            wake.as_mut().enable();
+            let mut buf = BytesMut::new();
+            let chunk = loop {
+                // The first read goes to the engine when it must renew a sliding TTL; reads after a
+                // wake may share the chunk another subscriber just read.
+                let read = if self.first_round {
+                    read_first(&self.state, &self.name, self.from, &self.waiter.entry).await
+                } else {
+                    read_live(&self.state, &self.name, self.from, &self.waiter.entry, self.incarnation).await
+                };
+                let chunk = read.ok()?;
+                self.incarnation = chunk.meta.incarnation;
+                let cursor = next_cursor(self.client_cursor.as_deref());
+                if !chunk.data.is_empty() {
+                    buf.put_slice(&data_event(&chunk, self.base64));
+                    push_control(&mut buf, &chunk, Some(&cursor));
+                } else if self.first_round || chunk.at_eof() {
+                    push_control(&mut buf, &chunk, Some(&cursor));
+                }
+                self.first_round = false;
+                self.from = ReadFrom::At(Offset(chunk.next));
+                if chunk.up_to_date() || buf.len() >= BATCH_BYTES || chunk.data.is_empty() {
+                    break chunk;
+                }
+            };
+            // A revoked or expired credential ends the stream (the client's reconnect gets its 401).
+            if !self.credential.valid(&self.state.auth) {
+                return None;
+            }
+            if chunk.at_eof() {
+                self.done = true;
+            } else if chunk.up_to_date() {
+                self.wake = Some(wake);
+            }
+            if !buf.is_empty() {
+                return Some(buf.freeze());
+            }
         }
     }
 }
@@ -209,18 +202,28 @@ pub async fn handle(
     // from there once it is registered for wake-ups.
     let first = read_step(&state, &name, q.from).await?;
     let base64 = content_type::sse_needs_base64(&first.meta.content_type);
-    let (tx, rx) = mpsc::channel(4);
-    tokio::spawn(run(Task {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(state.config.server.sse_reconnect_interval_secs);
+    let sse = Sse {
+        waiter: state.live.watch(&name),
+        _live: crate::metrics::GaugeGuard::new(&state.metrics.sse),
         state,
         name,
-        start: first.start,
         client_cursor: q.cursor.clone(),
         base64,
-        tx,
-        _slot: slot,
+        from: ReadFrom::At(Offset(first.start)),
+        first_round: true,
+        incarnation: 0,
+        wake: None,
+        rotate: Box::pin(tokio::time::sleep_until(deadline)),
+        done: false,
         credential,
-    }));
-    let mut resp = (StatusCode::OK, Body::from_stream(ReceiverStream::new(rx))).into_response();
+        _slot: slot,
+    };
+    let events = futures_util::stream::unfold(sse, |mut sse| async move {
+        let write = sse.next_write().await?;
+        Some((Ok::<_, std::io::Error>(write), sse))
+    });
+    let mut resp = (StatusCode::OK, Body::from_stream(events)).into_response();
     let out = resp.headers_mut();
     out.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     out.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));

@@ -77,8 +77,22 @@ fn http_get(port: u16, path: &str) -> Option<String> {
 }
 
 impl Cluster {
-    /// Starts `n` nodes (3 for a real quorum) and waits until JetStream is ready on each.
+    /// Starts `n` nodes (3 for a real quorum) and waits until JetStream is ready on each. Ports
+    /// are picked at random and checked free, but another test may take one before a node binds
+    /// it: a node that stops on "address already in use" makes a fresh start on other ports.
     pub fn start(n: usize) -> Cluster {
+        for _ in 0..4 {
+            let c = Self::start_once(n);
+            match c.try_wait_ready(Duration::from_secs(60)) {
+                Ok(()) => return c,
+                Err((_, log)) if log.contains("address already in use") => continue,
+                Err((name, log)) => panic!("NATS node {name} did not become ready:\n{log}"),
+            }
+        }
+        panic!("NATS nodes kept finding their ports taken (4 tries)");
+    }
+
+    fn start_once(n: usize) -> Cluster {
         let bin = server_binary();
         let dir = std::env::temp_dir().join(format!("ds-nats-{}-{}", std::process::id(), now_nanos()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -121,7 +135,6 @@ impl Cluster {
         for i in 0..n {
             c.spawn(i);
         }
-        c.wait_ready(Duration::from_secs(60));
         c
     }
 
@@ -149,6 +162,14 @@ impl Cluster {
 
     /// Waits until every running node answers `/healthz` with JetStream current.
     pub fn wait_ready(&self, limit: Duration) {
+        if let Err((name, log)) = self.try_wait_ready(limit) {
+            panic!("NATS node {name} did not become ready:\n{log}");
+        }
+    }
+
+    /// As [`Cluster::wait_ready`]; a node not ready in time, or stopped by a fatal error, is
+    /// named with its log.
+    fn try_wait_ready(&self, limit: Duration) -> Result<(), (String, String)> {
         let deadline = Instant::now() + limit;
         for n in self.nodes.iter().filter(|n| n.child.is_some()) {
             loop {
@@ -156,13 +177,14 @@ impl Cluster {
                 if ok {
                     break;
                 }
-                if Instant::now() > deadline {
-                    let log = std::fs::read_to_string(&n.log).unwrap_or_default();
-                    panic!("NATS node {} did not become ready:\n{log}", n.name);
+                let log = std::fs::read_to_string(&n.log).unwrap_or_default();
+                if Instant::now() > deadline || log.contains("[FTL]") {
+                    return Err((n.name.clone(), log));
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
         }
+        Ok(())
     }
 
     fn signal(&self, i: usize, sig: &str) {

@@ -53,17 +53,21 @@ pub(crate) fn per_unit<R: Send>(units: &[usize], commit: impl Fn(usize) -> Resul
         return smallvec::smallvec![(*unit, commit(*unit))];
     }
     let commit = &commit;
+    // The calling thread commits the first unit itself: one thread fewer to start per group.
+    let (first, rest) = units.split_first().expect("several units");
     std::thread::scope(|scope| {
-        let handles: Vec<_> = units.iter().map(|&u| (u, scope.spawn(move || commit(u)))).collect();
-        handles
-            .into_iter()
-            .map(|(u, h)| {
-                let r = h
-                    .join()
-                    .unwrap_or_else(|_| Err(EngineError::new(ErrorCode::INTERNAL, "a commit panicked")));
-                (u, r)
-            })
-            .collect()
+        let handles: Vec<_> = rest.iter().map(|&u| (u, scope.spawn(move || commit(u)))).collect();
+        // A panic here is an error of this unit, as it is when a spawned unit's commit panics.
+        let own = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| commit(*first)))
+            .unwrap_or_else(|_| Err(EngineError::new(ErrorCode::INTERNAL, "a commit panicked")));
+        let mut out: UnitOutcomes<R> = smallvec::smallvec![(*first, own)];
+        out.extend(handles.into_iter().map(|(u, h)| {
+            let r = h
+                .join()
+                .unwrap_or_else(|_| Err(EngineError::new(ErrorCode::INTERNAL, "a commit panicked")));
+            (u, r)
+        }));
+        out
     })
 }
 

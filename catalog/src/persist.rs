@@ -2,7 +2,7 @@
 //! a stream's own bytes, and hand back what was committed at open. Owns the vocabulary of
 //! changes; applies no protocol rule (the catalogue decided every change before it gets here).
 
-use durable_streams_core::abi::{EngineError, Lifetime};
+use durable_streams_core::abi::{ByteViewBox, EngineError, Lifetime};
 use durable_streams_core::rules::{StateUpdate, WriterState};
 
 /// A stream created (a fork when `fork` names its source's id and the fork position).
@@ -155,6 +155,15 @@ pub trait Persistence: Send + Sync + 'static {
     /// Reads `span` of stream `id`'s own bytes (never below its fork position) into `out`;
     /// returns the position after the last byte copied.
     fn read(&self, id: u64, data: &Self::Data, span: Span, out: &mut Vec<u8>) -> Result<u64, EngineError>;
+
+    /// Reads `span` as [`Persistence::read`] does, but answers bytes the store already holds
+    /// in memory without copying them (a view that keeps them alive); it may stop earlier than
+    /// `read` would (at a block of its own), never inside a record, and gives at least one
+    /// record. `None` (the default, or for a span it cannot serve so): the catalogue copies
+    /// through `read`.
+    fn read_shared(&self, _id: u64, _data: &Self::Data, _span: Span) -> Option<Result<(ByteViewBox, u64), EngineError>> {
+        None
+    }
 
     /// Releases a deleted stream's in-memory data.
     fn forget(&self, _id: u64, _data: &Self::Data) {}

@@ -50,6 +50,22 @@ impl<P: Persistence> Catalog<P> {
             return Err(EngineError::trimmed(start, retained));
         }
         let max = req.max_bytes as usize;
+        if start < tail && start >= entry.base {
+            // The stream's own bytes: a store holding them in memory lends them without a copy.
+            let span = Span {
+                pos: start,
+                end: tail,
+                max,
+            };
+            if let Some(shared) = self.store.read_shared(entry.id, &entry.data, span) {
+                let (data, next) = shared?;
+                return Ok(ReadChunk {
+                    data,
+                    next,
+                    meta: entry.meta(),
+                });
+            }
+        }
         let mut out = Vec::new();
         let next = if start == tail {
             start

@@ -8,7 +8,7 @@ use durable_streams_core::rules::WriterState;
 use parking_lot::Mutex;
 
 use crate::rows::{decode_catalog, encode_catalog, encode_state, CatalogRow};
-use redb::ReadableTable;
+use redb::{ReadableTable, TableHandle};
 
 use crate::shard::{db_err, Shard, ACCESS, DATA, META, STATE, STREAMS, TRIMS};
 
@@ -35,8 +35,85 @@ fn shard_of_id(id: u64) -> usize {
     (id & 0xffff) as usize
 }
 
+type Rows<'t, K, V> = Option<redb::Table<'t, K, V>>;
+
+/// The tables one batch writes, each opened once for the whole batch (redb's `open_table`
+/// looks the table up and writes its root back when dropped: opened per change, that was paid
+/// three times per create), and the id counter to save once at the end.
+struct Tables<'t> {
+    txn: &'t redb::WriteTransaction,
+    streams: Rows<'t, u64, &'static [u8]>,
+    state: Rows<'t, u64, &'static [u8]>,
+    data: Rows<'t, (u64, u64), &'static [u8]>,
+    trims: Rows<'t, u64, u64>,
+    access: Rows<'t, u64, u64>,
+    /// The highest "next" id counter the batch's creates need (saved in `META` by `finish`).
+    next: Option<u64>,
+}
+
+/// `slot`'s table, opened on first use.
+fn opened<'s, 't, K: redb::Key + 'static, V: redb::Value + 'static>(
+    txn: &'t redb::WriteTransaction,
+    slot: &'s mut Rows<'t, K, V>,
+    def: redb::TableDefinition<'static, K, V>,
+) -> Result<&'s mut redb::Table<'t, K, V>, EngineError> {
+    if slot.is_none() {
+        *slot = Some(txn.open_table(def).map_err(|e| db_err(&format!("open {}", def.name()), e))?);
+    }
+    Ok(slot.as_mut().expect("opened above"))
+}
+
+impl<'t> Tables<'t> {
+    fn new(txn: &'t redb::WriteTransaction) -> Tables<'t> {
+        Tables {
+            txn,
+            streams: None,
+            state: None,
+            data: None,
+            trims: None,
+            access: None,
+            next: None,
+        }
+    }
+
+    fn streams(&mut self) -> Result<&mut redb::Table<'t, u64, &'static [u8]>, EngineError> {
+        opened(self.txn, &mut self.streams, STREAMS)
+    }
+
+    fn state(&mut self) -> Result<&mut redb::Table<'t, u64, &'static [u8]>, EngineError> {
+        opened(self.txn, &mut self.state, STATE)
+    }
+
+    fn data(&mut self) -> Result<&mut redb::Table<'t, (u64, u64), &'static [u8]>, EngineError> {
+        opened(self.txn, &mut self.data, DATA)
+    }
+
+    fn trims(&mut self) -> Result<&mut redb::Table<'t, u64, u64>, EngineError> {
+        opened(self.txn, &mut self.trims, TRIMS)
+    }
+
+    fn access(&mut self) -> Result<&mut redb::Table<'t, u64, u64>, EngineError> {
+        opened(self.txn, &mut self.access, ACCESS)
+    }
+
+    /// Closes the tables, then saves the id counter and the bytes removed.
+    fn finish(self, removed: u64) -> Result<(), EngineError> {
+        let (txn, next) = (self.txn, self.next);
+        drop(self);
+        if let Some(next) = next {
+            let mut meta = txn.open_table(META).map_err(|e| db_err("open meta", e))?;
+            let current = meta.get("next").map_err(|e| db_err("read meta", e))?.map_or(0, |g| g.value());
+            meta.insert("next", next.max(current)).map_err(|e| db_err("create", e))?;
+        }
+        if removed > 0 {
+            crate::shard::add_dropped(txn, removed)?;
+        }
+        Ok(())
+    }
+}
+
 /// Writes one change; returns the bytes of stream data it removed (deletes and trims).
-fn write_change(txn: &redb::WriteTransaction, change: &Change<'_>) -> Result<u64, EngineError> {
+fn write_change(t: &mut Tables<'_>, change: &Change<'_>) -> Result<u64, EngineError> {
     let mut removed = 0u64;
     let mut count = |_: (u64, u64), v: &[u8]| {
         removed += v.len() as u64;
@@ -57,29 +134,23 @@ fn write_change(txn: &redb::WriteTransaction, change: &Change<'_>) -> Result<u64
                 closed: c.closed,
                 ..Default::default()
             };
-            let mut streams = txn.open_table(STREAMS).map_err(|e| db_err("open streams", e))?;
-            streams
+            t.streams()?
                 .insert(c.id, encode_catalog(&row).as_slice())
                 .map_err(|e| db_err("create", e))?;
             let state = encode_state(base + c.initial.len() as u64, &writer);
-            let mut st = txn.open_table(STATE).map_err(|e| db_err("open state", e))?;
-            st.insert(c.id, state.as_slice()).map_err(|e| db_err("create", e))?;
+            t.state()?.insert(c.id, state.as_slice()).map_err(|e| db_err("create", e))?;
             if !c.initial.is_empty() {
-                let mut data = txn.open_table(DATA).map_err(|e| db_err("open data", e))?;
-                data.insert((c.id, base), c.initial).map_err(|e| db_err("create", e))?;
+                t.data()?.insert((c.id, base), c.initial).map_err(|e| db_err("create", e))?;
             }
-            let mut meta = txn.open_table(META).map_err(|e| db_err("open meta", e))?;
             let next = (c.id >> 16) + 1;
-            let current = meta.get("next").map_err(|e| db_err("read meta", e))?.map_or(0, |g| g.value());
-            meta.insert("next", next.max(current)).map_err(|e| db_err("create", e))?;
+            t.next = Some(t.next.map_or(next, |n| n.max(next)));
         }
         // Appends without bytes carry only writer state (written from the batch's `after`).
         Change::Append(a) if !a.body.is_empty() => {
-            let mut data = txn.open_table(DATA).map_err(|e| db_err("open data", e))?;
-            data.insert((a.id, a.start), a.body).map_err(|e| db_err("append", e))?;
+            t.data()?.insert((a.id, a.start), a.body).map_err(|e| db_err("append", e))?;
         }
         Change::SoftDelete { id, hidden } => {
-            let mut streams = txn.open_table(STREAMS).map_err(|e| db_err("open streams", e))?;
+            let streams = t.streams()?;
             let bytes = streams.get(*id).map_err(|e| db_err("read stream", e))?.map(|g| g.value().to_vec());
             let mut row = bytes
                 .as_deref()
@@ -93,45 +164,25 @@ fn write_change(txn: &redb::WriteTransaction, change: &Change<'_>) -> Result<u64
         }
         Change::Delete { id } => {
             let id = *id;
-            txn.open_table(STREAMS)
-                .map_err(|e| db_err("open streams", e))?
-                .remove(id)
-                .map_err(|e| db_err("delete", e))?;
-            txn.open_table(STATE)
-                .map_err(|e| db_err("open state", e))?
-                .remove(id)
-                .map_err(|e| db_err("delete", e))?;
-            txn.open_table(DATA)
-                .map_err(|e| db_err("open data", e))?
+            t.streams()?.remove(id).map_err(|e| db_err("delete", e))?;
+            t.state()?.remove(id).map_err(|e| db_err("delete", e))?;
+            t.data()?
                 .retain_in((id, 0)..=(id, u64::MAX), &mut count)
                 .map_err(|e| db_err("delete data", e))?;
-            txn.open_table(TRIMS)
-                .map_err(|e| db_err("open trims", e))?
-                .remove(id)
-                .map_err(|e| db_err("delete", e))?;
-            txn.open_table(ACCESS)
-                .map_err(|e| db_err("open access", e))?
-                .remove(id)
-                .map_err(|e| db_err("delete", e))?;
+            t.trims()?.remove(id).map_err(|e| db_err("delete", e))?;
+            t.access()?.remove(id).map_err(|e| db_err("delete", e))?;
         }
         Change::Access { id, at_ms } => {
-            txn.open_table(ACCESS)
-                .map_err(|e| db_err("open access", e))?
-                .insert(*id, *at_ms)
-                .map_err(|e| db_err("save access time", e))?;
+            t.access()?.insert(*id, *at_ms).map_err(|e| db_err("save access time", e))?;
         }
         Change::Trim { id, start } => {
             // `start` is a record boundary: the rows below it end at or before it.
-            txn.open_table(DATA)
-                .map_err(|e| db_err("open data", e))?
+            t.data()?
                 .retain_in((*id, 0)..(*id, *start), &mut count)
                 .map_err(|e| db_err("trim data", e))?;
-            txn.open_table(TRIMS)
-                .map_err(|e| db_err("open trims", e))?
-                .insert(*id, *start)
-                .map_err(|e| db_err("trim", e))?;
+            t.trims()?.insert(*id, *start).map_err(|e| db_err("trim", e))?;
             // A restored stream starts at `start`: its tail moves there with it.
-            let mut st = txn.open_table(STATE).map_err(|e| db_err("open state", e))?;
+            let st = t.state()?;
             let row = st.get(*id).map_err(|e| db_err("read state", e))?.map(|g| g.value().to_vec());
             if let Some(row) = row {
                 let (tail, writer) = crate::rows::decode_state(&row)
@@ -173,20 +224,19 @@ impl Persistence for AcidStore {
         };
         let shard = &self.shards[shard_of_id(first.id())];
         let removed = shard.write(|txn| {
+            let mut tables = Tables::new(txn);
             let mut removed = 0;
             for change in batch.changes {
-                removed += write_change(txn, change)?;
-            }
-            if removed > 0 {
-                crate::shard::add_dropped(txn, removed)?;
+                removed += write_change(&mut tables, change)?;
             }
             if !batch.after.is_empty() {
-                let mut st = txn.open_table(STATE).map_err(|e| db_err("open state", e))?;
+                let st = tables.state()?;
                 for a in batch.after {
                     st.insert(a.id, encode_state(a.tail, a.writer).as_slice())
                         .map_err(|e| db_err("append", e))?;
                 }
             }
+            tables.finish(removed)?;
             Ok(removed)
         })?;
         shard.dropped.fetch_add(removed, std::sync::atomic::Ordering::Relaxed);

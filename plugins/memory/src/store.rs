@@ -3,9 +3,13 @@
 //! the budget of `limits.max_memory_bytes`; every protocol rule is the catalogue's.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use abi_stable::sabi_trait::TD_Opaque;
+use abi_stable::std_types::RSlice;
 
 use durable_streams_catalog::{Batch, Catalog, Change, OpenOptions, Persistence, Span};
-use durable_streams_core::abi::EngineError;
+use durable_streams_core::abi::{ByteView, ByteViewBox, EngineError, ErrorCode};
 use durable_streams_core::limits::Limits;
 use parking_lot::Mutex;
 
@@ -21,20 +25,92 @@ pub struct MemoryStore {
 #[derive(Default)]
 pub struct Held(Mutex<HeldInner>);
 
+/// The largest block: a sealed block of this size is what one catch-up read lends whole.
+const BLOCK_MAX: usize = 1 << 20;
+
+/// A stream's bytes in blocks of whole records: sealed blocks are never written again, so a
+/// read inside one is answered with a view of it (no copy); the open block takes appends. A
+/// block is sealed when the next record would take it past its size (4 KiB for a stream's
+/// first block, doubling to [`BLOCK_MAX`]), so a small stream holds one small block.
 #[derive(Default)]
 struct HeldInner {
-    /// Stream position of `bytes[0]`: the fork position, or where retention trimmed to.
+    /// Stream position of the first byte held: the fork position, or where retention trimmed to.
     base: u64,
-    bytes: Vec<u8>,
+    /// Sealed blocks in position order, each with the stream position of its first byte (the
+    /// first may start below `base` after a trim).
+    sealed: Vec<(u64, Arc<Vec<u8>>)>,
+    /// Stream position of `open[0]`.
+    open_start: u64,
+    open: Vec<u8>,
     record_ends: Vec<u64>,
 }
 
+/// Whole records lent from a sealed block.
+struct Lent {
+    block: Arc<Vec<u8>>,
+    range: std::ops::Range<usize>,
+}
+
+impl ByteView for Lent {
+    fn bytes(&self) -> RSlice<'_, u8> {
+        RSlice::from(&self.block[self.range.clone()])
+    }
+}
+
 impl HeldInner {
+    fn end(&self) -> u64 {
+        self.open_start + self.open.len() as u64
+    }
+
     fn push(&mut self, body: &[u8]) {
-        if !body.is_empty() {
-            self.bytes.extend_from_slice(body);
-            self.record_ends.push(self.base + self.bytes.len() as u64);
+        if body.is_empty() {
+            return;
         }
+        let size = (4096usize << self.sealed.len().min(8)).min(BLOCK_MAX);
+        if !self.open.is_empty() && self.open.len() + body.len() > size {
+            let start = self.open_start;
+            self.open_start = self.end();
+            let block = std::mem::take(&mut self.open);
+            self.sealed.push((start, Arc::new(block)));
+            let next = (4096usize << self.sealed.len().min(8)).min(BLOCK_MAX);
+            self.open.reserve_exact(next.max(body.len()));
+        }
+        self.open.extend_from_slice(body);
+        self.record_ends.push(self.end());
+    }
+
+    /// The block holding position `pos`, with its start position (`None` below what is held).
+    fn block_at(&self, pos: u64) -> Option<(u64, &[u8])> {
+        if pos >= self.open_start {
+            return Some((self.open_start, &self.open));
+        }
+        let i = self.sealed.partition_point(|(start, _)| *start <= pos).checked_sub(1)?;
+        Some((self.sealed[i].0, &self.sealed[i].1))
+    }
+
+    fn trim(&mut self, start: u64) {
+        let gone = self.record_ends.partition_point(|&e| e <= start);
+        self.record_ends.drain(..gone);
+        // Sealed blocks wholly below `start` go; one it cuts stays whole (it is shared).
+        let open_start = self.open_start;
+        let ends_by = |i: usize, sealed: &[(u64, Arc<Vec<u8>>)]| sealed.get(i + 1).map_or(open_start, |b| b.0);
+        let mut keep_from = 0;
+        while keep_from < self.sealed.len() && ends_by(keep_from, &self.sealed) <= start {
+            keep_from += 1;
+        }
+        self.sealed.drain(..keep_from);
+        if start > self.open_start {
+            let cut = ((start - self.open_start) as usize).min(self.open.len());
+            self.open.drain(..cut);
+            self.open.shrink_to_fit();
+            // A restore starts a stream past anything held: its bytes begin there.
+            self.open_start = if self.open.is_empty() {
+                start
+            } else {
+                self.open_start + cut as u64
+            };
+        }
+        self.base = start;
     }
 }
 
@@ -63,18 +139,12 @@ impl Persistence for MemoryStore {
         match change {
             Change::Create(c) => {
                 h.base = c.fork.map_or(0, |(_, pos)| pos);
+                h.open_start = h.base;
                 h.push(c.initial);
             }
             Change::Append(a) => h.push(a.body),
             // A record boundary: whole records go.
-            Change::Trim { start, .. } if *start > h.base => {
-                let gone = h.record_ends.partition_point(|&e| e <= *start);
-                h.record_ends.drain(..gone);
-                let cut = ((*start - h.base) as usize).min(h.bytes.len());
-                h.bytes.drain(..cut);
-                h.bytes.shrink_to_fit();
-                h.base = *start;
-            }
+            Change::Trim { start, .. } if *start > h.base => h.trim(*start),
             _ => {}
         }
     }
@@ -116,8 +186,14 @@ impl Persistence for MemoryStore {
             if !out.is_empty() && out.len() + len > span.max {
                 break;
             }
-            let from = (pos - h.base) as usize;
-            out.extend_from_slice(&h.bytes[from..from + len]);
+            // A record lies in one block.
+            let piece = h
+                .block_at(pos)
+                .and_then(|(start, block)| block.get((pos - start) as usize..).and_then(|b| b.get(..len)));
+            let Some(piece) = piece else {
+                return Err(EngineError::new(ErrorCode::INTERNAL, format!("position {pos} is not held")));
+            };
+            out.extend_from_slice(piece);
             pos = stop;
             if pos >= span.end || out.len() >= span.max {
                 break;
@@ -126,9 +202,41 @@ impl Persistence for MemoryStore {
         Ok(pos)
     }
 
+    fn read_shared(&self, _id: u64, data: &Held, span: Span) -> Option<Result<(ByteViewBox, u64), EngineError>> {
+        let h = data.0.lock();
+        if span.pos >= h.open_start || span.pos < h.base {
+            return None; // the open block is copied (it is still written)
+        }
+        let i = h.sealed.partition_point(|(start, _)| *start <= span.pos).checked_sub(1)?;
+        let (start, block) = &h.sealed[i];
+        let block_end = start + block.len() as u64;
+        // Whole records from `pos`, within the block, the span and `max` (at least one).
+        let limit = span.end.min(block_end).min(span.pos.saturating_add(span.max as u64));
+        let first = h.record_ends.partition_point(|&e| e <= span.pos);
+        let upto = h.record_ends.partition_point(|&e| e <= limit);
+        let stop = if upto > first {
+            h.record_ends[upto - 1]
+        } else {
+            h.record_ends.get(first).copied()?
+        };
+        if stop > span.end || stop > block_end {
+            return None;
+        }
+        // A short piece at a block's end, when more follows, is better copied with what follows.
+        if stop == block_end && stop < span.end && ((stop - span.pos) as usize) < span.max / 4 {
+            return None;
+        }
+        let range = (span.pos - start) as usize..(stop - start) as usize;
+        let lent = Lent {
+            block: block.clone(),
+            range,
+        };
+        Some(Ok((ByteViewBox::from_value(lent, TD_Opaque), stop)))
+    }
+
     fn forget(&self, _id: u64, data: &Held) {
         let mut h = data.0.lock();
-        self.used.fetch_sub(h.bytes.len() as u64, Ordering::Relaxed);
+        self.used.fetch_sub(h.end() - h.base, Ordering::Relaxed);
         *h = HeldInner::default();
     }
 

@@ -6,6 +6,7 @@ mod fork;
 mod lifecycle;
 mod lifetime;
 mod listing;
+mod long_read;
 mod read;
 mod records;
 mod retention;
@@ -46,6 +47,7 @@ pub fn all() -> Vec<Case> {
         read::read_at_tail_and_beyond,
         read::read_tail_start,
         read::continued_reads_see_changes,
+        long_read::long_streams_read_back_whole_from_anywhere,
         records::records_are_where_each_append_began,
         fork::fork_shares_prefix_and_diverges,
         fork::fork_at_mid_record_position,

@@ -278,11 +278,3 @@ pub fn open(mode: &str, config: &str) -> Result<EngineBox, EngineError> {
 
 #[cfg(feature = "export")]
 durable_streams_core::export_plugin!(info = info, open = open);
-
-/// Built as a plugin, its allocations (catalogue entries, each group's vectors, the store's
-/// buffers) go to mimalloc, as the host's do, rather than glibc's malloc. Memory crossing the
-/// ABI is freed by the side that allocated it (abi_stable's vtables), so two allocators in one
-/// process never meet.
-#[cfg(feature = "export")]
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

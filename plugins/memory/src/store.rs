@@ -37,10 +37,9 @@ struct HeldInner {
     /// Stream position of the first byte held: the fork position, or where retention trimmed to.
     base: u64,
     /// Sealed blocks in position order, each with the stream position of its first byte (the
-    /// first may start below `base` after a trim).
+    /// first may start below `base` after a trim). The open block starts where the last ends,
+    /// or at `base` when none is left.
     sealed: Vec<(u64, Arc<Vec<u8>>)>,
-    /// Stream position of `open[0]`.
-    open_start: u64,
     open: Vec<u8>,
     record_ends: Vec<u64>,
 }
@@ -58,8 +57,13 @@ impl ByteView for Lent {
 }
 
 impl HeldInner {
+    /// Stream position of `open[0]`.
+    fn open_start(&self) -> u64 {
+        self.sealed.last().map_or(self.base, |(start, b)| start + b.len() as u64)
+    }
+
     fn end(&self) -> u64 {
-        self.open_start + self.open.len() as u64
+        self.open_start() + self.open.len() as u64
     }
 
     fn push(&mut self, body: &[u8]) {
@@ -68,8 +72,7 @@ impl HeldInner {
         }
         let size = (4096usize << self.sealed.len().min(8)).min(BLOCK_MAX);
         if !self.open.is_empty() && self.open.len() + body.len() > size {
-            let start = self.open_start;
-            self.open_start = self.end();
+            let start = self.open_start();
             let block = std::mem::take(&mut self.open);
             self.sealed.push((start, Arc::new(block)));
             let next = (4096usize << self.sealed.len().min(8)).min(BLOCK_MAX);
@@ -81,8 +84,9 @@ impl HeldInner {
 
     /// The block holding position `pos`, with its start position (`None` below what is held).
     fn block_at(&self, pos: u64) -> Option<(u64, &[u8])> {
-        if pos >= self.open_start {
-            return Some((self.open_start, &self.open));
+        let open_start = self.open_start();
+        if pos >= open_start {
+            return Some((open_start, &self.open));
         }
         let i = self.sealed.partition_point(|(start, _)| *start <= pos).checked_sub(1)?;
         Some((self.sealed[i].0, &self.sealed[i].1))
@@ -92,23 +96,19 @@ impl HeldInner {
         let gone = self.record_ends.partition_point(|&e| e <= start);
         self.record_ends.drain(..gone);
         // Sealed blocks wholly below `start` go; one it cuts stays whole (it is shared).
-        let open_start = self.open_start;
+        let open_start = self.open_start();
         let ends_by = |i: usize, sealed: &[(u64, Arc<Vec<u8>>)]| sealed.get(i + 1).map_or(open_start, |b| b.0);
         let mut keep_from = 0;
         while keep_from < self.sealed.len() && ends_by(keep_from, &self.sealed) <= start {
             keep_from += 1;
         }
         self.sealed.drain(..keep_from);
-        if start > self.open_start {
-            let cut = ((start - self.open_start) as usize).min(self.open.len());
+        // Cut into the open block, or (a restore) past anything held: either way no sealed
+        // block is left and the open one starts at the new base.
+        if start > open_start {
+            let cut = ((start - open_start) as usize).min(self.open.len());
             self.open.drain(..cut);
             self.open.shrink_to_fit();
-            // A restore starts a stream past anything held: its bytes begin there.
-            self.open_start = if self.open.is_empty() {
-                start
-            } else {
-                self.open_start + cut as u64
-            };
         }
         self.base = start;
     }
@@ -139,7 +139,6 @@ impl Persistence for MemoryStore {
         match change {
             Change::Create(c) => {
                 h.base = c.fork.map_or(0, |(_, pos)| pos);
-                h.open_start = h.base;
                 h.push(c.initial);
             }
             Change::Append(a) => h.push(a.body),
@@ -204,7 +203,7 @@ impl Persistence for MemoryStore {
 
     fn read_shared(&self, _id: u64, data: &Held, span: Span) -> Option<Result<(ByteViewBox, u64), EngineError>> {
         let h = data.0.lock();
-        if span.pos >= h.open_start || span.pos < h.base {
+        if span.pos >= h.open_start() || span.pos < h.base {
             return None; // the open block is copied (it is still written)
         }
         let i = h.sealed.partition_point(|(start, _)| *start <= span.pos).checked_sub(1)?;

@@ -166,21 +166,23 @@ impl<'a> Append<'a> {
     }
 }
 
+/// One read of at most `max` bytes (one record at least) from `pos`.
+pub fn read_at(e: &EngineBox, name: &str, pos: u64, max: u64, now: u64) -> RResult<ReadChunk, EngineError> {
+    e.read(&ReadRequest {
+        name: RStr::from(name),
+        start: ReadStart::At,
+        position: pos,
+        max_bytes: max,
+        now_ms: now,
+    })
+}
+
 /// Reads everything from `pos` to the tail in chunks of `max` bytes.
 pub fn read_all(e: &EngineBox, name: &str, pos: u64, max: u64, now: u64) -> Result<Vec<u8>, Failure> {
     let mut out = Vec::new();
     let mut pos = pos;
     for _ in 0..100_000 {
-        let c = ok(
-            e.read(&ReadRequest {
-                name: RStr::from(name),
-                start: ReadStart::At,
-                position: pos,
-                max_bytes: max,
-                now_ms: now,
-            }),
-            "read",
-        )?;
+        let c = ok(read_at(e, name, pos, max, now), "read")?;
         let data = c.data.bytes();
         out.extend_from_slice(data.as_slice());
         check(c.next >= pos, || "read went backwards".into())?;

@@ -2,7 +2,6 @@
 //! from any record and from inside one, through a fork and after a trim. Engines keep a long
 //! stream in pieces of their own (blocks, segments, messages): no read may show the seams.
 
-use abi_stable::std_types::RStr;
 use durable_streams_core::abi::*;
 
 use crate::support::*;
@@ -31,16 +30,7 @@ fn walk(e: &EngineBox, name: &str, pos: u64, max: u64, ends: &[u64]) -> Result<V
     let mut out = Vec::new();
     let mut pos = pos;
     loop {
-        let c = ok(
-            e.read(&ReadRequest {
-                name: RStr::from(name),
-                start: ReadStart::At,
-                position: pos,
-                max_bytes: max,
-                now_ms: NOW,
-            }),
-            &format!("read {name} at {pos} (max {max})"),
-        )?;
+        let c = ok(read_at(e, name, pos, max, NOW), &format!("read {name} at {pos} (max {max})"))?;
         let data = c.data.bytes();
         check(c.next == pos + data.len() as u64, || {
             format!("read {name} at {pos}: next {} after {} bytes", c.next, data.len())
@@ -107,6 +97,30 @@ pub fn long_streams_read_back_whole_from_anywhere(e: &EngineBox) -> Result<(), F
         })?;
         same(&walk(e, "long", start, 1 << 20, &ends)?, start, "after the trim")?;
         same(&walk(e, "long", ends[80], 300_000, &ends)?, ends[80], "after the trim, later")?;
+    }
+    // Trimmed up to its last records (no fork holds them), a stream goes on where it was.
+    ok(Create::new("short").run(e), "create")?;
+    let mut kept = Vec::new();
+    let mut kept_ends = Vec::new();
+    for b in bodies().into_iter().take(40) {
+        ok(Append::new("short", &b).run(e), "append")?;
+        kept.extend_from_slice(&b);
+        kept_ends.push(kept.len() as u64);
+    }
+    if let Some(t) = trim(e, "short", kept_ends[37] + 1)? {
+        let start = t["start"].as_u64().unwrap_or(u64::MAX);
+        check(start == kept_ends[37], || format!("trim before {} answered {t}", kept_ends[37] + 1))?;
+        ok(Append::new("short", b"more").run(e), "append after the trim")?;
+        kept.extend_from_slice(b"more");
+        kept_ends.push(kept.len() as u64);
+        let got = walk(e, "short", start, 1 << 20, &kept_ends)?;
+        check(got == kept[start as usize..], || {
+            format!(
+                "after a trim to {start} and an append: {} bytes read, {} expected",
+                got.len(),
+                kept.len() as u64 - start
+            )
+        })?;
     }
     Ok(())
 }

@@ -189,6 +189,7 @@ impl Default for HttpConfig {
 pub struct LimitsConfig {
     pub max_body_bytes: u64,
     pub max_read_chunk_bytes: u64,
+    pub max_read_response_bytes: u64,
     /// 0 means unlimited.
     pub max_memory_bytes: u64,
     /// 0 means unlimited.
@@ -200,6 +201,7 @@ impl Default for LimitsConfig {
         LimitsConfig {
             max_body_bytes: 64 << 20,
             max_read_chunk_bytes: 1 << 20,
+            max_read_response_bytes: 16 << 20,
             max_memory_bytes: 0,
             max_stream_bytes: 0,
         }
@@ -488,6 +490,9 @@ impl Config {
         }
         if self.limits.max_read_chunk_bytes < 4096 {
             return invalid("limits.max_read_chunk_bytes", "must be at least 4096");
+        }
+        if self.limits.max_read_response_bytes < 4096 {
+            return invalid("limits.max_read_response_bytes", "must be at least 4096");
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return invalid("log.format", &format!("must be \"text\" or \"json\", not {:?}", self.log.format));

@@ -18,6 +18,7 @@ mod listing;
 mod longpoll;
 pub mod origin;
 mod path;
+mod pieces;
 pub mod query;
 mod read;
 mod records;

@@ -3,6 +3,7 @@
 use std::sync::{Arc, OnceLock};
 
 use abi_stable::std_types::RStr;
+use axum::body::Body;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -18,7 +19,7 @@ use crate::clock::now_ms;
 use crate::state::AppState;
 
 /// Plugin-owned bytes exposed to `Bytes` without a copy.
-struct View(ByteViewBox);
+pub(super) struct View(pub(super) ByteViewBox);
 
 impl AsRef<[u8]> for View {
     fn as_ref(&self) -> &[u8] {
@@ -259,6 +260,11 @@ impl Caching {
 
 /// A 200 response carrying the chunk, with ETag / 304 handling.
 pub fn data_response(parts: &Parts, chunk: &Chunk, cursor: Option<String>, caching: Caching) -> Response {
+    data_response_with(parts, chunk, cursor, caching, || ChunkBody::new(chunk.body_parts()).into_body())
+}
+
+/// [`data_response`] with the body `body` gives (not built for a 304).
+fn data_response_with(parts: &Parts, chunk: &Chunk, cursor: Option<String>, caching: Caching, body: impl FnOnce() -> Body) -> Response {
     let etag = chunk.etag();
     let matches = parts
         .headers
@@ -269,7 +275,7 @@ pub fn data_response(parts: &Parts, chunk: &Chunk, cursor: Option<String>, cachi
         super::answer(StatusCode::NOT_MODIFIED)
     } else {
         let mut resp = super::answer(StatusCode::OK);
-        *resp.body_mut() = ChunkBody::new(chunk.body_parts()).into_body();
+        *resp.body_mut() = body();
         resp
     };
     let out = resp.headers_mut();
@@ -295,8 +301,9 @@ pub fn data_response(parts: &Parts, chunk: &Chunk, cursor: Option<String>, cachi
     resp
 }
 
-/// Catch-up GET (including `offset=now`).
-pub async fn catch_up(state: &AppState, name: String, parts: &Parts, q: &ReadQuery) -> Result<Response, ApiError> {
+/// Catch-up GET (including `offset=now`). One engine read answers, or, when there is more to
+/// send, the response runs on to `limits.max_read_response_bytes` (see `pieces`).
+pub async fn catch_up(state: &Arc<AppState>, name: String, parts: &Parts, q: &ReadQuery) -> Result<Response, ApiError> {
     let chunk = read_step(state, &name, q.from).await?;
     if q.from == ReadFrom::Now {
         let mut resp = (
@@ -315,6 +322,17 @@ pub async fn catch_up(state: &AppState, name: String, parts: &Parts, q: &ReadQue
         Caching::for_data(state)
     };
     state.metrics.read_bytes.inc_by(chunk.data.len() as u64);
+    if let Some(end) = super::pieces::response_end(&chunk, state.config.limits.max_read_response_bytes) {
+        // The headers describe the whole response; its body reads on from where `chunk` stopped.
+        let whole = Chunk {
+            data: Bytes::new(),
+            next: end,
+            sse: Arc::default(),
+            ..chunk.clone()
+        };
+        let body = || super::pieces::body(state.clone(), name, &chunk, end);
+        return Ok(data_response_with(parts, &whole, None, caching, body));
+    }
     Ok(data_response(parts, &chunk, None, caching))
 }
 

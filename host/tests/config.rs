@@ -240,7 +240,7 @@ fn accepted_but_wrong_values_are_refused() {
     for (var, value, key) in [
         ("DS_LOG__FORMAT", "xml", "log.format"),
         ("DS_LOG__FORMAT", "JSON", "log.format"),
-        ("DS_STORAGE__ACID_SHARD_COUNT", "0", "storage.acid_shard_count"),
+        ("DS_STORAGE__ACID_SHARD_COUNT", "1025", "storage.acid_shard_count"),
         ("DS_LOG__RUST_LOG", "info,=bogus[", "log.rust_log"),
         ("DS_HTTP__CORS_ORIGINS", "app.example.com", "http.cors_origins"),
         ("DS_HTTP__CORS_ORIGINS", "https://a.example/path", "http.cors_origins"),

@@ -108,6 +108,21 @@ fn acid_shard_count_is_recorded_and_enforced() {
     assert_eq!(files_under(&dir.path), before);
     let out = run(&two, &["list"], None);
     assert!(out.status.success() && text(&out).contains("1 stream\n"), "{}", text(&out));
+    // The default (0) takes the recorded count: data made with 4 shards, the default of
+    // earlier versions, opens as it was after an upgrade.
+    let default = [env("acid", &dir.path), vec![("DS_STORAGE__ACID_SHARD_COUNT", "0")]].concat();
+    let out = run(&default, &["list"], None);
+    assert!(out.status.success() && text(&out).contains("1 stream\n"), "{}", text(&out));
+    assert_eq!(files_under(&dir.path), before, "no shard added");
+    let fresh = tempdir::Dir::new();
+    let out = run(&env("acid", &fresh.path), &["import"], Some(&export_of(&[("a", "x")])));
+    assert!(out.status.success(), "{}", text(&out));
+    let made = files_under(&fresh.path);
+    assert_eq!(
+        made.iter().filter(|f| f.ends_with(".redb")).count(),
+        1,
+        "new data: one shard {made:?}"
+    );
 }
 
 /// Item 7: `list` and `export` refuse a data directory without the mode's data (a misspelt

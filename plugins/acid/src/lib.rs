@@ -51,15 +51,15 @@ impl AcidStorage {
 
     /// [`AcidStorage::open_with`], saved access times taken with `access_slack_ms` of slack.
     pub fn open_slack(backend: Backend<'_>, shard_count: usize, limits: Limits, access_slack_ms: u64) -> Result<AcidStorage, EngineError> {
-        if !(1..=1024).contains(&shard_count) {
+        if shard_count > 1024 {
             return Err(EngineError::new(
                 ErrorCode::BAD_CONFIG,
-                format!("storage.acid_shard_count must be between 1 and 1024, not {shard_count}"),
+                format!("storage.acid_shard_count must be between 0 and 1024, not {shard_count}"),
             ));
         }
         let (shards, writable) = match backend {
             Backend::Memory => (
-                (0..shard_count)
+                (0..shard_count.max(1))
                     .map(|_| shard::Shard::open_memory())
                     .collect::<Result<Vec<_>, _>>()?,
                 true,
@@ -211,7 +211,7 @@ pub fn open(mode: &str, config: &str) -> Result<EngineBox, EngineError> {
     }
     let settings = durable_streams_core::settings::Settings::parse(config, &[MODE])?;
     let backend = settings.one_of("acid_backend", "file", &["file", "memory"])?;
-    let shards = settings.u64("acid_shard_count", 4, 1..=1024)? as usize;
+    let shards = settings.u64("acid_shard_count", 0, 0..=1024)? as usize;
     let compact_interval_secs = settings.u64("acid_compact_interval_secs", 60, 0..=86_400)?;
     let quick_repair = settings.bool("acid_quick_repair", false)?;
     settings.finish()?;

@@ -38,9 +38,10 @@ fn other_data_hint(data_dir: &Path) -> String {
     }
 }
 
-/// Opens the shard files of `dir`, creating a new layout of `configured` shards when there is
-/// none and `create` allows it. The shard count is recorded in shard 0 when the data is created,
-/// and a different configured count is refused (streams are placed by a hash of the count).
+/// Opens the shard files of `dir`, creating a new layout of `configured` shards (0: one) when
+/// there is none and `create` allows it. The shard count is recorded in shard 0 when the data is
+/// created; a configured count of 0 takes the recorded one, and a different configured count is
+/// refused (streams are placed by a hash of the count).
 pub fn open_shard_files(dir: &Path, configured: usize, create: bool) -> Result<Vec<Shard>, EngineError> {
     let data_dir = dir.parent().unwrap_or(dir);
     let missing_data = || {
@@ -75,6 +76,7 @@ pub fn open_shard_files(dir: &Path, configured: usize, create: bool) -> Result<V
         if !create {
             return Err(missing_data());
         }
+        let configured = configured.max(1);
         let shards = (0..configured)
             .map(|i| Shard::open_file(&path(i), create))
             .collect::<Result<Vec<_>, _>>()?;
@@ -95,7 +97,7 @@ pub fn open_shard_files(dir: &Path, configured: usize, create: bool) -> Result<V
         // Data from before the count was recorded: every shard file was created at open.
         None => present.last().map(|n| n + 1).unwrap_or(configured),
     };
-    if written != configured {
+    if configured != 0 && written != configured {
         return Err(mismatch(written));
     }
     if let Some(i) = (0..written).find(|i| !present.contains(i)) {

@@ -7,17 +7,21 @@ const INTERVAL_SECS: u64 = 20;
 
 /// The cursor to return, given the client's `cursor` parameter.
 pub fn next_cursor(client: Option<&str>) -> String {
+    next_cursor_value(client).to_string()
+}
+
+/// [`next_cursor`] as a number (an SSE control event writes it without making a string).
+pub fn next_cursor_value(client: Option<&str>) -> u64 {
     let now = crate::clock::now_ms() / 1000;
     let current = now.saturating_sub(EPOCH_SECS) / INTERVAL_SECS;
     let client = client.and_then(|c| c.parse::<u64>().ok());
-    let value = match client {
+    match client {
         Some(c) if c >= current => {
             let jitter_secs = rand::thread_rng().gen_range(1..=3600u64);
             c + (jitter_secs / INTERVAL_SECS).max(1)
         }
         _ => current,
-    };
-    value.to_string()
+    }
 }
 
 #[cfg(test)]

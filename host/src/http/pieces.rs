@@ -170,7 +170,7 @@ mod tests {
             data: Bytes::from(vec![b'x'; len as usize]),
             start,
             next: start + len,
-            meta: StreamMeta {
+            meta: Arc::new(StreamMeta {
                 content_type: ct.into(),
                 tail,
                 closed: false,
@@ -178,7 +178,7 @@ mod tests {
                 incarnation: 1,
                 fork_source: abi_stable::std_types::ROption::RNone,
                 fork_position: 0,
-            },
+            }),
             sse: Arc::default(),
         }
     }

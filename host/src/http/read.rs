@@ -34,7 +34,9 @@ pub struct Chunk {
     pub data: Bytes,
     pub start: u64,
     pub next: u64,
-    pub meta: StreamMeta,
+    /// Shared by the parts served from this chunk (a clone per live reader would copy its
+    /// content type).
+    pub meta: Arc<StreamMeta>,
     /// This chunk's SSE data event, rendered once for every subscriber that gets the whole of it
     /// (shared by the parts taken from its start; see `sse::data_event`).
     pub sse: Arc<OnceLock<Bytes>>,
@@ -121,7 +123,7 @@ pub async fn read_step(state: &AppState, name: &str, from: ReadFrom) -> Result<C
     };
     let begin = if start == ReadStart::Tail { chunk.next } else { position };
     let next = chunk.next;
-    let meta = chunk.meta.clone();
+    let meta = Arc::new(chunk.meta);
     let data = Bytes::from_owner(View(chunk.data));
     Ok(Chunk {
         data,
@@ -206,7 +208,8 @@ pub async fn read_live(
             if !fresh {
                 // Older than the reader's wake: more may follow, so never "up to date" (the
                 // reader reads again at once, instead of waiting for a wake already spent).
-                part.meta.tail = part.meta.tail.max(part.next + 1);
+                let tail = part.meta.tail.max(part.next + 1);
+                Arc::make_mut(&mut part.meta).tail = tail;
             }
             return Ok(part);
         }
@@ -347,7 +350,7 @@ mod tests {
             data: Bytes::from_static(data),
             start,
             next: start + data.len() as u64,
-            meta: StreamMeta {
+            meta: Arc::new(StreamMeta {
                 content_type: ct.into(),
                 tail: start + data.len() as u64,
                 closed: false,
@@ -355,7 +358,7 @@ mod tests {
                 incarnation: 7,
                 fork_source: ROption::RNone,
                 fork_position: 0,
-            },
+            }),
         }
     }
 

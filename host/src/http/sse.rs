@@ -12,7 +12,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use durable_streams_core::{content_type, Offset, ReadFrom};
 use tokio::sync::futures::OwnedNotified;
 
-use super::cursor::next_cursor;
+use super::cursor::next_cursor_value;
 use super::error::ApiError;
 use super::headers as h;
 use super::query::ReadQuery;
@@ -79,26 +79,21 @@ fn data_event(chunk: &Chunk, base64: bool) -> Bytes {
         .clone()
 }
 
-/// The control event after a chunk, written without building a JSON value (every field is a
-/// number-like offset, a server-made cursor or a boolean: nothing needs escaping).
-fn push_control(buf: &mut BytesMut, chunk: &Chunk, cursor: Option<&str>) {
+/// The control event after a chunk, written straight into the output without building a JSON
+/// value (every field is a number-like offset, a server-made number or a boolean: nothing needs
+/// escaping).
+fn push_control(buf: &mut BytesMut, chunk: &Chunk, cursor: u64) {
     use std::fmt::Write as _;
-    let mut line = String::with_capacity(96);
-    let _ = write!(line, "{{\"streamNextOffset\":\"{}\"", Offset(chunk.next));
+    let _ = write!(buf, "event: control\ndata:{{\"streamNextOffset\":\"{}\"", Offset(chunk.next));
     if chunk.at_eof() {
-        line.push_str(",\"streamClosed\":true,\"upToDate\":true");
+        buf.put_slice(b",\"streamClosed\":true,\"upToDate\":true");
     } else {
-        if let Some(c) = cursor {
-            let _ = write!(line, ",\"streamCursor\":{}", serde_json::Value::from(c));
-        }
+        let _ = write!(buf, ",\"streamCursor\":\"{cursor}\"");
         if chunk.up_to_date() {
-            line.push_str(",\"upToDate\":true");
+            buf.put_slice(b",\"upToDate\":true");
         }
     }
-    line.push('}');
-    buf.put_slice(b"event: control\ndata:");
-    buf.put_slice(line.as_bytes());
-    buf.put_slice(b"\n\n");
+    buf.put_slice(b"}\n\n");
 }
 
 /// Largest batch of catch-up events gathered into one write.
@@ -138,6 +133,7 @@ impl Sse {
             }
             if let Some(wake) = self.wake.take() {
                 tokio::select! {
+                    biased;
                     _ = wake => {}
                     _ = self.rotate.as_mut() => return None,
                     _ = self.credential.lapsed(&self.state.auth) => return None,
@@ -160,12 +156,14 @@ impl Sse {
                 };
                 let chunk = read.ok()?;
                 self.incarnation = chunk.meta.incarnation;
-                let cursor = next_cursor(self.client_cursor.as_deref());
+                let cursor = next_cursor_value(self.client_cursor.as_deref());
                 if !chunk.data.is_empty() {
-                    buf.put_slice(&data_event(&chunk, self.base64));
-                    push_control(&mut buf, &chunk, Some(&cursor));
+                    let event = data_event(&chunk, self.base64);
+                    buf.reserve(event.len() + 128);
+                    buf.put_slice(&event);
+                    push_control(&mut buf, &chunk, cursor);
                 } else if self.first_round || chunk.at_eof() {
-                    push_control(&mut buf, &chunk, Some(&cursor));
+                    push_control(&mut buf, &chunk, cursor);
                 }
                 self.first_round = false;
                 self.from = ReadFrom::At(Offset(chunk.next));

@@ -11,8 +11,16 @@ use reqwest::blocking::Client;
 #[test]
 fn bytes_fetched_ahead_never_outlive_a_delete_on_another_host() {
     let cluster = ds_nats_cluster::Cluster::start(3);
-    // Reads of at most 4096 bytes (two appends): every read below the tail leaves a fetch ahead.
-    let (a, b) = common::jetstream_hosts(&cluster.urls(), "xahead", &[("DS_LIMITS__MAX_READ_CHUNK_BYTES", "4096")]);
+    // Reads of at most 4096 bytes (two appends), one per response: every read below the tail
+    // leaves a fetch ahead.
+    let (a, b) = common::jetstream_hosts(
+        &cluster.urls(),
+        "xahead",
+        &[
+            ("DS_LIMITS__MAX_READ_CHUNK_BYTES", "4096"),
+            ("DS_LIMITS__MAX_READ_RESPONSE_BYTES", "4096"),
+        ],
+    );
     let c = Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
     let fill = |byte: &str| {
         let r = c.put(b.url("/v1/stream/r")).header("Content-Type", "text/plain").send().unwrap();

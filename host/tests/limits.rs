@@ -100,6 +100,16 @@ fn max_memory_bytes_in_memory_mode() {
     assert_eq!(post().status(), 204, "deleting frees memory");
 }
 
+/// A server in `mode` reading 4096 bytes at a time, answering up to `response` bytes.
+fn reads_of_4096(mode: &str, dir: &tempdir::Dir, response: &str) -> Server {
+    Server::start(&[
+        ("DS_STORAGE__MODE", mode),
+        ("DS_STORAGE__DATA_DIR", dir.path.to_str().unwrap()),
+        ("DS_LIMITS__MAX_READ_CHUNK_BYTES", "4096"),
+        ("DS_LIMITS__MAX_READ_RESPONSE_BYTES", response),
+    ])
+}
+
 /// `limits.max_read_chunk_bytes` bounds how much a read gathers, not an append: a read stops at
 /// the first append that would take it past the bound, but always returns at least one whole
 /// append (README and config/default.toml say so).
@@ -107,12 +117,7 @@ fn max_memory_bytes_in_memory_mode() {
 fn a_read_chunk_holds_at_least_one_whole_append() {
     for mode in ["memory", "file-durable", "acid"] {
         let dir = tempdir::Dir::new();
-        let s = Server::start(&[
-            ("DS_STORAGE__MODE", mode),
-            ("DS_STORAGE__DATA_DIR", dir.path.to_str().unwrap()),
-            ("DS_LIMITS__MAX_READ_CHUNK_BYTES", "4096"),
-            ("DS_LIMITS__MAX_READ_RESPONSE_BYTES", "4096"),
-        ]);
+        let s = reads_of_4096(mode, &dir, "4096");
         let c = client();
         let url = s.url("/v1/stream/chunks");
         let put = c.put(&url).header("Content-Type", "text/plain").send().unwrap();
@@ -156,12 +161,7 @@ fn catch_up_all(c: &Client, url: &str) -> Vec<Vec<u8>> {
 fn a_catch_up_response_runs_on_in_pieces() {
     for mode in ["memory", "file-durable", "acid"] {
         let dir = tempdir::Dir::new();
-        let s = Server::start(&[
-            ("DS_STORAGE__MODE", mode),
-            ("DS_STORAGE__DATA_DIR", dir.path.to_str().unwrap()),
-            ("DS_LIMITS__MAX_READ_CHUNK_BYTES", "4096"),
-            ("DS_LIMITS__MAX_READ_RESPONSE_BYTES", "16384"),
-        ]);
+        let s = reads_of_4096(mode, &dir, "16384");
         let c = client();
         let bytes_url = s.url("/v1/stream/pieces");
         assert_eq!(c.put(&bytes_url).header("Content-Type", "text/plain").send().unwrap().status(), 201);

@@ -5,7 +5,7 @@ use axum::body::Body;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
-use durable_streams_core::abi::{CreateRequest, ForkFrom, Lifetime, ReadRequest, ReadStart, StreamMeta};
+use durable_streams_core::abi::{CreateRequest, ForkFrom, Lifetime, ReadStart, StreamMeta};
 use durable_streams_core::{content_type, json, producer, ttl, ReadFrom};
 
 use super::error::ApiError;
@@ -96,19 +96,7 @@ async fn resolve_fork_position(state: &AppState, spec: &ForkSpec, source: &Strea
     if spec.sub_offset == 0 {
         return Ok(anchor);
     }
-    let name = spec.source.clone();
-    let chunk = state
-        .storage
-        .call(move |e| {
-            e.read(&ReadRequest {
-                name: RStr::from(name.as_str()),
-                start: ReadStart::At,
-                position: anchor,
-                max_bytes: 1,
-                now_ms: now_ms(),
-            })
-        })
-        .await?;
+    let chunk = super::read::engine_read(state, &spec.source, ReadStart::At, anchor, 1).await?;
     let record = chunk.data.bytes();
     let record = record.as_slice();
     let units = if content_type::is_json(&source.content_type) {

@@ -7,15 +7,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-use abi_stable::std_types::RStr;
 use axum::body::Body;
 use bytes::Bytes;
-use durable_streams_core::abi::{ReadRequest, ReadStart};
+use durable_streams_core::abi::ReadStart;
 use futures_util::{Stream, StreamExt};
 use http_body::{Frame, SizeHint};
 
-use super::read::{Chunk, View};
-use crate::clock::now_ms;
+use super::read::{engine_read, Chunk, View};
 use crate::state::AppState;
 
 /// Where a response that began with `first` ends: `None` when `first` is the whole answer
@@ -89,21 +87,7 @@ impl Reader {
         }
         let (pos, end) = (self.pos, self.end);
         let max = self.state.config.limits.max_read_chunk_bytes.min(end - pos);
-        let name = self.name.clone();
-        let read = self
-            .state
-            .storage
-            .call(move |e| {
-                e.read(&ReadRequest {
-                    name: RStr::from(name.as_str()),
-                    start: ReadStart::At,
-                    position: pos,
-                    max_bytes: max,
-                    now_ms: now_ms(),
-                })
-            })
-            .await;
-        let chunk = match read {
+        let chunk = match engine_read(&self.state, &self.name, ReadStart::At, pos, max).await {
             Ok(c) => c,
             Err(e) => return Some(Err(io::Error::other(format!("reading on at {pos}: {}", e.message)))),
         };

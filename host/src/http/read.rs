@@ -8,7 +8,7 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use durable_streams_core::abi::{ByteViewBox, ErrorCode, ReadRequest, ReadStart, StreamMeta};
+use durable_streams_core::abi::{ByteViewBox, EngineError, ErrorCode, ReadChunk, ReadRequest, ReadStart, StreamMeta};
 use durable_streams_core::{content_type, Offset, ReadFrom};
 
 use super::body::ChunkBody;
@@ -96,6 +96,24 @@ impl Chunk {
     }
 }
 
+/// One engine read of `name`: at most `max` bytes (but at least one whole append) from
+/// `position`, or from the tail.
+pub async fn engine_read(state: &AppState, name: &str, start: ReadStart, position: u64, max: u64) -> Result<ReadChunk, EngineError> {
+    let name = name.to_string();
+    state
+        .storage
+        .call(move |e| {
+            e.read(&ReadRequest {
+                name: RStr::from(name.as_str()),
+                start,
+                position,
+                max_bytes: max,
+                now_ms: now_ms(),
+            })
+        })
+        .await
+}
+
 /// Reads from `from` (a position, or the tail).
 pub async fn read_step(state: &AppState, name: &str, from: ReadFrom) -> Result<Chunk, ApiError> {
     let (start, position) = match from {
@@ -104,18 +122,7 @@ pub async fn read_step(state: &AppState, name: &str, from: ReadFrom) -> Result<C
         ReadFrom::Now => (ReadStart::Tail, 0),
     };
     let max = state.config.limits.max_read_chunk_bytes;
-    let read = |position: u64| {
-        let n = name.to_string();
-        state.storage.call(move |e| {
-            e.read(&ReadRequest {
-                name: RStr::from(n.as_str()),
-                start,
-                position,
-                max_bytes: max,
-                now_ms: now_ms(),
-            })
-        })
-    };
+    let read = |position: u64| engine_read(state, name, start, position, max);
     let (chunk, position) = match read(position).await {
         // `offset=-1` starts at the earliest retained data when retention dropped the head.
         Err(e) if e.code == ErrorCode::TRIMMED && from == ReadFrom::Start => (read(e.detail.tail).await?, e.detail.tail),

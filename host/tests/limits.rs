@@ -183,30 +183,25 @@ fn a_catch_up_response_runs_on_in_pieces() {
             201
         );
         let message = |i: usize| format!("{{\"i\":{i},\"pad\":\"{}\"}}", "p".repeat(80));
-        for i in 0..100 {
-            let r = c
-                .post(&json_url)
-                .header("Content-Type", "application/json")
-                .body(message(i))
-                .send()
-                .unwrap();
-            assert_eq!(r.status(), 204);
-        }
+        let append = |messages: std::ops::Range<usize>| {
+            for i in messages {
+                let r = c
+                    .post(&json_url)
+                    .header("Content-Type", "application/json")
+                    .body(message(i))
+                    .send()
+                    .unwrap();
+                assert_eq!(r.status(), 204);
+            }
+        };
+        append(0..100);
         // 100 messages of about 100 bytes: past one read (4096) but within the response bound.
         let answers = catch_up_all(&c, &json_url);
         assert_eq!(answers.len(), 1, "{mode}: a JSON tail within the bound comes in one response");
         let values: Vec<serde_json::Value> = serde_json::from_slice(&answers[0]).unwrap();
         assert_eq!(values.len(), 100);
         assert!(values.iter().enumerate().all(|(i, v)| v["i"] == i), "{mode}: in order");
-        for i in 100..300 {
-            let r = c
-                .post(&json_url)
-                .header("Content-Type", "application/json")
-                .body(message(i))
-                .send()
-                .unwrap();
-            assert_eq!(r.status(), 204);
-        }
+        append(100..300);
         // A tail past the bound: one read per response (its brackets and its separators make
         // the body one byte longer) until the rest fits, each a whole array of whole messages.
         let answers = catch_up_all(&c, &json_url);

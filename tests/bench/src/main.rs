@@ -96,6 +96,10 @@ pub struct Opts {
     /// Keep streams after a case (default: delete append and catch-up streams once verified).
     #[arg(long)]
     pub keep: bool,
+    /// Append cases: do not read the streams back to check every acknowledged append (for
+    /// `ds-floor`, which stores nothing; the result says `verified=skipped`).
+    #[arg(long)]
+    pub no_verify: bool,
     /// An access token sent as `Authorization: Bearer` with every request (a server in
     /// `auth.mode = "token"`).
     #[arg(long, env = "DS_BENCH_TOKEN")]

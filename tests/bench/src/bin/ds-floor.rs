@@ -1,6 +1,6 @@
 //! `ds-floor`: the floor under a Durable Streams server for the per-request benchmarks (issue
 //! 28): axum with one route shaped like the server's (`/v1/stream/{*name}`), static answers,
-//! no storage, no layers. PUT answers 201, POST 204, HEAD 200 and GET 200 with 100 bytes, each with the headers the
+//! no storage, no layers. PUT answers 201, POST 204 (after reading the body whole, as a server must), HEAD 200 and GET 200 with 100 bytes, each with the headers the
 //! server's answer carries (its protocol headers and the security headers every answer gets),
 //! so `ds-bench --scenario head` runs against it unchanged; `/readyz` answers 200. What the
 //! server costs above this per request is the server's own.
@@ -33,7 +33,9 @@ fn answer(status: StatusCode, protocol: &[(HeaderName, &'static str)]) -> Respon
     resp
 }
 
-async fn stream(method: Method) -> Response {
+async fn stream(method: Method, body: axum::body::Bytes) -> Response {
+    // A server reads an append's body whole before answering; so does the floor.
+    std::hint::black_box(&body);
     let next = HeaderName::from_static("stream-next-offset");
     match method {
         Method::HEAD => answer(

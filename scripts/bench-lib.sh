@@ -154,12 +154,11 @@ run_bench() {
     if [ "$kind" = floor ]; then
       # The floor stores nothing: its HEAD answers are static, and it reads an append's body
       # and answers like a server, unverified (nothing can be read back).
-      case ",$group," in
-        *,head,*,appends,* | *,appends,*,head,*) group=head,appends extra=--no-verify ;;
-        *,head,*) group=head ;;
-        *,appends,*) group=appends extra=--no-verify ;;
-        *) continue ;;
-      esac
+      local keep=""
+      case ",$group," in *,head,*) keep=head ;; esac
+      case ",$group," in *,appends,*) keep="${keep:+$keep,}appends" extra=--no-verify ;; esac
+      [ -n "$keep" ] || continue
+      group=$keep
     fi
     if ! start_server "$kind" "$mode" "$outdir/server-${label//\//-}-r$round-${group//,/+}.log"; then
       rc=1

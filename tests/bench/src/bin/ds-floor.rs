@@ -1,9 +1,11 @@
 //! `ds-floor`: the floor under a Durable Streams server for the per-request benchmarks (issue
 //! 28): axum with one route shaped like the server's (`/v1/stream/{*name}`), static answers,
-//! no storage, no layers. PUT answers 201, POST 204 (after reading the body whole, as a server must), HEAD 200 and GET 200 with 100 bytes, each with the headers the
-//! server's answer carries (its protocol headers and the security headers every answer gets),
-//! so `ds-bench --scenario head` runs against it unchanged; `/readyz` answers 200. What the
-//! server costs above this per request is the server's own.
+//! no storage, no layers. PUT answers 201, POST 204 (after reading the body whole, as a server
+//! must), HEAD 200 and GET 200 with 100 bytes, each with the headers the server's answer
+//! carries (its protocol headers and the security headers every answer gets), so `ds-bench
+//! --scenario head` runs against it unchanged, and `--scenario appends --no-verify` too (the
+//! idempotent-producer case fails: it answers no producer headers); `/readyz` answers 200.
+//! What the server costs above this per request is the server's own.
 //!
 //!     ds-floor --port 4437
 

@@ -152,11 +152,16 @@ run_bench() {
   for group in $SCENARIOS; do
     local extra=""
     if [ "$kind" = floor ]; then
-      # The floor stores nothing: its HEAD answers are static, and it reads an append's body
-      # and answers like a server, unverified (nothing can be read back).
-      local keep=""
-      case ",$group," in *,head,*) keep=head ;; esac
-      case ",$group," in *,appends,*) keep="${keep:+$keep,}appends" extra=--no-verify ;; esac
+      # The floor keeps appended bytes in memory and serves them back (head, appends, catch-up,
+      # fanout); appends run unverified (it frames no JSON and answers no producer headers).
+      # many-streams and churn measure a store's own bookkeeping: not the floor's.
+      local keep="" s
+      for s in ${group//,/ }; do
+        case "$s" in
+          head | catch-up | fanout) keep="${keep:+$keep,}$s" ;;
+          appends) keep="${keep:+$keep,}appends" extra=--no-verify ;;
+        esac
+      done
       [ -n "$keep" ] || continue
       group=$keep
     fi

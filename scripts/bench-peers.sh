@@ -8,7 +8,7 @@
 #   durable-streams-server 0.3.0   -> target/peers/ds030 (DS_SERVER__BIND_ADDRESS, DS_STORAGE__*)
 # Pairs compared:
 #   memory:   ours memory            vs 0.1.5 --durability memory vs 0.3.0 memory, and the floor
-#             (ds-floor: axum with one route shaped like ours, static answers; HEAD and appends)
+#             (ds-floor: axum with one route shaped like ours, bytes kept in memory; head, appends, catch-up, fanout)
 #   fsynced:  ours file-durable/acid vs 0.1.5 --durability wal    vs 0.3.0 file-durable/acid
 #             (our modes whose plugin is missing are skipped with a note)
 #

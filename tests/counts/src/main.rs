@@ -14,6 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use clap::{Parser, Subcommand};
 
+mod engine_read;
+
 struct Counting;
 
 static ALLOCS: AtomicU64 = AtomicU64::new(0);
@@ -86,6 +88,26 @@ enum What {
         /// Print where each allocation of three requests of this kind comes from (first mode).
         #[arg(long)]
         trace: Option<String>,
+    },
+    /// The engine driven directly: fill a stream, reopen, time reading it back (no HTTP).
+    EngineRead {
+        #[arg(long, default_value = "acid")]
+        mode: String,
+        #[arg(long, default_value_t = 100)]
+        mb: u64,
+        /// Fill and read in this process (memory must: its data dies with the process).
+        #[arg(long)]
+        same_process: bool,
+    },
+    /// The filling half of `engine-read` (run by it in a child process).
+    #[command(hide = true)]
+    EngineFill {
+        #[arg(long)]
+        mode: String,
+        #[arg(long)]
+        mb: u64,
+        #[arg(long)]
+        dir: std::path::PathBuf,
     },
     /// Drives `requests` of one kind at a running server (nothing counted here).
     Drive {
@@ -313,6 +335,8 @@ fn main() {
                 }
             }
         }
+        What::EngineRead { mode, mb, same_process } => engine_read::run(&mode, mb, same_process || mode == "memory"),
+        What::EngineFill { mode, mb, dir } => engine_read::fill(&mode, mb, &dir),
         What::Drive { url, kind, requests } => {
             QUIET.with(|q| q.set(true));
             let rest = url.trim_start_matches("http://");

@@ -18,8 +18,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::Router;
@@ -92,25 +92,25 @@ const NEXT: HeaderName = HeaderName::from_static("stream-next-offset");
 const UP_TO_DATE: HeaderName = HeaderName::from_static("stream-up-to-date");
 const CURSOR: HeaderName = HeaderName::from_static("stream-cursor");
 
-fn query<'q>(q: &'q Option<String>, key: &str) -> Option<&'q str> {
-    q.as_deref()?
-        .split('&')
+fn query<'q>(q: Option<&'q str>, key: &str) -> Option<&'q str> {
+    q?.split('&')
         .find_map(|kv| kv.split_once('=').filter(|(k, _)| *k == key).map(|(_, v)| v))
 }
 
-async fn stream(
-    State(streams): State<Streams>,
-    method: Method,
-    Path(name): Path<String>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let found = streams.lock().expect("streams").get(&name).cloned();
-    match (method, found) {
+async fn stream(State(streams): State<Streams>, req: Request) -> Response {
+    // Everything borrowed from the request: no header map or name copied per request.
+    let (parts, body) = req.into_parts();
+    let name = parts.uri.path().strip_prefix("/v1/stream/").unwrap_or_default();
+    let body = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(b) => b,
+        Err(_) => return answer(StatusCode::BAD_REQUEST, &[]),
+    };
+    let found = streams.lock().expect("streams").get(name).cloned();
+    match (parts.method, found) {
         (Method::PUT, found) => {
             let s = found.unwrap_or_else(|| {
-                let ct = headers
+                let ct = parts
+                    .headers
                     .get(header::CONTENT_TYPE)
                     .cloned()
                     .unwrap_or(HeaderValue::from_static("application/octet-stream"));
@@ -119,10 +119,13 @@ async fn stream(
                     log: Mutex::default(),
                     grew: tokio::sync::watch::channel(0).0,
                 });
-                streams.lock().expect("streams").entry(name).or_insert(s).clone()
+                streams.lock().expect("streams").entry(name.to_string()).or_insert(s).clone()
             });
             let tail = s.log.lock().expect("log").tail;
-            answer(StatusCode::CREATED, &[(header::CONTENT_TYPE, s.content_type.clone()), (NEXT, offset(tail))])
+            answer(
+                StatusCode::CREATED,
+                &[(header::CONTENT_TYPE, s.content_type.clone()), (NEXT, offset(tail))],
+            )
         }
         (_, None) => answer(StatusCode::NOT_FOUND, &[]),
         (Method::POST, Some(s)) => {
@@ -130,7 +133,9 @@ async fn stream(
                 let mut log = s.log.lock().expect("log");
                 let start = log.tail;
                 log.tail += body.len() as u64;
-                log.parts.push((start, body));
+                // A copy of its own: keeping the request's `Bytes` would pin hyper's read buffer
+                // (a store copies into its own memory too).
+                log.parts.push((start, Bytes::copy_from_slice(&body)));
                 log.tail
             };
             s.grew.send_replace(tail);
@@ -148,20 +153,20 @@ async fn stream(
             )
         }
         (Method::DELETE, Some(_)) => {
-            streams.lock().expect("streams").remove(&name);
+            streams.lock().expect("streams").remove(name);
             answer(StatusCode::NO_CONTENT, &[])
         }
-        (Method::GET, Some(s)) => read(s, q).await,
+        (Method::GET, Some(s)) => read(s, parts.uri.query()).await,
         _ => answer(StatusCode::METHOD_NOT_ALLOWED, &[]),
     }
 }
 
-async fn read(s: Arc<Stream>, q: Option<String>) -> Response {
+async fn read(s: Arc<Stream>, q: Option<&str>) -> Response {
     let tail = s.log.lock().expect("log").tail;
-    let Some(from) = query(&q, "offset").and_then(|o| parse_offset(o, tail)) else {
+    let Some(from) = query(q, "offset").and_then(|o| parse_offset(o, tail)) else {
         return answer(StatusCode::BAD_REQUEST, &[]);
     };
-    match query(&q, "live") {
+    match query(q, "live") {
         Some("sse") => sse(s, from),
         Some("long-poll") if from >= tail => {
             let mut rx = s.grew.subscribe();
@@ -171,7 +176,11 @@ async fn read(s: Arc<Stream>, q: Option<String>) -> Response {
             } else {
                 answer(
                     StatusCode::NO_CONTENT,
-                    &[(NEXT, offset(from)), (UP_TO_DATE, HeaderValue::from_static("true")), (CURSOR, HeaderValue::from_static("1"))],
+                    &[
+                        (NEXT, offset(from)),
+                        (UP_TO_DATE, HeaderValue::from_static("true")),
+                        (CURSOR, HeaderValue::from_static("1")),
+                    ],
                 )
             }
         }
@@ -191,7 +200,10 @@ fn catch_up(s: &Stream, from: u64) -> Response {
         &[
             (header::CONTENT_TYPE, s.content_type.clone()),
             (NEXT, offset(end)),
-            (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60, stale-while-revalidate=300")),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=60, stale-while-revalidate=300"),
+            ),
             (header::ETAG, HeaderValue::from_str(&format!("\"1:{from}:{end}\"")).expect("digits")),
             (CURSOR, HeaderValue::from_static("1")),
         ],

@@ -100,6 +100,10 @@ pub struct Opts {
     /// `ds-floor`, which stores nothing; the result says `verified=skipped`).
     #[arg(long)]
     pub no_verify: bool,
+    /// Append cases: run only those whose name contains this (e.g. `own/w64`), for profiling
+    /// one case.
+    #[arg(long)]
+    pub only: Option<String>,
     /// An access token sent as `Authorization: Bearer` with every request (a server in
     /// `auth.mode = "token"`).
     #[arg(long, env = "DS_BENCH_TOKEN")]

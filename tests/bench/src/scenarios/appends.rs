@@ -309,6 +309,9 @@ pub async fn run(ctx: &Ctx) -> Vec<BenchResult> {
     });
     let mut out = Vec::new();
     for (i, case) in cases.into_iter().enumerate() {
+        if ctx.opts.only.as_deref().is_some_and(|o| !case.name().contains(o)) {
+            continue;
+        }
         let r = run_case(ctx, case, i).await;
         ctx.report(&r);
         out.push(r);

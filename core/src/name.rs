@@ -47,7 +47,14 @@ pub fn validate(name: &str) -> Result<(), NameError> {
     if name.len() > MAX_NAME_BYTES {
         return Err(NameError::TooLong);
     }
-    if name.chars().any(|c| c.is_control()) {
+    // An ASCII name (the usual one) is checked byte by byte: its control characters are
+    // 0x00-0x1f and 0x7f, what `char::is_control` finds among ASCII.
+    let control = if name.is_ascii() {
+        name.bytes().any(|b| b < 0x20 || b == 0x7f)
+    } else {
+        name.chars().any(char::is_control)
+    };
+    if control {
         return Err(NameError::ControlCharacter);
     }
     let mut depth = 0;

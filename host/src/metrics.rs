@@ -89,6 +89,9 @@ pub struct Metrics {
     /// counted: it changes only when the server first starts on a store, and counting may
     /// read a whole catalogue (jetstream), so it is redone every 10 minutes, not per scrape.
     pub internal_streams: parking_lot::Mutex<Option<(usize, std::time::Instant)>>,
+    /// Resolved `requests` counters, one slot per operation and usual status (filled on first
+    /// use, so `/metrics` lists only the series that occurred).
+    request_slots: Box<[std::sync::OnceLock<Counter>]>,
 }
 
 impl Metrics {
@@ -180,7 +183,28 @@ impl Metrics {
             retention_dropped_bytes,
             plugin,
             internal_streams: parking_lot::Mutex::new(None),
+            request_slots: (0..OPERATIONS.len() * HOT_STATUSES.len())
+                .map(|_| std::sync::OnceLock::new())
+                .collect(),
         })
+    }
+
+    /// Counts one answered request in `ds_http_requests_total`. The counters of an operation's
+    /// usual answers are resolved once and kept (a label lookup per request otherwise: hashing
+    /// the labels under the family's lock); others are looked up.
+    pub fn count_request(&self, operation: &'static str, status: u16) {
+        let slot = OPERATIONS
+            .iter()
+            .position(|o| *o == operation)
+            .zip(HOT_STATUSES.iter().position(|s| *s == status))
+            .map(|(o, s)| o * HOT_STATUSES.len() + s);
+        let labels = || RequestLabels { operation, status };
+        match slot {
+            Some(i) => self.request_slots[i]
+                .get_or_init(|| self.requests.get_or_create(&labels()).clone())
+                .inc(),
+            None => self.requests.get_or_create(&labels()).inc(),
+        };
     }
 
     /// The text exposition format.
@@ -206,6 +230,23 @@ impl Drop for GaugeGuard {
         self.0.dec();
     }
 }
+
+/// Every operation [`operation`] names (the request counters' slots follow this order).
+const OPERATIONS: [&str; 11] = [
+    "health",
+    "metrics",
+    "create",
+    "append",
+    "head",
+    "delete",
+    "preflight",
+    "sse",
+    "long_poll",
+    "read",
+    "other",
+];
+/// The statuses whose request counters are kept resolved, per operation.
+const HOT_STATUSES: [u16; 5] = [200, 201, 204, 304, 404];
 
 /// The protocol operation a request performs (a bounded label).
 pub fn operation(method: &axum::http::Method, path: &str, query: Option<&str>) -> &'static str {

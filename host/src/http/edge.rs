@@ -132,11 +132,7 @@ where
                 }
             };
             let status = resp.status().as_u16();
-            state
-                .metrics
-                .requests
-                .get_or_create(&crate::metrics::RequestLabels { operation: op, status })
-                .inc();
+            state.metrics.count_request(op, status);
             if status >= 500 || !span.is_disabled() {
                 let nanos = started.elapsed().as_nanos() as u64;
                 if status >= 500 {

@@ -1,7 +1,7 @@
 //! `ds-floor`: the floor under a Durable Streams server for the per-request benchmarks (issue
 //! 28): axum with one route shaped like the server's (`/v1/stream/{*name}`), no layers, and
-//! the least a server must do: it keeps each stream's appended bodies in memory (as shared
-//! `Bytes`, one lock per stream) and serves them back with the protocol's headers and framing.
+//! the least a server must do: it keeps a copy of each stream's appended bodies in memory (one
+//! lock per stream) and serves them back, shared, with the protocol's headers and framing.
 //! PUT answers 201, POST 204 (after reading the body whole), HEAD 200, DELETE 204; GET serves a
 //! catch-up read (up to 16 MiB from `offset`), a long-poll (`live=long-poll`, waiting up to 5 s)
 //! or Server-Sent Events (`live=sse`: `data` and `control` events per append), each answer with

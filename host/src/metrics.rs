@@ -269,3 +269,30 @@ pub fn operation(method: &axum::http::Method, path: &str, query: Option<&str>) -
         _ => "other",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_counters_kept_or_looked_up_count_alike() {
+        let m = Metrics::new(&CommitMetrics::default());
+        // 204 is kept resolved for appends, 409 is looked up each time: both count.
+        for _ in 0..3 {
+            m.count_request("append", 204);
+        }
+        m.count_request("append", 409);
+        m.count_request("append", 409);
+        let text = m.render();
+        assert!(
+            text.contains("ds_http_requests_total{operation=\"append\",status=\"204\"} 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ds_http_requests_total{operation=\"append\",status=\"409\"} 2"),
+            "{text}"
+        );
+        // A series that never occurred is not listed.
+        assert!(!text.contains("operation=\"head\""), "{text}");
+    }
+}

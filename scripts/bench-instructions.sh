@@ -8,8 +8,9 @@
 #
 #   scripts/bench-instructions.sh                      (MODES="memory"; KINDS="head append read create")
 #   NO_BUILD=1 MODES="memory acid" KINDS=append scripts/bench-instructions.sh
-#   PROFILE=1 ...: keep each N2 run's callgrind file (target/bench/instructions/) for
-#                  callgrind_annotate
+#   PROFILE=1 ...: keep both runs' callgrind files (target/bench/instructions/) for
+#                  callgrind_annotate, and print what one request costs per function
+#                  (scripts/callgrind-per-request.py: the N2 run less the N1 run)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
@@ -60,7 +61,7 @@ total() {
   wait "$pid" 2>/dev/null || true
   rm -rf "$data"
   awk '/^(summary|totals):/ {print $2; exit}' "$file"
-  if [ "${PROFILE:-0}" != 1 ] || [ "$n" != "$N2" ]; then rm -f "$file"; fi
+  if [ "${PROFILE:-0}" != 1 ]; then rm -f "$file"; fi
 }
 
 printf '%-14s %-8s %14s\n' server kind "instr/request"

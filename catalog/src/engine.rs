@@ -14,7 +14,7 @@ impl<P: Persistence> Engine for Catalog<P> {
     fn append(&self, req: &AppendRequest<'_>) -> RResult<AppendOutcome, EngineError> {
         Catalog::append_many(self, std::slice::from_ref(req))
             .pop()
-            .expect("one result")
+            .unwrap_or_else(|| Err(EngineError::new(ErrorCode::INTERNAL, "an append gave no answer")))
             .into()
     }
     fn append_many(&self, reqs: RSlice<'_, AppendRequest<'_>>) -> RVec<RResult<AppendOutcome, EngineError>> {

@@ -43,6 +43,9 @@ fn ack(p: ProducerState) -> ProducerAck {
     }
 }
 
+/// Each request's answer, in request order (inline room for one: a single append allocates none).
+pub(crate) type Answers = SmallVec<[Result<AppendOutcome, EngineError>; 1]>;
+
 /// What committing each unit gave.
 pub(crate) type UnitOutcomes<R> = SmallVec<[(usize, Result<R, EngineError>); 1]>;
 
@@ -72,7 +75,7 @@ pub(crate) fn per_unit<R: Send>(units: &[usize], commit: impl Fn(usize) -> Resul
 }
 
 impl<P: Persistence> Catalog<P> {
-    pub(crate) fn append_many(&self, reqs: &[AppendRequest<'_>]) -> Vec<Result<AppendOutcome, EngineError>> {
+    pub(crate) fn append_many(&self, reqs: &[AppendRequest<'_>]) -> Answers {
         if let [req] = reqs {
             if self.store.concurrent_appends() {
                 // One append: appends to other streams go on beside it; creates, deletes and
@@ -80,7 +83,7 @@ impl<P: Persistence> Catalog<P> {
                 let _shared = self.writer.read();
                 let entry = match self.live(req.name.as_str(), req.now_ms) {
                     Ok(e) => e,
-                    Err(e) => return vec![Err(e)],
+                    Err(e) => return smallvec::smallvec![Err(e)],
                 };
                 let _one = entry.appending.lock();
                 return self.append_locked(reqs);
@@ -91,10 +94,10 @@ impl<P: Persistence> Catalog<P> {
     }
 
     /// [`Catalog::append_many`] with the mutation lock held.
-    fn append_locked(&self, reqs: &[AppendRequest<'_>]) -> Vec<Result<AppendOutcome, EngineError>> {
+    fn append_locked(&self, reqs: &[AppendRequest<'_>]) -> Answers {
         let mut overlay: Overlay<P::Data> = SmallVec::new();
         let mut pending: SmallVec<[Pending<P::Data>; 1]> = SmallVec::new();
-        let mut results: Vec<Result<AppendOutcome, EngineError>> = Vec::with_capacity(reqs.len());
+        let mut results = Answers::with_capacity(reqs.len());
         for (index, req) in reqs.iter().enumerate() {
             match self.decide(index, req, &mut overlay) {
                 Ok((outcome, accepted)) => {

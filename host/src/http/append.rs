@@ -2,7 +2,7 @@
 
 use axum::body::Body;
 use axum::http::request::Parts;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
 use durable_streams_core::{content_type, json, producer};
@@ -10,13 +10,13 @@ use durable_streams_core::{content_type, json, producer};
 use super::error::{ApiError, Conflict};
 use super::{body, headers as h};
 use crate::clock::now_ms;
-use crate::plugin::OwnedAppend;
+use crate::plugin::AppendParts;
 use crate::state::AppState;
 
 /// After a JSON framing failure, decide whether the engine's answer (closed, type mismatch)
 /// takes precedence over the 400.
 async fn json_error_precedence(state: &AppState, name: &str, err: ApiError) -> ApiError {
-    match state.storage.head(name.to_string()).await {
+    match state.storage.head(name).await {
         Err(e) => e.into(),
         Ok(meta) if meta.closed => ApiError::closed("stream is closed", meta.tail),
         Ok(meta) if !content_type::is_json(&meta.content_type) => {
@@ -26,46 +26,38 @@ async fn json_error_precedence(state: &AppState, name: &str, err: ApiError) -> A
     }
 }
 
-pub async fn handle(state: &AppState, name: String, parts: &Parts, body: Body) -> Result<Response, ApiError> {
+pub async fn handle(state: &AppState, name: &str, parts: &Parts, body: Body) -> Result<Response, ApiError> {
     let headers = &parts.headers;
-    let close = h::closed_flag(headers);
+    let found = h::AppendHeaders::of(headers);
+    let close = found.closed();
     let stamp = producer::parse_headers(
-        headers.get(&h::PRODUCER_ID).map(|v| v.to_str().unwrap_or("\u{0}")),
-        headers.get(&h::PRODUCER_EPOCH).map(|v| v.to_str().unwrap_or("x")),
-        headers.get(&h::PRODUCER_SEQ).map(|v| v.to_str().unwrap_or("x")),
+        found.producer_id.map(|v| v.to_str().unwrap_or("\u{0}")),
+        found.producer_epoch.map(|v| v.to_str().unwrap_or("x")),
+        found.producer_seq.map(|v| v.to_str().unwrap_or("x")),
     )
     .map_err(|e| ApiError::bad_request(e.to_string()))?;
     if stamp.as_ref().is_some_and(|s| s.id.contains('\u{0}')) {
         return Err(ApiError::bad_request("Producer-Id must be valid text"));
     }
-    let stream_seq = match headers.get(&h::STREAM_SEQ) {
+    let stream_seq = match found.stream_seq {
         None => None,
-        Some(v) => Some(
-            v.to_str()
-                .map_err(|_| ApiError::bad_request("Stream-Seq must be ASCII"))?
-                .to_string(),
-        ),
+        Some(v) => Some(v.to_str().map_err(|_| ApiError::bad_request("Stream-Seq must be ASCII"))?),
     };
     let raw = body::read_limited(headers, body, state.config.limits.max_body_bytes).await?;
     if raw.is_empty() && !close {
         return Err(ApiError::bad_request("an append needs a body (or Stream-Closed: true to close)"));
     }
-    let ct = match headers.get(header::CONTENT_TYPE) {
-        Some(v) => Some(
-            v.to_str()
-                .map_err(|_| ApiError::bad_request("Content-Type must be ASCII"))?
-                .trim()
-                .to_string(),
-        ),
+    let ct = match found.content_type {
+        Some(v) => Some(v.to_str().map_err(|_| ApiError::bad_request("Content-Type must be ASCII"))?.trim()),
         None => None,
     };
     if !raw.is_empty() && ct.is_none() {
         return Err(ApiError::bad_request("an append with a body needs a Content-Type"));
     }
-    let (body_bytes, appended_messages): (Bytes, u64) = match &ct {
+    let (body_bytes, appended_messages): (Bytes, u64) = match ct {
         Some(c) if !raw.is_empty() && content_type::is_json(c) => match json::frame(&raw, false) {
             Ok(f) => (Bytes::from(f.bytes), f.messages as u64),
-            Err(e) => return Err(json_error_precedence(state, &name, ApiError::bad_request(e.to_string())).await),
+            Err(e) => return Err(json_error_precedence(state, name, ApiError::bad_request(e.to_string())).await),
         },
         _ => {
             let n = u64::from(!raw.is_empty());
@@ -74,29 +66,26 @@ pub async fn handle(state: &AppState, name: String, parts: &Parts, body: Body) -
     };
     let has_body = !body_bytes.is_empty();
     let appended_bytes = body_bytes.len() as u64;
-    let req_name = name.clone();
-    let req_stamp = stamp.clone();
-    let req_ct = if has_body { ct } else { None };
     let outcome = state
         .storage
-        .append(OwnedAppend {
-            name: req_name,
-            content_type: req_ct,
+        .append_parts(AppendParts {
+            name,
+            content_type: if has_body { ct } else { None },
             body: body_bytes,
             close,
-            producer: req_stamp.map(|s| (s.id, s.epoch, s.seq)),
+            producer: stamp.as_ref().map(|s| (s.id.as_str(), s.epoch, s.seq)),
             stream_seq,
             now_ms: now_ms(),
         })
         .await?;
     if !outcome.duplicate {
-        state.live.wake(&name);
+        state.live.wake(name);
         if let Some(subs) = &state.subs {
-            subs.on_append(&name, outcome.tail.saturating_sub(appended_bytes), outcome.tail);
+            subs.on_append(name, outcome.tail.saturating_sub(appended_bytes), outcome.tail);
         }
         state.metrics.appended_bytes.inc_by(appended_bytes);
         state.metrics.appended_messages.inc_by(appended_messages);
-        state.retention.note_append(&name, outcome.tail);
+        state.retention.note_append(name, outcome.tail);
     }
     let status = if stamp.is_some() && has_body && !outcome.duplicate {
         StatusCode::OK

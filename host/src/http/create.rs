@@ -45,7 +45,7 @@ fn parse_lifetime(headers: &HeaderMap) -> Result<Lifetime, ApiError> {
 
 /// The source stream a `Stream-Forked-From` value names (a path, its query ignored).
 fn fork_source_name(base: &str, from: &str) -> Result<String, ApiError> {
-    path::stream_name(base, from.split(['?', '#']).next().unwrap_or(""))
+    path::stream_name(base, from.split(['?', '#']).next().unwrap_or("")).map(|n| n.into_owned())
 }
 
 /// The fork source a create names, if any (for access control: a fork reads its source).
@@ -153,7 +153,7 @@ pub async fn handle(state: &AppState, name: String, parts: &Parts, body: Body) -
     let mut fork_position = 0;
     let mut effective_ct = ct.clone().unwrap_or_else(|| "application/octet-stream".into());
     if let Some(spec) = &fork {
-        let meta = state.storage.head(spec.source.clone()).await.map_err(|e| match e.code {
+        let meta = state.storage.head(&spec.source).await.map_err(|e| match e.code {
             durable_streams_core::abi::ErrorCode::NOT_FOUND => {
                 ApiError::new(StatusCode::NOT_FOUND, "Not Found", "fork source does not exist")
             }

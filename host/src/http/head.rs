@@ -8,7 +8,7 @@ use super::error::ApiError;
 use super::headers as h;
 use crate::state::AppState;
 
-pub async fn handle(state: &AppState, name: String) -> Result<Response, ApiError> {
+pub async fn handle(state: &AppState, name: &str) -> Result<Response, ApiError> {
     let meta = state.storage.head(name).await?;
     let mut resp = super::answer(StatusCode::OK);
     let out = resp.headers_mut();

@@ -215,7 +215,7 @@ async fn scan(
                 }
                 page.extend(got.into_iter().map(|l| (l.name.into_string(), l.meta)));
             }
-            NameRange::Exactly(n) if after.is_none_or(|a| n.as_str() > a) => match state.storage.head(n.clone()).await {
+            NameRange::Exactly(n) if after.is_none_or(|a| n.as_str() > a) => match state.storage.head(n).await {
                 Ok(meta) => page.push((n.clone(), meta)),
                 Err(e) if e.code == ErrorCode::NOT_FOUND || e.code == ErrorCode::GONE => {}
                 Err(e) => return Err(e.into()),
@@ -238,6 +238,6 @@ pub async fn one(state: &AppState, caller: &Caller, raw: &str) -> Result<Respons
     let name = super::path::stream_name("", raw)?;
     // (Internal names never get here: stream_name refuses the control prefix.)
     caller.require(Op::Read, &name)?;
-    let meta = state.storage.head(name.clone()).await?;
+    let meta = state.storage.head(&name).await?;
     Ok(json(StatusCode::OK, meta_json(caller, &name, &meta)))
 }

@@ -214,22 +214,31 @@ async fn serve_stream_route(state: Arc<AppState>, parts: Parts, body: Body) -> R
         return e.into_response();
     }
     let result = match parts.method {
-        Method::PUT => create::handle(&state, name, &parts, body).await,
-        Method::POST => append::handle(&state, name, &parts, body).await,
-        Method::HEAD => head::handle(&state, name).await,
-        Method::DELETE => delete::handle(&state, name).await,
+        Method::PUT => create::handle(&state, name.into_owned(), &parts, body).await,
+        Method::POST => append::handle(&state, &name, &parts, body).await,
+        Method::HEAD => head::handle(&state, &name).await,
+        Method::DELETE => delete::handle(&state, name.into_owned()).await,
         Method::GET => match ReadQuery::parse(parts.uri.query()) {
             Err(e) => Err(e),
             Ok(q) => match q.live {
-                LiveMode::CatchUp => read::catch_up(&state, name, &parts, &q).await,
+                LiveMode::CatchUp => read::catch_up(&state, name.into_owned(), &parts, &q).await,
                 // A live read holds one of its client's live slots until it ends.
                 // A live read also ends soon after its credential is revoked or expires.
                 LiveMode::LongPoll => match state.auth.quotas.live(&client) {
-                    Ok(_slot) => longpoll::handle(&state, name, &parts, &q, crate::auth::CredentialWatch::new(&caller)).await,
+                    Ok(_slot) => longpoll::handle(&state, name.into_owned(), &parts, &q, crate::auth::CredentialWatch::new(&caller)).await,
                     Err(e) => Err(e),
                 },
                 LiveMode::Sse => match state.auth.quotas.live(&client) {
-                    Ok(slot) => sse::handle(state.clone(), name, &q, slot, crate::auth::CredentialWatch::new(&caller)).await,
+                    Ok(slot) => {
+                        sse::handle(
+                            state.clone(),
+                            name.into_owned(),
+                            &q,
+                            slot,
+                            crate::auth::CredentialWatch::new(&caller),
+                        )
+                        .await
+                    }
                     Err(e) => Err(e),
                 },
             },

@@ -39,7 +39,7 @@ pub async fn handle(state: &AppState, caller: &Caller, raw: &str, query: Option<
             other => return Err(ApiError::bad_request(format!("unknown parameter '{other}' (offset, limit)"))),
         }
     }
-    let meta = state.storage.head(name.clone()).await?;
+    let meta = state.storage.head(&name).await?;
     let from = match from {
         ReadFrom::Start => 0,
         ReadFrom::Now => meta.tail,

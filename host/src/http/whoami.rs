@@ -18,7 +18,7 @@ pub fn handle(state: &AppState, caller: &Caller, query: Option<&str>) -> Result<
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         let (k, v) = (super::query::decode(k)?, super::query::decode(v)?);
         match k.as_ref() {
-            "name" => name = Some(super::path::stream_name("", &v)?),
+            "name" => name = Some(super::path::stream_name("", &v)?.into_owned()),
             crate::auth::QUERY_PARAM => {}
             other => return Err(ApiError::bad_request(format!("unknown parameter '{other}' (name)"))),
         }

@@ -6,4 +6,4 @@ mod writer;
 
 pub use loader::{bundled_dir as loader_bundled_dir, discover, load_one, select, LoadedPlugin, PluginError, Rejected};
 pub use storage::{Storage, StorageError};
-pub use writer::OwnedAppend;
+pub use writer::{AppendParts, OwnedAppend};

@@ -9,7 +9,7 @@ use durable_streams_core::abi::{
     AppendOutcome, Capabilities, EngineBox, EngineError, ErrorCode, HeadRequest, ListRequest, PluginInfo, StreamListing, StreamMeta,
 };
 
-use super::writer::{GroupWriter, OwnedAppend, WriterSettings};
+use super::writer::{AppendParts, GroupWriter, OwnedAppend, WriterSettings};
 use super::LoadedPlugin;
 
 /// Failure to open an engine.
@@ -165,9 +165,23 @@ impl Storage {
         }
     }
 
-    /// One stream's metadata now (`head`, through [`Storage::call_head`]).
-    pub async fn head(&self, name: String) -> Result<StreamMeta, EngineError> {
-        self.call_head(move |e| {
+    /// Whether `head` answers on the calling thread (`MEMORY_HEAD`, or an engine that never
+    /// blocks).
+    fn head_inline(&self) -> bool {
+        self.capabilities.contains(Capabilities::MEMORY_HEAD) || !self.capabilities.contains(Capabilities::BLOCKING_IO)
+    }
+
+    /// One stream's metadata now: on the calling thread when the engine answers it from memory,
+    /// else on the blocking pool (with a copy of the name).
+    pub async fn head(&self, name: &str) -> Result<StreamMeta, EngineError> {
+        if self.head_inline() {
+            return self.observe(self.engine.head(&HeadRequest {
+                name: RStr::from(name),
+                now_ms: crate::clock::now_ms(),
+            }));
+        }
+        let name = name.to_string();
+        self.call(move |e| {
             e.head(&HeadRequest {
                 name: RStr::from(name.as_str()),
                 now_ms: crate::clock::now_ms(),
@@ -191,6 +205,15 @@ impl Storage {
             })
         })
         .await
+    }
+
+    /// An append whose parts the caller holds: called on this thread when the engine neither
+    /// groups appends nor blocks (nothing copied), else as [`Storage::append`] with an owned copy.
+    pub async fn append_parts(&self, req: AppendParts<'_>) -> Result<AppendOutcome, EngineError> {
+        if self.writer.is_none() && !self.capabilities.contains(Capabilities::BLOCKING_IO) {
+            return self.observe(self.engine.append(&req.as_request()));
+        }
+        self.append(req.into_owned()).await
     }
 
     /// Appends: through the group-commit writer for `BATCH_APPEND` engines, else as one call.

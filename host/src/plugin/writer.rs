@@ -46,6 +46,53 @@ impl OwnedAppend {
     }
 }
 
+/// An append whose names and headers the caller holds (its bytes are shared, never copied).
+#[derive(Clone, Debug)]
+pub struct AppendParts<'a> {
+    pub name: &'a str,
+    pub content_type: Option<&'a str>,
+    pub body: Bytes,
+    pub close: bool,
+    pub producer: Option<(&'a str, u64, u64)>,
+    pub stream_seq: Option<&'a str>,
+    pub now_ms: u64,
+}
+
+impl AppendParts<'_> {
+    /// The borrowed ABI view.
+    pub fn as_request(&self) -> AppendRequest<'_> {
+        AppendRequest {
+            name: RStr::from(self.name),
+            content_type: self.content_type.map(RStr::from).into(),
+            body: RSlice::from(&self.body[..]),
+            close: self.close,
+            producer: self
+                .producer
+                .map(|(id, epoch, seq)| ProducerRef {
+                    id: RStr::from(id),
+                    epoch,
+                    seq,
+                })
+                .into(),
+            stream_seq: self.stream_seq.map(RStr::from).into(),
+            now_ms: self.now_ms,
+        }
+    }
+
+    /// An owned copy of the names and headers, to wait in a queue (the body is shared).
+    pub fn into_owned(self) -> OwnedAppend {
+        OwnedAppend {
+            name: self.name.to_string(),
+            content_type: self.content_type.map(str::to_string),
+            body: self.body,
+            close: self.close,
+            producer: self.producer.map(|(id, epoch, seq)| (id.to_string(), epoch, seq)),
+            stream_seq: self.stream_seq.map(str::to_string),
+            now_ms: self.now_ms,
+        }
+    }
+}
+
 type Reply = tokio::sync::oneshot::Sender<RResult<AppendOutcome, EngineError>>;
 
 /// How a group writer runs.

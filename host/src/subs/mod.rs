@@ -447,7 +447,7 @@ impl Subscriptions {
     }
 
     async fn tail_now(&self, path: &str) -> u64 {
-        self.storage.head(path.to_string()).await.map(|m| m.tail).unwrap_or(0)
+        self.storage.head(path).await.map(|m| m.tail).unwrap_or(0)
     }
 
     /// Reads the tails of `paths` again (with a shared engine, before deciding on a wake).

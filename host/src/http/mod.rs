@@ -395,6 +395,18 @@ async fn method_not_allowed() -> Response {
 
 /// The router for a prepared state: health endpoints plus the protocol under the base path.
 pub fn router(state: Arc<AppState>) -> Router {
+    routes(state.clone()).layer(edge::EdgeLayer::new(state))
+}
+
+/// The server binary's service: [`router`]'s routes behind one [`edge::Edge`] around the whole
+/// router, rather than one around each route (which axum clones and boxes again per request).
+/// The same behaviour, two allocations and a clone of the edge fewer per request.
+pub fn service(state: Arc<AppState>) -> edge::Edge<Router> {
+    tower::Layer::layer(&edge::EdgeLayer::new(state.clone()), routes(state))
+}
+
+/// The routes and fallbacks, without the edge.
+fn routes(state: Arc<AppState>) -> Router {
     let base = state.config.base_path().to_string();
     let mut app = Router::new()
         .route("/healthz", get(healthz))
@@ -412,6 +424,5 @@ pub fn router(state: Arc<AppState>) -> Router {
     // body limit needs no layer; panics, CORS and the common headers are `edge`'s.
     app.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(edge::EdgeLayer::new(state.clone()))
         .with_state(state)
 }

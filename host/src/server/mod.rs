@@ -95,7 +95,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let inflight = state.inflight.clone();
-    let router = crate::http::router(state.clone());
+    let service = crate::http::service(state.clone());
     let handle = axum_server::Handle::new();
     let delay = Duration::from_secs(state.config.server.drain_delay_secs);
     let grace = Duration::from_secs(state.config.server.shutdown_grace_secs);
@@ -125,7 +125,10 @@ pub async fn serve(
     listener.set_nonblocking(true)?;
     // The peer address reaches handlers (per-client quotas in `none` mode).
     let service = axum::ServiceExt::<axum::http::Request<hyper::body::Incoming>>::into_make_service_with_connect_info::<std::net::SocketAddr>(
-        tower::ServiceExt::<axum::http::Request<hyper::body::Incoming>>::map_result(router, drop_marked),
+        tower::ServiceExt::<axum::http::Request<axum::body::Body>>::map_request(
+            tower::ServiceExt::<axum::http::Request<axum::body::Body>>::map_result(service, drop_marked),
+            |req: axum::http::Request<hyper::body::Incoming>| req.map(axum::body::Body::new),
+        ),
     );
     match tls {
         Some(cfg) => {

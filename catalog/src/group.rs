@@ -101,7 +101,9 @@ impl<P: Persistence> Catalog<P> {
         for (index, req) in reqs.iter().enumerate() {
             match self.decide(index, req, &mut overlay) {
                 Ok((outcome, accepted)) => {
-                    pending.extend(accepted);
+                    if let Some(p) = accepted {
+                        pending.push(p);
+                    }
                     results.push(Ok(outcome));
                 }
                 Err(e) => results.push(Err(e)),
@@ -110,9 +112,13 @@ impl<P: Persistence> Catalog<P> {
         if pending.is_empty() {
             return results;
         }
-        let mut units: SmallVec<[usize; 2]> = pending.iter().map(|p| p.unit).collect();
+        let mut units: SmallVec<[usize; 2]> = SmallVec::new();
+        for p in &pending {
+            if !units.contains(&p.unit) {
+                units.push(p.unit);
+            }
+        }
         units.sort_unstable();
-        units.dedup();
         let outcomes = per_unit(&units, |unit| self.commit_unit(reqs, &pending, &overlay, unit));
         for (unit, outcome) in outcomes {
             if let Err(e) = outcome {
@@ -207,27 +213,27 @@ impl<P: Persistence> Catalog<P> {
         overlay: &[Touched<P::Data>],
         unit: usize,
     ) -> Result<(), EngineError> {
-        let mine: SmallVec<[&Pending<P::Data>; 1]> = pending.iter().filter(|p| p.unit == unit).collect();
-        let changes: SmallVec<[Change<'_>; 1]> = mine
-            .iter()
-            .map(|p| {
-                Change::Append(Appended {
-                    id: p.entry.id,
-                    start: p.start,
-                    body: reqs[p.index].body.as_slice(),
-                    update: &p.update,
-                })
-            })
-            .collect();
-        let after: SmallVec<[After<'_>; 1]> = overlay
-            .iter()
-            .filter(|t| mine.iter().any(|p| Arc::ptr_eq(&p.entry, &t.entry)))
-            .map(|t| After {
+        // (Pushed one by one: a group is most often one append, and a push into inline room is
+        // cheaper than a collect's size-hinted extend.)
+        let mut mine: SmallVec<[&Pending<P::Data>; 1]> = SmallVec::new();
+        let mut changes: SmallVec<[Change<'_>; 1]> = SmallVec::new();
+        for p in pending.iter().filter(|p| p.unit == unit) {
+            mine.push(p);
+            changes.push(Change::Append(Appended {
+                id: p.entry.id,
+                start: p.start,
+                body: reqs[p.index].body.as_slice(),
+                update: &p.update,
+            }));
+        }
+        let mut after: SmallVec<[After<'_>; 1]> = SmallVec::new();
+        for t in overlay.iter().filter(|t| mine.iter().any(|p| Arc::ptr_eq(&p.entry, &t.entry))) {
+            after.push(After {
                 id: t.entry.id,
                 tail: t.tail,
                 writer: &t.writer,
-            })
-            .collect();
+            });
+        }
         let receipts = self.store.commit(&Batch {
             changes: &changes,
             after: &after,

@@ -149,8 +149,8 @@ where
             headers.reserve(6);
             headers.insert(NOSNIFF.0, NOSNIFF.1);
             headers.insert(CORP.0, CORP.1);
-            if !headers.contains_key(&SANDBOX.0) {
-                headers.insert(SANDBOX.0, SANDBOX.1);
+            if let axum::http::header::Entry::Vacant(v) = headers.entry(SANDBOX.0) {
+                v.insert(SANDBOX.1);
             }
             if !is_preflight {
                 cors.decorate(origin.as_ref(), headers);

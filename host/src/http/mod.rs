@@ -180,22 +180,22 @@ async fn serve_stream_route(state: Arc<AppState>, parts: Parts, body: Body) -> R
             return crate::auth::forbidden(Op::Admin).into_response();
         }
         if matches!(rest, "export" | "import") {
-            if let Some(r) = admin::dispatch(&state, &caller, rest, &parts, body).await {
+            if let Some(r) = Box::pin(admin::dispatch(&state, &caller, rest, &parts, body)).await {
                 return r;
             }
             return ApiError::new(StatusCode::NOT_FOUND, "Not Found", "no such control route").into_response();
         }
         if rest == "streams" {
             let r = match parts.method {
-                Method::GET => listing::list(&state, &caller, parts.uri.query()).await,
+                Method::GET => Box::pin(listing::list(&state, &caller, parts.uri.query())).await,
                 _ => Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed", "use GET")),
             };
             return r.unwrap_or_else(IntoResponse::into_response);
         }
         if tokens::is_tokens_route(rest) {
-            return tokens::dispatch(&state, &caller, rest, &parts, body).await;
+            return Box::pin(tokens::dispatch(&state, &caller, rest, &parts, body)).await;
         }
-        return crate::subs::dispatch(&state, &caller, rest, &parts, body).await;
+        return Box::pin(crate::subs::dispatch(&state, &caller, rest, &parts, body)).await;
     }
     // Only a request repeating some header (rare) is searched for a repeated protocol header.
     let repeats = parts.headers.len() != parts.headers.keys_len();
@@ -213,6 +213,8 @@ async fn serve_stream_route(state: Arc<AppState>, parts: Parts, body: Body) -> R
     if let Err(e) = authorize(&state, &caller, &parts, &name) {
         return e.into_response();
     }
+    // Live reads and control routes are boxed: every request's route future is moved into its
+    // box, so it stays the size of an append's, not of a long-poll's.
     let result = match parts.method {
         Method::PUT => create::handle(&state, name.into_owned(), &parts, body).await,
         Method::POST => append::handle(&state, &name, &parts, body).await,
@@ -225,18 +227,27 @@ async fn serve_stream_route(state: Arc<AppState>, parts: Parts, body: Body) -> R
                 // A live read holds one of its client's live slots until it ends.
                 // A live read also ends soon after its credential is revoked or expires.
                 LiveMode::LongPoll => match state.auth.quotas.live(&client) {
-                    Ok(_slot) => longpoll::handle(&state, name.into_owned(), &parts, &q, crate::auth::CredentialWatch::new(&caller)).await,
+                    Ok(_slot) => {
+                        Box::pin(longpoll::handle(
+                            &state,
+                            name.into_owned(),
+                            &parts,
+                            &q,
+                            crate::auth::CredentialWatch::new(&caller),
+                        ))
+                        .await
+                    }
                     Err(e) => Err(e),
                 },
                 LiveMode::Sse => match state.auth.quotas.live(&client) {
                     Ok(slot) => {
-                        sse::handle(
+                        Box::pin(sse::handle(
                             state.clone(),
                             name.into_owned(),
                             &q,
                             slot,
                             crate::auth::CredentialWatch::new(&caller),
-                        )
+                        ))
                         .await
                     }
                     Err(e) => Err(e),

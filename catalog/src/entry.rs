@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use durable_streams_core::abi::{Lifetime, StreamMeta};
+use durable_streams_core::producer::ProducerState;
 use durable_streams_core::rules::{StateUpdate, WriterState};
 use durable_streams_core::ttl;
 use parking_lot::Mutex;
@@ -57,6 +58,32 @@ impl State {
                 ..Default::default()
             },
         }
+    }
+
+    /// The writer state an append by `producer` is decided against: closure and `Stream-Seq` in
+    /// full, of the producers only that one (the others' states are not copied).
+    pub fn writer_for(&self, producer: Option<&str>) -> WriterState {
+        match &self.writer {
+            Some(w) => WriterState {
+                closed: w.closed,
+                closed_by: w.closed_by.clone(),
+                last_stream_seq: w.last_stream_seq.clone(),
+                producers: producer
+                    .and_then(|id| w.producers.get_key_value(id))
+                    .map(|(k, v)| (k.clone(), *v))
+                    .into_iter()
+                    .collect(),
+            },
+            None => WriterState {
+                closed: self.closed,
+                ..Default::default()
+            },
+        }
+    }
+
+    /// One producer's committed state.
+    pub fn producer(&self, id: &str) -> Option<ProducerState> {
+        self.writer.as_ref().and_then(|w| w.producers.get(id).copied())
     }
 
     pub fn set_writer(&mut self, w: WriterState) {

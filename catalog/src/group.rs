@@ -14,7 +14,8 @@ use crate::catalog::Catalog;
 use crate::entry::Entry;
 use crate::persist::*;
 
-/// A stream the group touches, with its writer state and tail as the group leaves them.
+/// A stream the group touches, with its writer state and tail as the group leaves them (of the
+/// producers, those the group's appends named: see `State::writer_for`).
 struct Touched<D> {
     entry: Arc<Entry<D>>,
     writer: WriterState,
@@ -133,15 +134,28 @@ impl<P: Persistence> Catalog<P> {
     /// Decides one request against the overlay: the answer, and the append to commit if any.
     fn decide(&self, index: usize, req: &AppendRequest<'_>, overlay: &mut Overlay<P::Data>) -> Result<Decided<P::Data>, EngineError> {
         let entry = self.live(req.name.as_str(), req.now_ms)?;
+        let producer = req.producer.map(|p| p.id.as_str()).into_option();
         let slot = match overlay.iter().position(|t| Arc::ptr_eq(&t.entry, &entry)) {
-            Some(i) => i,
+            Some(i) => {
+                // A producer this group has not named on the stream yet: its committed state
+                // joins the overlay (the committed state does not change while the group runs).
+                if let Some(id) = producer {
+                    let writer = &mut overlay[i].writer;
+                    if !writer.producers.contains_key(id) {
+                        if let Some(known) = entry.state.lock().producer(id) {
+                            writer.producers.insert(id.to_string(), known);
+                        }
+                    }
+                }
+                i
+            }
             None => {
                 let (writer, tail) = {
                     let st = entry.state.lock();
                     if st.removed {
                         return Err(EngineError::not_found(req.name.as_str()));
                     }
-                    (st.writer(), st.tail)
+                    (st.writer_for(producer), st.tail)
                 };
                 overlay.push(Touched {
                     entry: entry.clone(),
@@ -226,12 +240,24 @@ impl<P: Persistence> Catalog<P> {
                 update: &p.update,
             }));
         }
+        // A store that keeps state gets each stream's whole writer state: the committed one
+        // with this unit's updates applied in order (the overlay holds only the producers named).
+        let mut whole: SmallVec<[(u64, u64, WriterState); 1]> = SmallVec::new();
+        if self.store.keeps_writer_state() {
+            for t in overlay.iter().filter(|t| mine.iter().any(|p| Arc::ptr_eq(&p.entry, &t.entry))) {
+                let mut writer = t.entry.state.lock().writer();
+                for p in mine.iter().filter(|p| Arc::ptr_eq(&p.entry, &t.entry)) {
+                    writer.apply(&p.update);
+                }
+                whole.push((t.entry.id, t.tail, writer));
+            }
+        }
         let mut after: SmallVec<[After<'_>; 1]> = SmallVec::new();
-        for t in overlay.iter().filter(|t| mine.iter().any(|p| Arc::ptr_eq(&p.entry, &t.entry))) {
+        for (id, tail, writer) in &whole {
             after.push(After {
-                id: t.entry.id,
-                tail: t.tail,
-                writer: &t.writer,
+                id: *id,
+                tail: *tail,
+                writer,
             });
         }
         let receipts = self.store.commit(&Batch {

@@ -148,6 +148,14 @@ pub trait Persistence: Send + Sync + 'static {
         false
     }
 
+    /// Whether `commit` reads a batch's `after` (each appended stream's tail and whole writer
+    /// state, every producer's included): a store that keeps state rather than a log of changes.
+    /// A store that logs each append's `update` instead says `false`, and its appends are decided
+    /// against the producer they name alone (no copy of the stream's other producers).
+    fn keeps_writer_state(&self) -> bool {
+        true
+    }
+
     /// Teaches a stream's in-memory data a committed `Create` or `Append` (also called by
     /// [`crate::Fold`] while replaying a log, before the store is open).
     fn apply(data: &Self::Data, change: &Change<'_>, receipt: &Self::Receipt);

@@ -232,6 +232,11 @@ impl Persistence for FileStore {
         true
     }
 
+    /// Each append's record carries its writer-state change; replay rebuilds the whole.
+    fn keeps_writer_state(&self) -> bool {
+        false
+    }
+
     fn groups_creates(&self) -> bool {
         self.durability == Durability::Synced
     }

@@ -130,6 +130,10 @@ impl Persistence for MemoryStore {
         true
     }
 
+    fn keeps_writer_state(&self) -> bool {
+        false
+    }
+
     fn commit(&self, batch: &Batch<'_>) -> Result<Vec<()>, EngineError> {
         Ok(vec![(); batch.changes.len()])
     }

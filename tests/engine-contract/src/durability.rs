@@ -296,6 +296,11 @@ pub fn cases() -> Vec<DurableCase> {
             verify: verify_restored,
         },
         DurableCase {
+            name: "durability::many_producers",
+            write: crate::cases::producers::write_many_producers,
+            verify: crate::cases::producers::verify_many_producers,
+        },
+        DurableCase {
             name: "durability::many_streams",
             write: write_many_streams,
             verify: verify_many_streams,

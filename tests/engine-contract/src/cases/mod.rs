@@ -7,6 +7,7 @@ mod lifecycle;
 mod lifetime;
 mod listing;
 mod long_read;
+pub(crate) mod producers;
 mod read;
 mod records;
 mod retention;
@@ -43,6 +44,7 @@ pub fn all() -> Vec<Case> {
         append::one_streams_appends_in_a_group_are_each_decided,
         append::concurrent_groups_keep_each_streams_order,
         append::close_only_from_another_producer_is_refused,
+        producers::a_group_keeps_the_producers_it_does_not_name,
         read::reads_are_bounded_and_whole_records,
         read::read_at_tail_and_beyond,
         read::read_tail_start,

@@ -8,6 +8,8 @@
 #
 #   scripts/bench-instructions.sh                      (MODES="memory"; KINDS="head append read create")
 #   NO_BUILD=1 MODES="memory acid" KINDS=append scripts/bench-instructions.sh
+#   KINDS=idem PRODUCERS=1000 ...: idempotent appends (one producer counting up) to a stream
+#                  that 1,000 other producers appended to first
 #   PROFILE=1 ...: keep both runs' callgrind files (target/bench/instructions/) for
 #                  callgrind_annotate, and print what one request costs per function
 #                  (scripts/callgrind-per-request.py: the N2 run less the N1 run)
@@ -56,7 +58,7 @@ total() {
     kill -0 "$pid" 2>/dev/null || { echo "bench-instructions: $server $mode did not start" >&2; tail -n 5 "$OUTDIR/server.log" >&2; return 1; }
     sleep 0.2
   done
-  "$COUNTS" drive --url "http://127.0.0.1:$port" --kind "$kind" --requests "$n" >/dev/null
+  "$COUNTS" drive --url "http://127.0.0.1:$port" --kind "$kind" --requests "$n" --producers "${PRODUCERS:-0}" >/dev/null
   kill -TERM "$pid"
   wait "$pid" 2>/dev/null || true
   rm -rf "$data"

@@ -113,11 +113,15 @@ enum What {
     Drive {
         #[arg(long)]
         url: String,
-        /// head, append, read or create.
+        /// head, append, read or create; or idem (appends with producer headers, one producer
+        /// counting up, to a stream that `--producers` others have appended to first).
         #[arg(long)]
         kind: String,
         #[arg(long, default_value_t = 20_000)]
         requests: u64,
+        /// Producers that append once to the idem stream before the timed requests.
+        #[arg(long, default_value_t = 0)]
+        producers: u64,
     },
 }
 
@@ -193,6 +197,22 @@ fn prepare(c: &mut Conn, prefix: &str) {
     }
 }
 
+/// The headers of producer `id`'s append number `seq` (epoch 0).
+fn producer_headers(id: &str, seq: u64) -> String {
+    format!("{OCTETS}Producer-Id: {id}\r\nProducer-Epoch: 0\r\nProducer-Seq: {seq}\r\n")
+}
+
+/// Creates `counts/p`, the idem kind's stream, and appends to it once from each of `producers`
+/// producers (so that the timed producer's appends land on a stream with that many).
+fn prepare_producers(c: &mut Conn, prefix: &str, producers: u64) {
+    let s = c.call("PUT", &format!("{prefix}/counts/p"), OCTETS, b"");
+    assert!(s == 201 || s == 200, "create: {s}");
+    for p in 0..producers {
+        let s = c.call("POST", &format!("{prefix}/counts/p"), &producer_headers(&format!("producer-{p}"), 0), &BODY);
+        assert!(s < 300, "producer {p}'s first append: {s}");
+    }
+}
+
 /// Runs `n` requests of `kind`; `i0` numbers the created streams.
 fn drive(c: &mut Conn, prefix: &str, kind: &str, n: u64, i0: u64) {
     for i in 0..n {
@@ -201,7 +221,8 @@ fn drive(c: &mut Conn, prefix: &str, kind: &str, n: u64, i0: u64) {
             "append" => c.call("POST", &format!("{prefix}/counts/s"), OCTETS, &BODY),
             "read" => c.call("GET", &format!("{prefix}/counts/r?offset=-1"), "", b""),
             "create" => c.call("PUT", &format!("{prefix}/counts/c{}", i0 + i), OCTETS, b""),
-            other => panic!("unknown kind {other} (head, append, read, create)"),
+            "idem" => c.call("POST", &format!("{prefix}/counts/p"), &producer_headers("w", i), &BODY),
+            other => panic!("unknown kind {other} (head, append, read, create, idem)"),
         };
         assert!(status < 300, "{kind}: status {status}");
     }
@@ -337,7 +358,12 @@ fn main() {
         }
         What::EngineRead { mode, mb, same_process } => engine_read::run(&mode, mb, same_process || mode == "memory"),
         What::EngineFill { mode, mb, dir } => engine_read::fill(&mode, mb, &dir),
-        What::Drive { url, kind, requests } => {
+        What::Drive {
+            url,
+            kind,
+            requests,
+            producers,
+        } => {
             QUIET.with(|q| q.set(true));
             let rest = url.trim_start_matches("http://");
             let (addr, prefix) = rest
@@ -346,7 +372,9 @@ fn main() {
                 .unwrap_or((rest, String::new()));
             let prefix = format!("{}/v1/stream", prefix.trim_end_matches('/'));
             let mut c = Conn::open(addr);
-            if kind != "create" {
+            if kind == "idem" {
+                prepare_producers(&mut c, &prefix, producers);
+            } else if kind != "create" {
                 prepare(&mut c, &prefix);
             }
             let i0 = std::time::SystemTime::now()

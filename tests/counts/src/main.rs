@@ -208,7 +208,12 @@ fn prepare_producers(c: &mut Conn, prefix: &str, producers: u64) {
     let s = c.call("PUT", &format!("{prefix}/counts/p"), OCTETS, b"");
     assert!(s == 201 || s == 200, "create: {s}");
     for p in 0..producers {
-        let s = c.call("POST", &format!("{prefix}/counts/p"), &producer_headers(&format!("producer-{p}"), 0), &BODY);
+        let s = c.call(
+            "POST",
+            &format!("{prefix}/counts/p"),
+            &producer_headers(&format!("producer-{p}"), 0),
+            &BODY,
+        );
         assert!(s < 300, "producer {p}'s first append: {s}");
     }
 }

@@ -7,41 +7,27 @@ use durable_streams_core::abi::*;
 
 use crate::support::*;
 
+/// An append of `body` to `s` by producer `id` (epoch 0) with sequence number `seq`.
+fn by<'a>(id: &'a str, seq: u64, body: &'a [u8]) -> Append<'a> {
+    Append {
+        producer: Some((id, 0, seq)),
+        ..Append::new("s", body)
+    }
+}
+
 /// Producers "a", "b", "c" each append once (seq 0) on their own, then one group appends
 /// a1, d0 (a producer new to the stream), a2, d0 again (a retry inside the group), b1.
 pub fn write_many_producers(e: &EngineBox) -> Result<(), Failure> {
     ok(Create::new("s").run(e), "create")?;
     for (p, body) in [("a", b"a0"), ("b", b"b0"), ("c", b"c0")] {
-        ok(
-            Append {
-                producer: Some((p, 0, 0)),
-                ..Append::new("s", body)
-            }
-            .run(e),
-            p,
-        )?;
+        ok(by(p, 0, body).run(e), p)?;
     }
     let group = [
-        Append {
-            producer: Some(("a", 0, 1)),
-            ..Append::new("s", b"a1")
-        },
-        Append {
-            producer: Some(("d", 0, 0)),
-            ..Append::new("s", b"d0")
-        },
-        Append {
-            producer: Some(("a", 0, 2)),
-            ..Append::new("s", b"a2")
-        },
-        Append {
-            producer: Some(("d", 0, 0)),
-            ..Append::new("s", b"d0")
-        },
-        Append {
-            producer: Some(("b", 0, 1)),
-            ..Append::new("s", b"b1")
-        },
+        by("a", 1, b"a1"),
+        by("d", 0, b"d0"),
+        by("a", 2, b"a2"),
+        by("d", 0, b"d0"),
+        by("b", 1, b"b1"),
     ];
     let reqs: Vec<AppendRequest<'_>> = group.iter().map(|a| a.req()).collect();
     let out = e.append_many(RSlice::from(&reqs[..]));
@@ -63,22 +49,11 @@ pub fn verify_many_producers(e: &EngineBox) -> Result<(), Failure> {
     })?;
     // A retry of each producer's last append is a duplicate; its next one is taken.
     for (p, last) in [("a", 2u64), ("b", 1), ("c", 0), ("d", 0)] {
-        let dup = ok(
-            Append {
-                producer: Some((p, 0, last)),
-                ..Append::new("s", b"xx")
-            }
-            .run(e),
-            p,
-        )?;
+        let dup = ok(by(p, last, b"xx").run(e), p)?;
         check(dup.duplicate, || {
             format!("producer {p}'s seq {last} was taken: a retry is a duplicate")
         })?;
-        let gap = Append {
-            producer: Some((p, 0, last + 2)),
-            ..Append::new("s", b"xx")
-        }
-        .run(e);
+        let gap = by(p, last + 2, b"xx").run(e);
         check(matches!(&gap, RResult::RErr(err) if err.code == ErrorCode::SEQUENCE_GAP), || {
             format!("producer {p} expects seq {}: {gap:?}", last + 1)
         })?;

@@ -71,7 +71,7 @@ pub async fn handle(state: &AppState, name: &str, parts: &Parts, body: Body) -> 
         .append_parts(AppendParts {
             name,
             content_type: if has_body { ct } else { None },
-            body: body_bytes,
+            body: &body_bytes,
             close,
             producer: stamp.as_ref().map(|s| (s.id.as_str(), s.epoch, s.seq)),
             stream_seq,

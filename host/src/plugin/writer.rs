@@ -26,41 +26,38 @@ pub struct OwnedAppend {
 impl OwnedAppend {
     /// The borrowed ABI view.
     pub fn as_request(&self) -> AppendRequest<'_> {
-        AppendRequest {
-            name: RStr::from(self.name.as_str()),
-            content_type: self.content_type.as_deref().map(RStr::from).into(),
-            body: RSlice::from(&self.body[..]),
+        self.parts().as_request()
+    }
+
+    /// The borrowed parts (nothing copied).
+    pub fn parts(&self) -> AppendParts<'_> {
+        AppendParts {
+            name: &self.name,
+            content_type: self.content_type.as_deref(),
+            body: &self.body,
             close: self.close,
-            producer: self
-                .producer
-                .as_ref()
-                .map(|(id, epoch, seq)| ProducerRef {
-                    id: RStr::from(id.as_str()),
-                    epoch: *epoch,
-                    seq: *seq,
-                })
-                .into(),
-            stream_seq: self.stream_seq.as_deref().map(RStr::from).into(),
+            producer: self.producer.as_ref().map(|(id, epoch, seq)| (id.as_str(), *epoch, *seq)),
+            stream_seq: self.stream_seq.as_deref(),
             now_ms: self.now_ms,
         }
     }
 }
 
-/// An append whose names and headers the caller holds (its bytes are shared, never copied).
-#[derive(Clone, Debug)]
+/// An append whose names, headers and bytes the caller holds (an owned copy shares the bytes).
+#[derive(Clone, Copy, Debug)]
 pub struct AppendParts<'a> {
     pub name: &'a str,
     pub content_type: Option<&'a str>,
-    pub body: Bytes,
+    pub body: &'a Bytes,
     pub close: bool,
     pub producer: Option<(&'a str, u64, u64)>,
     pub stream_seq: Option<&'a str>,
     pub now_ms: u64,
 }
 
-impl AppendParts<'_> {
+impl<'a> AppendParts<'a> {
     /// The borrowed ABI view.
-    pub fn as_request(&self) -> AppendRequest<'_> {
+    pub fn as_request(&self) -> AppendRequest<'a> {
         AppendRequest {
             name: RStr::from(self.name),
             content_type: self.content_type.map(RStr::from).into(),
@@ -84,7 +81,7 @@ impl AppendParts<'_> {
         OwnedAppend {
             name: self.name.to_string(),
             content_type: self.content_type.map(str::to_string),
-            body: self.body,
+            body: self.body.clone(),
             close: self.close,
             producer: self.producer.map(|(id, epoch, seq)| (id.to_string(), epoch, seq)),
             stream_seq: self.stream_seq.map(str::to_string),

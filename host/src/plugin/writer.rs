@@ -116,6 +116,7 @@ fn run_lane(
     engine: Arc<EngineBox>,
     metrics: crate::metrics::CommitMetrics,
     max_wait: std::time::Duration,
+    runtime: Option<tokio::runtime::Handle>,
 ) {
     // Size of the previous group: when this one is smaller, wait (at most `max_wait`) for the
     // writers that are still on their way back with their next append.
@@ -138,13 +139,10 @@ fn run_lane(
             if group.len() * 4 >= last * 3 || group.len() >= MAX_GROUP || bytes >= MAX_GROUP_BYTES || waited >= max_wait {
                 break;
             }
-            match rx.recv_timeout(max_wait - waited) {
-                Ok(job) => {
-                    bytes += job.0.body.len();
-                    group.push(job);
-                }
-                Err(_) => break,
-            }
+            // Sleep rather than block on the queue: a writer queueing meanwhile then wakes no
+            // thread (a blocked receiver cost each append a futex wake-up: BENCHMARKS.md). In
+            // slices, so that a group that fills early does not wait out the whole wait.
+            std::thread::sleep((max_wait - waited).min(max_wait / 5));
         }
         last = group.len();
         let reqs: Vec<AppendRequest<'_>> = group.iter().map(|(a, _)| a.as_request()).collect();
@@ -154,12 +152,28 @@ fn run_lane(
         metrics.batch_size.observe(reqs.len() as f64);
         drop(reqs);
         let mut results = results.into_iter();
-        for (_, reply) in group {
-            let r = results
-                .next()
-                .unwrap_or_else(|| RResult::RErr(EngineError::new(ErrorCode::INTERNAL, "engine returned fewer results than appends")));
-            let _ = reply.send(r);
+        let answers: Vec<_> = group
+            .into_iter()
+            .map(|(_, reply)| {
+                let r = results
+                    .next()
+                    .unwrap_or_else(|| RResult::RErr(EngineError::new(ErrorCode::INTERNAL, "engine returned fewer results than appends")));
+                (reply, r)
+            })
+            .collect();
+        // One task on the runtime wakes the group's requests, from a worker (one wake-up of the
+        // runtime per group instead of one per append). Outside a runtime, from here.
+        match &runtime {
+            Some(rt) => drop(rt.spawn(async move { answer(answers) })),
+            None => answer(answers),
         }
+    }
+}
+
+/// Hands each append of a group its result.
+fn answer(answers: Vec<(Reply, RResult<AppendOutcome, EngineError>)>) {
+    for (reply, r) in answers {
+        let _ = reply.send(r);
     }
 }
 
@@ -169,9 +183,10 @@ impl GroupWriter {
             .map(|i| {
                 let (tx, rx) = mpsc::channel::<(OwnedAppend, Reply)>();
                 let (engine, metrics) = (engine.clone(), metrics.clone());
+                let runtime = tokio::runtime::Handle::try_current().ok();
                 std::thread::Builder::new()
                     .name(format!("ds-group-commit-{i}"))
-                    .spawn(move || run_lane(rx, engine, metrics, settings.max_wait))
+                    .spawn(move || run_lane(rx, engine, metrics, settings.max_wait, runtime))
                     .expect("spawn a group-commit thread");
                 tx
             })

@@ -10,7 +10,8 @@
 //! `crc32c` covers `len`, `lsn`, `kind` and the payload. `lsn` is global and increases by exactly
 //! one per record across segments (compacted segments: see COMPACTED), so stale bytes from an
 //! earlier file are never taken for records; `len == 0 && crc == 0` (a zero-filled tail) ends a
-//! segment. Records of a stream follow its CREATE in log order; an APPEND's stream position is
+//! segment: `file-durable` writes zeros ahead of its tail (preallocation), cut before the
+//! segment is sealed, so only the last segment may end in zeros. Records of a stream follow its CREATE in log order; an APPEND's stream position is
 //! implied by that order (compaction drops a stream's records all together, never some of
 //! them). Payloads:
 //!

@@ -351,7 +351,8 @@ impl Persistence for FileStore {
 
     fn shutdown(&self) -> Result<(), EngineError> {
         self.stop.store(true, Ordering::Release);
-        let tail = self.tail.lock();
+        let mut tail = self.tail.lock();
+        self.log.cut_preallocated(&mut tail)?;
         self.log.sync_active(&tail)
     }
 

@@ -11,7 +11,7 @@ const CHUNK: usize = 64 * 1024;
 const READ: u64 = 1 << 20;
 
 /// Process CPU time (user + system) in microseconds.
-fn cpu_us() -> u64 {
+pub(crate) fn cpu_us() -> u64 {
     let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
     let fields: Vec<&str> = stat.rsplit_once(") ").expect("stat").1.split(' ').collect();
     let ticks: u64 = fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
@@ -19,7 +19,7 @@ fn cpu_us() -> u64 {
 }
 
 /// Opens `mode` in `dir`.
-fn open(mode: &str, dir: &std::path::Path) -> durable_streams_server::Storage {
+pub(crate) fn open(mode: &str, dir: &std::path::Path) -> durable_streams_server::Storage {
     let mut config = durable_streams_server::Config::default();
     config.storage.mode = mode.into();
     config.storage.data_dir = dir.to_path_buf();

@@ -4,7 +4,8 @@
 //! counting global allocator, drives each request kind sequentially over one keep-alive
 //! connection from a thread whose allocations are not counted, and prints allocations and bytes
 //! allocated per request. `ds-counts drive --url U --kind K` only drives (for `strace -c`
-//! around a real server, `scripts/bench-counts.sh`).
+//! around a real server, `scripts/bench-counts.sh`). `ds-counts engine-read` and `ds-counts
+//! engine-append` drive an engine directly (the floors beneath catch-up and fsynced appends).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -14,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use clap::{Parser, Subcommand};
 
+mod engine_append;
 mod engine_read;
 
 struct Counting;
@@ -98,6 +100,21 @@ enum What {
         /// Fill and read in this process (memory must: its data dies with the process).
         #[arg(long)]
         same_process: bool,
+    },
+    /// The engine driven directly: groups of appends to many streams through `append_many`,
+    /// back to back (no HTTP): the most appends/s the engine gives.
+    EngineAppend {
+        #[arg(long, default_value = "acid")]
+        mode: String,
+        #[arg(long, default_value_t = 64)]
+        streams: usize,
+        /// Appends per group (one per stream).
+        #[arg(long, default_value_t = 64)]
+        group: usize,
+        #[arg(long, default_value_t = 100)]
+        size: usize,
+        #[arg(long, default_value_t = 5.0)]
+        secs: f64,
     },
     /// The filling half of `engine-read` (run by it in a child process).
     #[command(hide = true)]
@@ -363,6 +380,19 @@ fn main() {
         }
         What::EngineRead { mode, mb, same_process } => engine_read::run(&mode, mb, same_process || mode == "memory"),
         What::EngineFill { mode, mb, dir } => engine_read::fill(&mode, mb, &dir),
+        What::EngineAppend {
+            mode,
+            streams,
+            group,
+            size,
+            secs,
+        } => engine_append::run(&engine_append::Run {
+            mode: &mode,
+            streams,
+            group,
+            size,
+            secs,
+        }),
         What::Drive {
             url,
             kind,

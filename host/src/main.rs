@@ -10,7 +10,7 @@ use durable_streams_server::{cli, open_storage_for, plugin, Config, ConfigLoadOp
 /// mimalloc rather than glibc's malloc: allocation and free were about a quarter of a host's CPU
 /// per append (BENCHMARKS.md, issue 26). Library users choose their own allocator.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: durable_streams_alloc::Mimalloc = durable_streams_alloc::Mimalloc;
 
 /// Durable Streams protocol server with plugin storage engines.
 #[derive(Parser)]

@@ -162,10 +162,10 @@ fn run_lane(
             })
             .collect();
         // One task on the runtime wakes the group's requests, from a worker (one wake-up of the
-        // runtime per group instead of one per append). Outside a runtime, from here.
+        // runtime per group instead of one per append). One append, or outside a runtime: from here.
         match &runtime {
-            Some(rt) => drop(rt.spawn(async move { answer(answers) })),
-            None => answer(answers),
+            Some(rt) if answers.len() > 1 => drop(rt.spawn(async move { answer(answers) })),
+            _ => answer(answers),
         }
     }
 }

@@ -125,4 +125,4 @@ durable_streams_core::export_plugin!(info = info, open = open);
 /// allocator does not matter here.
 #[cfg(feature = "export")]
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: durable_streams_alloc::Mimalloc = durable_streams_alloc::Mimalloc;

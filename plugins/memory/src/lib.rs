@@ -55,4 +55,4 @@ durable_streams_core::export_plugin!(info = info, open = open);
 /// CPU gain this box's noise did not let the benchmark separate.
 #[cfg(feature = "export")]
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: durable_streams_alloc::Mimalloc = durable_streams_alloc::Mimalloc;

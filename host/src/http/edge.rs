@@ -104,7 +104,6 @@ where
         );
         let preflight = cors.preflight(req.method(), req.headers());
         let is_preflight = preflight.is_some();
-        let (method, uri) = (req.method().clone(), req.uri().clone());
         // The service polled ready answers (its future owns what it needs: no clone here), and
         // the edge's own future is the only one boxed.
         let inner = &mut self.inner;
@@ -113,8 +112,6 @@ where
             None => std::panic::catch_unwind(AssertUnwindSafe(move || Either::Right(inner.call(req)))),
         };
         Box::pin(async move {
-            let _open = open;
-            let started = std::time::Instant::now();
             let mut resp = match answer {
                 Err(_) => panicked(),
                 Ok(fut) => {
@@ -134,6 +131,9 @@ where
             let status = resp.status().as_u16();
             state.metrics.count_request(op, status);
             if status >= 500 || !span.is_disabled() {
+                // The method, URI and start time are the in-flight registry's (no copies kept
+                // for the common case, where nothing is logged).
+                let (method, uri, started) = open.request();
                 let nanos = started.elapsed().as_nanos() as u64;
                 if status >= 500 {
                     tracing::warn!(parent: &span, http.request.method = %method, url.path = %uri.path(), http.response.status_code = status, event.duration = nanos, "request failed");

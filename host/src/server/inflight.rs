@@ -13,7 +13,7 @@ pub struct InFlight {
 }
 
 /// One open request.
-type Entry = (axum::http::Method, axum::http::Uri, Instant);
+pub type Entry = (axum::http::Method, axum::http::Uri, Instant);
 
 /// Slots of open requests and the free ones (entering and leaving cost a push and a pop).
 #[derive(Default)]
@@ -76,6 +76,15 @@ impl InFlight {
             inflight: self.clone(),
             slot,
         }
+    }
+}
+
+impl Guard {
+    /// The request's method, URI and start (for a log line about it).
+    pub fn request(&self) -> Entry {
+        self.inflight.inner.open.lock().slots[self.slot]
+            .clone()
+            .expect("an entered request holds its slot until its guard drops")
     }
 }
 

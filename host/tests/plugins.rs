@@ -68,6 +68,17 @@ fn panicking_engine_poisons_but_server_lives() {
         "5xx bodies carry no internals: {r}"
     );
     assert!(s.is_alive(), "the process must survive an engine panic");
+    // The failed request is logged with its method and path (kept by the in-flight registry).
+    let failed = (0..40)
+        .find_map(|_| {
+            let line = s.log_text().lines().find(|l| l.contains("request failed")).map(str::to_string);
+            if line.is_none() {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            line
+        })
+        .unwrap_or_else(|| panic!("no 'request failed' line: {}", s.log_text()));
+    assert!(failed.contains("POST") && failed.contains("/v1/stream/x"), "{failed}");
     assert_eq!(
         status_of(&http(s.port, "GET /readyz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")),
         503

@@ -5,9 +5,9 @@
 //! per append: what the engine can do at best, with nothing above it.
 
 use abi_stable::std_types::{RSlice, RStr};
-use durable_streams_core::abi::{AppendRequest, CreateRequest, Lifetime};
+use durable_streams_core::abi::AppendRequest;
 
-use crate::engine_read::{cpu_us, open};
+use crate::engine_read::{cpu_us, create, open};
 
 /// What one run measures.
 pub struct Run<'a> {
@@ -24,22 +24,7 @@ pub fn run(r: &Run<'_>) {
     let storage = open(r.mode, &dir);
     let names: Vec<String> = (0..r.streams).map(|i| format!("engine-append-{i}")).collect();
     for name in &names {
-        storage
-            .call_sync(|e| {
-                e.create(&CreateRequest {
-                    name: RStr::from(name.as_str()),
-                    content_type: Some(RStr::from("application/octet-stream")).into(),
-                    lifetime: Lifetime {
-                        ttl_secs: None.into(),
-                        expires_at_ms: None.into(),
-                    },
-                    closed: false,
-                    initial: RSlice::from(&[][..]),
-                    fork: None.into(),
-                    now_ms: 0,
-                })
-            })
-            .expect("create");
+        create(&storage, name);
     }
     let body: Vec<u8> = (0..r.size).map(|i| (i * 31 % 251) as u8).collect();
     let (c0, t0) = (cpu_us(), std::time::Instant::now());

@@ -89,8 +89,8 @@ pub fn fill(mode: &str, mb: u64, dir: &std::path::Path) {
     fill_into(&open(mode, dir), mb * 1_000_000);
 }
 
-fn fill_into(storage: &durable_streams_server::Storage, total: u64) {
-    let name = "engine-read";
+/// Creates the octet-stream stream `name`, empty.
+pub(crate) fn create(storage: &durable_streams_server::Storage, name: &str) {
     storage
         .call_sync(|e| {
             e.create(&CreateRequest {
@@ -107,6 +107,11 @@ fn fill_into(storage: &durable_streams_server::Storage, total: u64) {
             })
         })
         .expect("create");
+}
+
+fn fill_into(storage: &durable_streams_server::Storage, total: u64) {
+    let name = "engine-read";
+    create(storage, name);
     let body: Vec<u8> = (0..CHUNK).map(|i| (i * 31 % 251) as u8).collect();
     let mut written = 0u64;
     while written < total {

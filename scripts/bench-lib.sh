@@ -6,6 +6,7 @@ BENCH_BIN="${BENCH_BIN:-target/release/ds-bench}"
 OUR_BIN="${OUR_BIN:-target/release/durable-streams-server}"
 PEER015_BIN="${PEER015_BIN:-target/peers/ds015/bin/durable-streams-server}"
 PEER030_BIN="${PEER030_BIN:-target/peers/ds030/bin/durable-streams-server}"
+ENGINE_FLOOR_BIN="${ENGINE_FLOOR_BIN:-target/counts/release/ds-engine-floor}"
 
 SERVER_PID=""
 SERVER_URL=""
@@ -56,7 +57,7 @@ wait_ready() {
 }
 
 # start_server KIND MODE LOG: starts one server on a free port with a fresh data dir.
-# KIND is ours, ds015 or ds030; MODE is the storage / durability mode for that server.
+# KIND is ours, ds015, ds030, floor or engine-floor; MODE is the storage / durability mode for that server.
 # Sets SERVER_PID, SERVER_URL (stream base URL), SERVER_READY (readiness URL), SERVER_DATA.
 start_server() {
   local kind=$1 mode=$2 log=$3 port
@@ -106,6 +107,13 @@ start_server() {
     floor)
       # The floor: axum with one route shaped like ours and static answers (ds-floor).
       "$ROOT/target/release/ds-floor" --port "$port" >"$log" 2>&1 &
+      SERVER_URL="http://127.0.0.1:$port/v1/stream"
+      SERVER_READY="http://127.0.0.1:$port/readyz"
+      ;;
+    engine-floor)
+      # The floor under fsynced appends: one-route axum, the engine linked in, the least group
+      # commit (ds-engine-floor, built from tests/counts); PUT and POST only.
+      "$ROOT/$ENGINE_FLOOR_BIN" --mode "$mode" --data-dir "$SERVER_DATA" --port "$port" >"$log" 2>&1 &
       SERVER_URL="http://127.0.0.1:$port/v1/stream"
       SERVER_READY="http://127.0.0.1:$port/readyz"
       ;;
@@ -164,6 +172,9 @@ run_bench() {
       done
       [ -n "$keep" ] || continue
       group=$keep
+    elif [ "$kind" = engine-floor ]; then
+      # The engine floor answers creates and appends only.
+      case ",$group," in *,appends,*) group=appends extra=--no-verify ;; *) continue ;; esac
     fi
     if ! start_server "$kind" "$mode" "$outdir/server-${label//\//-}-r$round-${group//,/+}.log"; then
       rc=1

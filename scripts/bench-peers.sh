@@ -10,7 +10,9 @@
 #   memory:   ours memory            vs 0.1.5 --durability memory vs 0.3.0 memory, and the floor
 #             (ds-floor: axum with one route shaped like ours, bytes kept in memory; head, appends, catch-up, fanout)
 #   fsynced:  ours file-durable/acid vs 0.1.5 --durability wal    vs 0.3.0 file-durable/acid
-#             (our modes whose plugin is missing are skipped with a note)
+#             (our modes whose plugin is missing are skipped with a note), and with
+#             PEERS=engine-floor the floor under them (ds-engine-floor: axum, the engine linked in,
+#             the least group commit; appends only; built here from tests/counts)
 #
 #   ROUNDS=3 scripts/bench-peers.sh             full comparison (long: ~10 min per run)
 #   QUICK=1 ROUNDS=1 scripts/bench-peers.sh     smoke run
@@ -44,6 +46,9 @@ case " $PEERS " in *" ds030 "*) install_peer target/peers/ds030 durable-streams-
 # NO_BUILD=1 uses the binaries already in target/release.
 if [ "${NO_BUILD:-0}" != 1 ]; then
   cargo build --release --workspace
+  case " $PEERS " in
+    *" engine-floor "*) cargo build --release --manifest-path tests/counts/Cargo.toml --target-dir target/counts --bin ds-engine-floor ;;
+  esac
 fi
 raise_nofile
 trap stop_server EXIT
@@ -52,7 +57,7 @@ trap stop_server EXIT
 servers_for() {
   case "$1" in
     memory) echo "ours:ours:memory floor:floor:none ds-0.1.5:ds015:memory ds-0.3.0:ds030:memory" ;;
-    fsynced) echo "ours-file-durable:ours:file-durable ours-acid:ours:acid ds-0.1.5-wal:ds015:wal ds-0.3.0-file-durable:ds030:file-durable ds-0.3.0-acid:ds030:acid" ;;
+    fsynced) echo "ours-file-durable:ours:file-durable ours-acid:ours:acid ds-0.1.5-wal:ds015:wal ds-0.3.0-file-durable:ds030:file-durable ds-0.3.0-acid:ds030:acid floor-file-durable:engine-floor:file-durable floor-acid:engine-floor:acid" ;;
     *) echo "unknown pair $1" >&2; return 1 ;;
   esac
 }

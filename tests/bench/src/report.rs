@@ -121,8 +121,16 @@ fn cell(g: &Group, case: &str, server: &str, metric: &'static str) -> (String, O
     (s, vals.filter(|v| !v.is_empty()).map(|v| median(v)))
 }
 
-/// The label of `ds-floor`'s results.
+/// The label of `ds-floor`'s results; `floor-MODE` labels `ds-engine-floor`'s for MODE.
 const FLOOR: &str = "floor";
+
+/// The floor a server of ours is measured against: `floor-MODE` for `ours-MODE` when the run
+/// has it, else `floor`.
+fn floor_of<'a>(ours: &str, floors: &'a HashMap<&str, f64>) -> Option<&'a f64> {
+    ours.split_once('-')
+        .and_then(|(_, mode)| floors.get(format!("{FLOOR}-{mode}").as_str()))
+        .or_else(|| floors.get(FLOOR))
+}
 
 /// The markdown summary of every result line in `paths`; servers whose name starts with `ours`
 /// are this server (one ratio column each, against the best of the others).
@@ -132,8 +140,9 @@ pub fn summarize(paths: &[PathBuf], ours: &str) -> Result<String, String> {
     for name in order {
         let g = &groups[&name];
         let is_ours = |s: &str| s.starts_with(ours);
-        // The floor (`ds-floor`, labelled `floor`) is no peer: ours get a ratio against it too.
-        let is_floor = |s: &str| s == FLOOR;
+        // The floors (`ds-floor` labelled `floor`, `ds-engine-floor` labelled `floor-MODE`) are
+        // no peers: ours get a ratio against theirs too.
+        let is_floor = |s: &str| s == FLOOR || s.strip_prefix(FLOOR).is_some_and(|m| m.starts_with('-'));
         let our_servers: Vec<&String> = g.servers.iter().filter(|s| is_ours(s)).collect();
         let has_peers = g.servers.iter().any(|s| !is_ours(s) && !is_floor(s));
         let has_floor = g.servers.iter().any(|s| is_floor(s));
@@ -184,7 +193,7 @@ pub fn summarize(paths: &[PathBuf], ours: &str) -> Result<String, String> {
                 let mut row = format!("| {label} |");
                 let mut mine: HashMap<&str, f64> = HashMap::new();
                 let mut best: Option<f64> = None;
-                let mut floor: Option<f64> = None;
+                let mut floors: HashMap<&str, f64> = HashMap::new();
                 for s in &g.servers {
                     let (text, m) = cell(g, case, s, metric);
                     let _ = write!(row, " {text} |");
@@ -192,7 +201,9 @@ pub fn summarize(paths: &[PathBuf], ours: &str) -> Result<String, String> {
                         Some(m) if is_ours(s) => {
                             mine.insert(s.as_str(), m);
                         }
-                        Some(m) if is_floor(s) => floor = Some(m),
+                        Some(m) if is_floor(s) => {
+                            floors.insert(s.as_str(), m);
+                        }
                         Some(m) => {
                             best = Some(match best {
                                 None => m,
@@ -212,8 +223,8 @@ pub fn summarize(paths: &[PathBuf], ours: &str) -> Result<String, String> {
                 }
                 if has_floor {
                     for o in &our_servers {
-                        let ratio = match (mine.get(o.as_str()), floor) {
-                            (Some(v), Some(f)) if f > 0.0 => format!("{:.2}x", v / f),
+                        let ratio = match (mine.get(o.as_str()), floor_of(o, &floors)) {
+                            (Some(v), Some(f)) if *f > 0.0 => format!("{:.2}x", v / f),
                             _ => "-".to_string(),
                         };
                         let _ = write!(row, " {ratio} |");
@@ -248,5 +259,15 @@ mod tests {
         let t = summarize(std::slice::from_ref(&dir), "ours").unwrap();
         std::fs::remove_file(dir).unwrap();
         assert!(t.contains("| a (x/s) | 20.0 (10.0-30.0) | 5.00 FAILED 1/2 | 4.00x |"), "{t}");
+    }
+
+    #[test]
+    fn each_mode_against_its_own_floor() {
+        let floors: HashMap<&str, f64> = [("floor", 1.0), ("floor-acid", 2.0)].into_iter().collect();
+        assert_eq!(floor_of("ours-acid", &floors), Some(&2.0));
+        assert_eq!(floor_of("ours-file-durable", &floors), Some(&1.0));
+        assert_eq!(floor_of("ours", &floors), Some(&1.0));
+        let only_modes: HashMap<&str, f64> = [("floor-acid", 2.0)].into_iter().collect();
+        assert_eq!(floor_of("ours-file-durable", &only_modes), None);
     }
 }

@@ -4,7 +4,7 @@
 //! every writer's append at once, for `secs` seconds. Prints appends/s, groups/s and process CPU
 //! per append: what the engine can do at best, with nothing above it.
 
-use abi_stable::std_types::{RSlice, RStr};
+use abi_stable::std_types::RSlice;
 use durable_streams_core::abi::AppendRequest;
 
 use crate::engine_read::{cpu_us, create, open};
@@ -31,15 +31,7 @@ pub fn run(r: &Run<'_>) {
     let (mut groups, mut appends, mut next) = (0u64, 0u64, 0usize);
     while t0.elapsed().as_secs_f64() < r.secs {
         let reqs: Vec<AppendRequest<'_>> = (0..r.group)
-            .map(|i| AppendRequest {
-                name: RStr::from(names[(next + i) % names.len()].as_str()),
-                content_type: Some(RStr::from("application/octet-stream")).into(),
-                body: RSlice::from(&body[..]),
-                close: false,
-                producer: None.into(),
-                stream_seq: None.into(),
-                now_ms: 0,
-            })
+            .map(|i| crate::requests::append_octets(&names[(next + i) % names.len()], &body))
             .collect();
         next = (next + r.group) % names.len();
         let results = storage

@@ -4,8 +4,8 @@
 //! start in 1 MiB reads, as the server's catch-up does, and prints MB/s and process CPU per MB
 //! of the read alone.
 
-use abi_stable::std_types::{RSlice, RStr};
-use durable_streams_core::abi::{AppendRequest, CreateRequest, Lifetime, ReadRequest, ReadStart};
+use abi_stable::std_types::RStr;
+use durable_streams_core::abi::{ReadRequest, ReadStart};
 
 const CHUNK: usize = 64 * 1024;
 const READ: u64 = 1 << 20;
@@ -92,20 +92,7 @@ pub fn fill(mode: &str, mb: u64, dir: &std::path::Path) {
 /// Creates the octet-stream stream `name`, empty.
 pub(crate) fn create(storage: &durable_streams_server::Storage, name: &str) {
     storage
-        .call_sync(|e| {
-            e.create(&CreateRequest {
-                name: RStr::from(name),
-                content_type: Some(RStr::from("application/octet-stream")).into(),
-                lifetime: Lifetime {
-                    ttl_secs: None.into(),
-                    expires_at_ms: None.into(),
-                },
-                closed: false,
-                initial: RSlice::from(&[][..]),
-                fork: None.into(),
-                now_ms: 0,
-            })
-        })
+        .call_sync(|e| e.create(&crate::requests::create_octets(name)))
         .expect("create");
 }
 
@@ -117,17 +104,7 @@ fn fill_into(storage: &durable_streams_server::Storage, total: u64) {
     while written < total {
         let len = CHUNK.min((total - written) as usize);
         storage
-            .call_sync(|e| {
-                e.append(&AppendRequest {
-                    name: RStr::from(name),
-                    content_type: Some(RStr::from("application/octet-stream")).into(),
-                    body: RSlice::from(&body[..len]),
-                    close: false,
-                    producer: None.into(),
-                    stream_seq: None.into(),
-                    now_ms: 0,
-                })
-            })
+            .call_sync(|e| e.append(&crate::requests::append_octets(name, &body[..len])))
             .expect("append");
         written += len as u64;
     }

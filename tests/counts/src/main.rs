@@ -17,6 +17,7 @@ use clap::{Parser, Subcommand};
 
 mod engine_append;
 mod engine_read;
+mod requests;
 
 struct Counting;
 

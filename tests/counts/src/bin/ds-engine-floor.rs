@@ -12,7 +12,7 @@
 
 use std::sync::mpsc;
 
-use abi_stable::std_types::{RResult, RSlice, RStr};
+use abi_stable::std_types::{RResult, RSlice};
 use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
@@ -20,9 +20,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::Router;
 use clap::Parser;
-use durable_streams_core::abi::{AppendRequest, CreateRequest, Lifetime};
+use durable_streams_core::abi::AppendRequest;
 use durable_streams_server::Storage;
 use tokio::sync::oneshot;
+
+#[path = "../requests.rs"]
+mod requests;
 
 #[global_allocator]
 static ALLOC: durable_streams_alloc::Mimalloc = durable_streams_alloc::Mimalloc;
@@ -33,7 +36,6 @@ const SECURITY: [(&str, &str); 3] = [
     ("content-security-policy", "sandbox; default-src 'none'; frame-ancestors 'none'"),
 ];
 const NEXT: HeaderName = HeaderName::from_static("stream-next-offset");
-const OCTETS: &str = "application/octet-stream";
 
 #[derive(Parser)]
 #[command(about = "axum + an engine + the least group commit: the floor under fsynced appends")]
@@ -64,18 +66,7 @@ fn commit_groups(storage: Storage, queue: mpsc::Receiver<Pending>) {
     while let Ok(first) = queue.recv() {
         let mut group = vec![first];
         group.extend(queue.try_iter());
-        let reqs: Vec<AppendRequest<'_>> = group
-            .iter()
-            .map(|p| AppendRequest {
-                name: RStr::from(p.name.as_str()),
-                content_type: Some(RStr::from(OCTETS)).into(),
-                body: RSlice::from(&p.body[..]),
-                close: false,
-                producer: None.into(),
-                stream_seq: None.into(),
-                now_ms: 0,
-            })
-            .collect();
+        let reqs: Vec<AppendRequest<'_>> = group.iter().map(|p| requests::append_octets(&p.name, &p.body)).collect();
         let results = storage.call_sync(|e| RResult::ROk(e.append_many(RSlice::from(&reqs[..]))));
         drop(reqs);
         match results {
@@ -112,23 +103,7 @@ async fn stream(State(floor): State<Floor>, req: Request) -> Response {
     match parts.method {
         Method::PUT => {
             let storage = floor.storage.clone();
-            let created = tokio::task::spawn_blocking(move || {
-                storage.call_sync(|e| {
-                    e.create(&CreateRequest {
-                        name: RStr::from(name.as_str()),
-                        content_type: Some(RStr::from(OCTETS)).into(),
-                        lifetime: Lifetime {
-                            ttl_secs: None.into(),
-                            expires_at_ms: None.into(),
-                        },
-                        closed: false,
-                        initial: RSlice::from(&[][..]),
-                        fork: None.into(),
-                        now_ms: 0,
-                    })
-                })
-            })
-            .await;
+            let created = tokio::task::spawn_blocking(move || storage.call_sync(|e| e.create(&requests::create_octets(&name)))).await;
             match created {
                 Ok(Ok(_)) => answer(StatusCode::CREATED, Some(0)),
                 _ => answer(StatusCode::CONFLICT, None),

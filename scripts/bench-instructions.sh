@@ -10,6 +10,8 @@
 #   NO_BUILD=1 MODES="memory acid" KINDS=append scripts/bench-instructions.sh
 #   KINDS=idem PRODUCERS=1000 ...: idempotent appends (one producer counting up) to a stream
 #                  that 1,000 other producers appended to first
+#   MODES="floor-file-durable" ...: the engine floor (`ds-engine-floor`: one-route axum, the
+#                  bundled engine linked in, the least group commit) for appends and creates
 #   PROFILE=1 ...: keep both runs' callgrind files (target/bench/instructions/) for
 #                  callgrind_annotate, and print what one request costs per function
 #                  (scripts/callgrind-per-request.py: the N2 run less the N1 run)
@@ -46,6 +48,9 @@ total() {
   if [ "$server" = floor ]; then
     valgrind --tool=callgrind --callgrind-out-file="$file" target/release/ds-floor --port "$port" \
       >"$OUTDIR/server.log" 2>&1 &
+  elif [ "$server" = engine-floor ]; then
+    valgrind --tool=callgrind --callgrind-out-file="$file" target/counts/release/ds-engine-floor \
+      --mode "${mode#floor-}" --data-dir "$data" --port "$port" >"$OUTDIR/server.log" 2>&1 &
   else
     DS_SERVER__BIND_ADDRESS=127.0.0.1 DS_SERVER__PORT="$port" DS_STORAGE__MODE="$mode" \
       DS_STORAGE__DATA_DIR="$data" RUST_LOG=warn \
@@ -71,6 +76,7 @@ for mode in floor $MODES; do
   for kind in $KINDS; do
     server=ours
     [ "$mode" = floor ] && server=floor
+    case "$mode" in floor-*) server=engine-floor ;; esac
     a=$(total "$server" "$mode" "$kind" "$N1")
     b=$(total "$server" "$mode" "$kind" "$N2")
     printf '%-14s %-8s %14d\n' "$mode" "$kind" $(((b - a) / (N2 - N1)))

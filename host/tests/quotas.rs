@@ -1,7 +1,7 @@
 //! Quotas end to end: a client over its request rate gets 429 problem+json with `Retry-After`
 //! while others are unaffected, and recovers after waiting; live reads (SSE, long-poll) are
 //! limited per client and their slots come back when the client disconnects. In `token` mode a
-//! client is a token; in `none` mode an address (here taken from `X-Forwarded-For`, trusted).
+//! client is a token; in `none` mode an address (the connection's, or `X-Forwarded-For` when trusted).
 
 mod common;
 
@@ -161,4 +161,29 @@ fn none_mode_limits_each_address() {
     assert_eq!(poll("192.0.2.4"), 204, "another address polls (and times out empty)");
     drop(held);
     wait_until(Duration::from_secs(5), "the slot freed by closing the stream", || poll(addr) == 204);
+}
+
+/// Without trusted proxy headers a client is the connection's own address: two loopback
+/// addresses are two clients (the peer address reaches the quotas when they count).
+#[test]
+fn none_mode_counts_the_peer_address() {
+    let _dir = tempdir::Dir::new();
+    let s = Server::start(&[("DS_QUOTAS__REQUESTS_PER_SECOND", "1"), ("DS_QUOTAS__REQUEST_BURST", "4")]);
+    let from = |ip: [u8; 4]| {
+        Client::builder()
+            .timeout(Duration::from_secs(10))
+            .local_address(std::net::IpAddr::from(ip))
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (from([127, 0, 0, 1]), from([127, 0, 0, 2]));
+    assert_eq!(a.put(s.url("/v1/stream/p")).send().unwrap().status(), 201);
+    // A forwarded address is not trusted here: it does not make another client.
+    let (accepted, _) = until_refused(|| a.head(s.url("/v1/stream/p")).header("X-Forwarded-For", "192.0.2.1"));
+    assert!((2..=5).contains(&accepted), "accepted {accepted}");
+    assert_eq!(
+        b.head(s.url("/v1/stream/p")).send().unwrap().status(),
+        200,
+        "another address is unaffected"
+    );
 }

@@ -90,6 +90,12 @@ impl Quotas {
         }))
     }
 
+    /// Whether any quota counts clients (else a request's client, and so its address, is never
+    /// looked at).
+    pub fn counts_clients(&self) -> bool {
+        self.rate.is_some() || self.live_max > 0
+    }
+
     /// Whether a request rate is limited (else there is no rate state to forget).
     pub fn limits_rate(&self) -> bool {
         self.rate.is_some()

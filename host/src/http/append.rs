@@ -57,7 +57,8 @@ pub async fn handle(state: &AppState, name: &str, parts: &Parts, body: Body) -> 
     let (body_bytes, appended_messages): (Bytes, u64) = match ct {
         Some(c) if !raw.is_empty() && content_type::is_json(c) => match json::frame(&raw, false) {
             Ok(f) => (Bytes::from(f.bytes), f.messages as u64),
-            Err(e) => return Err(json_error_precedence(state, name, ApiError::bad_request(e.to_string())).await),
+            // Boxed: a rare path's future does not make every append's larger.
+            Err(e) => return Err(Box::pin(json_error_precedence(state, name, ApiError::bad_request(e.to_string()))).await),
         },
         _ => {
             let n = u64::from(!raw.is_empty());

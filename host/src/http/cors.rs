@@ -71,7 +71,14 @@ impl Cors {
     /// any origin allowed the answer is the same for every origin, so it carries no `Vary`
     /// (which would split a shared cache by origin for nothing); with a list it says `Vary:
     /// origin`, so a cache tells origins apart.
-    pub fn decorate(&self, origin: Option<&HeaderValue>, out: &mut HeaderMap) {
+    ///
+    /// An answer that no cache keeps (`cacheable` false: not GET or HEAD) to a request without
+    /// `Origin` gets none: a browser sends `Origin` with every such request, so it is not a
+    /// browser's, and no browser will read this answer from a cache later.
+    pub fn decorate(&self, origin: Option<&HeaderValue>, cacheable: bool, out: &mut HeaderMap) {
+        if origin.is_none() && !cacheable {
+            return;
+        }
         if let Some(v) = self.allow(origin) {
             out.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
             out.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, self.expose.clone());
@@ -94,7 +101,7 @@ mod tests {
     fn any_origin_and_a_list() {
         let any = Cors::new("*");
         let mut h = HeaderMap::new();
-        any.decorate(None, &mut h);
+        any.decorate(None, true, &mut h);
         assert_eq!(h[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
         assert!(h[header::ACCESS_CONTROL_EXPOSE_HEADERS]
             .to_str()
@@ -107,12 +114,27 @@ mod tests {
 
         let list = Cors::new("https://a.example, https://b.example");
         let mut h = HeaderMap::new();
-        list.decorate(Some(&origin("https://b.example")), &mut h);
+        list.decorate(Some(&origin("https://b.example")), false, &mut h);
         assert_eq!(h[header::ACCESS_CONTROL_ALLOW_ORIGIN], "https://b.example");
         let mut h = HeaderMap::new();
-        list.decorate(Some(&origin("https://evil.example")), &mut h);
+        list.decorate(Some(&origin("https://evil.example")), true, &mut h);
         assert!(!h.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN));
         assert!(h.contains_key(header::VARY), "a cache must tell origins apart");
+    }
+
+    #[test]
+    fn an_uncached_answer_to_no_browser_gets_no_cors_headers() {
+        for c in [Cors::new("*"), Cors::new("https://a.example")] {
+            let mut h = HeaderMap::new();
+            c.decorate(None, false, &mut h);
+            assert!(h.is_empty(), "a POST without Origin: {h:?}");
+            let mut h = HeaderMap::new();
+            c.decorate(Some(&origin("https://a.example")), false, &mut h);
+            assert_eq!(
+                h[header::ACCESS_CONTROL_ALLOW_ORIGIN],
+                if c.any { "*" } else { "https://a.example" }
+            );
+        }
     }
 
     #[test]

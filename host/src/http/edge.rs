@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::Body;
-use axum::http::{header, HeaderName, HeaderValue, Request, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue, Method, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::future::Either;
 use futures_util::FutureExt;
@@ -92,6 +92,7 @@ where
         let state = self.state.clone();
         let cors = self.cors.clone();
         let origin = req.headers().get(header::ORIGIN).cloned();
+        let cacheable = matches!(*req.method(), Method::GET | Method::HEAD);
         let open = state.inflight.enter(req.method(), req.uri());
         let op = crate::metrics::operation(req.method(), req.uri().path(), req.uri().query());
         let span = tracing::debug_span!(
@@ -153,7 +154,7 @@ where
                 v.insert(SANDBOX.1);
             }
             if !is_preflight {
-                cors.decorate(origin.as_ref(), headers);
+                cors.decorate(origin.as_ref(), cacheable, headers);
             }
             Ok(resp)
         })

@@ -84,12 +84,15 @@ const SINGLE_HEADERS: [&str; 10] = [
 
 pub use body::read_limited as read_body;
 
-async fn stream_route(State(state): State<Arc<AppState>>, req: Request<Body>) -> Response {
+/// The stream routes. Not itself `async`: the route's future is [`serve_stream_route`]'s, not
+/// one more level around it (each level is moved whole into the next, and axum boxes the last).
+fn stream_route(State(state): State<Arc<AppState>>, req: Request<Body>) -> impl std::future::Future<Output = Response> {
+    use futures_util::future::Either;
     let (parts, body) = req.into_parts();
-    if let Some(faults) = state.faults.clone() {
-        return Box::pin(with_faults(state, faults, parts, body)).await;
+    match state.faults.clone() {
+        Some(faults) => Either::Left(Box::pin(with_faults(state, faults, parts, body))),
+        None => Either::Right(serve_stream_route(state, parts, body)),
     }
-    serve_stream_route(state, parts, body).await
 }
 
 /// The stream routes with the fault-injection endpoint on (`testing.fault_injection`).
@@ -409,10 +412,13 @@ pub fn router(state: Arc<AppState>) -> Router {
     routes(state.clone()).layer(edge::EdgeLayer::new(state))
 }
 
+/// The server binary's service (see [`service`]).
+pub type Service = edge::Edge<Router>;
+
 /// The server binary's service: [`router`]'s routes behind one [`edge::Edge`] around the whole
 /// router, rather than one around each route (which axum clones and boxes again per request).
 /// The same behaviour, two allocations and a clone of the edge fewer per request.
-pub fn service(state: Arc<AppState>) -> edge::Edge<Router> {
+pub fn service(state: Arc<AppState>) -> Service {
     tower::Layer::layer(&edge::EdgeLayer::new(state.clone()), routes(state))
 }
 

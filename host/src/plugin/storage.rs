@@ -209,18 +209,25 @@ impl Storage {
 
     /// An append whose parts the caller holds: called on this thread when the engine neither
     /// groups appends nor blocks (nothing copied), else as [`Storage::append`] with an owned copy.
+    ///
+    /// Queued at once: what is awaited holds only the answer's receiver, so the request's future
+    /// stays small (it is moved along the call chain and into a box).
     pub async fn append_parts(&self, req: AppendParts<'_>) -> Result<AppendOutcome, EngineError> {
-        if self.writer.is_none() && !self.capabilities.contains(Capabilities::BLOCKING_IO) {
+        if let Some(w) = &self.writer {
+            let answer = w.submit(req.into_owned());
+            return self.observe(GroupWriter::wait(answer).await);
+        }
+        if !self.capabilities.contains(Capabilities::BLOCKING_IO) {
             return self.observe(self.engine.append(&req.as_request()));
         }
-        self.append(req.into_owned()).await
+        Box::pin(self.append(req.into_owned())).await
     }
 
     /// Appends: through the group-commit writer for `BATCH_APPEND` engines, else as one call.
     pub async fn append(&self, req: OwnedAppend) -> Result<AppendOutcome, EngineError> {
         match &self.writer {
             Some(w) => {
-                let r = w.append(req).await;
+                let r = GroupWriter::wait(w.submit(req)).await;
                 self.observe(r)
             }
             None => self.call(move |e| e.append(&req.as_request())).await,

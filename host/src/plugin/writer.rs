@@ -122,7 +122,8 @@ fn run_lane(
     // writers that are still on their way back with their next append.
     let mut last = 1usize;
     while let Ok(first) = rx.recv() {
-        let opened = std::time::Instant::now();
+        // When the group was first found short (the clock is read only then).
+        let mut opened: Option<std::time::Instant> = None;
         let mut group = vec![first];
         let mut bytes = group[0].0.body.len();
         loop {
@@ -135,8 +136,11 @@ fn run_lane(
                     Err(_) => break,
                 }
             }
-            let waited = opened.elapsed();
-            if group.len() * 4 >= last * 3 || group.len() >= MAX_GROUP || bytes >= MAX_GROUP_BYTES || waited >= max_wait {
+            if group.len() * 4 >= last * 3 || group.len() >= MAX_GROUP || bytes >= MAX_GROUP_BYTES {
+                break;
+            }
+            let waited = opened.get_or_insert_with(std::time::Instant::now).elapsed();
+            if waited >= max_wait {
                 break;
             }
             // Sleep rather than block on the queue: a writer queueing meanwhile then wakes no
@@ -210,10 +214,6 @@ impl GroupWriter {
     }
 
     /// Queues an append and waits for its group to commit.
-    pub async fn append(&self, req: OwnedAppend) -> RResult<AppendOutcome, EngineError> {
-        Self::wait(self.submit(req)).await
-    }
-
     /// Queues an append now (appends to one stream commit in submission order); await the
     /// result with `wait`.
     pub fn submit(&self, req: OwnedAppend) -> tokio::sync::oneshot::Receiver<RResult<AppendOutcome, EngineError>> {

@@ -15,6 +15,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::state::AppState;
 
+mod conn;
 pub mod inflight;
 
 /// Why TLS could not be set up.
@@ -123,13 +124,8 @@ pub async fn serve(
         });
     }
     listener.set_nonblocking(true)?;
-    // The peer address reaches handlers (per-client quotas in `none` mode).
-    let service = axum::ServiceExt::<axum::http::Request<hyper::body::Incoming>>::into_make_service_with_connect_info::<std::net::SocketAddr>(
-        tower::ServiceExt::<axum::http::Request<axum::body::Body>>::map_request(
-            tower::ServiceExt::<axum::http::Request<axum::body::Body>>::map_result(service, drop_marked),
-            |req: axum::http::Request<hyper::body::Incoming>| req.map(axum::body::Body::new),
-        ),
-    );
+    // The peer address reaches handlers only when the per-client quotas count by it.
+    let service = conn::MakeConn::new(service, state.auth.quotas.counts_clients());
     match tls {
         Some(cfg) => {
             let mut server = axum_server::from_tcp_rustls(listener, cfg).handle(handle);
@@ -149,28 +145,6 @@ pub async fn serve(
                 .header_read_timeout(header_timeout);
             server.serve(service).await
         }
-    }
-}
-
-/// An answer marked [`DropConnection`](crate::http::faults::DropConnection) (the
-/// fault-injection endpoint's `dropConnection`) becomes a service error: hyper then closes the
-/// connection without writing a byte.
-fn drop_marked(r: Result<axum::response::Response, std::convert::Infallible>) -> Result<axum::response::Response, DroppedOnPurpose> {
-    match r {
-        Ok(resp) if resp.extensions().get::<crate::http::faults::DropConnection>().is_some() => Err(DroppedOnPurpose),
-        Ok(resp) => Ok(resp),
-        Err(never) => match never {},
-    }
-}
-
-/// See [`drop_marked`].
-#[derive(Debug, thiserror::Error)]
-#[error("connection dropped by an injected fault")]
-pub struct DroppedOnPurpose;
-
-impl From<std::convert::Infallible> for DroppedOnPurpose {
-    fn from(never: std::convert::Infallible) -> Self {
-        match never {}
     }
 }
 

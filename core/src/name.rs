@@ -40,6 +40,9 @@ impl fmt::Display for NameError {
 impl std::error::Error for NameError {}
 
 /// Checks a decoded stream name (no leading `/`).
+///
+/// One pass over the bytes (names are checked on every request). A control character is
+/// reported before a segment's fault, wherever each is.
 pub fn validate(name: &str) -> Result<(), NameError> {
     if name.is_empty() {
         return Err(NameError::Empty);
@@ -47,32 +50,47 @@ pub fn validate(name: &str) -> Result<(), NameError> {
     if name.len() > MAX_NAME_BYTES {
         return Err(NameError::TooLong);
     }
-    // An ASCII name (the usual one) is checked byte by byte: its control characters are
-    // 0x00-0x1f and 0x7f, what `char::is_control` finds among ASCII.
-    let control = if name.is_ascii() {
-        name.bytes().any(|b| b < 0x20 || b == 0x7f)
-    } else {
-        name.chars().any(char::is_control)
-    };
-    if control {
+    let bytes = name.as_bytes();
+    let mut segment_fault = None;
+    let mut depth = 1;
+    let mut start = 0;
+    let mut ascii = true;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b'/' {
+            if segment_fault.is_none() {
+                segment_fault = segment_error(&bytes[start..i], depth);
+            }
+            depth += 1;
+            start = i + 1;
+        } else if b < 0x20 || b == 0x7f {
+            // ASCII's control characters: what `char::is_control` finds among ASCII.
+            return Err(NameError::ControlCharacter);
+        } else if b >= 0x80 {
+            ascii = false;
+        }
+    }
+    if !ascii && name.chars().any(char::is_control) {
         return Err(NameError::ControlCharacter);
     }
-    let mut depth = 0;
-    for segment in name.split('/') {
-        depth += 1;
-        if depth > MAX_NAME_SEGMENTS {
-            return Err(NameError::TooDeep);
-        }
-        match segment {
-            "" => return Err(NameError::EmptySegment),
-            "." | ".." => return Err(NameError::DotSegment),
-            _ => {}
-        }
+    if let Some(e) = segment_fault.or_else(|| segment_error(&bytes[start..], depth)) {
+        return Err(e);
     }
     if name == "__ds" || name.starts_with("__ds/") {
         return Err(NameError::Reserved);
     }
     Ok(())
+}
+
+/// What is wrong with the `depth`-th segment, if anything.
+fn segment_error(segment: &[u8], depth: usize) -> Option<NameError> {
+    if depth > MAX_NAME_SEGMENTS {
+        return Some(NameError::TooDeep);
+    }
+    match segment {
+        b"" => Some(NameError::EmptySegment),
+        b"." | b".." => Some(NameError::DotSegment),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -98,5 +116,12 @@ mod tests {
         assert_eq!(validate(&"a".repeat(1025)), Err(NameError::TooLong));
         assert_eq!(validate(&["a"; 33].join("/")), Err(NameError::TooDeep));
         assert_eq!(validate("__ds/x"), Err(NameError::Reserved));
+        // A control character is reported first, wherever it is; then the first bad segment.
+        assert_eq!(validate("a//b\0"), Err(NameError::ControlCharacter));
+        assert_eq!(validate("a//b/\u{85}"), Err(NameError::ControlCharacter));
+        assert_eq!(validate("a/../b//c"), Err(NameError::DotSegment));
+        assert_eq!(validate("a//b/.."), Err(NameError::EmptySegment));
+        assert_eq!(validate("a/"), Err(NameError::EmptySegment));
+        assert_eq!(validate("/a"), Err(NameError::EmptySegment));
     }
 }

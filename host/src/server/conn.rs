@@ -33,20 +33,13 @@ impl MakeConn {
     }
 }
 
-impl tower::Service<SocketAddr> for MakeConn {
-    type Response = Conn;
-    type Error = Infallible;
-    type Future = std::future::Ready<Result<Conn, Infallible>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, peer: SocketAddr) -> Self::Future {
-        std::future::ready(Ok(Conn {
+impl MakeConn {
+    /// The service of a connection from `peer`.
+    pub fn conn(&self, peer: SocketAddr) -> Conn {
+        Conn {
             edge: self.edge.clone(),
             peer: self.attach_peer.then_some(peer),
-        }))
+        }
     }
 }
 

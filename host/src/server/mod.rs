@@ -1,4 +1,4 @@
-//! Serving: axum-server over plain TCP or rustls (HTTP/2 by ALPN), a header read timeout, and a
+//! Serving: our accept loop (`accept`) over plain TCP or rustls (HTTP/2 by ALPN), a header read timeout, and a
 //! graceful drain on SIGINT / SIGTERM: out of rotation first (`/readyz` 503 while still accepting
 //! for `server.drain_delay_secs`), then live readers released, accepting stopped and open
 //! requests given `server.shutdown_grace_secs`; requests cut at that deadline are logged.
@@ -15,6 +15,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::state::AppState;
 
+mod accept;
 mod conn;
 pub mod inflight;
 
@@ -97,12 +98,12 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let inflight = state.inflight.clone();
     let service = crate::http::service(state.clone());
-    let handle = axum_server::Handle::new();
+    let conns = accept::Connections::default();
     let delay = Duration::from_secs(state.config.server.drain_delay_secs);
     let grace = Duration::from_secs(state.config.server.shutdown_grace_secs);
     let header_timeout = Duration::from_secs(state.config.server.header_read_timeout_secs.max(1));
     {
-        let handle = handle.clone();
+        let conns = conns.clone();
         let state = state.clone();
         tokio::spawn(async move {
             shutdown.await;
@@ -116,36 +117,20 @@ pub async fn serve(
             }
             tracing::info!(grace_secs = grace.as_secs(), "shutting down: stopped accepting, draining");
             state.readiness.start_draining();
-            // The server's own cut comes a moment after the deadline, so that requests still
-            // open at the deadline are known (and logged) as cut.
-            handle.graceful_shutdown(Some(grace + Duration::from_millis(200)));
+            conns.graceful_shutdown();
             tokio::time::sleep(grace).await;
-            inflight.deadline_reached(handle.connection_count());
+            inflight.deadline_reached(conns.count());
+            // The cut comes a moment after the deadline, so that requests still open at the
+            // deadline are known (and logged) as cut.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            conns.cut();
         });
     }
-    listener.set_nonblocking(true)?;
+    let mut builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(header_timeout);
     // The peer address reaches handlers only when the per-client quotas count by it.
-    let service = conn::MakeConn::new(service, state.auth.quotas.counts_clients());
-    match tls {
-        Some(cfg) => {
-            let mut server = axum_server::from_tcp_rustls(listener, cfg).handle(handle);
-            server
-                .http_builder()
-                .http1()
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_timeout);
-            server.serve(service).await
-        }
-        None => {
-            let mut server = axum_server::from_tcp(listener).handle(handle);
-            server
-                .http_builder()
-                .http1()
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_timeout);
-            server.serve(service).await
-        }
-    }
+    let make = conn::MakeConn::new(service, state.auth.quotas.counts_clients());
+    accept::serve(listener, make, tls, builder, conns).await
 }
 
 /// The placeholder server that answers while the engine opens.

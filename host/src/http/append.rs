@@ -43,7 +43,7 @@ pub async fn handle(state: &AppState, name: &str, parts: &Parts, body: Body) -> 
         None => None,
         Some(v) => Some(v.to_str().map_err(|_| ApiError::bad_request("Stream-Seq must be ASCII"))?),
     };
-    let raw = body::read_limited(headers, body, state.config.limits.max_body_bytes).await?;
+    let raw = body::read_limited(body, state.config.limits.max_body_bytes).await?;
     if raw.is_empty() && !close {
         return Err(ApiError::bad_request("an append needs a body (or Stream-Closed: true to close)"));
     }

@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use axum::body::Body;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 
@@ -19,17 +19,12 @@ fn too_large(limit: u64) -> ApiError {
     )
 }
 
-/// Reads the whole body, refusing it up front from `Content-Length` and while streaming, so
-/// memory stays bounded by `limit`.
-pub async fn read_limited(headers: &HeaderMap, body: Body, limit: u64) -> Result<Bytes, ApiError> {
-    if let Some(len) = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        if len > limit {
-            return Err(too_large(limit));
-        }
+/// Reads the whole body, refusing it up front by its announced length (`Content-Length`, as
+/// hyper read it: no header looked up again) and while streaming, so memory stays bounded by
+/// `limit`.
+pub async fn read_limited(body: Body, limit: u64) -> Result<Bytes, ApiError> {
+    if http_body::Body::size_hint(&body).lower() > limit {
+        return Err(too_large(limit));
     }
     match axum::body::to_bytes(body, limit as usize).await {
         Ok(b) => Ok(b),

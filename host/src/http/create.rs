@@ -148,7 +148,7 @@ pub async fn handle(state: &AppState, name: String, parts: &Parts, body: Body) -
     let lifetime = parse_lifetime(headers)?;
     let closed = h::closed_flag(headers);
     let fork = parse_fork(state, headers)?;
-    let raw = body::read_limited(headers, body, state.config.limits.max_body_bytes).await?;
+    let raw = body::read_limited(body, state.config.limits.max_body_bytes).await?;
 
     let mut fork_position = 0;
     let mut effective_ct = ct.clone().unwrap_or_else(|| "application/octet-stream".into());

@@ -124,7 +124,7 @@ pub async fn endpoint(faults: &Faults, base: &str, parts: &Parts, body: Body, ma
             ok()
         }
         Method::POST => {
-            let raw = match super::read_body(&parts.headers, body, max_body).await {
+            let raw = match super::read_body(body, max_body).await {
                 Ok(b) => b,
                 Err(e) => return e.into_response(),
             };

@@ -116,7 +116,7 @@ async fn route(state: &Arc<AppState>, caller: &Caller, id: Option<String>, parts
     let caller = caller.clone();
     match (&parts.method, id) {
         (&Method::POST, None) => {
-            let bytes = super::read_body(&parts.headers, body, 64 << 10).await?;
+            let bytes = super::read_body(body, 64 << 10).await?;
             let req: IssueBody =
                 serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("invalid token request: {e}")))?;
             let scopes = req

@@ -124,7 +124,7 @@ pub async fn dispatch(state: &Arc<AppState>, caller: &Caller, rest: &str, parts:
     if !super::model::valid_id(id) {
         return bad("subscription ids are 1-256 printable ASCII characters");
     }
-    let bytes = match crate::http::read_body(&parts.headers, body, state.config.limits.max_body_bytes).await {
+    let bytes = match crate::http::read_body(body, state.config.limits.max_body_bytes).await {
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };

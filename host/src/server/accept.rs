@@ -42,15 +42,9 @@ struct Shared {
     phase: AtomicU8,
     open: AtomicUsize,
     /// Each open connection's waker, to wake it when the phase changes (a slot per connection).
-    wakers: Mutex<Slots>,
+    wakers: Mutex<slab::Slab<Option<Waker>>>,
     /// Rung when the phase changes and when the last connection closes.
     changed: Notify,
-}
-
-#[derive(Default)]
-struct Slots {
-    slots: Vec<Option<Waker>>,
-    free: Vec<usize>,
 }
 
 impl Connections {
@@ -72,7 +66,7 @@ impl Connections {
     fn set_phase(&self, phase: u8) {
         self.shared.phase.fetch_max(phase, Ordering::SeqCst);
         // Taken after the phase is set: a connection registering after this reads the new phase.
-        let wakers: Vec<Waker> = self.shared.wakers.lock().slots.iter().flatten().cloned().collect();
+        let wakers: Vec<Waker> = self.shared.wakers.lock().iter().filter_map(|(_, w)| w.clone()).collect();
         wakers.into_iter().for_each(Waker::wake);
         self.shared.changed.notify_waiters();
     }
@@ -105,16 +99,7 @@ impl Connections {
 
     fn enter(&self) -> Open {
         self.shared.open.fetch_add(1, Ordering::SeqCst);
-        let slot = {
-            let mut w = self.shared.wakers.lock();
-            match w.free.pop() {
-                Some(i) => i,
-                None => {
-                    w.slots.push(None);
-                    w.slots.len() - 1
-                }
-            }
-        };
+        let slot = self.shared.wakers.lock().insert(None);
         Open {
             conns: self.clone(),
             slot,
@@ -136,7 +121,7 @@ impl Open {
     fn watch(&mut self, cx: &Context<'_>) -> u8 {
         if !self.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
             let w = cx.waker().clone();
-            self.conns.shared.wakers.lock().slots[self.slot] = Some(w.clone());
+            self.conns.shared.wakers.lock()[self.slot] = Some(w.clone());
             self.waker = Some(w);
         }
         self.conns.phase()
@@ -145,11 +130,7 @@ impl Open {
 
 impl Drop for Open {
     fn drop(&mut self) {
-        {
-            let mut w = self.conns.shared.wakers.lock();
-            w.slots[self.slot] = None;
-            w.free.push(self.slot);
-        }
+        self.conns.shared.wakers.lock().remove(self.slot);
         if self.conns.shared.open.fetch_sub(1, Ordering::SeqCst) == 1 {
             self.conns.shared.changed.notify_waiters();
         }

@@ -15,22 +15,16 @@ pub struct InFlight {
 /// One open request.
 pub type Entry = (axum::http::Method, axum::http::Uri, Instant);
 
-/// Slots of open requests and the free ones (entering and leaving cost a push and a pop).
-#[derive(Default)]
-struct Slots {
-    slots: Vec<Option<Entry>>,
-    free: Vec<usize>,
-}
-
+/// The open requests in a slab (entering and leaving reuse a slot).
 #[derive(Default)]
 struct Inner {
-    open: Mutex<Slots>,
+    open: Mutex<slab::Slab<Entry>>,
 }
 
 impl InFlight {
     /// Called at the grace deadline: logs every request still open (each will be cut).
     pub fn deadline_reached(&self, connections: usize) {
-        let open: Vec<Entry> = self.inner.open.lock().slots.iter().flatten().cloned().collect();
+        let open: Vec<Entry> = self.inner.open.lock().iter().map(|(_, e)| e.clone()).collect();
         if connections > 0 || !open.is_empty() {
             tracing::warn!(
                 connections,
@@ -58,20 +52,8 @@ pub struct Guard {
 impl InFlight {
     /// Registers a request until the returned guard drops.
     pub fn enter(&self, method: &axum::http::Method, uri: &axum::http::Uri) -> Guard {
-        let entry = Some((method.clone(), uri.clone(), Instant::now()));
-        let slot = {
-            let mut open = self.inner.open.lock();
-            match open.free.pop() {
-                Some(i) => {
-                    open.slots[i] = entry;
-                    i
-                }
-                None => {
-                    open.slots.push(entry);
-                    open.slots.len() - 1
-                }
-            }
-        };
+        let entry = (method.clone(), uri.clone(), Instant::now());
+        let slot = self.inner.open.lock().insert(entry);
         Guard {
             inflight: self.clone(),
             slot,
@@ -82,16 +64,12 @@ impl InFlight {
 impl Guard {
     /// The request's method, URI and start (for a log line about it).
     pub fn request(&self) -> Entry {
-        self.inflight.inner.open.lock().slots[self.slot]
-            .clone()
-            .expect("an entered request holds its slot until its guard drops")
+        self.inflight.inner.open.lock()[self.slot].clone()
     }
 }
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        let mut open = self.inflight.inner.open.lock();
-        open.slots[self.slot] = None;
-        open.free.push(self.slot);
+        self.inflight.inner.open.lock().remove(self.slot);
     }
 }

@@ -263,6 +263,35 @@ fn requests_cut_at_the_grace_deadline_are_logged() {
     );
 }
 
+/// A TLS connection still in its handshake (here: one that never sends a ClientHello) is cut
+/// with the rest at the grace deadline, not left to the handshake's own 10 s timeout.
+#[test]
+fn a_handshake_in_progress_is_cut_at_the_grace_deadline() {
+    let dir = tempdir::Dir::new();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let cert_path = dir.path.join("cert.pem");
+    let key_path = dir.path.join("key.pem");
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
+    let mut s = Server::try_start_tls(&[
+        ("DS_TLS__CERT_PATH", cert_path.to_str().unwrap()),
+        ("DS_TLS__KEY_PATH", key_path.to_str().unwrap()),
+        ("DS_SERVER__SHUTDOWN_GRACE_SECS", "1"),
+    ])
+    .unwrap();
+    let _silent = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    Command::new("kill").args(["-TERM", &s.child.id().to_string()]).status().unwrap();
+    let started = Instant::now();
+    while s.child.try_wait().unwrap().is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "exits after the grace period, not after the handshake timeout"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Issue 15 item 8: `tls.enabled = false` turns TLS off under a profile that sets the files.
 #[test]
 fn tls_can_be_turned_off_under_a_profile_that_sets_it() {
